@@ -1,0 +1,69 @@
+import express, { Router } from 'express';
+import { SignJWT } from 'jose';
+import type { Redis } from 'ioredis';
+import type { AppStore } from '../../common/src/apps.js';
+import { appOf, requireApp, requireOperator } from '../../common/src/httpAuth.js';
+import { invalid } from '../../common/src/errors.js';
+import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../common/src/tokens.js';
+import { orderNodesFor } from './orderNodes.js';
+import type { SigningKeys } from './signingKeys.js';
+
+export interface TokenRoutesDeps {
+  apps: AppStore;
+  keys: SigningKeys;
+  redis: Redis;
+  operatorKey: string;
+  tokenTtlSeconds: number;
+  /** Used when no pusher has registered itself in Redis (e.g. a static deployment). */
+  staticNodes: string[];
+}
+
+function readId(body: Record<string, unknown>, field: string): string {
+  const v = body[field];
+  if (typeof v !== 'string' || !ID_PATTERN.test(v)) {
+    throw invalid(`${field} must be a string of 1-128 characters without whitespace or "|"`, { field });
+  }
+  return v;
+}
+
+export function tokenRoutes(deps: TokenRoutesDeps): Router {
+  const router = Router();
+
+  router.get(JWKS_PATH, async (_req, res) => {
+    res.set('Cache-Control', 'max-age=60');
+    res.json(await deps.keys.jwks());
+  });
+
+  router.post('/v1/tokens', requireApp(deps.apps), express.json({ limit: '4kb' }), async (req, res) => {
+    const body = (req.body ?? {}) as Record<string, unknown>;
+    if (typeof body !== 'object' || Array.isArray(body)) throw invalid('body must be a JSON object');
+    const userId = readId(body, 'userId');
+    const deviceId = readId(body, 'deviceId');
+    let ttl = deps.tokenTtlSeconds;
+    if (body.ttlSeconds !== undefined) {
+      if (!Number.isInteger(body.ttlSeconds) || (body.ttlSeconds as number) < 10 || (body.ttlSeconds as number) > deps.tokenTtlSeconds) {
+        throw invalid(`ttlSeconds must be an integer from 10 to ${deps.tokenTtlSeconds}`, { field: 'ttlSeconds' });
+      }
+      ttl = body.ttlSeconds as number;
+    }
+    const app = appOf(res);
+    const { kid, key } = await deps.keys.current();
+    const exp = Math.floor(Date.now() / 1000) + ttl;
+    const token = await new SignJWT({ app: app._id, dev: deviceId })
+      .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
+      .setSubject(userId)
+      .setIssuer(TOKEN_ISSUER)
+      .setAudience(TOKEN_AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(exp)
+      .sign(key);
+    const nodes = await orderNodesFor(deps.redis, app._id, userId);
+    res.json({ token, expiresAt: new Date(exp * 1000).toISOString(), nodes: nodes.length > 0 ? nodes : deps.staticNodes });
+  });
+
+  router.post('/v1/admin/keys/rotate', requireOperator(deps.operatorKey), async (_req, res) => {
+    res.json({ kid: await deps.keys.rotate() });
+  });
+
+  return router;
+}

@@ -1,0 +1,5 @@
+import { bootService } from '../../common/src/lifecycle.js';
+import { loadConfig } from './config.js';
+import { startCollector } from './startCollector.js';
+
+await bootService('collector', () => loadConfig(process.env), startCollector);

@@ -1,0 +1,34 @@
+import express, { Router } from 'express';
+import type { AppStore } from '../../common/src/apps.js';
+import { appOf, requireApp } from '../../common/src/httpAuth.js';
+import { PushError } from '../../common/src/errors.js';
+import { submitMessage, type SubmitDeps } from './submitMessage.js';
+import { validateSubmission } from './validateMessage.js';
+
+export function messageRoutes(deps: SubmitDeps & { apps: AppStore; maxBodyBytes: number }): Router {
+  const router = Router();
+  router.post(
+    '/v1/messages',
+    requireApp(deps.apps),
+    (req, _res, next) => {
+      // Refuse non-JSON up front: express.json() would silently skip it.
+      if (!req.is('application/json')) return next(new PushError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { status: 415 }));
+      next();
+    },
+    express.json({ limit: deps.maxBodyBytes, strict: false }),
+    async (req, res) => {
+      const app = appOf(res);
+      let sub;
+      try {
+        sub = validateSubmission(req.body, app.limits);
+      } catch (err) {
+        deps.metrics.received.inc({ source: 'http', outcome: 'invalid' });
+        throw err;
+      }
+      const result = await submitMessage(deps, app, sub);
+      deps.metrics.received.inc({ source: 'http', outcome: result.duplicate ? 'duplicate' : result.status });
+      res.status(202).json(result);
+    },
+  );
+  return router;
+}

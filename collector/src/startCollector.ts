@@ -1,0 +1,62 @@
+import type { CollectorConfig } from './config.js';
+import type { ServiceDeps } from '../../common/src/lifecycle.js';
+import { createServiceClients } from '../../common/src/serviceClients.js';
+import { createHttpService } from '../../common/src/httpServer.js';
+import { createAppStore } from '../../common/src/apps.js';
+import { createMessageStore } from '../../common/src/messageStore.js';
+import { createBatchPublisher } from '../../common/src/batchPublisher.js';
+import { createProducer, ensureTopics } from '../../common/src/kafka.js';
+import { topicNames } from '../../common/src/topics.js';
+import { createCollectorMetrics } from './collectorMetrics.js';
+import { messageRoutes } from './messageRoutes.js';
+import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
+import { startEventsConsumer } from './eventsConsumer.js';
+
+export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promise<void> {
+  const { config, logger, onClose } = deps;
+  const clients = createServiceClients('collector', deps, { kafka: true, redis: true, mongo: true });
+  const { registry, checks } = clients;
+  const kafka = clients.kafka!;
+  const redis = clients.redis!;
+  const db = clients.mongo!.db;
+  const metrics = createCollectorMetrics(registry);
+  const apps = createAppStore({ db });
+  const store = createMessageStore(db);
+  const ttlIndexes = await store.ensureIndexes();
+  await apps.ensureIndexes();
+  if (!ttlIndexes) {
+    logger.info('MongoDB server lacks TTL indexes; sweeping expired documents every minute');
+    const sweeper = setInterval(() => {
+      void store.sweepExpired().catch((err: Error) => logger.warn({ err: err.message }, 'expiry sweep failed'));
+    }, 60_000);
+    onClose('expiry-sweeper', () => clearInterval(sweeper));
+  }
+
+  const topics = topicNames(config.topicPrefix);
+  await ensureTopics(kafka, [
+    { topic: topics.ingest, numPartitions: config.ingestPartitions },
+    { topic: topics.events, numPartitions: config.ingestPartitions },
+    { topic: topics.dlq, numPartitions: 1 },
+  ]);
+  const producer = createProducer(kafka, { maxInFlightRequests: 1 });
+  await producer.connect();
+  onClose('producer', () => producer.disconnect());
+  const publisher = createBatchPublisher({ producer, timeoutMs: config.publishTimeoutMs });
+  onClose('publisher', () => publisher.close());
+
+  const marker = createPublishedMarker(store, logger);
+  onClose('published-marker', () => marker.close());
+  const submitDeps = { store, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest };
+
+  const outbox = startOutboxSweeper({ store, publisher, redis, logger, metrics, ingestTopic: topics.ingest });
+  onClose('outbox', () => outbox.close());
+
+  const consumer = await startEventsConsumer(kafka, { ...submitDeps, apps, dlq: publisher }, topics);
+  onClose('events-consumer', () => consumer.disconnect());
+
+  const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
+  http.app.use(messageRoutes({ ...submitDeps, apps, maxBodyBytes: config.maxBodyBytes }));
+  const addr = await http.listen();
+  onClose('http', () => http.close());
+  logger.info({ url: `http://${addr.host}:${addr.port}` }, 'collector listening');
+}

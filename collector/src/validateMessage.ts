@@ -1,0 +1,103 @@
+import type { AppLimits } from '../../common/src/apps.js';
+import { invalid, PushError } from '../../common/src/errors.js';
+import { ID_PATTERN } from '../../common/src/tokens.js';
+
+export type Target = { kind: 'users'; users: string[] } | { kind: 'group'; group: string } | { kind: 'all' };
+
+/** A submission after validation, whichever way it arrived (HTTP or push.events). */
+export interface Submission {
+  to: Target;
+  /** Payload as JSON text, exactly as it will reach the client. */
+  payload: string;
+  persistent: boolean;
+  ttlSeconds: number;
+  idempotencyKey?: string;
+  collapseKey?: string;
+  traceId?: string;
+}
+
+export const DEFAULT_TTL_SECONDS = 86_400;
+export const MAX_TTL_SECONDS = 30 * 86_400;
+const ALLOWED_FIELDS = new Set(['to', 'payload', 'persistent', 'ttlSeconds', 'idempotencyKey', 'collapseKey', 'traceId']);
+const KEY_PATTERN = /^[\x21-\x7e]{1,256}$/;
+const GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+
+const fieldError = (field: string, message: string) => invalid(`${field}: ${message}`, { field });
+
+function optionalKey(body: Record<string, unknown>, field: string): string | undefined {
+  const v = body[field];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'string' || !KEY_PATTERN.test(v)) throw fieldError(field, 'must be 1-256 printable ASCII characters');
+  return v;
+}
+
+function readTarget(to: unknown, limits: AppLimits): Target {
+  if (typeof to !== 'object' || to === null || Array.isArray(to)) {
+    throw fieldError('to', 'must be one of {"users":[...]}, {"group":"name"} or {"all":true}');
+  }
+  const keys = Object.keys(to);
+  if (keys.length !== 1) throw fieldError('to', 'must have exactly one of users, group, all');
+  const t = to as Record<string, unknown>;
+  if ('users' in t) {
+    const users = t.users;
+    if (!Array.isArray(users) || users.length === 0) throw fieldError('to.users', 'must be a non-empty array of user ids');
+    if (users.length > limits.maxRecipients) {
+      throw fieldError('to.users', `has ${users.length} entries; at most ${limits.maxRecipients} per request`);
+    }
+    users.forEach((u, i) => {
+      if (typeof u !== 'string' || !ID_PATTERN.test(u)) {
+        throw fieldError(`to.users[${i}]`, 'must be a string of 1-128 characters without whitespace or "|"');
+      }
+    });
+    return { kind: 'users', users: [...new Set(users as string[])] };
+  }
+  if ('group' in t) {
+    if (typeof t.group !== 'string' || !GROUP_PATTERN.test(t.group)) {
+      throw fieldError('to.group', 'must be 1-128 characters of [A-Za-z0-9._:-]');
+    }
+    return { kind: 'group', group: t.group };
+  }
+  if ('all' in t) {
+    if (t.all !== true) throw fieldError('to.all', 'must be true');
+    return { kind: 'all' };
+  }
+  throw fieldError('to', `unknown target "${keys[0]}"; expected users, group or all`);
+}
+
+/**
+ * Validates a submission against the contract. Unknown top-level fields are
+ * refused (a typo such as "persistant" must not silently change semantics).
+ */
+export function validateSubmission(body: unknown, limits: AppLimits): Submission {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) throw invalid('body must be a JSON object');
+  const b = body as Record<string, unknown>;
+  const unknown = Object.keys(b).filter((k) => !ALLOWED_FIELDS.has(k));
+  if (unknown.length > 0) throw fieldError(unknown[0]!, `unknown field (allowed: ${[...ALLOWED_FIELDS].join(', ')})`);
+
+  const to = readTarget(b.to, limits);
+  if (b.payload === undefined) throw fieldError('payload', 'is required (any JSON value)');
+  const payload = JSON.stringify(b.payload);
+  if (Buffer.byteLength(payload) > limits.maxPayloadBytes) {
+    throw new PushError('PAYLOAD_TOO_LARGE', `payload is ${Buffer.byteLength(payload)} bytes; at most ${limits.maxPayloadBytes}`, {
+      status: 413,
+      details: { field: 'payload' },
+    });
+  }
+  if (b.persistent !== undefined && typeof b.persistent !== 'boolean') throw fieldError('persistent', 'must be a boolean');
+  let ttlSeconds = DEFAULT_TTL_SECONDS;
+  if (b.ttlSeconds !== undefined) {
+    if (!Number.isInteger(b.ttlSeconds) || (b.ttlSeconds as number) < 1 || (b.ttlSeconds as number) > MAX_TTL_SECONDS) {
+      throw fieldError('ttlSeconds', `must be an integer from 1 to ${MAX_TTL_SECONDS}`);
+    }
+    ttlSeconds = b.ttlSeconds as number;
+  }
+  return {
+    to,
+    payload,
+    persistent: (b.persistent as boolean | undefined) ?? true,
+    ttlSeconds,
+    idempotencyKey: optionalKey(b, 'idempotencyKey'),
+    collapseKey: optionalKey(b, 'collapseKey'),
+    traceId: optionalKey(b, 'traceId'),
+  };
+}

@@ -1,0 +1,39 @@
+/**
+ * WebSocket close codes and error-frame codes, shared by the pusher and the
+ * SDK. 4000-4999 are ours; the SDK decides from the code whether to reconnect.
+ */
+export const CLOSE = {
+  /** Normal close by either side. */
+  NORMAL: 1000,
+  /** The server is shutting down or draining: reconnect to another node. */
+  GOING_AWAY: 1001,
+  /** A frame larger than the server accepts (set by `ws`). */
+  TOO_LARGE: 1009,
+  /** The token expired during the session: fetch a new one, then reconnect. */
+  TOKEN_EXPIRED: 4001,
+  /** Too many malformed frames. Do not reconnect without a fix. */
+  PROTOCOL_ERROR: 4002,
+  /** The client did not answer pings in time. Reconnect. */
+  HEARTBEAT_TIMEOUT: 4004,
+  /** The client read too slowly and its send queue overflowed. Reconnect. */
+  SLOW_CONSUMER: 4008,
+  /** Kicked by an operator or by a newer login (`single` device mode). Do not reconnect. */
+  KICKED: 4009,
+  /** Too many frames per second, even after warnings. Reconnect after a pause. */
+  RATE_LIMITED: 4029,
+  /** Unexpected server error. Reconnect with backoff. */
+  SERVER_ERROR: 4500,
+} as const;
+
+export type CloseCode = (typeof CLOSE)[keyof typeof CLOSE];
+
+/** Close codes after which a client must not reconnect on its own. */
+export const NO_RECONNECT_CODES: readonly number[] = [CLOSE.PROTOCOL_ERROR, CLOSE.KICKED];
+
+/** `code` of `{ "type": "error" }` frames. */
+export const FRAME_ERROR = {
+  BAD_FRAME: 'BAD_FRAME',
+  RATE_LIMITED: 'RATE_LIMITED',
+  TOO_LARGE: 'TOO_LARGE',
+  NOT_AVAILABLE: 'NOT_AVAILABLE',
+} as const;

@@ -1,0 +1,146 @@
+/**
+ * Environment parsing shared by every service's `config.ts`.
+ * Each reader names the variable in its error so a bad deployment fails fast
+ * with a message an operator can act on.
+ */
+export type Env = Record<string, string | undefined>;
+
+export class ConfigError extends Error {
+  readonly code = 'CONFIG_INVALID';
+  constructor(readonly variable: string, message: string) {
+    super(`${variable}: ${message}`);
+    this.name = 'ConfigError';
+  }
+}
+
+function raw(env: Env, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value.trim() === '' ? undefined : value.trim();
+}
+
+export function envString(env: Env, name: string, fallback: string): string {
+  return raw(env, name) ?? fallback;
+}
+
+export function envOptionalString(env: Env, name: string): string | undefined {
+  return raw(env, name);
+}
+
+export function envInt(
+  env: Env,
+  name: string,
+  fallback: number,
+  bounds: { min?: number; max?: number } = {},
+): number {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `expected an integer, got "${value}"`);
+  const n = Number(value);
+  if (bounds.min !== undefined && n < bounds.min) throw new ConfigError(name, `must be >= ${bounds.min}, got ${n}`);
+  if (bounds.max !== undefined && n > bounds.max) throw new ConfigError(name, `must be <= ${bounds.max}, got ${n}`);
+  return n;
+}
+
+export function envPort(env: Env, name: string, fallback: number): number {
+  return envInt(env, name, fallback, { min: 0, max: 65535 });
+}
+
+export function envBool(env: Env, name: string, fallback: boolean): boolean {
+  const value = raw(env, name)?.toLowerCase();
+  if (value === undefined) return fallback;
+  if (['1', 'true', 'yes', 'on'].includes(value)) return true;
+  if (['0', 'false', 'no', 'off'].includes(value)) return false;
+  throw new ConfigError(name, `expected true/false, got "${value}"`);
+}
+
+export function envList(env: Env, name: string, fallback: string[]): string[] {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  if (items.length === 0) throw new ConfigError(name, 'expected a comma-separated list');
+  return items;
+}
+
+export function envEnum<T extends string>(env: Env, name: string, allowed: readonly T[], fallback: T): T {
+  const value = raw(env, name);
+  if (value === undefined) return fallback;
+  if (!(allowed as readonly string[]).includes(value)) {
+    throw new ConfigError(name, `expected one of ${allowed.join(', ')}, got "${value}"`);
+  }
+  return value as T;
+}
+
+export function envUrl(env: Env, name: string, fallback: string, protocols: string[]): string {
+  const value = raw(env, name) ?? fallback;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new ConfigError(name, `not a valid URL: "${value}"`);
+  }
+  if (!protocols.includes(url.protocol)) {
+    throw new ConfigError(name, `expected a ${protocols.join(' or ')} URL, got "${value}"`);
+  }
+  return value;
+}
+
+/** Kafka broker list "host:port,host:port". */
+export function envBrokers(env: Env, name: string, fallback: string): string[] {
+  const brokers = envList(env, name, [fallback]);
+  for (const b of brokers) {
+    if (!/^[^\s:]+:\d{1,5}$/.test(b)) throw new ConfigError(name, `expected host:port, got "${b}"`);
+  }
+  return brokers;
+}
+
+/** Node ids become Kafka topic names and Redis keys: keep them to a safe alphabet. */
+export function envIdentifier(env: Env, name: string, fallback: string): string {
+  const value = raw(env, name) ?? fallback;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(value)) {
+    throw new ConfigError(name, `expected 1-64 characters of [A-Za-z0-9._-], got "${value}"`);
+  }
+  return value;
+}
+
+export type Mode = 'development' | 'production';
+
+/** Settings every service shares: mode, log level, infrastructure addresses. */
+export interface CommonConfig {
+  mode: Mode;
+  logLevel: string;
+  host: string;
+  kafkaBrokers: string[];
+  redisUrl: string;
+  mongoUrl: string;
+  mongoDb: string;
+  operatorKey: string;
+  /** Prefix of every Kafka topic and consumer group. Default empty. */
+  topicPrefix: string;
+}
+
+const DEV_OPERATOR_KEY = 'operator-key';
+
+export function loadCommonConfig(env: Env): CommonConfig {
+  const mode = envEnum(env, 'PUSH_MODE', ['development', 'production'] as const, 'development');
+  const operatorKey = envString(env, 'OPERATOR_KEY', mode === 'development' ? DEV_OPERATOR_KEY : '');
+  if (mode === 'production' && (operatorKey === '' || operatorKey === DEV_OPERATOR_KEY)) {
+    throw new ConfigError('OPERATOR_KEY', 'must be set to a non-default secret when PUSH_MODE=production');
+  }
+  return {
+    mode,
+    logLevel: envEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
+    host: envString(env, 'BIND_HOST', '127.0.0.1'),
+    kafkaBrokers: envBrokers(env, 'KAFKA_BROKERS', '127.0.0.1:9092'),
+    redisUrl: envUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
+    mongoUrl: envUrl(env, 'MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),
+    mongoDb: envIdentifier(env, 'MONGO_DB', 'push'),
+    operatorKey,
+    topicPrefix: envTopicPrefix(env, 'KAFKA_TOPIC_PREFIX'),
+  };
+}
+
+function envTopicPrefix(env: Env, name: string): string {
+  const value = raw(env, name) ?? '';
+  if (!/^[A-Za-z0-9._-]{0,100}$/.test(value)) throw new ConfigError(name, `expected up to 100 characters of [A-Za-z0-9._-], got "${value}"`);
+  return value;
+}

@@ -1,0 +1,98 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import type { Registry } from 'prom-client';
+import type { Logger } from './logger.js';
+import { PushError } from './errors.js';
+import { runChecks, type DependencyCheck } from './dependencyChecks.js';
+
+export interface HttpServiceOptions {
+  name: string;
+  host: string;
+  port: number;
+  logger: Logger;
+  registry: Registry;
+  checks: DependencyCheck[];
+  /** Extra readiness condition owned by the service (e.g. "draining"). */
+  isAccepting?: () => boolean;
+}
+
+export interface HttpService {
+  app: Express;
+  server: http.Server;
+  listen(): Promise<{ host: string; port: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * An express app with the endpoints every service answers (`/healthz`,
+ * `/readyz`, `/metrics`). Routes added by the caller come before the JSON
+ * 404 and error handlers installed by `listen()`.
+ */
+export function createHttpService(opts: HttpServiceOptions): HttpService {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+
+  app.get('/healthz', (_req, res) => {
+    res.json({ status: 'ok', service: opts.name });
+  });
+  app.get('/readyz', async (_req, res) => {
+    const report = await runChecks(opts.checks);
+    const accepting = opts.isAccepting?.() ?? true;
+    const ready = report.ready && accepting;
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', service: opts.name, accepting, ...report });
+  });
+  app.get('/metrics', async (_req, res) => {
+    res.set('Content-Type', opts.registry.contentType);
+    res.send(await opts.registry.metrics());
+  });
+
+  const server = http.createServer(app);
+  server.keepAliveTimeout = 65_000;
+
+  return {
+    app,
+    server,
+    listen() {
+      app.use((req, res) => {
+        res.status(404).json({ error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${req.path}` } });
+      });
+      app.use(errorHandler(opts.logger));
+      return new Promise((resolve, reject) => {
+        server.once('error', reject);
+        server.listen(opts.port, opts.host, () => {
+          server.off('error', reject);
+          const addr = server.address() as AddressInfo;
+          resolve({ host: addr.address, port: addr.port });
+        });
+      });
+    },
+    close() {
+      return new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeIdleConnections();
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+    },
+  };
+}
+
+/** Maps thrown errors, including body-parser's, to the JSON error shape. */
+function errorHandler(logger: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    const e = err as { type?: string; status?: number; message?: string };
+    let pe: PushError;
+    if (err instanceof PushError) pe = err;
+    else if (e.type === 'entity.too.large') pe = new PushError('PAYLOAD_TOO_LARGE', 'request body is too large', { status: 413 });
+    else if (e.type === 'entity.parse.failed') pe = new PushError('INVALID_JSON', 'request body is not valid JSON', { status: 400 });
+    else if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
+      pe = new PushError('UNSUPPORTED_ENCODING', e.message ?? 'unsupported encoding', { status: 415 });
+    } else {
+      pe = new PushError('INTERNAL', 'internal error', { status: 500, cause: err });
+      logger.error({ err, method: req.method, path: req.path }, 'request failed');
+    }
+    if (pe.status === 503 || pe.status === 429) res.set('Retry-After', res.get('Retry-After') ?? '1');
+    res.status(pe.status).json(pe.toJSON());
+  };
+}

@@ -1,0 +1,75 @@
+import type { Redis } from 'ioredis';
+
+/**
+ * Where each user's devices are connected, in Redis:
+ *
+ *   push:r:<app>|<user>   hash  "<device>|<connId>" -> "<nodeId>|<expiresAtMs>"
+ *
+ * One field per connection, so a device that reconnects before its old
+ * socket is noticed dead has two entries for a moment, and a close removes
+ * exactly its own. Fields carry their own expiry (Redis 7.0 has no per-field
+ * TTL); the key's TTL is refreshed with them and cleans up abandoned users.
+ */
+export const routeKey = (app: string, user: string) => `push:r:${app}|${user}`;
+
+export interface RouteEntry {
+  app: string;
+  user: string;
+  device: string;
+  connId: string;
+}
+
+export interface Route {
+  device: string;
+  connId: string;
+  nodeId: string;
+  expiresAt: number;
+}
+
+const field = (r: RouteEntry) => `${r.device}|${r.connId}`;
+
+/** Adds or refreshes routes for connections on `nodeId`, pipelined. */
+export async function putRoutes(redis: Redis, nodeId: string, entries: RouteEntry[], ttlMs: number): Promise<void> {
+  if (entries.length === 0) return;
+  const expiresAt = Date.now() + ttlMs;
+  const pipeline = redis.pipeline();
+  for (const e of entries) {
+    const key = routeKey(e.app, e.user);
+    pipeline.hset(key, field(e), `${nodeId}|${expiresAt}`);
+    pipeline.pexpire(key, ttlMs);
+  }
+  await pipeline.exec();
+}
+
+export async function removeRoutes(redis: Redis, entries: RouteEntry[]): Promise<void> {
+  if (entries.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const e of entries) pipeline.hdel(routeKey(e.app, e.user), field(e));
+  await pipeline.exec();
+}
+
+function parseRoutes(hash: Record<string, string> | undefined, now: number): Route[] {
+  const routes: Route[] = [];
+  for (const [f, v] of Object.entries(hash ?? {})) {
+    const sep = f.lastIndexOf('|');
+    const vsep = v.lastIndexOf('|');
+    const expiresAt = Number(v.slice(vsep + 1));
+    if (sep < 0 || vsep < 0 || !(expiresAt > now)) continue;
+    routes.push({ device: f.slice(0, sep), connId: f.slice(sep + 1), nodeId: v.slice(0, vsep), expiresAt });
+  }
+  return routes;
+}
+
+/** Live routes of many users in one pipelined round trip. */
+export async function lookupRoutes(redis: Redis, users: { app: string; user: string }[]): Promise<Route[][]> {
+  if (users.length === 0) return [];
+  const pipeline = redis.pipeline();
+  for (const u of users) pipeline.hgetall(routeKey(u.app, u.user));
+  const results = (await pipeline.exec()) ?? [];
+  const now = Date.now();
+  return users.map((_, i) => {
+    const [err, hash] = results[i] ?? [];
+    if (err) throw err;
+    return parseRoutes(hash as Record<string, string>, now);
+  });
+}

@@ -1,0 +1,114 @@
+import type { EachBatchPayload } from 'kafkajs';
+import type { DispatcherConfig } from './config.js';
+import type { ServiceDeps } from '../../common/src/lifecycle.js';
+import { createServiceClients } from '../../common/src/serviceClients.js';
+import { createHttpService } from '../../common/src/httpServer.js';
+import { createBatchPublisher } from '../../common/src/batchPublisher.js';
+import { createProducer, ensureTopics } from '../../common/src/kafka.js';
+import { topicNames } from '../../common/src/topics.js';
+import { lookupRoutes } from '../../common/src/routes.js';
+import { liveNodeIds } from '../../common/src/nodeRegistry.js';
+import { sendToDeadLetters } from '../../common/src/deadLetter.js';
+import { Counter, Histogram } from '../../common/src/metrics.js';
+import { decodeRecord, encodeRecord, RecordDecodeError } from '../../schemas/registry.js';
+import type { IngestRecord } from '../../schemas/types.js';
+import { routeRecords } from './routeRecords.js';
+
+export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
+  const { config, logger, onClose } = deps;
+  const clients = createServiceClients('dispatcher', deps, { kafka: true, redis: true });
+  const { registry, checks } = clients;
+  const kafka = clients.kafka!;
+  const redis = clients.redis!;
+  const topics = topicNames(config.topicPrefix);
+  const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
+  const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
+
+  await ensureTopics(kafka, [
+    { topic: topics.ingest, numPartitions: config.ingestPartitions },
+    { topic: topics.dlq, numPartitions: 1 },
+  ]);
+  const producer = createProducer(kafka);
+  await producer.connect();
+  onClose('producer', () => producer.disconnect());
+  const publisher = createBatchPublisher({ producer, maxQueued: 100_000, maxBatch: 2000, timeoutMs: 10_000 });
+  onClose('publisher', () => publisher.close());
+
+  // Live nodes change on the scale of seconds, so the set is cached; a route to a
+  // node the cache has not seen yet (it just started) forces a quick re-read.
+  let nodesCache = { at: 0, ids: new Set<string>() };
+  const liveNodes = async (wanted: Iterable<string>) => {
+    const age = Date.now() - nodesCache.at;
+    const unknown = [...wanted].some((id) => !nodesCache.ids.has(id));
+    if (age > config.nodeCacheMs || (unknown && age > 100)) nodesCache = { at: Date.now(), ids: new Set(await liveNodeIds(redis)) };
+    return nodesCache.ids;
+  };
+
+  const handleBatch = async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary }: EachBatchPayload) => {
+    const end = batchSeconds.startTimer();
+    const records: IngestRecord[] = [];
+    for (const message of batch.messages) {
+      try {
+        records.push(decodeRecord('IngestRecord', message.value, message.headers));
+      } catch (err) {
+        if (!(err instanceof RecordDecodeError)) throw err;
+        routed.inc({ outcome: 'dead-lettered' });
+        logger.warn({ partition: batch.partition, offset: message.offset, code: err.code }, 'undecodable ingest record');
+        await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, topics.groups.dispatcher, topics.dlq);
+      }
+    }
+    const users = new Map<string, { app: string; user: string }>();
+    for (const r of records) if (r.user !== null) users.set(`${r.app}|${r.user}`, { app: r.app, user: r.user });
+    const keys = [...users.keys()];
+    const found = await lookupRoutes(redis, [...users.values()]);
+    const routesByUser = new Map(keys.map((k, i) => [k, found[i]!]));
+    const wanted = new Set(found.flatMap((routes) => routes.map((r) => r.nodeId)));
+    const result = routeRecords(records, (app, user) => routesByUser.get(`${app}|${user}`) ?? [], await liveNodes(wanted), Date.now());
+
+    await Promise.all(
+      [...result.byNode].map(([nodeId, recs]) =>
+        publisher.publish(
+          topics.node(nodeId),
+          recs.map((r) => {
+            const enc = encodeRecord('NodeDelivery', r);
+            return { key: `${r.app}|${r.user}`, value: enc.value, headers: { ...enc.headers, 'push-trace': r.traceId } };
+          }),
+        ),
+      ),
+    );
+    // Offsets move only after every forward succeeded: a crash before this line replays the batch.
+    const last = batch.messages.at(-1);
+    if (last) resolveOffset(last.offset);
+    await commitOffsetsIfNecessary();
+    await heartbeat();
+    let forwarded = 0;
+    for (const recs of result.byNode.values()) forwarded += recs.length;
+    routed.inc({ outcome: 'forwarded' }, forwarded);
+    routed.inc({ outcome: 'offline' }, result.leftOffline);
+    routed.inc({ outcome: 'dropped-transient' }, result.droppedTransient);
+    routed.inc({ outcome: 'expired' }, result.expired);
+    end();
+  };
+
+  const consumer = kafka.consumer({
+    groupId: topics.groups.dispatcher,
+    sessionTimeout: config.sessionTimeoutMs,
+    heartbeatInterval: Math.floor(config.sessionTimeoutMs / 5),
+    maxBytesPerPartition: 512 * 1024,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
+  });
+  await consumer.connect();
+  onClose('consumer', () => consumer.disconnect());
+  await consumer.subscribe({ topic: topics.ingest, fromBeginning: true });
+  await consumer.run({
+    autoCommit: false,
+    eachBatchAutoResolve: false,
+    partitionsConsumedConcurrently: config.concurrency,
+    eachBatch: handleBatch,
+  });
+
+  const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
+  const addr = await http.listen();
+  onClose('http', () => http.close());
+  logger.info({ url: `http://${addr.host}:${addr.port}` }, 'dispatcher listening');
+}

@@ -1,0 +1,61 @@
+import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
+import type { Connection } from './connection.js';
+
+export interface FrameHandlers {
+  ack(conn: Connection, ids: string[]): boolean;
+  upstream(conn: Connection, payload: unknown): void;
+  onBadFrame(reason: string): void;
+}
+
+const MAX_BAD_FRAMES = 10;
+const MAX_ACK_IDS = 500;
+const ID = /^[0-9A-Z]{26}$/;
+
+const errorFrame = (code: string, message: string) => JSON.stringify({ type: 'error', code, message });
+
+/** Parses and dispatches one client frame. Never throws: bad input gets an error frame, repeated bad input a close. */
+export function handleClientFrame(conn: Connection, data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean, h: FrameHandlers): void {
+  conn.alive = true;
+  if (!conn.takeFrameToken()) {
+    h.onBadFrame('rate');
+    conn.send(errorFrame(FRAME_ERROR.RATE_LIMITED, 'too many frames; slow down'));
+    if (++conn.badFrames > MAX_BAD_FRAMES * 2) conn.close(CLOSE.RATE_LIMITED, 'frame rate exceeded');
+    return;
+  }
+  const bad = (reason: string, message: string) => {
+    h.onBadFrame(reason);
+    conn.send(errorFrame(FRAME_ERROR.BAD_FRAME, message));
+    if (++conn.badFrames > MAX_BAD_FRAMES) conn.close(CLOSE.PROTOCOL_ERROR, 'too many malformed frames');
+  };
+  if (isBinary) return bad('binary', 'binary frames are not supported; send JSON text');
+  let frame: { type?: unknown; ids?: unknown; payload?: unknown; group?: unknown };
+  try {
+    frame = JSON.parse(data.toString()) as typeof frame;
+  } catch {
+    return bad('json', 'frame is not valid JSON');
+  }
+  if (typeof frame !== 'object' || frame === null) return bad('shape', 'frame must be a JSON object with a "type"');
+  switch (frame.type) {
+    case 'ping':
+      conn.send('{"type":"pong"}');
+      return;
+    case 'ack': {
+      const ids = frame.ids;
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS || !ids.every((i) => typeof i === 'string' && ID.test(i))) {
+        return bad('ack', `ack.ids must be 1-${MAX_ACK_IDS} message ids`);
+      }
+      if (!h.ack(conn, ids as string[])) conn.send(errorFrame(FRAME_ERROR.RATE_LIMITED, 'acks are backing up; resend later'));
+      return;
+    }
+    case 'upstream':
+      if (frame.payload === undefined) return bad('upstream', 'upstream.payload is required');
+      h.upstream(conn, frame.payload);
+      return;
+    case 'subscribe':
+    case 'unsubscribe':
+      conn.send(errorFrame(FRAME_ERROR.NOT_AVAILABLE, 'groups are not available on this server yet'));
+      return;
+    default:
+      return bad('type', `unknown frame type ${JSON.stringify(frame.type)}`);
+  }
+}

@@ -1,0 +1,51 @@
+import { envInt, envIdentifier, envPort, envString, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+
+export interface PusherConfig extends CommonConfig {
+  port: number;
+  /** This node's id: names its Kafka topic and its Redis routes. Default `node-<port>`. */
+  nodeId: string;
+  /** Address clients are told to use for this node. Default `ws://<host>:<port>/v1/ws`. */
+  publicUrl: string;
+  /** Where the auth service publishes its token keys (JWKS). Default `http://127.0.0.1:8081`. */
+  authUrl: string;
+  /** Protocol ping interval; a client silent for two intervals is cut off. Default 25000 ms. */
+  heartbeatMs: number;
+  /** Lifetime of a route in Redis, refreshed every heartbeat. Default 3 heartbeats. */
+  routeTtlMs: number;
+  /** Bytes queued for one client before it is cut off as a slow consumer (4008). Default 1 MiB. */
+  maxBufferedBytes: number;
+  /** Largest frame a client may send. Default 65536 bytes. */
+  maxFrameBytes: number;
+  /** Frames per second a client may send (burst: 2x). Default 20. */
+  frameRate: number;
+  /** Deliveries on connect before an unacknowledged message is parked for that device. Default 10. */
+  maxDeliveryAttempts: number;
+  /** Offline messages loaded per page on connect. Default 200. */
+  offlinePageSize: number;
+  /** Live messages held per connection while its offline messages load. Default 1000. */
+  maxPendingLive: number;
+  /** Partitions of this node's topic. Default 2. */
+  nodeTopicPartitions: number;
+}
+
+export function loadConfig(env: Env): PusherConfig {
+  const common = loadCommonConfig(env);
+  const port = envPort(env, 'PUSHER_PORT', 8090);
+  const heartbeatMs = envInt(env, 'PUSHER_HEARTBEAT_MS', 25_000, { min: 1000, max: 600_000 });
+  return {
+    ...common,
+    port,
+    nodeId: envIdentifier(env, 'NODE_ID', `node-${port}`),
+    publicUrl: envString(env, 'PUSHER_PUBLIC_URL', `ws://${common.host}:${port}/v1/ws`),
+    authUrl: envString(env, 'AUTH_URL', 'http://127.0.0.1:8081'),
+    heartbeatMs,
+    routeTtlMs: envInt(env, 'PUSHER_ROUTE_TTL_MS', heartbeatMs * 3, { min: heartbeatMs * 2 }),
+    maxBufferedBytes: envInt(env, 'PUSHER_MAX_BUFFERED_BYTES', 1 << 20, { min: 1024 }),
+    maxFrameBytes: envInt(env, 'PUSHER_MAX_FRAME_BYTES', 65_536, { min: 256, max: 16 << 20 }),
+    frameRate: envInt(env, 'PUSHER_FRAME_RATE', 20, { min: 1, max: 10_000 }),
+    maxDeliveryAttempts: envInt(env, 'PUSHER_MAX_DELIVERY_ATTEMPTS', 10, { min: 1, max: 1000 }),
+    offlinePageSize: envInt(env, 'PUSHER_OFFLINE_PAGE_SIZE', 200, { min: 1, max: 5000 }),
+    maxPendingLive: envInt(env, 'PUSHER_MAX_PENDING_LIVE', 1000, { min: 10 }),
+    nodeTopicPartitions: envInt(env, 'NODE_TOPIC_PARTITIONS', 2, { min: 1, max: 64 }),
+  };
+}

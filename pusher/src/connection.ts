@@ -1,0 +1,101 @@
+import type { WebSocket } from 'ws';
+import { CLOSE } from '../../common/src/codes.js';
+
+/**
+ * One client socket. Kept small on purpose: a node holds hundreds of
+ * thousands of these, so per-connection state is a few fields, and the
+ * resume buffers exist only while offline messages are loading.
+ */
+export class Connection {
+  /** Live message frames that arrived while offline messages were loading (id, frame). */
+  pending: [string, string][] | undefined = [];
+  /** Ids sent from the offline store during resume, to skip them if they also arrive live. */
+  resumed: Set<string> | undefined = new Set();
+  alive = true;
+  closed = false;
+  badFrames = 0;
+  private tokens: number;
+  private refilledAt = Date.now();
+
+  constructor(
+    readonly ws: WebSocket,
+    readonly id: string,
+    readonly app: string,
+    readonly user: string,
+    readonly device: string,
+    private readonly limits: { maxBufferedBytes: number; frameRate: number; maxPendingLive: number },
+  ) {
+    this.tokens = limits.frameRate * 2;
+  }
+
+  get userKey(): string {
+    return `${this.app}|${this.user}`;
+  }
+
+  get resuming(): boolean {
+    return this.pending !== undefined;
+  }
+
+  /**
+   * Writes a frame unless the client is too far behind, in which case it is
+   * cut off (4008) rather than allowed to grow this process's memory.
+   * Returns false when the frame was not written.
+   */
+  send(frame: string): boolean {
+    if (this.closed) return false;
+    if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
+      this.close(CLOSE.SLOW_CONSUMER, 'slow consumer: send queue full');
+      return false;
+    }
+    this.ws.send(frame);
+    return true;
+  }
+
+  /** Delivers a live message, or holds it until the resume finishes. False if dropped. */
+  deliverLive(id: string, frame: string): boolean {
+    if (this.pending) {
+      if (this.pending.length >= this.limits.maxPendingLive) {
+        this.close(CLOSE.SLOW_CONSUMER, 'slow consumer: too many messages during resume');
+        return false;
+      }
+      this.pending.push([id, frame]);
+      return true;
+    }
+    return this.send(frame);
+  }
+
+  /** Ends the resume phase: sends held live messages not already sent from the store. */
+  finishResume(): void {
+    const pending = this.pending ?? [];
+    const resumed = this.resumed;
+    this.pending = undefined;
+    this.resumed = undefined;
+    for (const [id, frame] of pending) if (!resumed?.has(id)) this.send(frame);
+  }
+
+  /** Token bucket for client frames. */
+  takeFrameToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(this.limits.frameRate * 2, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.frameRate);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  close(code: number, reason: string): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.ws.close(code, reason);
+    // A client that does not complete the closing handshake is dropped.
+    setTimeout(() => this.ws.terminate(), 2000).unref();
+  }
+}
+
+/** Builds a message frame without re-serialising the payload (already JSON text). */
+export function messageFrame(m: { id: string; payload: string; persistent: boolean; createdAt: number; expiresAt: number; collapseKey?: string | null }): string {
+  return (
+    `{"type":"message","id":"${m.id}","persistent":${m.persistent},"sentAt":"${new Date(m.createdAt).toISOString()}",` +
+    `"expiresAt":"${new Date(m.expiresAt).toISOString()}"${m.collapseKey ? `,"collapseKey":${JSON.stringify(m.collapseKey)}` : ''},"payload":${m.payload}}`
+  );
+}

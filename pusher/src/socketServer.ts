@@ -1,0 +1,208 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { randomBytes } from 'node:crypto';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type { Redis } from 'ioredis';
+import type { AppStore } from '../../common/src/apps.js';
+import type { MessageStore } from '../../common/src/messageStore.js';
+import type { Logger } from '../../common/src/logger.js';
+import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import { CLOSE } from '../../common/src/codes.js';
+import { putRoutes, removeRoutes, type RouteEntry } from '../../common/src/routes.js';
+import { newId } from '../../common/src/ids.js';
+import { encodeRecord } from '../../schemas/registry.js';
+import type { PusherConfig } from './config.js';
+import { Connection, messageFrame } from './connection.js';
+import { ConnectionTable } from './connectionTable.js';
+import { handleClientFrame } from './clientFrames.js';
+import type { TokenVerifier } from './verifyToken.js';
+import { TokenError } from './verifyToken.js';
+import type { PusherMetrics } from './pusherMetrics.js';
+import type { createAckWriter } from './ackWriter.js';
+
+export interface SocketServerDeps {
+  config: PusherConfig;
+  logger: Logger;
+  redis: Redis;
+  apps: AppStore;
+  store: MessageStore;
+  verify: TokenVerifier;
+  metrics: PusherMetrics;
+  acks: ReturnType<typeof createAckWriter>;
+  publisher: BatchPublisher;
+  upstreamTopic: string;
+}
+
+const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
+
+function refuse(socket: Duplex, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  socket.end(
+    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
+      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
+}
+
+const routeOf = (c: Connection): RouteEntry => ({ app: c.app, user: c.user, device: c.device, connId: c.id });
+
+/**
+ * The WebSocket side of a pusher: authenticates before the upgrade, keeps the
+ * connection table and the Redis routes, resumes each device from the store
+ * before live delivery, and cuts off dead, slow or abusive clients.
+ */
+export function createSocketServer(server: http.Server, deps: SocketServerDeps) {
+  const { config, logger, redis, metrics } = deps;
+  const table = new ConnectionTable();
+  const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
+  let accepting = true;
+
+  server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    void (async () => {
+      const url = new URL(req.url ?? '/', 'http://x');
+      if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'NOT_FOUND', 'WebSocket endpoint is /v1/ws');
+      if (!accepting) return refuse(socket, 503, 'DRAINING', 'this node is not accepting connections');
+      let claims;
+      try {
+        claims = await deps.verify(url.searchParams.get('token') ?? '');
+      } catch (err) {
+        const e = err instanceof TokenError ? err : new TokenError('TOKEN_INVALID', 'invalid token');
+        metrics.handshakes.inc({ outcome: e.code.toLowerCase() });
+        return refuse(socket, e.code === 'KEYS_UNAVAILABLE' ? 503 : 401, e.code, e.message);
+      }
+      const app = await deps.apps.get(claims.app).catch(() => undefined);
+      if (!app) {
+        metrics.handshakes.inc({ outcome: 'unknown_app' });
+        return refuse(socket, 401, 'TOKEN_INVALID', 'token names an unknown app');
+      }
+      const origin = req.headers.origin;
+      if (origin && !app.allowedOrigins.includes('*') && !app.allowedOrigins.includes(origin)) {
+        metrics.handshakes.inc({ outcome: 'origin' });
+        return refuse(socket, 403, 'ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed for app ${app._id}`);
+      }
+      wss.handleUpgrade(req, socket, head, (ws) => {
+        metrics.handshakes.inc({ outcome: 'ok' });
+        void open(ws, claims.app, claims.user, claims.device);
+      });
+    })().catch((err: unknown) => {
+      logger.error({ err }, 'upgrade failed');
+      refuse(socket, 503, 'UNAVAILABLE', 'cannot accept the connection now');
+    });
+  });
+
+  const open = async (ws: WebSocket, app: string, user: string, device: string) => {
+    const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, config);
+    table.add(conn);
+    ws.on('pong', () => (conn.alive = true));
+    ws.on('message', (data, isBinary) =>
+      handleClientFrame(conn, data, isBinary, {
+        ack: (c, ids) => {
+          metrics.acks.inc(ids.length);
+          return deps.acks.add(c.app, c.user, c.device, ids);
+        },
+        upstream: (c, payload) => publishUpstream(c, payload),
+        onBadFrame: (reason) => metrics.badFrames.inc({ reason }),
+      }),
+    );
+    ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
+    ws.on('close', (code) => {
+      conn.closed = true;
+      table.remove(conn);
+      metrics.closes.inc({ code: String(code) });
+      void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
+    });
+    try {
+      // Route first, then read the store: a message stored after the read is routed
+      // here live; one stored before it is in the read. Nothing falls in between.
+      await putRoutes(redis, config.nodeId, [routeOf(conn)], config.routeTtlMs);
+      void redis.set(lastNodeKey(app, user), config.nodeId, 'EX', 86_400).catch(() => undefined);
+      await resume(conn);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message, app, user, device }, 'resume failed; closing');
+      conn.close(CLOSE.SERVER_ERROR, 'could not load undelivered messages');
+    }
+  };
+
+  const resume = async (conn: Connection) => {
+    let after = '';
+    for (;;) {
+      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, after, config.offlinePageSize);
+      if (conn.closed || page.length === 0) break;
+      for (const m of page) {
+        conn.resumed?.add(m._id);
+        if (conn.send(messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }))) {
+          metrics.delivered.inc({ path: 'resume' });
+        }
+      }
+      const parked = await deps.store.recordAttempts(conn.app, conn.user, conn.device, page.map((m) => m._id), config.maxDeliveryAttempts);
+      metrics.parked.inc(parked.length);
+      after = page.at(-1)!._id;
+      if (page.length < config.offlinePageSize) break;
+    }
+    conn.finishResume();
+  };
+
+  const publishUpstream = (conn: Connection, payload: unknown) => {
+    const rec = encodeRecord('Upstream', {
+      id: newId(),
+      app: conn.app,
+      user: conn.user,
+      device: conn.device,
+      nodeId: config.nodeId,
+      payload: JSON.stringify(payload),
+      receivedAt: Date.now(),
+    });
+    deps.publisher
+      .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
+      .catch(() => conn.send('{"type":"error","code":"UPSTREAM_UNAVAILABLE","message":"upstream could not be published; retry later"}'));
+  };
+
+  // Heartbeat: ping everyone, cut off who did not answer the last ping, refresh routes.
+  const heartbeat = setInterval(() => {
+    const routes: RouteEntry[] = [];
+    for (const conn of table.all()) {
+      if (!conn.alive) {
+        metrics.closes.inc({ code: String(CLOSE.HEARTBEAT_TIMEOUT) });
+        conn.ws.terminate();
+        continue;
+      }
+      conn.alive = false;
+      conn.ws.ping();
+      routes.push(routeOf(conn));
+    }
+    void (async () => {
+      for (let i = 0; i < routes.length; i += 1000) await putRoutes(redis, config.nodeId, routes.slice(i, i + 1000), config.routeTtlMs);
+    })().catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
+  }, config.heartbeatMs);
+
+  return {
+    table,
+    /** Writes a routed message to every local connection of its user. */
+    deliver(rec: { id: string; app: string; user: string | null; payload: string; persistent: boolean; createdAt: number; expiresAt: number; collapseKey: string | null }) {
+      if (rec.user === null) return;
+      const conns = table.forUser(rec.app, rec.user);
+      if (!conns) {
+        metrics.dropped.inc({ reason: 'not-connected' });
+        return;
+      }
+      if (rec.expiresAt <= Date.now()) {
+        metrics.dropped.inc({ reason: 'expired' });
+        return;
+      }
+      const frame = messageFrame(rec);
+      for (const conn of conns) {
+        if (conn.deliverLive(rec.id, frame)) metrics.delivered.inc({ path: 'live' });
+        else metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
+      }
+      metrics.latency.observe((Date.now() - rec.createdAt) / 1000);
+    },
+    isAccepting: () => accepting,
+    async close() {
+      accepting = false;
+      clearInterval(heartbeat);
+      const all = [...table.all()];
+      for (const conn of all) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
+      await removeRoutes(redis, all.map(routeOf)).catch(() => undefined);
+      wss.close();
+    },
+  };
+}

@@ -1,0 +1,108 @@
+/**
+ * Avro schemas of every Kafka record, versioned as `<Name>.v<N>.avsc`.
+ * Writers always use the newest version and put its id in the `push-schema`
+ * header; readers resolve any older writer version to the newest one, so
+ * records written before a schema evolved stay readable.
+ */
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import avro from 'avsc';
+import type { RecordTypes } from './types.js';
+
+export type RecordKind = keyof RecordTypes;
+export const SCHEMA_HEADER = 'push-schema';
+
+export const AVRO_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'avro');
+
+export class RecordDecodeError extends Error {
+  constructor(readonly code: 'SCHEMA_HEADER_MISSING' | 'SCHEMA_UNKNOWN' | 'SCHEMA_KIND_MISMATCH' | 'UNDECODABLE', message: string) {
+    super(message);
+    this.name = 'RecordDecodeError';
+  }
+}
+
+interface Version {
+  id: string;
+  kind: string;
+  version: number;
+  type: avro.Type;
+  schema: avro.Schema;
+}
+
+function loadVersions(): Map<string, Version> {
+  const versions = new Map<string, Version>();
+  for (const file of readdirSync(AVRO_DIR).sort()) {
+    const m = /^([A-Za-z]+)\.v(\d+)\.avsc$/.exec(file);
+    if (!m) continue;
+    const schema = JSON.parse(readFileSync(path.join(AVRO_DIR, file), 'utf8')) as avro.Schema;
+    const id = `${m[1]}.v${m[2]}`;
+    versions.set(id, { id, kind: m[1]!, version: Number(m[2]), schema, type: avro.Type.forSchema(schema) });
+  }
+  return versions;
+}
+
+const versions = loadVersions();
+const latest = new Map<string, Version>();
+for (const v of versions.values()) {
+  const cur = latest.get(v.kind);
+  if (!cur || cur.version < v.version) latest.set(v.kind, v);
+}
+const resolvers = new Map<string, avro.Resolver>();
+
+/** All schema versions, oldest first per kind (for docs and compatibility checks). */
+export function schemaVersions(): { id: string; kind: string; version: number; schema: avro.Schema }[] {
+  return [...versions.values()].map(({ id, kind, version, schema }) => ({ id, kind, version, schema }));
+}
+
+export function latestSchemaId(kind: RecordKind): string {
+  return latestVersion(kind).id;
+}
+
+function latestVersion(kind: string): Version {
+  const v = latest.get(kind);
+  if (!v) throw new Error(`no Avro schema for ${kind}`);
+  return v;
+}
+
+export interface EncodedRecord {
+  value: Buffer;
+  headers: Record<string, string>;
+}
+
+/** Encodes with the newest schema of `kind`; throws if the value does not fit it. */
+export function encodeRecord<K extends RecordKind>(kind: K, value: RecordTypes[K]): EncodedRecord {
+  const v = latestVersion(kind);
+  return { value: v.type.toBuffer(value), headers: { [SCHEMA_HEADER]: v.id } };
+}
+
+type RawHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined;
+
+/** The schema id a record carries, or undefined. */
+export function schemaIdOf(headers: RawHeaders): string | undefined {
+  const h = headers?.[SCHEMA_HEADER];
+  const first = Array.isArray(h) ? h[0] : h;
+  return first === undefined ? undefined : first.toString();
+}
+
+/** Decodes a record written with any known version of `kind` into the newest shape. */
+export function decodeRecord<K extends RecordKind>(kind: K, value: Buffer | null, headers: RawHeaders): RecordTypes[K] {
+  const id = schemaIdOf(headers);
+  if (!id) throw new RecordDecodeError('SCHEMA_HEADER_MISSING', `record has no ${SCHEMA_HEADER} header`);
+  const writer = versions.get(id);
+  if (!writer) throw new RecordDecodeError('SCHEMA_UNKNOWN', `unknown schema id "${id}"`);
+  if (writer.kind !== kind) throw new RecordDecodeError('SCHEMA_KIND_MISMATCH', `expected a ${kind} record, got ${id}`);
+  if (!value) throw new RecordDecodeError('UNDECODABLE', 'record has no value');
+  const reader = latestVersion(kind);
+  try {
+    if (writer === reader) return reader.type.fromBuffer(value) as RecordTypes[K];
+    let resolver = resolvers.get(id);
+    if (!resolver) {
+      resolver = reader.type.createResolver(writer.type);
+      resolvers.set(id, resolver);
+    }
+    return reader.type.fromBuffer(value, resolver) as RecordTypes[K];
+  } catch (err) {
+    throw new RecordDecodeError('UNDECODABLE', `cannot decode ${id}: ${(err as Error).message}`);
+  }
+}

@@ -1,0 +1,146 @@
+import { WebSocket } from 'ws';
+import { MongoClient } from 'mongodb';
+import { createAppStore, type DeviceMode } from '../../common/src/apps.js';
+import { startService, type RunningService } from './services.js';
+import { stack as infra, uniqueId } from './env.js';
+
+/**
+ * A whole pipeline (auth, collector, N dispatchers, N pushers) on the shared
+ * local Kafka/Redis/MongoDB, isolated by a unique topic prefix, database and
+ * app, so test files never see each other's traffic.
+ */
+export interface TestStack {
+  env: Record<string, string>;
+  app: string;
+  apiKey: string;
+  auth: RunningService;
+  collector: RunningService;
+  dispatchers: RunningService[];
+  pushers: RunningService[];
+  mongo: MongoClient;
+  token(userId: string, deviceId: string): Promise<{ token: string; nodes: string[]; expiresAt: string }>;
+  send(body: unknown, opts?: { apiKey?: string; raw?: string; contentType?: string }): Promise<{ status: number; body: any; headers: Headers }>;
+  startPusher(nodeId: string): Promise<RunningService>;
+  startDispatcher(): Promise<RunningService>;
+  stop(): Promise<void>;
+}
+
+export async function startStack({ pushers = 1, dispatchers = 1, deviceMode = 'coexist' as DeviceMode, allowedOrigins = ['*'], env: extraEnv = {} } = {}): Promise<TestStack> {
+  const id = uniqueId('t').replace(/[^A-Za-z0-9]/g, '');
+  const env: Record<string, string> = {
+    KAFKA_TOPIC_PREFIX: `${id}.`,
+    MONGO_DB: id,
+    INGEST_PARTITIONS: '4',
+    DEMO_API_KEY: `${id}-demo`,
+    ...extraEnv,
+  };
+  const app = `app-${id}`;
+  const apiKey = `key-${id}`;
+  const mongo = new MongoClient(infra.mongoUrl);
+  await createAppStore({ db: mongo.db(id) }).upsert({ id: app, apiKeys: [apiKey], allowedOrigins, deviceMode });
+
+  const auth = await startService('auth', env);
+  env.AUTH_URL = auth.url;
+  const collector = await startService('collector', env);
+  const s: TestStack = {
+    env,
+    app,
+    apiKey,
+    auth,
+    collector,
+    dispatchers: [],
+    pushers: [],
+    mongo,
+    async token(userId, deviceId) {
+      const res = await fetch(`${auth.url}/v1/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ userId, deviceId }),
+      });
+      if (res.status !== 200) throw new Error(`token: ${res.status} ${await res.text()}`);
+      return (await res.json()) as { token: string; nodes: string[]; expiresAt: string };
+    },
+    async send(body, opts = {}) {
+      const res = await fetch(`${collector.url}/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${opts.apiKey ?? apiKey}`, 'content-type': opts.contentType ?? 'application/json' },
+        body: opts.raw ?? JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
+    },
+    async startPusher(nodeId) {
+      const p = await startService('pusher', { ...env, NODE_ID: `${id}-${nodeId}`, PUSHER_HEARTBEAT_MS: '2000' });
+      s.pushers.push(p);
+      return p;
+    },
+    async startDispatcher() {
+      const d = await startService('dispatcher', { ...env, DISPATCHER_NODE_CACHE_MS: '200' });
+      s.dispatchers.push(d);
+      return d;
+    },
+    async stop() {
+      await Promise.all([...s.pushers, ...s.dispatchers, collector, auth].map((svc) => svc.stop('SIGTERM', 10_000)));
+      await mongo.db(id).dropDatabase().catch(() => undefined);
+      await mongo.close();
+    },
+  };
+  await Promise.all([
+    ...Array.from({ length: dispatchers }, () => s.startDispatcher()),
+    ...Array.from({ length: pushers }, (_, i) => s.startPusher(`p${i + 1}`)),
+  ]);
+  return s;
+}
+
+export interface TestClient {
+  ws: WebSocket;
+  messages: { id: string; payload: any; persistent: boolean; sentAt: string }[];
+  frames: any[];
+  /** Resolves when `n` messages (counted across the client's life) have arrived. */
+  waitFor(n: number, timeoutMs?: number): Promise<void>;
+  ack(ids: string[]): void;
+  closed: Promise<{ code: number; reason: string }>;
+  close(): Promise<void>;
+}
+
+/** A plain `ws` client that records every frame. */
+export function connectClient(url: string, token: string, headers: Record<string, string> = {}): Promise<TestClient> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`${url}?token=${encodeURIComponent(token)}`, { headers });
+    const messages: TestClient['messages'] = [];
+    const frames: any[] = [];
+    const waiters: { n: number; resolve: () => void }[] = [];
+    const closed = new Promise<{ code: number; reason: string }>((r) => ws.once('close', (code, reason) => r({ code, reason: reason.toString() })));
+    ws.on('message', (data) => {
+      const f = JSON.parse(data.toString());
+      frames.push(f);
+      if (f.type === 'message') messages.push(f);
+      for (const w of [...waiters]) if (messages.length >= w.n) w.resolve();
+    });
+    ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`handshake refused: ${res.statusCode}`), { status: res.statusCode })));
+    ws.once('error', reject);
+    ws.once('open', () =>
+      resolve({
+        ws,
+        messages,
+        frames,
+        closed,
+        waitFor(n, timeoutMs = 15_000) {
+          if (messages.length >= n) return Promise.resolve();
+          return new Promise((res, rej) => {
+            const t = setTimeout(() => rej(new Error(`timed out with ${messages.length}/${n} messages`)), timeoutMs);
+            waiters.push({ n, resolve: () => (clearTimeout(t), res()) });
+          });
+        },
+        ack(ids) {
+          ws.send(JSON.stringify({ type: 'ack', ids }));
+        },
+        async close() {
+          if (ws.readyState === WebSocket.CLOSED) return;
+          ws.close();
+          await closed;
+        },
+      }),
+    );
+  });
+}
