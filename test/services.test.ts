@@ -70,7 +70,7 @@ describe('configuration errors', () => {
   const cases: [ServiceName, Record<string, string>, RegExp][] = [
     ['pusher', { PUSHER_PORT: 'abc' }, /PUSHER_PORT: expected an integer, got "abc"/],
     ['collector', { KAFKA_BROKERS: 'not a broker' }, /KAFKA_BROKERS: expected host:port/],
-    ['auth', { PUSH_MODE: 'production', OPERATOR_KEY: 'x' }, /DEMO_API_KEY/],
+    ['auth', { PUSH_MODE: 'production', OPERATOR_KEY: 'x', DEMO_API_KEY: 'demo-key' }, /DEMO_API_KEY: the default demo key is refused/],
     ['dispatcher', { REDIS_URL: 'ftp://x' }, /REDIS_URL: expected a redis: or rediss: URL/],
     ['pusher', { NODE_ID: 'has space' }, /NODE_ID: expected 1-64 characters/],
   ];

@@ -1,0 +1,130 @@
+/**
+ * `npm start`: the whole stack on one machine. Brings up Kafka, Redis and the
+ * MongoDB-compatible server (provisioning them on first run), then auth,
+ * collector, dispatcher and PUSHERS pushers (default 2, on 8090, 8091, ...),
+ * waits until each is ready, prints the addresses and stays in the foreground.
+ * Ctrl-C stops the services, then the infrastructure this run started.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { infraDown, infraUp } from '../infra/stack.js';
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const env = process.env;
+const pusherCount = Number(env.PUSHERS ?? '2');
+if (!Number.isInteger(pusherCount) || pusherCount < 1 || pusherCount > 16) {
+  console.error(`PUSHERS: expected an integer from 1 to 16, got "${env.PUSHERS}"`);
+  process.exit(2);
+}
+const port = (name: string, fallback: number) => Number(env[name] ?? fallback);
+const basePusherPort = port('PUSHER_PORT', 8090);
+
+interface Svc {
+  name: string;
+  script: string;
+  url: string;
+  env: Record<string, string>;
+  proc?: ChildProcess;
+}
+
+const services: Svc[] = [
+  { name: 'auth', script: 'auth', url: `http://127.0.0.1:${port('AUTH_PORT', 8081)}`, env: {} },
+  { name: 'collector', script: 'collector', url: `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}`, env: {} },
+  { name: 'dispatcher', script: 'dispatcher', url: `http://127.0.0.1:${port('DISPATCHER_PORT', 8082)}`, env: {} },
+  ...Array.from({ length: pusherCount }, (_, i) => ({
+    name: `pusher-${i + 1}`,
+    script: 'pusher',
+    url: `http://127.0.0.1:${basePusherPort + i}`,
+    env: { PUSHER_PORT: String(basePusherPort + i), NODE_ID: `node-${basePusherPort + i}` },
+  })),
+];
+
+let stopping = false;
+let startedInfra: string[] = [];
+
+async function stopAll(code: number): Promise<never> {
+  if (stopping) process.exit(code);
+  stopping = true;
+  console.log('\n[start] stopping services...');
+  await Promise.all(
+    services.map(
+      (s) =>
+        new Promise<void>((resolve) => {
+          if (!s.proc || s.proc.exitCode !== null) return resolve();
+          s.proc.once('exit', () => resolve());
+          s.proc.kill('SIGTERM');
+          setTimeout(() => s.proc?.kill('SIGKILL'), 10_000).unref();
+        }),
+    ),
+  );
+  if (startedInfra.length > 0) await infraDown({ only: startedInfra, log: (l) => console.log(l) });
+  process.exit(code);
+}
+process.on('SIGINT', () => void stopAll(0));
+process.on('SIGTERM', () => void stopAll(0));
+
+async function waitReady(s: Svc, timeoutMs = 60_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (s.proc?.exitCode !== null && s.proc?.exitCode !== undefined) throw new Error(`${s.name} exited with code ${s.proc.exitCode}`);
+    try {
+      if ((await fetch(`${s.url}/readyz`, { signal: AbortSignal.timeout(2000) })).ok) return;
+    } catch {
+      // not up yet
+    }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`${s.name} not ready within ${timeoutMs / 1000}s (see its log lines above)`);
+}
+
+function launch(s: Svc): void {
+  s.proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, s.script, 'src/main.ts')], {
+    cwd: ROOT,
+    env: { ...env, ...s.env },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
+  s.proc.once('exit', (code, signal) => {
+    if (!stopping) {
+      console.error(`[start] ${s.name} exited (${code ?? signal}); stopping the stack`);
+      void stopAll(1);
+    }
+  });
+}
+
+try {
+  ({ started: startedInfra } = await infraUp({ log: (l) => console.log(l) }));
+  // auth first: pushers fetch its keys; the others are independent.
+  launch(services[0]!);
+  await waitReady(services[0]!);
+  for (const s of services.slice(1)) launch(s);
+  await Promise.all(services.slice(1).map((s) => waitReady(s)));
+} catch (err) {
+  console.error(`[start] ${(err as Error).message}`);
+  await stopAll(1);
+}
+
+const demoKey = env.DEMO_API_KEY ?? 'demo-key';
+console.log(`
+Push platform is up (Ctrl-C to stop)
+
+  collector   ${services[1]!.url}   POST /v1/messages
+  auth        ${services[0]!.url}   POST /v1/tokens
+  dispatcher  ${services[2]!.url}   (admin, metrics)
+${services
+  .slice(3)
+  .map((s) => `  ${s.name.padEnd(10)}  ${s.url.replace('http', 'ws')}/v1/ws`)
+  .join('\n')}
+  kafka       ${env.KAFKA_BROKERS ?? '127.0.0.1:9092'}
+  redis       ${env.REDIS_URL ?? 'redis://127.0.0.1:6379'}
+  mongodb     ${env.MONGO_URL ?? 'mongodb://127.0.0.1:27017'}
+
+  demo app: demo   API key: ${demoKey}   operator key: ${env.OPERATOR_KEY ?? 'operator-key'}
+  every service answers /healthz, /readyz and /metrics
+
+Try it:
+  curl -s -X POST ${services[0]!.url}/v1/tokens -H 'Authorization: Bearer ${demoKey}' \\
+       -H 'Content-Type: application/json' -d '{"userId":"alice","deviceId":"laptop"}'
+  curl -s -X POST ${services[1]!.url}/v1/messages -H 'Authorization: Bearer ${demoKey}' \\
+       -H 'Content-Type: application/json' -d '{"to":{"users":["alice"]},"payload":{"text":"hi"}}'
+`);

@@ -1,0 +1,140 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { eventually } from './support/services.js';
+import { connectClient, startStack, type TestClient, type TestStack } from './support/stack.js';
+
+const until = (cond: () => boolean, what: string, timeoutMs = 20_000) => eventually(cond, { what, timeoutMs, intervalMs: 20 });
+const wsOf = (url: string) => url.replace('http', 'ws') + '/v1/ws';
+
+describe('several pushers and dispatchers', () => {
+  let s: TestStack;
+  before(async () => {
+    s = await startStack({ pushers: 2, dispatchers: 2 });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('two devices of one user both receive; each acks on its own', { timeout: 30_000 }, async () => {
+    const phone = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('erin', 'phone')).token);
+    const laptop = await connectClient(wsOf(s.pushers[1]!.url), (await s.token('erin', 'laptop')).token);
+    const r = await s.send({ to: { users: ['erin'] }, payload: 'both' });
+    await Promise.all([phone.waitFor(1), laptop.waitFor(1)]);
+    assert.equal(phone.messages[0]!.id, r.body.id);
+    assert.equal(laptop.messages[0]!.id, r.body.id);
+    phone.ack([r.body.id]);
+    const inbox = s.mongo.db(s.env.MONGO_DB).collection('inbox');
+    await eventually(async () => (await inbox.countDocuments({ user: 'erin', acked: 'phone' })) === 1, { what: 'phone ack stored' });
+    await phone.close();
+    await laptop.close();
+    const phone2 = await connectClient(wsOf(s.pushers[1]!.url), (await s.token('erin', 'phone')).token);
+    const laptop2 = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('erin', 'laptop')).token);
+    await laptop2.waitFor(1);
+    assert.equal(laptop2.messages[0]!.id, r.body.id, 'the laptop never acked: it gets the message again');
+    const marker = await s.send({ to: { users: ['erin'] }, payload: 'marker' });
+    await phone2.waitFor(1);
+    assert.equal(phone2.messages[0]!.id, marker.body.id, 'the phone acked: it does not');
+    await Promise.all([phone2.close(), laptop2.close()]);
+  });
+
+  test('transient messages reach online users only, never later', { timeout: 30_000 }, async () => {
+    const online = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('frank', 'phone')).token);
+    const live = await s.send({ to: { users: ['frank', 'gina'] }, payload: 'typing', persistent: false });
+    await online.waitFor(1);
+    assert.equal(online.messages[0]!.id, live.body.id);
+    assert.equal(online.messages[0]!.persistent, false);
+    const gina = await connectClient(wsOf(s.pushers[1]!.url), (await s.token('gina', 'phone')).token);
+    const marker = await s.send({ to: { users: ['gina'] }, payload: 'marker' });
+    await gina.waitFor(1);
+    assert.deepEqual(gina.messages.map((m) => m.id), [marker.body.id]);
+    await Promise.all([online.close(), gina.close()]);
+  });
+
+  test('1,000 messages to 100 users over both pushers all arrive, in order per user', { timeout: 90_000 }, async () => {
+    const users = Array.from({ length: 100 }, (_, i) => `bulk${i}`);
+    const clients = new Map<string, TestClient>();
+    await Promise.all(
+      users.map(async (u, i) => {
+        const { token } = await s.token(u, 'd1');
+        clients.set(u, await connectClient(wsOf(s.pushers[i % 2]!.url), token));
+      }),
+    );
+    const sent = new Map<string, string[]>(users.map((u) => [u, []]));
+    for (let round = 0; round < 10; round++) {
+      const results = await Promise.all(
+        users.map(async (u) => {
+          const r = await s.send({ to: { users: [u] }, payload: { round } });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          return [u, r.body.id as string] as const;
+        }),
+      );
+      for (const [u, id] of results) sent.get(u)!.push(id);
+    }
+    await Promise.all(users.map((u) => clients.get(u)!.waitFor(10, 60_000)));
+    for (const u of users) {
+      const got = clients.get(u)!.messages.map((m) => m.id);
+      assert.deepEqual(got, sent.get(u), `order for ${u}`);
+      assert.deepEqual(clients.get(u)!.messages.map((m) => m.payload.round), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+    }
+    await Promise.all([...clients.values()].map((c) => c.close()));
+  });
+
+  test('a pusher killed with SIGKILL mid-stream: its clients reconnect to the other and miss nothing', { timeout: 90_000 }, async () => {
+    const victim = await s.startPusher('victim');
+    const survivor = s.pushers[0]!;
+    const users = Array.from({ length: 20 }, (_, i) => `kill${i}`);
+    const received = new Map<string, Set<string>>(users.map((u) => [u, new Set()]));
+    const collect = (u: string, c: TestClient) => {
+      c.ws.on('message', (d) => {
+        const f = JSON.parse(d.toString());
+        if (f.type === 'message') {
+          received.get(u)!.add(f.id);
+          c.ack([f.id]);
+        }
+      });
+    };
+    const first = await Promise.all(
+      users.map(async (u) => {
+        const c = await connectClient(wsOf(victim.url), (await s.token(u, 'd')).token);
+        collect(u, c);
+        return c;
+      }),
+    );
+    const sent = new Map<string, string[]>(users.map((u) => [u, []]));
+    let sending = true;
+    const sender = (async () => {
+      for (let i = 0; sending && i < 400; i++) {
+        const u = users[i % users.length]!;
+        const r = await s.send({ to: { users: [u] }, payload: { i } });
+        assert.equal(r.status, 202);
+        sent.get(u)!.push(r.body.id);
+      }
+    })();
+    const receivedCount = () => [...received.values()].reduce((n, ids) => n + ids.size, 0);
+    await until(() => receivedCount() >= 20, 'first deliveries before the kill');
+    await victim.stop('SIGKILL');
+    await Promise.all(first.map((c) => c.closed));
+    // Reconnect each client to the surviving node, as the SDK would with its node list.
+    const second = await Promise.all(
+      users.map(async (u) => {
+        const c = await connectClient(wsOf(survivor.url), (await s.token(u, 'd')).token);
+        collect(u, c);
+        return c;
+      }),
+    );
+    const sentCount = () => [...sent.values()].reduce((n, ids) => n + ids.length, 0);
+    const sentAtReconnect = sentCount();
+    await until(() => sentCount() >= sentAtReconnect + 40, 'messages sent after the reconnect');
+    sending = false;
+    await sender;
+    const total = [...sent.values()].reduce((n, ids) => n + ids.length, 0);
+    assert.ok(total > 20, `sent ${total}`);
+    await until(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), 'every sent message received', 30_000).catch(() => undefined);
+    for (const u of users) {
+      const missing = sent.get(u)!.filter((id) => !received.get(u)!.has(id));
+      assert.deepEqual(missing, [], `${u} missed messages`);
+    }
+    await Promise.all(second.map((c) => c.close()));
+    s.pushers.splice(s.pushers.indexOf(victim), 1);
+  });
+});
