@@ -50,7 +50,7 @@ export interface DeadLetter {
 
 export type TargetKind = 'USER' | 'GROUP' | 'ALL';
 
-/** A validated, stored message on push.ingest, one record per recipient user (keyed app:user) or per group/all message. */
+/** A validated, stored message on push.ingest, one record per recipient user (keyed app|user) or per group/all message. */
 export interface IngestRecord {
   /** Message id (time-sortable, unique). */
   id: string;
@@ -73,7 +73,7 @@ export interface IngestRecord {
 
 export type NodeTargetKind = 'USER' | 'GROUP' | 'ALL';
 
-/** A message routed to one pusher node on push.node.<nodeId> (keyed app:user). */
+/** A message routed to one pusher node on push.node.<nodeId> (keyed app|user). */
 export interface NodeDelivery {
   /** Message id (time-sortable, unique). */
   id: string;
@@ -96,7 +96,7 @@ export interface NodeDelivery {
 
 export type PresenceState = 'ONLINE' | 'OFFLINE';
 
-/** A device came online or went offline, on push.presence (keyed app:user). */
+/** A device came online or went offline, on push.presence (keyed app|user). */
 export interface Presence {
   app: string;
   user: string;
@@ -109,7 +109,7 @@ export interface Presence {
   at: number;
 }
 
-/** Data a client sent up, on push.upstream (keyed app:user). */
+/** Data a client sent up, on push.upstream (keyed app|user). */
 export interface Upstream {
   id: string;
   app: string;

@@ -37,6 +37,16 @@ describe('several pushers and dispatchers', () => {
     await Promise.all([phone2.close(), laptop2.close()]);
   });
 
+  test('the token lists every live pusher, the one the user last used first', { timeout: 30_000 }, async () => {
+    const urls = s.pushers.map((p) => wsOf(p.url));
+    const first = await s.token('nora', 'phone');
+    assert.deepEqual([...first.nodes].sort(), [...urls].sort());
+    const c = await connectClient(urls[1]!, first.token);
+    const again = await s.token('nora', 'phone');
+    assert.equal(again.nodes[0], urls[1]);
+    await c.close();
+  });
+
   test('transient messages reach online users only, never later', { timeout: 30_000 }, async () => {
     const online = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('frank', 'phone')).token);
     const live = await s.send({ to: { users: ['frank', 'gina'] }, payload: 'typing', persistent: false });

@@ -2,6 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
+import { pino } from 'pino';
+import { createKafka } from '../common/src/kafka.js';
+import { topicNames } from '../common/src/topics.js';
+import { stack as infra } from './support/env.js';
 
 describe('core pipeline: HTTP to WebSocket', () => {
   let s: TestStack;
@@ -50,5 +54,27 @@ describe('core pipeline: HTTP to WebSocket', () => {
     await c2.waitFor(1);
     assert.deepEqual(c2.messages.map((m) => m.id), [marker.body.id]);
     await c2.close();
+  });
+
+  test('the dispatcher commits what it forwarded, so a restart does not re-route old records', { timeout: 30_000 }, async () => {
+    const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+    const admin = createKafka({ clientId: 'offsets-test', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) }).admin();
+    await admin.connect();
+    try {
+      const ends = await admin.fetchTopicOffsets(topics.ingest);
+      const total = ends.reduce((n, p) => n + Number(p.high), 0);
+      assert.ok(total > 0, 'earlier tests produced ingest records');
+      await eventually(
+        async () => {
+          const [committed] = await admin.fetchOffsets({ groupId: topics.groups.dispatcher, topics: [topics.ingest] });
+          const at = (partition: number) => committed!.partitions.find((p) => p.partition === partition)?.offset;
+          // A partition that never had a record has nothing to commit (-1).
+          return ends.every((e) => at(e.partition) === e.high || (e.high === '0' && at(e.partition) === '-1'));
+        },
+        { what: 'dispatcher offsets committed up to the end of push.ingest' },
+      );
+    } finally {
+      await admin.disconnect();
+    }
   });
 });

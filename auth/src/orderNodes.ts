@@ -1,7 +1,5 @@
 import type { Redis } from 'ioredis';
-import { liveNodes } from '../../common/src/nodeRegistry.js';
-
-export const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
+import { lastNodeKey, liveNodes } from '../../common/src/nodeRegistry.js';
 
 /**
  * Live, non-draining pushers for a user: the node the user last connected to

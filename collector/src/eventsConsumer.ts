@@ -2,6 +2,7 @@ import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
 import type { AppStore } from '../../common/src/apps.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
+import { commitThrough } from '../../common/src/kafka.js';
 import { PushError } from '../../common/src/errors.js';
 import type { Topics } from '../../common/src/topics.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
@@ -74,14 +75,21 @@ export async function startEventsConsumer(
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: 4,
-    eachBatch: async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
-      for (const message of batch.messages) {
-        if (!isRunning() || isStale()) break;
-        await handle(batch.topic, batch.partition, message);
-        resolveOffset(message.offset);
-        await heartbeat();
+    eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
+      let done: string | undefined;
+      try {
+        for (const message of batch.messages) {
+          if (!isRunning() || isStale()) break;
+          await handle(batch.topic, batch.partition, message);
+          resolveOffset(message.offset);
+          done = message.offset;
+          await heartbeat();
+        }
+      } finally {
+        // Commit what was handled even when a later record failed, so a retry
+        // resumes at the failed record instead of resubmitting the ones before it.
+        if (done !== undefined) await commitThrough(consumer, batch.topic, batch.partition, done);
       }
-      await commitOffsetsIfNecessary();
     },
   });
   return consumer;

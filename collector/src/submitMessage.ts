@@ -58,18 +58,39 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
   }
   const id = newId();
   if (sub.idempotencyKey) {
-    const existing = await deps.store.claimIdempotencyKey(app._id, sub.idempotencyKey, id);
-    if (existing) {
+    let claim;
+    try {
+      claim = await deps.store.claimIdempotencyKey(app._id, sub.idempotencyKey, id);
+    } catch (err) {
+      throw new PushError('STORE_UNAVAILABLE', 'cannot check the idempotency key now; nothing was accepted', { status: 503, retriable: true, cause: err });
+    }
+    if (claim.state === 'duplicate') {
       deps.metrics.duplicates.inc();
-      return { id: existing, status: 'accepted', duplicate: true };
+      return { id: claim.id, status: 'accepted', duplicate: true };
+    }
+    if (claim.state === 'in-progress') {
+      throw new PushError('IDEMPOTENCY_IN_PROGRESS', 'a submission with this idempotency key is still being handled; retry shortly', {
+        status: 409,
+        retriable: true,
+      });
     }
   }
+  const result = await storeAndPublish(deps, app, sub, sub.to.users, id);
+  if (sub.idempotencyKey) {
+    await deps.store.completeIdempotencyKey(app._id, sub.idempotencyKey).catch((err: Error) =>
+      deps.logger.warn({ err: err.message, id }, 'could not mark the idempotency key complete'),
+    );
+  }
+  return result;
+}
+
+async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, users: string[], id: string): Promise<SubmitResult> {
   const now = Date.now();
   const msg: StoredMessage = {
     _id: id,
     app: app._id,
     target: 'USER',
-    users: sub.to.users,
+    users: users,
     payload: sub.payload,
     persistent: sub.persistent,
     createdAt: new Date(now),
@@ -78,33 +99,32 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
     published: false,
     ...(sub.collapseKey ? { collapseKey: sub.collapseKey } : {}),
   };
-  try {
-    if (msg.persistent) {
-      try {
-        await deps.store.store(msg, sub.to.users);
-      } catch (err) {
-        throw new PushError('STORE_UNAVAILABLE', 'cannot store the message now; nothing was accepted', { status: 503, retriable: true, cause: err });
-      }
-      deps.metrics.stored.inc();
-    }
-  } catch (err) {
+  const release = async () => {
     if (sub.idempotencyKey) await deps.store.releaseIdempotencyKey(app._id, sub.idempotencyKey).catch(() => undefined);
-    throw err;
+  };
+  if (msg.persistent) {
+    try {
+      await deps.store.store(msg, users);
+    } catch (err) {
+      await release();
+      throw new PushError('STORE_UNAVAILABLE', 'cannot store the message now; nothing was accepted', { status: 503, retriable: true, cause: err });
+    }
+    deps.metrics.stored.inc();
   }
 
   try {
-    await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg, sub.to.users));
+    await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg, users));
   } catch (err) {
     if (msg.persistent) {
       deps.logger.warn({ id, traceId: msg.traceId, err: (err as Error).message }, 'stored; publish deferred to the outbox');
       deps.metrics.deferred.inc();
       return { id, status: 'stored' };
     }
-    if (sub.idempotencyKey) await deps.store.releaseIdempotencyKey(app._id, sub.idempotencyKey).catch(() => undefined);
+    await release();
     throw err;
   }
-  deps.metrics.published.inc(sub.to.users.length);
+  deps.metrics.published.inc(users.length);
   if (msg.persistent) deps.markPublished(id);
-  deps.logger.debug({ id, traceId: msg.traceId, recipients: sub.to.users.length }, 'message accepted');
+  deps.logger.debug({ id, traceId: msg.traceId, recipients: users.length }, 'message accepted');
   return { id, status: 'accepted' };
 }

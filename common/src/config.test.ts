@@ -31,3 +31,9 @@ test('production mode refuses the default operator key', () => {
   assert.throws(() => loadCommonConfig({ REDIS_URL: 'http://x' }), /REDIS_URL: expected a redis: or rediss: URL/);
   assert.throws(() => loadCommonConfig({ PUSH_MODE: 'staging' }), /PUSH_MODE: expected one of development, production/);
 });
+
+test('topic and key prefixes are checked against what Kafka and Redis accept', () => {
+  assert.equal(loadCommonConfig({ KAFKA_TOPIC_PREFIX: 'staging.', REDIS_KEY_PREFIX: 'staging:' }).redisKeyPrefix, 'staging:');
+  assert.throws(() => loadCommonConfig({ KAFKA_TOPIC_PREFIX: 'a:b' }), /KAFKA_TOPIC_PREFIX: expected up to 100 characters of \[A-Za-z0-9._-\]/);
+  assert.throws(() => loadCommonConfig({ REDIS_KEY_PREFIX: 'a b' }), /REDIS_KEY_PREFIX/);
+});

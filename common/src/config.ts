@@ -116,6 +116,8 @@ export interface CommonConfig {
   operatorKey: string;
   /** Prefix of every Kafka topic and consumer group. Default empty. */
   topicPrefix: string;
+  /** Prefix of every Redis key (ioredis keyPrefix). Default empty. */
+  redisKeyPrefix: string;
 }
 
 const DEV_OPERATOR_KEY = 'operator-key';
@@ -135,12 +137,15 @@ export function loadCommonConfig(env: Env): CommonConfig {
     mongoUrl: envUrl(env, 'MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),
     mongoDb: envIdentifier(env, 'MONGO_DB', 'push'),
     operatorKey,
-    topicPrefix: envTopicPrefix(env, 'KAFKA_TOPIC_PREFIX'),
+    topicPrefix: envPrefix(env, 'KAFKA_TOPIC_PREFIX'),
+    redisKeyPrefix: envPrefix(env, 'REDIS_KEY_PREFIX'),
   };
 }
 
-function envTopicPrefix(env: Env, name: string): string {
+/** A namespace prefix for topic names or keys (Kafka allows [A-Za-z0-9._-]; ':' is the usual Redis separator). */
+function envPrefix(env: Env, name: string): string {
   const value = raw(env, name) ?? '';
-  if (!/^[A-Za-z0-9._-]{0,100}$/.test(value)) throw new ConfigError(name, `expected up to 100 characters of [A-Za-z0-9._-], got "${value}"`);
+  const chars = name.startsWith('REDIS') ? 'A-Za-z0-9._:-' : 'A-Za-z0-9._-';
+  if (!new RegExp(`^[${chars}]{0,100}$`).test(value)) throw new ConfigError(name, `expected up to 100 characters of [${chars}], got "${value}"`);
   return value;
 }

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, Partitioners, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Consumer, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
 import type { Logger } from './logger.js';
 
 export interface KafkaOptions {
@@ -58,4 +58,13 @@ export async function ensureTopics(
   } finally {
     await admin.disconnect();
   }
+}
+
+/**
+ * Commits a partition's position just past `offset` (Kafka stores the next
+ * offset to read). Used with autoCommit off, after the work for the record
+ * is done, so a crash before the commit replays it rather than loses it.
+ */
+export async function commitThrough(consumer: Consumer, topic: string, partition: number, offset: string): Promise<void> {
+  await consumer.commitOffsets([{ topic, partition, offset: (BigInt(offset) + 1n).toString() }]);
 }

@@ -45,14 +45,24 @@ interface Attempt {
 interface IdempotencyRecord {
   _id: string;
   msg: string;
+  /** False while the first submission is being handled. */
+  done: boolean;
+  at: Date;
   exp: Date;
 }
+
+export type IdempotencyClaim =
+  | { state: 'claimed' }
+  | { state: 'duplicate'; id: string }
+  | { state: 'in-progress'; id: string };
 
 export const inboxId = (app: string, user: string, msg: string) => `${app}|${user}|${msg}`;
 const deviceMsgId = (app: string, user: string, device: string, msg: string) => `${app}|${user}|${device}|${msg}`;
 /** Collections with an expiry field, dependents before what they point at. */
 const EXPIRING = [['inbox', 'exp'], ['attempts', 'exp'], ['idempotency', 'exp'], ['messages', 'expiresAt']] as const;
 const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
+/** A claim not completed within this long is considered abandoned. */
+const IDEMPOTENCY_STALE_MS = 10_000;
 
 export interface MessageStore {
   messages: Collection<StoredMessage>;
@@ -60,8 +70,13 @@ export interface MessageStore {
   ensureIndexes(): Promise<boolean>;
   /** Deletes expired documents; for servers without TTL indexes. Returns how many. */
   sweepExpired(): Promise<number>;
-  /** Claims an idempotency key for `msgId`; returns the id that already holds it, if any. */
-  claimIdempotencyKey(app: string, key: string, msgId: string): Promise<string | undefined>;
+  /**
+   * Claims an idempotency key for `msgId`. A key whose first submission never
+   * finished (crash, store failure) is taken over after a short grace period,
+   * so it cannot stay stuck pointing at a message that was never accepted.
+   */
+  claimIdempotencyKey(app: string, key: string, msgId: string): Promise<IdempotencyClaim>;
+  completeIdempotencyKey(app: string, key: string): Promise<void>;
   releaseIdempotencyKey(app: string, key: string): Promise<void>;
   /** Stores a message and its per-user inbox entries; a collapse key removes older undelivered entries. */
   store(msg: StoredMessage, users: string[]): Promise<void>;
@@ -115,14 +130,24 @@ export function createMessageStore(db: Db): MessageStore {
     },
 
     async claimIdempotencyKey(app, key, msgId) {
+      const _id = `${app}|${key}`;
+      const now = new Date();
       try {
-        await idem.insertOne({ _id: `${app}|${key}`, msg: msgId, exp: new Date(Date.now() + IDEMPOTENCY_WINDOW_MS) });
-        return undefined;
+        await idem.insertOne({ _id, msg: msgId, done: false, at: now, exp: new Date(now.getTime() + IDEMPOTENCY_WINDOW_MS) });
+        return { state: 'claimed' };
       } catch (err) {
         if ((err as { code?: number }).code !== 11000) throw err;
-        const existing = await idem.findOne({ _id: `${app}|${key}` });
-        return existing?.msg ?? msgId;
       }
+      const existing = await idem.findOne({ _id });
+      if (!existing) return this.claimIdempotencyKey(app, key, msgId);
+      if (existing.done) return { state: 'duplicate', id: existing.msg };
+      if (now.getTime() - existing.at.getTime() < IDEMPOTENCY_STALE_MS) return { state: 'in-progress', id: existing.msg };
+      const taken = await idem.updateOne({ _id, msg: existing.msg, done: false }, { $set: { msg: msgId, at: now } });
+      return taken.modifiedCount === 1 ? { state: 'claimed' } : { state: 'in-progress', id: existing.msg };
+    },
+
+    async completeIdempotencyKey(app, key) {
+      await idem.updateOne({ _id: `${app}|${key}` }, { $set: { done: true } });
     },
 
     async releaseIdempotencyKey(app, key) {

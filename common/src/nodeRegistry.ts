@@ -6,10 +6,14 @@ import type { Redis } from 'ioredis';
  * at it are then ignored by the dispatcher.
  *
  *   push:nodes            zset  nodeId -> expiry (ms since epoch)
- *   push:node:<nodeId>    hash  url, connections, draining, startedAt
+ *   push:node:<nodeId>    hash  url, connections, draining
+ *   push:lastnode:<app>|<user>  string  the node the user last connected to
+ *
+ * (All keys carry REDIS_KEY_PREFIX in front.)
  */
 const NODES = 'push:nodes';
 const nodeKey = (id: string) => `push:node:${id}`;
+export const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
 
 export interface NodeInfo {
   id: string;

@@ -7,8 +7,9 @@ export type { Redis };
  * An ioredis client that fails commands quickly while Redis is away instead
  * of queueing them without bound, and keeps reconnecting with capped backoff.
  */
-export function createRedis(url: string, logger: Logger, name: string): Redis {
+export function createRedis(url: string, logger: Logger, name: string, keyPrefix = ''): Redis {
   const redis = new Redis(url, {
+    keyPrefix,
     connectionName: name,
     connectTimeout: 2000,
     maxRetriesPerRequest: 1,

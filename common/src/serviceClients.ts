@@ -51,7 +51,7 @@ export function createServiceClients<C extends CommonConfig>(
     out.kafka = kafka;
   }
   if (need.redis) {
-    const redis = createRedis(config.redisUrl, logger, `push-${service}`);
+    const redis = createRedis(config.redisUrl, logger, `push-${service}`, config.redisKeyPrefix);
     checks.push(redisCheck(redis));
     onClose('redis', async () => {
       await redis.quit().catch(() => redis.disconnect());

@@ -4,7 +4,7 @@ import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
-import { createProducer, ensureTopics } from '../../common/src/kafka.js';
+import { commitThrough, createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
 import { lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
@@ -44,7 +44,14 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     return nodesCache.ids;
   };
 
-  const handleBatch = async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary }: EachBatchPayload) => {
+  const consumer = kafka.consumer({
+    groupId: topics.groups.dispatcher,
+    sessionTimeout: config.sessionTimeoutMs,
+    heartbeatInterval: Math.floor(config.sessionTimeoutMs / 5),
+    maxBytesPerPartition: 512 * 1024,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
+  });
+  const handleBatch = async ({ batch, resolveOffset, heartbeat }: EachBatchPayload) => {
     const end = batchSeconds.startTimer();
     const records: IngestRecord[] = [];
     for (const message of batch.messages) {
@@ -78,8 +85,10 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     );
     // Offsets move only after every forward succeeded: a crash before this line replays the batch.
     const last = batch.messages.at(-1);
-    if (last) resolveOffset(last.offset);
-    await commitOffsetsIfNecessary();
+    if (last) {
+      resolveOffset(last.offset);
+      await commitThrough(consumer, batch.topic, batch.partition, last.offset);
+    }
     await heartbeat();
     let forwarded = 0;
     for (const recs of result.byNode.values()) forwarded += recs.length;
@@ -90,13 +99,6 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     end();
   };
 
-  const consumer = kafka.consumer({
-    groupId: topics.groups.dispatcher,
-    sessionTimeout: config.sessionTimeoutMs,
-    heartbeatInterval: Math.floor(config.sessionTimeoutMs / 5),
-    maxBytesPerPartition: 512 * 1024,
-    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
-  });
   await consumer.connect();
   onClose('consumer', () => consumer.disconnect());
   await consumer.subscribe({ topic: topics.ingest, fromBeginning: true });

@@ -13,6 +13,8 @@ export class Connection {
   resumed: Set<string> | undefined = new Set();
   alive = true;
   closed = false;
+  /** The close code this server chose, when it closed the connection. */
+  closeCode: number | undefined;
   badFrames = 0;
   private tokens: number;
   private refilledAt = Date.now();
@@ -86,6 +88,7 @@ export class Connection {
   close(code: number, reason: string): void {
     if (this.closed) return;
     this.closed = true;
+    this.closeCode = code;
     this.ws.close(code, reason);
     // A client that does not complete the closing handshake is dropped.
     setTimeout(() => this.ws.terminate(), 2000).unref();

@@ -10,6 +10,7 @@ import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { CLOSE } from '../../common/src/codes.js';
 import { putRoutes, removeRoutes, type RouteEntry } from '../../common/src/routes.js';
 import { newId } from '../../common/src/ids.js';
+import { lastNodeKey } from '../../common/src/nodeRegistry.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import type { PusherConfig } from './config.js';
 import { Connection, messageFrame } from './connection.js';
@@ -32,8 +33,6 @@ export interface SocketServerDeps {
   publisher: BatchPublisher;
   upstreamTopic: string;
 }
-
-const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
 
 function refuse(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
@@ -107,7 +106,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     ws.on('close', (code) => {
       conn.closed = true;
       table.remove(conn);
-      metrics.closes.inc({ code: String(code) });
+      metrics.closes.inc({ code: String(conn.closeCode ?? code) });
       void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
     });
     try {
@@ -161,7 +160,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     const routes: RouteEntry[] = [];
     for (const conn of table.all()) {
       if (!conn.alive) {
-        metrics.closes.inc({ code: String(CLOSE.HEARTBEAT_TIMEOUT) });
+        conn.closeCode = CLOSE.HEARTBEAT_TIMEOUT;
         conn.ws.terminate();
         continue;
       }

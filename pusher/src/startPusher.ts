@@ -9,6 +9,9 @@ import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
 import { heartbeatNode, removeNode } from '../../common/src/nodeRegistry.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
+import { withTimeout } from '../../common/src/errors.js';
+import { sendToDeadLetters } from '../../common/src/deadLetter.js';
+import type { Kafka } from 'kafkajs';
 import { createPusherMetrics } from './pusherMetrics.js';
 import { createSocketServer } from './socketServer.js';
 import { createTokenVerifier } from './verifyToken.js';
@@ -31,6 +34,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   await ensureTopics(kafka, [
     { topic: ownTopic, numPartitions: config.nodeTopicPartitions },
     { topic: topics.upstream, numPartitions: 4 },
+    { topic: topics.dlq, numPartitions: 1 },
   ]);
   const producer = createProducer(kafka);
   await producer.connect();
@@ -51,10 +55,16 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   connections = () => sockets.table.size;
 
   // Start from the end of our topic: records written while this node was down were
-  // for sockets that are gone; their persistent messages wait in the store.
-  const consumer = kafka.consumer({ groupId: topics.groups.pusher(config.nodeId), sessionTimeout: 10_000, heartbeatInterval: 2000, maxBytesPerPartition: 1 << 20 });
+  // for sockets that are gone; their persistent messages wait in the store. The
+  // group's offsets are set to the end explicitly (not "latest at first fetch"),
+  // and clients are accepted only once the consumer has joined, so nothing routed
+  // to a connected client can fall into a gap before consumption starts.
+  const groupId = topics.groups.pusher(config.nodeId);
+  await skipToEnd(kafka, groupId, ownTopic).catch((err: Error) => logger.warn({ err: err.message }, 'could not move the node group to the end of its topic'));
+  const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 2000, maxBytesPerPartition: 1 << 20 });
   await consumer.connect();
   onClose('consumer', () => consumer.disconnect());
+  const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
   await consumer.subscribe({ topic: ownTopic, fromBeginning: false });
   await consumer.run({
     eachBatch: async ({ batch, heartbeat }) => {
@@ -63,12 +73,14 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
           sockets.deliver(decodeRecord('NodeDelivery', message.value, message.headers));
         } catch (err) {
           if (!(err instanceof RecordDecodeError)) throw err;
-          logger.warn({ offset: message.offset, code: err.code }, 'undecodable node record skipped');
+          logger.warn({ offset: message.offset, code: err.code }, 'undecodable node record sent to dead letters');
+          await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, groupId, topics.dlq);
         }
       }
       await heartbeat();
     },
   });
+  await withTimeout(joined, 60_000, 'joining the node consumer group');
 
   const beat = () =>
     heartbeatNode(redis, { id: config.nodeId, url: config.publicUrl, connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS).catch(
@@ -85,4 +97,15 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   onClose('http', () => http.close());
   onClose('sockets', () => sockets.close());
   logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, nodeId: config.nodeId }, 'pusher listening');
+}
+
+async function skipToEnd(kafka: Kafka, groupId: string, topic: string): Promise<void> {
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const ends = await admin.fetchTopicOffsets(topic);
+    await admin.setOffsets({ groupId, topic, partitions: ends.map((p) => ({ partition: p.partition, offset: p.high })) });
+  } finally {
+    await admin.disconnect();
+  }
 }

@@ -29,6 +29,7 @@ export async function startStack({ pushers = 1, dispatchers = 1, deviceMode = 'c
   const id = uniqueId('t').replace(/[^A-Za-z0-9]/g, '');
   const env: Record<string, string> = {
     KAFKA_TOPIC_PREFIX: `${id}.`,
+    REDIS_KEY_PREFIX: `${id}:`,
     MONGO_DB: id,
     INGEST_PARTITIONS: '4',
     DEMO_API_KEY: `${id}-demo`,
@@ -70,7 +71,7 @@ export async function startStack({ pushers = 1, dispatchers = 1, deviceMode = 'c
       return { status: res.status, body: text ? JSON.parse(text) : undefined, headers: res.headers };
     },
     async startPusher(nodeId) {
-      const p = await startService('pusher', { ...env, NODE_ID: `${id}-${nodeId}`, PUSHER_HEARTBEAT_MS: '2000' });
+      const p = await startService('pusher', { PUSHER_HEARTBEAT_MS: '2000', ...env, NODE_ID: `${id}-${nodeId}` });
       s.pushers.push(p);
       return p;
     },
