@@ -5,6 +5,7 @@ import { eventually } from './support/services.js';
 import { pino } from 'pino';
 import { createKafka } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
+import { createMessageStore } from '../common/src/messageStore.js';
 import { stack as infra } from './support/env.js';
 
 describe('core pipeline: HTTP to WebSocket', () => {
@@ -47,13 +48,29 @@ describe('core pipeline: HTTP to WebSocket', () => {
     assert.equal(c1.messages[5]!.id, live.body.id);
     c1.ack([...ids, live.body.id]);
     // The ack is written in the background; wait until the store reflects it.
-    await eventually(async () => (await s.mongo.db(s.env.MONGO_DB).collection('inbox').countDocuments({ user: 'bob', acked: 'laptop' })) === 6, { what: 'acks stored' });
+    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    await eventually(async () => (await store.deviceState(s.app, 'bob', 'laptop')).acked.length === 6, { what: 'acks stored' });
     await c1.close();
     const c2 = await connectClient(wsUrl, token);
     const marker = await s.send({ to: { users: ['bob'] }, payload: { n: 'marker' } });
     await c2.waitFor(1);
     assert.deepEqual(c2.messages.map((m) => m.id), [marker.body.id]);
     await c2.close();
+  });
+
+  test('a collapse key keeps only the newest undelivered message for an offline user', { timeout: 30_000 }, async () => {
+    const ids: string[] = [];
+    for (const status of ['packed', 'shipped', 'delivered']) {
+      const r = await s.send({ to: { users: ['olga'] }, payload: { status }, collapseKey: 'order-42-status' });
+      assert.equal(r.status, 202);
+      ids.push(r.body.id);
+    }
+    const other = await s.send({ to: { users: ['olga'] }, payload: { status: 'unrelated' } });
+    const c = await connectClient(s.pushers[0]!.url.replace('http', 'ws') + '/v1/ws', (await s.token('olga', 'phone')).token);
+    await c.waitFor(2);
+    assert.deepEqual(c.messages.map((m) => m.id), [ids[2], other.body.id]);
+    assert.deepEqual(c.messages[0]!.payload, { status: 'delivered' });
+    await c.close();
   });
 
   test('the dispatcher commits what it forwarded, so a restart does not re-route old records', { timeout: 30_000 }, async () => {

@@ -4,6 +4,7 @@ import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createAppStore } from '../../common/src/apps.js';
 import { createMessageStore } from '../../common/src/messageStore.js';
+import { createIdempotencyKeys } from '../../common/src/idempotencyKeys.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
@@ -46,7 +47,7 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
 
   const marker = createPublishedMarker(store, logger);
   onClose('published-marker', () => marker.close());
-  const submitDeps = { store, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest };
+  const submitDeps = { store, idempotency: createIdempotencyKeys(db), publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest };
 
   const outbox = startOutboxSweeper({ store, publisher, redis, logger, metrics, ingestTopic: topics.ingest });
   onClose('outbox', () => outbox.close());

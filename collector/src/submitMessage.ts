@@ -2,6 +2,7 @@ import type { App } from '../../common/src/apps.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import type { MessageStore, StoredMessage } from '../../common/src/messageStore.js';
 import type { Logger } from '../../common/src/logger.js';
+import type { IdempotencyKeys } from '../../common/src/idempotencyKeys.js';
 import { newId } from '../../common/src/ids.js';
 import { PushError } from '../../common/src/errors.js';
 import { encodeRecord } from '../../schemas/registry.js';
@@ -18,6 +19,7 @@ export interface SubmitResult {
 
 export interface SubmitDeps {
   store: MessageStore;
+  idempotency: IdempotencyKeys;
   publisher: BatchPublisher;
   logger: Logger;
   metrics: CollectorMetrics;
@@ -60,7 +62,7 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
   if (sub.idempotencyKey) {
     let claim;
     try {
-      claim = await deps.store.claimIdempotencyKey(app._id, sub.idempotencyKey, id);
+      claim = await deps.idempotency.claim(app._id, sub.idempotencyKey, id);
     } catch (err) {
       throw new PushError('STORE_UNAVAILABLE', 'cannot check the idempotency key now; nothing was accepted', { status: 503, retriable: true, cause: err });
     }
@@ -77,7 +79,7 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
   }
   const result = await storeAndPublish(deps, app, sub, sub.to.users, id);
   if (sub.idempotencyKey) {
-    await deps.store.completeIdempotencyKey(app._id, sub.idempotencyKey).catch((err: Error) =>
+    await deps.idempotency.complete(app._id, sub.idempotencyKey).catch((err: Error) =>
       deps.logger.warn({ err: err.message, id }, 'could not mark the idempotency key complete'),
     );
   }
@@ -96,15 +98,14 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, user
     createdAt: new Date(now),
     expiresAt: new Date(now + sub.ttlSeconds * 1000),
     traceId: sub.traceId ?? id,
-    published: false,
     ...(sub.collapseKey ? { collapseKey: sub.collapseKey } : {}),
   };
   const release = async () => {
-    if (sub.idempotencyKey) await deps.store.releaseIdempotencyKey(app._id, sub.idempotencyKey).catch(() => undefined);
+    if (sub.idempotencyKey) await deps.idempotency.release(app._id, sub.idempotencyKey).catch(() => undefined);
   };
   if (msg.persistent) {
     try {
-      await deps.store.store(msg, users);
+      await deps.store.store(msg);
     } catch (err) {
       await release();
       throw new PushError('STORE_UNAVAILABLE', 'cannot store the message now; nothing was accepted', { status: 503, retriable: true, cause: err });

@@ -1,13 +1,25 @@
-import type { Db, Collection } from 'mongodb';
+import type { Db } from 'mongodb';
 
 /**
- * Persistent messages in MongoDB.
+ * Persistent messages in MongoDB, laid out so that every hot-path operation
+ * is a lookup by `_id` (FerretDB, our local server, only pushes `_id`
+ * equality down to its storage; MongoDB is fast either way):
  *
- *   messages     one document per message (the payload is stored once)
- *   inbox        one document per (app, user, message): what each user still has
- *                to receive, with the devices that acknowledged it or gave up on it
- *   attempts     redeliveries per (device, message), to park what a device never acks
- *   idempotency  (app, idempotencyKey) -> message id
+ *   messages  one document per message (the payload is stored once)
+ *   outbox    ids of stored messages not yet published to Kafka
+ *   inboxes   one document per (app, user): the ids, expiry and collapse key
+ *             of the user's recent persistent messages, in arrival order
+ *   acks      one document per (app, user, device): the ids it acknowledged
+ *   tries     one document per (app, user, device): deliveries on connect per id
+ *
+ * A reconnect therefore costs three reads plus one read per undelivered message.
+ *
+ * Every document has a single writer, because FerretDB 1.x applies updates
+ * as read-modify-write without isolation (two concurrent $push to one
+ * document can lose one): the collector only inserts; an inbox is written
+ * only by the dispatcher that owns the user's push.ingest partition (records
+ * are keyed app|user); acks and tries are written by the pusher holding the
+ * device, one write at a time per document.
  */
 export interface StoredMessage {
   _id: string;
@@ -21,208 +33,214 @@ export interface StoredMessage {
   expiresAt: Date;
   collapseKey?: string;
   traceId: string;
-  /** False until the ingest records are on Kafka; the outbox sweeper publishes the rest. */
-  published: boolean;
 }
 
-export interface InboxEntry {
+export interface InboxItem {
+  /** message id */
+  m: string;
+  /** expiry, ms since epoch */
+  e: number;
+  /** collapse key */
+  k?: string;
+}
+
+interface Inbox {
   _id: string;
-  app: string;
-  user: string;
-  msg: string;
-  exp: Date;
-  ck?: string;
+  items: InboxItem[];
+  /** Version, bumped by every write, for optimistic read-modify-write. */
+}
+
+interface AckState {
+  _id: string;
   acked: string[];
-  parked: string[];
 }
 
-interface Attempt {
+interface TryState {
   _id: string;
-  n: number;
-  exp: Date;
+  /** Deliveries on connect per message id (ids are [0-9A-Z], safe as field names). */
+  n: Record<string, number>;
 }
 
-interface IdempotencyRecord {
+interface OutboxEntry {
   _id: string;
-  msg: string;
-  /** False while the first submission is being handled. */
-  done: boolean;
   at: Date;
-  exp: Date;
 }
 
-export type IdempotencyClaim =
-  | { state: 'claimed' }
-  | { state: 'duplicate'; id: string }
-  | { state: 'in-progress'; id: string };
+export const inboxKey = (app: string, user: string) => `${app}|${user}`;
+export const deviceKey = (app: string, user: string, device: string) => `${app}|${user}|${device}`;
 
-export const inboxId = (app: string, user: string, msg: string) => `${app}|${user}|${msg}`;
-const deviceMsgId = (app: string, user: string, device: string, msg: string) => `${app}|${user}|${device}|${msg}`;
-/** Collections with an expiry field, dependents before what they point at. */
-const EXPIRING = [['inbox', 'exp'], ['attempts', 'exp'], ['idempotency', 'exp'], ['messages', 'expiresAt']] as const;
-const IDEMPOTENCY_WINDOW_MS = 24 * 3600 * 1000;
-/** A claim not completed within this long is considered abandoned. */
-const IDEMPOTENCY_STALE_MS = 10_000;
+/** An inbox keeps at most this many items; the oldest go first. */
+export const MAX_INBOX_ITEMS = 5000;
+const READ_CONCURRENCY = 16;
+/** A device's ack list is pruned to the ids still in its inbox past this size. */
+const PRUNE_ACKS_AT = 2 * MAX_INBOX_ITEMS;
+/** Collections whose documents carry their own expiry. */
+const EXPIRING = [['messages', 'expiresAt'], ['idempotency', 'exp']] as const;
 
 export interface MessageStore {
-  messages: Collection<StoredMessage>;
   /** Creates indexes; resolves false when the server lacks TTL indexes (call sweepExpired instead). */
   ensureIndexes(): Promise<boolean>;
-  /** Deletes expired documents; for servers without TTL indexes. Returns how many. */
+  /** Deletes expired messages and idempotency keys; for servers without TTL indexes. Returns how many. */
   sweepExpired(): Promise<number>;
+  /** Stores a message and queues it in the outbox (inserts only). */
+  store(msg: StoredMessage): Promise<void>;
   /**
-   * Claims an idempotency key for `msgId`. A key whose first submission never
-   * finished (crash, store failure) is taken over after a short grace period,
-   * so it cannot stay stuck pointing at a message that was never accepted.
+   * Appends items to users' inboxes (dispatcher only: it is the single writer
+   * of an inbox). An item with a collapse key replaces older items with the
+   * same key; `compact` also drops expired and duplicate items and caps size.
    */
-  claimIdempotencyKey(app: string, key: string, msgId: string): Promise<IdempotencyClaim>;
-  completeIdempotencyKey(app: string, key: string): Promise<void>;
-  releaseIdempotencyKey(app: string, key: string): Promise<void>;
-  /** Stores a message and its per-user inbox entries; a collapse key removes older undelivered entries. */
-  store(msg: StoredMessage, users: string[]): Promise<void>;
+  appendToInboxes(entries: { app: string; user: string; items: InboxItem[]; compact: boolean }[]): Promise<void>;
   markPublished(ids: string[]): Promise<void>;
-  /** Stored messages not yet on Kafka, oldest first, created before `before`. */
+  /** Stored messages not yet on Kafka, oldest first, stored before `before`. */
   unpublished(before: Date, limit: number): Promise<StoredMessage[]>;
   /** Undelivered, unexpired, unparked messages of a device in id (= time) order, after `afterId`. */
-  loadUndelivered(app: string, user: string, device: string, afterId: string, limit: number): Promise<StoredMessage[]>;
-  /** Counts one more delivery attempt per message; returns ids that reached `maxAttempts` (now parked). */
+  loadUndelivered(app: string, user: string, device: string, opts: { afterId: string; limit: number; maxAttempts: number }): Promise<StoredMessage[]>;
+  /** Counts one more delivery on connect per message; returns ids that reached `maxAttempts` (now parked). */
   recordAttempts(app: string, user: string, device: string, ids: string[], maxAttempts: number): Promise<string[]>;
   ack(app: string, user: string, device: string, ids: string[]): Promise<void>;
+  /** What a device has acknowledged and how often each message was tried (for operators and tests). */
+  deviceState(app: string, user: string, device: string): Promise<{ acked: string[]; tries: Record<string, number> }>;
 }
 
 export function createMessageStore(db: Db): MessageStore {
   const messages = db.collection<StoredMessage>('messages');
-  const inbox = db.collection<InboxEntry>('inbox');
-  const attempts = db.collection<Attempt>('attempts');
-  const idem = db.collection<IdempotencyRecord>('idempotency');
-  let ttlSupported = true;
+  const outbox = db.collection<OutboxEntry>('outbox');
+  const inboxes = db.collection<Inbox>('inboxes');
+  const acks = db.collection<AckState>('acks');
+  const tries = db.collection<TryState>('tries');
+
+  const readMessages = async (ids: string[]): Promise<StoredMessage[]> => {
+    const out: (StoredMessage | null)[] = new Array(ids.length).fill(null);
+    let next = 0;
+    const worker = async () => {
+      while (next < ids.length) {
+        const i = next++;
+        out[i] = await messages.findOne({ _id: ids[i]! });
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, ids.length) }, worker));
+    return out.filter((m): m is StoredMessage => m !== null);
+  };
 
   return {
-    messages,
     async ensureIndexes() {
-      await inbox.createIndex({ app: 1, user: 1, msg: 1 });
-      await inbox.createIndex({ app: 1, user: 1, ck: 1 });
-      await messages.createIndex({ published: 1, _id: 1 });
-      // TTL indexes clean up after expiry where the server has them (MongoDB);
-      // elsewhere (FerretDB 1.x) sweepExpired() does it. Reads filter on expiry
-      // either way, so late cleanup never means an expired delivery.
-      ttlSupported = true;
+      // MongoDB removes expired messages itself; FerretDB 1.x lacks TTL indexes
+      // and the collector sweeps instead. Reads filter on expiry either way.
+      let ttl = true;
       for (const [name, field] of EXPIRING) {
-        const coll = db.collection(name);
         try {
-          await coll.createIndex({ [field]: 1 }, { expireAfterSeconds: 0 });
+          await db.collection(name).createIndex({ [field]: 1 }, { expireAfterSeconds: 0 });
         } catch (err) {
           if ((err as { code?: number }).code !== 238) throw err; // NotImplemented
-          ttlSupported = false;
-          await coll.createIndex({ [field]: 1 });
+          ttl = false;
+          await db.collection(name).createIndex({ [field]: 1 });
         }
       }
-      return ttlSupported;
+      return ttl;
     },
 
     async sweepExpired() {
-      const now = new Date();
       let removed = 0;
-      for (const [name, field] of EXPIRING) {
-        removed += (await db.collection(name).deleteMany({ [field]: { $lt: now } })).deletedCount;
-      }
+      for (const [name, field] of EXPIRING) removed += (await db.collection(name).deleteMany({ [field]: { $lt: new Date() } })).deletedCount;
       return removed;
     },
 
-    async claimIdempotencyKey(app, key, msgId) {
-      const _id = `${app}|${key}`;
-      const now = new Date();
-      try {
-        await idem.insertOne({ _id, msg: msgId, done: false, at: now, exp: new Date(now.getTime() + IDEMPOTENCY_WINDOW_MS) });
-        return { state: 'claimed' };
-      } catch (err) {
-        if ((err as { code?: number }).code !== 11000) throw err;
-      }
-      const existing = await idem.findOne({ _id });
-      if (!existing) return this.claimIdempotencyKey(app, key, msgId);
-      if (existing.done) return { state: 'duplicate', id: existing.msg };
-      if (now.getTime() - existing.at.getTime() < IDEMPOTENCY_STALE_MS) return { state: 'in-progress', id: existing.msg };
-      const taken = await idem.updateOne({ _id, msg: existing.msg, done: false }, { $set: { msg: msgId, at: now } });
-      return taken.modifiedCount === 1 ? { state: 'claimed' } : { state: 'in-progress', id: existing.msg };
-    },
-
-    async completeIdempotencyKey(app, key) {
-      await idem.updateOne({ _id: `${app}|${key}` }, { $set: { done: true } });
-    },
-
-    async releaseIdempotencyKey(app, key) {
-      await idem.deleteOne({ _id: `${app}|${key}` });
-    },
-
-    async store(msg, users) {
-      if (msg.collapseKey && users.length > 0) {
-        await inbox.deleteMany({ app: msg.app, user: { $in: users }, ck: msg.collapseKey });
-      }
+    async store(msg) {
       await messages.insertOne(msg);
-      if (users.length === 0) return;
       try {
-        await inbox.insertMany(
-          users.map((user) => ({
-            _id: inboxId(msg.app, user, msg._id),
-            app: msg.app,
-            user,
-            msg: msg._id,
-            exp: msg.expiresAt,
-            ...(msg.collapseKey ? { ck: msg.collapseKey } : {}),
-            acked: [],
-            parked: [],
-          })),
-          { ordered: false },
-        );
+        await outbox.insertOne({ _id: msg._id, at: msg.createdAt });
       } catch (err) {
         // Nothing half-stored: a caller that sees this error was told "not accepted".
-        await inbox.deleteMany({ msg: msg._id }).catch(() => undefined);
         await messages.deleteOne({ _id: msg._id }).catch(() => undefined);
         throw err;
       }
     },
 
+    async appendToInboxes(entries) {
+      const plain = entries.filter((e) => !e.compact && !e.items.some((i) => i.k));
+      if (plain.length > 0) {
+        await inboxes.bulkWrite(
+          plain.map((e) => ({
+            updateOne: { filter: { _id: inboxKey(e.app, e.user) }, update: { $push: { items: { $each: e.items } } }, upsert: true },
+          })),
+          { ordered: false },
+        );
+      }
+      for (const e of entries.filter((x) => !plain.includes(x))) {
+        const _id = inboxKey(e.app, e.user);
+        const doc = await inboxes.findOne({ _id });
+        const items = compactItems([...(doc?.items ?? []), ...e.items]);
+        await inboxes.updateOne({ _id }, { $set: { items } }, { upsert: true });
+      }
+    },
+
     async markPublished(ids) {
-      if (ids.length > 0) await messages.updateMany({ _id: { $in: ids } }, { $set: { published: true } });
+      if (ids.length === 0) return;
+      await outbox.bulkWrite(ids.map((id) => ({ deleteOne: { filter: { _id: id } } })), { ordered: false });
     },
 
-    unpublished(before, limit) {
-      return messages.find({ published: false, createdAt: { $lt: before } }).sort({ _id: 1 }).limit(limit).toArray();
+    async unpublished(before, limit) {
+      const pending = await outbox.find({ at: { $lt: before } }).sort({ _id: 1 }).limit(limit).toArray();
+      const found = await readMessages(pending.map((p) => p._id));
+      const missing = pending.filter((p) => !found.some((m) => m._id === p._id));
+      if (missing.length > 0) await this.markPublished(missing.map((p) => p._id));
+      return found;
     },
 
-    async loadUndelivered(app, user, device, afterId, limit) {
-      const now = new Date();
-      const entries = await inbox
-        .find({ app, user, msg: { $gt: afterId }, exp: { $gt: now }, acked: { $ne: device }, parked: { $ne: device } })
-        .sort({ msg: 1 })
-        .limit(limit)
-        .project<{ msg: string }>({ msg: 1 })
-        .toArray();
-      if (entries.length === 0) return [];
-      const found = await messages.find({ _id: { $in: entries.map((e) => e.msg) }, expiresAt: { $gt: now } }).toArray();
-      return found.sort((a, b) => (a._id < b._id ? -1 : 1));
+    async loadUndelivered(app, user, device, { afterId, limit, maxAttempts }) {
+      const key = deviceKey(app, user, device);
+      const [inbox, ackDoc, tryDoc] = await Promise.all([inboxes.findOne({ _id: inboxKey(app, user) }), acks.findOne({ _id: key }), tries.findOne({ _id: key })]);
+      if (!inbox) return [];
+      const now = Date.now();
+      const acked = new Set(ackDoc?.acked ?? []);
+      const n = tryDoc?.n ?? {};
+      const live = compactItems(inbox.items).filter((i) => i.e > now);
+      const due = live.filter((i) => i.m > afterId && !acked.has(i.m) && (n[i.m] ?? 0) < maxAttempts).slice(0, limit);
+      const found = await readMessages(due.map((i) => i.m));
+      return found.filter((m) => m.expiresAt.getTime() > now);
     },
 
     async recordAttempts(app, user, device, ids, maxAttempts) {
       if (ids.length === 0) return [];
-      const exp = new Date(Date.now() + 30 * 86_400_000);
-      await attempts.bulkWrite(
-        ids.map((id) => ({
-          updateOne: { filter: { _id: deviceMsgId(app, user, device, id) }, update: { $inc: { n: 1 }, $set: { exp } }, upsert: true },
-        })),
-        { ordered: false },
-      );
-      const counted = await attempts.find({ _id: { $in: ids.map((id) => deviceMsgId(app, user, device, id)) } }).toArray();
-      const exhausted = counted.filter((a) => a.n >= maxAttempts).map((a) => a._id.slice(a._id.lastIndexOf('|') + 1));
-      if (exhausted.length > 0) {
-        await inbox.updateMany({ _id: { $in: exhausted.map((id) => inboxId(app, user, id)) } }, { $addToSet: { parked: device } });
-      }
-      return exhausted;
+      const _id = deviceKey(app, user, device);
+      await tries.updateOne({ _id }, { $inc: Object.fromEntries(ids.map((id) => [`n.${id}`, 1])) }, { upsert: true });
+      const doc = await tries.findOne({ _id });
+      return ids.filter((id) => (doc?.n?.[id] ?? 0) >= maxAttempts);
     },
 
     async ack(app, user, device, ids) {
       if (ids.length === 0) return;
-      await inbox.updateMany({ _id: { $in: ids.map((id) => inboxId(app, user, id)) } }, { $addToSet: { acked: device } });
+      const _id = deviceKey(app, user, device);
+      // Now and then (amortised), keep only ids still in the inbox: the rest can
+      // never be delivered again, and the list would otherwise grow forever.
+      if (Math.random() < 1 / 50) {
+        const [inbox, full] = await Promise.all([inboxes.findOne({ _id: inboxKey(app, user) }), acks.findOne({ _id })]);
+        if (full && full.acked.length > PRUNE_ACKS_AT) {
+          const live = new Set((inbox?.items ?? []).map((i) => i.m));
+          await acks.updateOne({ _id }, { $set: { acked: [...new Set([...full.acked, ...ids])].filter((id) => live.has(id)) } });
+          return;
+        }
+      }
+      await acks.updateOne({ _id }, { $addToSet: { acked: { $each: ids } } }, { upsert: true });
+    },
+
+    async deviceState(app, user, device) {
+      const key = deviceKey(app, user, device);
+      const [a, t] = await Promise.all([acks.findOne({ _id: key }), tries.findOne({ _id: key })]);
+      return { acked: a?.acked ?? [], tries: t?.n ?? {} };
     },
   };
+}
+
+/**
+ * An inbox in delivery order with duplicates (replays) and older items of a
+ * collapse key removed, expired items dropped and the size capped.
+ */
+export function compactItems(items: InboxItem[], now = Date.now()): InboxItem[] {
+  const byId = new Map<string, InboxItem>();
+  for (const i of items) if (i.e > now) byId.set(i.m, i);
+  const sorted = [...byId.values()].sort((a, b) => (a.m < b.m ? -1 : a.m > b.m ? 1 : 0));
+  const newestOfKey = new Map<string, string>();
+  for (const i of sorted) if (i.k) newestOfKey.set(i.k, i.m);
+  return sorted.filter((i) => !i.k || newestOfKey.get(i.k) === i.m).slice(-MAX_INBOX_ITEMS);
 }

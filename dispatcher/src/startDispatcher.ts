@@ -13,14 +13,17 @@ import { Counter, Histogram } from '../../common/src/metrics.js';
 import { decodeRecord, encodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords } from './routeRecords.js';
+import { createInboxAppender } from './appendInboxes.js';
+import { createMessageStore } from '../../common/src/messageStore.js';
 
 export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
-  const clients = createServiceClients('dispatcher', deps, { kafka: true, redis: true });
+  const clients = createServiceClients('dispatcher', deps, { kafka: true, redis: true, mongo: true });
   const { registry, checks } = clients;
   const kafka = clients.kafka!;
   const redis = clients.redis!;
   const topics = topicNames(config.topicPrefix);
+  const appendToInboxes = createInboxAppender(createMessageStore(clients.mongo!.db));
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
 
@@ -64,6 +67,8 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
         await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, topics.groups.dispatcher, topics.dlq);
       }
     }
+    // Inbox first, then routes: see createInboxAppender.
+    await appendToInboxes(records, Date.now());
     const users = new Map<string, { app: string; user: string }>();
     for (const r of records) if (r.user !== null) users.set(`${r.app}|${r.user}`, { app: r.app, user: r.user });
     const keys = [...users.keys()];

@@ -16,7 +16,7 @@ export interface PusherConfig extends CommonConfig {
   maxBufferedBytes: number;
   /** Largest frame a client may send. Default 65536 bytes. */
   maxFrameBytes: number;
-  /** Frames per second a client may send (burst: 2x). Default 20. */
+  /** Frames per second a client may send (burst: 2x). Default 100. */
   frameRate: number;
   /** Deliveries on connect before an unacknowledged message is parked for that device. Default 10. */
   maxDeliveryAttempts: number;
@@ -42,7 +42,7 @@ export function loadConfig(env: Env): PusherConfig {
     routeTtlMs: envInt(env, 'PUSHER_ROUTE_TTL_MS', heartbeatMs * 3, { min: heartbeatMs * 2 }),
     maxBufferedBytes: envInt(env, 'PUSHER_MAX_BUFFERED_BYTES', 1 << 20, { min: 1024 }),
     maxFrameBytes: envInt(env, 'PUSHER_MAX_FRAME_BYTES', 65_536, { min: 256, max: 16 << 20 }),
-    frameRate: envInt(env, 'PUSHER_FRAME_RATE', 20, { min: 1, max: 10_000 }),
+    frameRate: envInt(env, 'PUSHER_FRAME_RATE', 100, { min: 1, max: 10_000 }),
     maxDeliveryAttempts: envInt(env, 'PUSHER_MAX_DELIVERY_ATTEMPTS', 10, { min: 1, max: 1000 }),
     offlinePageSize: envInt(env, 'PUSHER_OFFLINE_PAGE_SIZE', 200, { min: 1, max: 5000 }),
     maxPendingLive: envInt(env, 'PUSHER_MAX_PENDING_LIVE', 1000, { min: 10 }),

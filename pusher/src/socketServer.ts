@@ -124,7 +124,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const resume = async (conn: Connection) => {
     let after = '';
     for (;;) {
-      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, after, config.offlinePageSize);
+      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, { afterId: after, limit: config.offlinePageSize, maxAttempts: config.maxDeliveryAttempts });
       if (conn.closed || page.length === 0) break;
       for (const m of page) {
         conn.resumed?.add(m._id);

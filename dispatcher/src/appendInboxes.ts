@@ -1,0 +1,37 @@
+import type { InboxItem, MessageStore } from '../../common/src/messageStore.js';
+import type { IngestRecord } from '../../schemas/types.js';
+
+/** Appends between compactions of one inbox (expired, duplicate and collapsed items go then). */
+const COMPACT_EVERY = 200;
+/** Users whose append count is remembered; the oldest are forgotten first. */
+const MAX_TRACKED_USERS = 100_000;
+
+/**
+ * Adds a batch's persistent unicast records to their users' inboxes before
+ * they are routed live, so a device that connects at any moment finds each
+ * message either in its inbox or on the live path. The dispatcher is the only
+ * writer of an inbox: push.ingest is keyed app|user, so one consumer owns a
+ * user at a time.
+ */
+export function createInboxAppender(store: MessageStore) {
+  const appends = new Map<string, number>();
+
+  return async (records: IngestRecord[], now: number): Promise<void> => {
+    const byUser = new Map<string, { app: string; user: string; items: InboxItem[]; compact: boolean }>();
+    for (const r of records) {
+      if (!r.persistent || r.user === null || r.expiresAt <= now) continue;
+      const key = `${r.app}|${r.user}`;
+      let entry = byUser.get(key);
+      if (!entry) byUser.set(key, (entry = { app: r.app, user: r.user, items: [], compact: false }));
+      entry.items.push({ m: r.id, e: r.expiresAt, ...(r.collapseKey ? { k: r.collapseKey } : {}) });
+    }
+    for (const [key, entry] of byUser) {
+      const count = (appends.get(key) ?? 0) + entry.items.length;
+      appends.delete(key);
+      if (count >= COMPACT_EVERY) entry.compact = true;
+      else appends.set(key, count);
+      if (appends.size > MAX_TRACKED_USERS) appends.delete(appends.keys().next().value!);
+    }
+    if (byUser.size > 0) await store.appendToInboxes([...byUser.values()]);
+  };
+}
