@@ -5,11 +5,10 @@ import { Kafka, logLevel } from 'kafkajs';
 import { infraPath, repoRoot } from './paths.js';
 import {
   assertPortsFree,
-  killPid,
   livePid,
+  pidControls,
   runCommand,
   spawnDetached,
-  stopPid,
   waitReady,
   withProgress,
   type Log,
@@ -154,9 +153,7 @@ export function kafkaHandle(dir: string, port: number, pid: number): KafkaHandle
   const pidFile = kafkaPidFile(dir);
   return {
     brokers: `127.0.0.1:${port}`,
-    pid,
-    stop: () => stopPid(pid, pidFile),
-    kill: () => killPid(pid, pidFile),
+    ...pidControls(pid, pidFile),
   };
 }
 

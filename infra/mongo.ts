@@ -5,11 +5,10 @@ import { MongoClient } from 'mongodb';
 import { infraPath } from './paths.js';
 import {
   assertPortsFree,
-  killPid,
   livePid,
+  pidControls,
   runCommand,
   spawnDetached,
-  stopPid,
   waitReady,
   which,
   withProgress,
@@ -123,9 +122,7 @@ export function mongoHandle(dir: string, port: number, pid: number, engine: Mong
   return {
     url: `mongodb://127.0.0.1:${port}`,
     engine,
-    pid,
-    stop: () => stopPid(pid, pidFile),
-    kill: () => killPid(pid, pidFile),
+    ...pidControls(pid, pidFile),
   };
 }
 

@@ -127,6 +127,11 @@ export async function killPid(pid: number, pidFile: string): Promise<void> {
   removePidFile(pidFile, pid);
 }
 
+/** Stop and kill controls of a server known by its pid and pid file. */
+export function pidControls(pid: number, pidFile: string): ServerHandle {
+  return { pid, stop: () => stopPid(pid, pidFile), kill: () => killPid(pid, pidFile) };
+}
+
 /** Starts a long-lived server in its own process group with output appended to logFile. */
 export async function spawnDetached(
   cmd: string,

@@ -4,11 +4,10 @@ import { Redis } from 'ioredis';
 import { infraPath } from './paths.js';
 import {
   assertPortsFree,
-  killPid,
   livePid,
+  pidControls,
   runCommand,
   spawnDetached,
-  stopPid,
   waitReady,
   which,
   withProgress,
@@ -89,9 +88,7 @@ export function redisHandle(dir: string, port: number, pid: number): RedisHandle
   const pidFile = redisPidFile(dir);
   return {
     url: `redis://127.0.0.1:${port}`,
-    pid,
-    stop: () => stopPid(pid, pidFile),
-    kill: () => killPid(pid, pidFile),
+    ...pidControls(pid, pidFile),
   };
 }
 
