@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, generateKeyPair, importJWK } from 'jose';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
+import { eventually } from './support/services.js';
 
 describe('bad input is refused clearly and loses nothing accepted', () => {
   let s: TestStack;
@@ -101,6 +102,16 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
       .setIssuedAt(Math.floor(Date.now() / 1000) - 120).setExpirationTime(Math.floor(Date.now() / 1000) - 60)
       .sign(realKey);
     assert.equal(await refusal(expired), 401);
+
+    // The same verdicts over plain HTTP, for browsers that cannot see a refused handshake's status.
+    const session = (t: string) => fetch(`${s.pushers[0]!.url}/v1/session?token=${encodeURIComponent(t)}`);
+    const ok = await session(token);
+    assert.equal(ok.status, 200);
+    assert.deepEqual(await ok.json().then((b: any) => [b.userId, b.deviceId, b.app]), ['carol', 'phone', s.app]);
+    const gone = await session(expired);
+    assert.equal(gone.status, 401);
+    assert.equal(((await gone.json()) as any).error.code, 'TOKEN_EXPIRED');
+    assert.equal((await session(forged)).status, 401);
   });
 
   test('pusher: garbage frames get error frames, a flood of them closes the socket with 4002', { timeout: 30_000 }, async () => {
@@ -110,11 +121,9 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     c.ws.send(JSON.stringify({ type: 'ack', ids: 'nope' }));
     c.ws.send(JSON.stringify({ type: 'warp' }));
     c.ws.send(JSON.stringify({ type: 'ping' }));
-    await new Promise<void>((resolve) => {
-      const check = () => (c.frames.length >= 4 ? resolve() : setTimeout(check, 20));
-      check();
-    });
-    assert.deepEqual(c.frames.slice(0, 4).map((f) => f.code ?? f.type), ['BAD_FRAME', 'BAD_FRAME', 'BAD_FRAME', 'pong']);
+    await eventually(() => c.frames.length >= 5, { what: 'four replies after the welcome' });
+    assert.equal(c.frames[0].type, 'welcome');
+    assert.deepEqual(c.frames.slice(1, 5).map((f) => f.code ?? f.type), ['BAD_FRAME', 'BAD_FRAME', 'BAD_FRAME', 'pong']);
     // The connection is still healthy: a message still arrives.
     const r = await s.send({ to: { users: ['dave'] }, payload: 'still here' });
     await c.waitFor(1);

@@ -91,6 +91,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const open = async (ws: WebSocket, app: string, user: string, device: string) => {
     const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, config);
     table.add(conn);
+    conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
     ws.on('pong', () => (conn.alive = true));
     ws.on('message', (data, isBinary) =>
       handleClientFrame(conn, data, isBinary, {

@@ -14,7 +14,7 @@ import { sendToDeadLetters } from '../../common/src/deadLetter.js';
 import type { Kafka } from 'kafkajs';
 import { createPusherMetrics } from './pusherMetrics.js';
 import { createSocketServer } from './socketServer.js';
-import { createTokenVerifier } from './verifyToken.js';
+import { createTokenVerifier, TokenError } from './verifyToken.js';
 import { createAckWriter } from './ackWriter.js';
 
 const NODE_TTL_MS = 15_000;
@@ -49,7 +49,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const metrics = createPusherMetrics(registry, () => connections());
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher,
-    verify: createTokenVerifier(config.authUrl),
+    verify: (token) => verify(token),
     upstreamTopic: topics.upstream,
   });
   connections = () => sockets.table.size;
@@ -93,6 +93,20 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     await removeNode(redis, config.nodeId).catch(() => undefined);
   });
 
+  // Lets a browser tell "token refused" from "network down": a failed WebSocket
+  // handshake shows no status to page scripts. Verified locally, like the handshake.
+  const verify = createTokenVerifier(config.authUrl);
+  http.app.get('/v1/session', async (req, res) => {
+    res.set('Access-Control-Allow-Origin', '*');
+    res.set('Cache-Control', 'no-store');
+    try {
+      const claims = await verify(typeof req.query.token === 'string' ? req.query.token : '');
+      res.json({ app: claims.app, userId: claims.user, deviceId: claims.device, expiresAt: new Date(claims.exp * 1000).toISOString(), accepting: sockets.isAccepting() });
+    } catch (err) {
+      const e = err instanceof TokenError ? err : new TokenError('TOKEN_INVALID', 'invalid token');
+      res.status(e.code === 'KEYS_UNAVAILABLE' ? 503 : 401).json({ error: { code: e.code, message: e.message } });
+    }
+  });
   const addr = await http.listen();
   onClose('http', () => http.close());
   onClose('sockets', () => sockets.close());
