@@ -31,8 +31,12 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
       ['ttl zero', [{ to: { users: ['u'] }, payload: 1, ttlSeconds: 0 }], 400, 'INVALID_REQUEST'],
       ['unknown field', [{ to: { users: ['u'] }, payload: 1, persistant: true }], 400, 'INVALID_REQUEST'],
       ['payload too large', [{ to: { users: ['u'] }, payload: 'x'.repeat(20_000) }], 413, 'PAYLOAD_TOO_LARGE'],
-      ['body too large', [null, { raw: JSON.stringify({ to: { users: ['u'] }, payload: 'x'.repeat(70_000) }) }], 413, 'PAYLOAD_TOO_LARGE'],
-      ['group not built yet', [{ to: { group: 'news' }, payload: 1 }], 501, 'NOT_IMPLEMENTED'],
+      ['body too large', [null, { raw: JSON.stringify({ to: { users: ['u'] }, payload: 'x'.repeat(1_100_000) }) }], 413, 'PAYLOAD_TOO_LARGE'],
+      ['bad group name', [{ to: { group: 'no spaces please' }, payload: 1 }], 400, 'INVALID_REQUEST'],
+      ['all must be true', [{ to: { all: false }, payload: 1 }], 400, 'INVALID_REQUEST'],
+      ['rate on a user list', [{ to: { users: ['u'] }, payload: 1, ratePerSecond: 10 }], 400, 'INVALID_REQUEST'],
+      ['rate not positive', [{ to: { all: true }, payload: 1, ratePerSecond: 0 }], 400, 'INVALID_REQUEST'],
+      ['too many users', [{ to: { users: Array.from({ length: 10_001 }, (_, i) => `u${i}`) }, payload: 1 }], 400, 'INVALID_REQUEST'],
     ];
     for (const [name, args, status, code] of cases) {
       const res = await s.send(...args);
@@ -112,6 +116,9 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     assert.equal(gone.status, 401);
     assert.equal(((await gone.json()) as any).error.code, 'TOKEN_EXPIRED');
     assert.equal((await session(forged)).status, 401);
+    const wrongOrigin = await fetch(`${s.pushers[0]!.url}/v1/session?token=${encodeURIComponent(token)}`, { headers: { origin: 'https://evil.example' } });
+    assert.equal(wrongOrigin.status, 403);
+    assert.equal(((await wrongOrigin.json()) as any).error.code, 'ORIGIN_NOT_ALLOWED');
   });
 
   test('pusher: garbage frames get error frames, a flood of them closes the socket with 4002', { timeout: 30_000 }, async () => {

@@ -5,6 +5,9 @@ import type { AppStore } from '../../common/src/apps.js';
 import { appOf, requireApp, requireOperator } from '../../common/src/httpAuth.js';
 import { invalid } from '../../common/src/errors.js';
 import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../common/src/tokens.js';
+
+const MAX_TOKEN_GROUPS = 100;
+const GROUP_GRANT_PATTERN = /^[A-Za-z0-9._:-]{1,128}\*?$|^\*$/;
 import { orderNodesFor } from './orderNodes.js';
 import type { SigningKeys } from './signingKeys.js';
 
@@ -21,7 +24,7 @@ export interface TokenRoutesDeps {
 function readId(body: Record<string, unknown>, field: string): string {
   const v = body[field];
   if (typeof v !== 'string' || !ID_PATTERN.test(v)) {
-    throw invalid(`${field} must be a string of 1-128 characters without whitespace or "|"`, { field });
+    throw invalid(`${field} must be a string of 1-128 characters without whitespace or "|", not starting with "#"`, { field });
   }
   return v;
 }
@@ -46,10 +49,18 @@ export function tokenRoutes(deps: TokenRoutesDeps): Router {
       }
       ttl = body.ttlSeconds as number;
     }
+    let groups: string[] = [];
+    if (body.groups !== undefined) {
+      const g = body.groups;
+      if (!Array.isArray(g) || g.length > MAX_TOKEN_GROUPS || !g.every((x) => typeof x === 'string' && GROUP_GRANT_PATTERN.test(x))) {
+        throw invalid(`groups must be an array of at most ${MAX_TOKEN_GROUPS} group names (a trailing * grants a prefix)`, { field: 'groups' });
+      }
+      groups = g as string[];
+    }
     const app = appOf(res);
     const { kid, key } = await deps.keys.current();
     const exp = Math.floor(Date.now() / 1000) + ttl;
-    const token = await new SignJWT({ app: app._id, dev: deviceId })
+    const token = await new SignJWT({ app: app._id, dev: deviceId, ...(groups.length > 0 ? { grp: groups } : {}) })
       .setProtectedHeader({ alg: 'ES256', kid, typ: 'JWT' })
       .setSubject(userId)
       .setIssuer(TOKEN_ISSUER)

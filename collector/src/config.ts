@@ -2,7 +2,7 @@ import { envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '
 
 export interface CollectorConfig extends CommonConfig {
   port: number;
-  /** Largest accepted request body. Default 65536 bytes. */
+  /** Largest accepted request body (room for a 10,000-user list). Default 1 MiB. */
   maxBodyBytes: number;
   /** Partitions of push.ingest when the collector creates it. Default 8. */
   ingestPartitions: number;
@@ -14,7 +14,7 @@ export function loadConfig(env: Env): CollectorConfig {
   return {
     ...loadCommonConfig(env),
     port: envPort(env, 'COLLECTOR_PORT', 8080),
-    maxBodyBytes: envInt(env, 'COLLECTOR_MAX_BODY_BYTES', 65_536, { min: 1024, max: 16 * 1024 * 1024 }),
+    maxBodyBytes: envInt(env, 'COLLECTOR_MAX_BODY_BYTES', 1 << 20, { min: 1024, max: 16 * 1024 * 1024 }),
     ingestPartitions: envInt(env, 'INGEST_PARTITIONS', 8, { min: 1, max: 1024 }),
     publishTimeoutMs: envInt(env, 'COLLECTOR_PUBLISH_TIMEOUT_MS', 2000, { min: 100, max: 60_000 }),
   };

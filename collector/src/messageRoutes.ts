@@ -4,8 +4,9 @@ import { appOf, requireApp } from '../../common/src/httpAuth.js';
 import { PushError } from '../../common/src/errors.js';
 import { submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission } from './validateMessage.js';
+import type { RateLimiter } from './rateLimiter.js';
 
-export function messageRoutes(deps: SubmitDeps & { apps: AppStore; maxBodyBytes: number }): Router {
+export function messageRoutes(deps: SubmitDeps & { apps: AppStore; maxBodyBytes: number; limiter: RateLimiter }): Router {
   const router = Router();
   router.post(
     '/v1/messages',
@@ -24,6 +25,12 @@ export function messageRoutes(deps: SubmitDeps & { apps: AppStore; maxBodyBytes:
       } catch (err) {
         deps.metrics.received.inc({ source: 'http', outcome: 'invalid' });
         throw err;
+      }
+      const waitMs = await deps.limiter.take(app, sub.to.kind === 'users' ? sub.to.users.length : 1);
+      if (waitMs > 0) {
+        deps.metrics.received.inc({ source: 'http', outcome: 'rate-limited' });
+        res.set('Retry-After', String(Math.max(1, Math.ceil(waitMs / 1000))));
+        throw new PushError('RATE_LIMITED', `app ${app._id} is over its ingestion rate; retry in ${waitMs} ms`, { status: 429, retriable: true, details: { retryAfterMs: waitMs } });
       }
       const result = await submitMessage(deps, app, sub);
       deps.metrics.received.inc({ source: 'http', outcome: result.duplicate ? 'duplicate' : result.status });

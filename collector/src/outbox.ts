@@ -63,7 +63,7 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
         const batch = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
         if (batch.length === 0) break;
         for (const msg of batch) {
-          await publisher.publish(ingestTopic, ingestMessages(msg, msg.users ?? []));
+          await publisher.publish(ingestTopic, ingestMessages(msg));
         }
         await store.markPublished(batch.map((m) => m._id));
         total += batch.length;

@@ -5,11 +5,15 @@ import { createHttpService } from '../../common/src/httpServer.js';
 import { createAppStore } from '../../common/src/apps.js';
 import { createMessageStore } from '../../common/src/messageStore.js';
 import { createIdempotencyKeys } from '../../common/src/idempotencyKeys.js';
+import { createTaskStore } from '../../common/src/tasks.js';
+import { taskRoutes } from '../../common/src/taskRoutes.js';
+import { appOf, requireApp } from '../../common/src/httpAuth.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
 import { messageRoutes } from './messageRoutes.js';
+import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
 import { startEventsConsumer } from './eventsConsumer.js';
 
@@ -47,7 +51,9 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
 
   const marker = createPublishedMarker(store, logger);
   onClose('published-marker', () => marker.close());
-  const submitDeps = { store, idempotency: createIdempotencyKeys(db), publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest };
+  const tasks = createTaskStore({ db, redis });
+  await tasks.ensureIndexes();
+  const submitDeps = { store, idempotency: createIdempotencyKeys(db), tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest };
 
   const outbox = startOutboxSweeper({ store, publisher, redis, logger, metrics, ingestTopic: topics.ingest });
   onClose('outbox', () => outbox.close());
@@ -56,7 +62,10 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   onClose('events-consumer', () => consumer.disconnect());
 
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
-  http.app.use(messageRoutes({ ...submitDeps, apps, maxBodyBytes: config.maxBodyBytes }));
+  const limiter = createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting'));
+  http.app.use(messageRoutes({ ...submitDeps, apps, maxBodyBytes: config.maxBodyBytes, limiter }));
+  // Business systems follow their own tasks with their API key; operators use the dispatcher's admin API.
+  http.app.use(taskRoutes({ tasks, auth: requireApp(apps), scope: (res) => appOf(res)._id }));
   const addr = await http.listen();
   onClose('http', () => http.close());
   logger.info({ url: `http://${addr.host}:${addr.port}` }, 'collector listening');

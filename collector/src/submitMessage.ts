@@ -3,6 +3,7 @@ import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import type { MessageStore, StoredMessage } from '../../common/src/messageStore.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { IdempotencyKeys } from '../../common/src/idempotencyKeys.js';
+import type { TaskStore } from '../../common/src/tasks.js';
 import { newId } from '../../common/src/ids.js';
 import { PushError } from '../../common/src/errors.js';
 import { encodeRecord } from '../../schemas/registry.js';
@@ -15,11 +16,14 @@ export interface SubmitResult {
   /** `accepted`: on its way; `stored`: kept, Kafka was unavailable, the outbox will publish it. */
   status: 'accepted' | 'stored';
   duplicate?: boolean;
+  /** Group and all messages: the broadcast task. */
+  taskId?: string;
 }
 
 export interface SubmitDeps {
   store: MessageStore;
   idempotency: IdempotencyKeys;
+  tasks: TaskStore;
   publisher: BatchPublisher;
   logger: Logger;
   metrics: CollectorMetrics;
@@ -28,8 +32,12 @@ export interface SubmitDeps {
   ingestTopic: string;
 }
 
-/** One ingest record per recipient, keyed app|user so each user's messages stay in order on one partition. */
-export function ingestMessages(msg: StoredMessage, users: string[]) {
+/**
+ * Ingest records for a message: one per recipient for a user list (keyed
+ * app|user so each user's messages keep their order on one partition), one
+ * for a group or all message (keyed app|#g:<group> or app|#all).
+ */
+export function ingestMessages(msg: StoredMessage) {
   const base: Omit<IngestRecord, 'user'> = {
     id: msg._id,
     app: msg.app,
@@ -41,12 +49,15 @@ export function ingestMessages(msg: StoredMessage, users: string[]) {
     expiresAt: msg.expiresAt.getTime(),
     collapseKey: msg.collapseKey ?? null,
     traceId: msg.traceId,
-    taskId: null,
+    taskId: msg.taskId ?? null,
   };
-  return users.map((user) => {
+  const record = (key: string, user: string | null) => {
     const rec = encodeRecord('IngestRecord', { ...base, user });
-    return { key: `${msg.app}|${user}`, value: rec.value, headers: { ...rec.headers, 'push-trace': msg.traceId } };
-  });
+    return { key, value: rec.value, headers: { ...rec.headers, 'push-trace': msg.traceId } };
+  };
+  if (msg.target === 'GROUP') return [record(`${msg.app}|#g:${msg.group}`, null)];
+  if (msg.target === 'ALL') return [record(`${msg.app}|#all`, null)];
+  return (msg.users ?? []).map((user) => record(`${msg.app}|${user}`, user));
 }
 
 /**
@@ -55,9 +66,6 @@ export function ingestMessages(msg: StoredMessage, users: string[]) {
  * is never lost: if Kafka fails it stays unpublished for the outbox sweeper.
  */
 export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission): Promise<SubmitResult> {
-  if (sub.to.kind !== 'users') {
-    throw new PushError('NOT_IMPLEMENTED', `"to.${sub.to.kind}" delivery is not available yet; use "to.users"`, { status: 501 });
-  }
   const id = newId();
   if (sub.idempotencyKey) {
     let claim;
@@ -77,7 +85,7 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
       });
     }
   }
-  const result = await storeAndPublish(deps, app, sub, sub.to.users, id);
+  const result = await storeAndPublish(deps, app, sub, id);
   if (sub.idempotencyKey) {
     await deps.idempotency.complete(app._id, sub.idempotencyKey).catch((err: Error) =>
       deps.logger.warn({ err: err.message, id }, 'could not mark the idempotency key complete'),
@@ -86,13 +94,17 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
   return result;
 }
 
-async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, users: string[], id: string): Promise<SubmitResult> {
+async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: string): Promise<SubmitResult> {
   const now = Date.now();
+  const to = sub.to;
+  const taskId = to.kind === 'users' ? undefined : newId(now);
   const msg: StoredMessage = {
     _id: id,
     app: app._id,
-    target: 'USER',
-    users: users,
+    target: to.kind === 'users' ? 'USER' : to.kind === 'group' ? 'GROUP' : 'ALL',
+    ...(to.kind === 'users' ? { users: to.users } : {}),
+    ...(to.kind === 'group' ? { group: to.group } : {}),
+    ...(taskId ? { taskId } : {}),
     payload: sub.payload,
     persistent: sub.persistent,
     createdAt: new Date(now),
@@ -112,20 +124,37 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, user
     }
     deps.metrics.stored.inc();
   }
+  if (taskId) {
+    try {
+      await deps.tasks.create({
+        _id: taskId,
+        app: app._id,
+        messageId: id,
+        target: to.kind === 'group' ? { group: to.group } : { all: true },
+        persistent: sub.persistent,
+        ratePerSecond: sub.ratePerSecond ?? null,
+      });
+    } catch (err) {
+      // A stored persistent broadcast without its task could not be tracked or stopped.
+      if (msg.persistent) await deps.store.unstore(id).catch(() => undefined);
+      await release();
+      throw new PushError('STORE_UNAVAILABLE', 'cannot create the broadcast task now; nothing was accepted', { status: 503, retriable: true, cause: err });
+    }
+  }
 
   try {
-    await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg, users));
+    await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg));
   } catch (err) {
     if (msg.persistent) {
       deps.logger.warn({ id, traceId: msg.traceId, err: (err as Error).message }, 'stored; publish deferred to the outbox');
       deps.metrics.deferred.inc();
-      return { id, status: 'stored' };
+      return { id, status: 'stored', ...(taskId ? { taskId } : {}) };
     }
     await release();
     throw err;
   }
-  deps.metrics.published.inc(users.length);
+  deps.metrics.published.inc(to.kind === 'users' ? to.users.length : 1);
   if (msg.persistent) deps.markPublished(id);
-  deps.logger.debug({ id, traceId: msg.traceId, recipients: users.length }, 'message accepted');
-  return { id, status: 'accepted' };
+  deps.logger.debug({ id, traceId: msg.traceId, target: msg.target, taskId }, 'message accepted');
+  return { id, status: 'accepted', ...(taskId ? { taskId } : {}) };
 }

@@ -1,6 +1,6 @@
 import type { AppLimits } from '../../common/src/apps.js';
 import { invalid, PushError } from '../../common/src/errors.js';
-import { ID_PATTERN } from '../../common/src/tokens.js';
+import { GROUP_PATTERN, ID_PATTERN } from '../../common/src/tokens.js';
 
 export type Target = { kind: 'users'; users: string[] } | { kind: 'group'; group: string } | { kind: 'all' };
 
@@ -14,13 +14,15 @@ export interface Submission {
   idempotencyKey?: string;
   collapseKey?: string;
   traceId?: string;
+  /** Group/all only: deliveries per second across the cluster. */
+  ratePerSecond?: number;
 }
 
 export const DEFAULT_TTL_SECONDS = 86_400;
 export const MAX_TTL_SECONDS = 30 * 86_400;
-const ALLOWED_FIELDS = new Set(['to', 'payload', 'persistent', 'ttlSeconds', 'idempotencyKey', 'collapseKey', 'traceId']);
+const ALLOWED_FIELDS = new Set(['to', 'payload', 'persistent', 'ttlSeconds', 'idempotencyKey', 'collapseKey', 'traceId', 'ratePerSecond']);
+export const MAX_RATE_PER_SECOND = 10_000_000;
 const KEY_PATTERN = /^[\x21-\x7e]{1,256}$/;
-const GROUP_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 
 const fieldError = (field: string, message: string) => invalid(`${field}: ${message}`, { field });
 
@@ -46,7 +48,7 @@ function readTarget(to: unknown, limits: AppLimits): Target {
     }
     users.forEach((u, i) => {
       if (typeof u !== 'string' || !ID_PATTERN.test(u)) {
-        throw fieldError(`to.users[${i}]`, 'must be a string of 1-128 characters without whitespace or "|"');
+        throw fieldError(`to.users[${i}]`, 'must be a string of 1-128 characters without whitespace or "|", not starting with "#"');
       }
     });
     return { kind: 'users', users: [...new Set(users as string[])] };
@@ -91,7 +93,16 @@ export function validateSubmission(body: unknown, limits: AppLimits): Submission
     }
     ttlSeconds = b.ttlSeconds as number;
   }
+  let ratePerSecond: number | undefined;
+  if (b.ratePerSecond !== undefined && b.ratePerSecond !== null) {
+    if (to.kind === 'users') throw fieldError('ratePerSecond', 'applies to group and all messages only');
+    if (!Number.isInteger(b.ratePerSecond) || (b.ratePerSecond as number) < 1 || (b.ratePerSecond as number) > MAX_RATE_PER_SECOND) {
+      throw fieldError('ratePerSecond', `must be an integer from 1 to ${MAX_RATE_PER_SECOND}`);
+    }
+    ratePerSecond = b.ratePerSecond as number;
+  }
   return {
+    ratePerSecond,
     to,
     payload,
     persistent: (b.persistent as boolean | undefined) ?? true,

@@ -12,6 +12,8 @@ export interface App {
   allowedOrigins: string[];
   /** `coexist`: every device of a user stays connected; `single`: a new connection kicks older ones. */
   deviceMode: DeviceMode;
+  /** Any client may join any group (true), or only the groups its token grants (false). */
+  openGroups: boolean;
   limits: AppLimits;
   createdAt: Date;
 }
@@ -21,9 +23,13 @@ export interface AppLimits {
   maxPayloadBytes: number;
   /** Largest explicit recipient list per request. Default 10000. */
   maxRecipients: number;
+  /** Submissions per second across all collectors (burst: one second's worth); 0 = unlimited. Default 0. */
+  requestsPerSecond: number;
+  /** Recipients per second across all collectors (a group or all message counts 1); 0 = unlimited. Default 0. */
+  recipientsPerSecond: number;
 }
 
-export const DEFAULT_LIMITS: AppLimits = { maxPayloadBytes: 16_384, maxRecipients: 10_000 };
+export const DEFAULT_LIMITS: AppLimits = { maxPayloadBytes: 16_384, maxRecipients: 10_000, requestsPerSecond: 0, recipientsPerSecond: 0 };
 
 export const hashApiKey = (key: string): string => createHash('sha256').update(key).digest('hex');
 
@@ -31,7 +37,7 @@ export interface AppStore {
   findByApiKey(apiKey: string): Promise<App | undefined>;
   get(appId: string): Promise<App | undefined>;
   /** Creates or updates an app; used by development mode and tests. */
-  upsert(app: { id: string; name?: string; apiKeys: string[]; allowedOrigins?: string[]; deviceMode?: DeviceMode; limits?: Partial<AppLimits> }): Promise<App>;
+  upsert(app: { id: string; name?: string; apiKeys: string[]; allowedOrigins?: string[]; deviceMode?: DeviceMode; openGroups?: boolean; limits?: Partial<AppLimits> }): Promise<App>;
   ensureIndexes(): Promise<void>;
 }
 
@@ -57,18 +63,19 @@ export function createAppStore({ db, cacheTtlMs = 5000, maxEntries = 10_000 }: {
   return {
     findByApiKey(apiKey) {
       const hash = hashApiKey(apiKey);
-      return cached(`k:${hash}`, () => apps.findOne({ apiKeyHashes: hash }));
+      return cached(`k:${hash}`, () => apps.findOne({ apiKeyHashes: hash }).then(withDefaults));
     },
     get(appId) {
-      return cached(`a:${appId}`, () => apps.findOne({ _id: appId }));
+      return cached(`a:${appId}`, () => apps.findOne({ _id: appId }).then(withDefaults));
     },
-    async upsert({ id, name, apiKeys, allowedOrigins, deviceMode, limits }) {
+    async upsert({ id, name, apiKeys, allowedOrigins, deviceMode, openGroups, limits }) {
       const app: App = {
         _id: id,
         name: name ?? id,
         apiKeyHashes: apiKeys.map(hashApiKey),
         allowedOrigins: allowedOrigins ?? ['*'],
         deviceMode: deviceMode ?? 'coexist',
+        openGroups: openGroups ?? true,
         limits: { ...DEFAULT_LIMITS, ...limits },
         createdAt: new Date(),
       };
@@ -81,4 +88,10 @@ export function createAppStore({ db, cacheTtlMs = 5000, maxEntries = 10_000 }: {
       await apps.createIndex({ apiKeyHashes: 1 });
     },
   };
+}
+
+/** Apps stored before a field existed get its default. */
+function withDefaults(app: App | null): App | null {
+  if (!app) return null;
+  return { ...app, openGroups: app.openGroups ?? true, limits: { ...DEFAULT_LIMITS, ...app.limits } };
 }

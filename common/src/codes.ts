@@ -36,4 +36,16 @@ export const FRAME_ERROR = {
   RATE_LIMITED: 'RATE_LIMITED',
   TOO_LARGE: 'TOO_LARGE',
   NOT_AVAILABLE: 'NOT_AVAILABLE',
+  /** The token does not grant this group and the app's groups are not open. */
+  GROUP_FORBIDDEN: 'GROUP_FORBIDDEN',
+  /** The connection already holds the maximum number of subscriptions. */
+  TOO_MANY_GROUPS: 'TOO_MANY_GROUPS',
+  /** The node's ack queue is full; the frame's `ids` were not taken. Resend them later. */
+  ACK_BACKLOG: 'ACK_BACKLOG',
 } as const;
+
+/** Message ids as they appear in frames (time-sortable, 26 characters). */
+export const MESSAGE_ID_PATTERN = /^[0-9A-Z]{26}$/;
+
+/** Ids one `ack` frame may carry. */
+export const MAX_ACK_IDS = 500;

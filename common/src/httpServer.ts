@@ -92,7 +92,7 @@ function errorHandler(logger: Logger) {
       pe = new PushError('INTERNAL', 'internal error', { status: 500, cause: err });
       logger.error({ err, method: req.method, path: req.path }, 'request failed');
     }
-    if (pe.status === 503 || pe.status === 429) res.set('Retry-After', res.get('Retry-After') ?? '1');
+    if (pe.status === 503 || pe.status === 429 || pe.code === 'IDEMPOTENCY_IN_PROGRESS') res.set('Retry-After', res.get('Retry-After') ?? '1');
     res.status(pe.status).json(pe.toJSON());
   };
 }

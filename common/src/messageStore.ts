@@ -1,4 +1,5 @@
 import type { Db } from 'mongodb';
+import { BROADCAST_INBOX } from './tokens.js';
 
 /**
  * Persistent messages in MongoDB, laid out so that every hot-path operation
@@ -8,7 +9,8 @@ import type { Db } from 'mongodb';
  *   messages  one document per message (the payload is stored once)
  *   outbox    ids of stored messages not yet published to Kafka
  *   inboxes   one document per (app, user): the ids, expiry and collapse key
- *             of the user's recent persistent messages, in arrival order
+ *             of the user's recent persistent messages, in arrival order; the
+ *             "user" #all holds the app's persistent broadcasts
  *   acks      one document per (app, user, device): the ids it acknowledged
  *   tries     one document per (app, user, device): deliveries on connect per id
  *
@@ -33,6 +35,8 @@ export interface StoredMessage {
   expiresAt: Date;
   collapseKey?: string;
   traceId: string;
+  /** Broadcast task of a group or all message. */
+  taskId?: string;
 }
 
 export interface InboxItem {
@@ -72,6 +76,13 @@ export const deviceKey = (app: string, user: string, device: string) => `${app}|
 /** An inbox keeps at most this many items; the oldest go first. */
 export const MAX_INBOX_ITEMS = 5000;
 const READ_CONCURRENCY = 16;
+/**
+ * Writes per bulk call. FerretDB 1.24 stalls on an update batch of about 100
+ * operations (seen here: 95 took 250 ms, 100 never answered), so updates go
+ * in small batches; plain inserts are fine in larger ones.
+ */
+const UPDATE_CHUNK = 50;
+const INSERT_CHUNK = 500;
 /** A device's ack list is pruned to the ids still in its inbox past this size. */
 const PRUNE_ACKS_AT = 2 * MAX_INBOX_ITEMS;
 /** Collections whose documents carry their own expiry. */
@@ -84,6 +95,8 @@ export interface MessageStore {
   sweepExpired(): Promise<number>;
   /** Stores a message and queues it in the outbox (inserts only). */
   store(msg: StoredMessage): Promise<void>;
+  /** Takes back a message stored moments ago whose submission then failed. */
+  unstore(id: string): Promise<void>;
   /**
    * Appends items to users' inboxes (dispatcher only: it is the single writer
    * of an inbox). An item with a collapse key replaces older items with the
@@ -156,13 +169,28 @@ export function createMessageStore(db: Db): MessageStore {
       }
     },
 
+    async unstore(id) {
+      await outbox.deleteOne({ _id: id });
+      await messages.deleteOne({ _id: id });
+    },
+
     async appendToInboxes(entries) {
       const plain = entries.filter((e) => !e.compact && !e.items.some((i) => i.k));
-      if (plain.length > 0) {
+      // Most recipients of a big list have no inbox yet: create those in bulk
+      // (cheap), then append to the ones that exist (one update each).
+      const existing: typeof plain = [];
+      for (const part of chunks(plain, INSERT_CHUNK)) {
+        try {
+          await inboxes.insertMany(part.map((e) => ({ _id: inboxKey(e.app, e.user), items: e.items })), { ordered: false });
+        } catch (err) {
+          const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
+          if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
+          for (const w of writeErrors) existing.push(part[w.index]!);
+        }
+      }
+      for (const part of chunks(existing, UPDATE_CHUNK)) {
         await inboxes.bulkWrite(
-          plain.map((e) => ({
-            updateOne: { filter: { _id: inboxKey(e.app, e.user) }, update: { $push: { items: { $each: e.items } } }, upsert: true },
-          })),
+          part.map((e) => ({ updateOne: { filter: { _id: inboxKey(e.app, e.user) }, update: { $push: { items: { $each: e.items } } }, upsert: true } })),
           { ordered: false },
         );
       }
@@ -176,7 +204,9 @@ export function createMessageStore(db: Db): MessageStore {
 
     async markPublished(ids) {
       if (ids.length === 0) return;
-      await outbox.bulkWrite(ids.map((id) => ({ deleteOne: { filter: { _id: id } } })), { ordered: false });
+      for (const part of chunks(ids, UPDATE_CHUNK)) {
+        await outbox.bulkWrite(part.map((id) => ({ deleteOne: { filter: { _id: id } } })), { ordered: false });
+      }
     },
 
     async unpublished(before, limit) {
@@ -189,12 +219,18 @@ export function createMessageStore(db: Db): MessageStore {
 
     async loadUndelivered(app, user, device, { afterId, limit, maxAttempts }) {
       const key = deviceKey(app, user, device);
-      const [inbox, ackDoc, tryDoc] = await Promise.all([inboxes.findOne({ _id: inboxKey(app, user) }), acks.findOne({ _id: key }), tries.findOne({ _id: key })]);
-      if (!inbox) return [];
+      // The user's own inbox plus the app's persistent broadcasts.
+      const [inbox, broadcasts, ackDoc, tryDoc] = await Promise.all([
+        inboxes.findOne({ _id: inboxKey(app, user) }),
+        inboxes.findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
+        acks.findOne({ _id: key }),
+        tries.findOne({ _id: key }),
+      ]);
+      if (!inbox && !broadcasts) return [];
       const now = Date.now();
       const acked = new Set(ackDoc?.acked ?? []);
       const n = tryDoc?.n ?? {};
-      const live = compactItems(inbox.items).filter((i) => i.e > now);
+      const live = compactItems([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])]).filter((i) => i.e > now);
       const due = live.filter((i) => i.m > afterId && !acked.has(i.m) && (n[i.m] ?? 0) < maxAttempts).slice(0, limit);
       const found = await readMessages(due.map((i) => i.m));
       return found.filter((m) => m.expiresAt.getTime() > now);
@@ -214,9 +250,13 @@ export function createMessageStore(db: Db): MessageStore {
       // Now and then (amortised), keep only ids still in the inbox: the rest can
       // never be delivered again, and the list would otherwise grow forever.
       if (Math.random() < 1 / 50) {
-        const [inbox, full] = await Promise.all([inboxes.findOne({ _id: inboxKey(app, user) }), acks.findOne({ _id })]);
+        const [inbox, broadcasts, full] = await Promise.all([
+          inboxes.findOne({ _id: inboxKey(app, user) }),
+          inboxes.findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
+          acks.findOne({ _id }),
+        ]);
         if (full && full.acked.length > PRUNE_ACKS_AT) {
-          const live = new Set((inbox?.items ?? []).map((i) => i.m));
+          const live = new Set([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])].map((i) => i.m));
           await acks.updateOne({ _id }, { $set: { acked: [...new Set([...full.acked, ...ids])].filter((id) => live.has(id)) } });
           return;
         }
@@ -243,4 +283,10 @@ export function compactItems(items: InboxItem[], now = Date.now()): InboxItem[] 
   const newestOfKey = new Map<string, string>();
   for (const i of sorted) if (i.k) newestOfKey.set(i.k, i.m);
   return sorted.filter((i) => !i.k || newestOfKey.get(i.k) === i.m).slice(-MAX_INBOX_ITEMS);
+}
+
+function chunks<T>(items: T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
 }

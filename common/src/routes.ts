@@ -73,3 +73,40 @@ export async function lookupRoutes(redis: Redis, users: { app: string; user: str
     return parseRoutes(hash as Record<string, string>, now);
   });
 }
+
+/**
+ * Which nodes have subscribers of a group (route by node, not by user):
+ *
+ *   push:g:<app>|<group>   hash  nodeId -> expiresAtMs
+ *
+ * A pusher adds itself with its first local subscriber, removes itself with
+ * the last, and refreshes its groups with every heartbeat.
+ */
+export const groupKey = (app: string, group: string) => `push:g:${app}|${group}`;
+
+export async function putGroupNodes(redis: Redis, nodeId: string, groups: { app: string; group: string }[], ttlMs: number): Promise<void> {
+  if (groups.length === 0) return;
+  const expiresAt = String(Date.now() + ttlMs);
+  const pipeline = redis.pipeline();
+  for (const g of groups) {
+    pipeline.hset(groupKey(g.app, g.group), nodeId, expiresAt);
+    pipeline.pexpire(groupKey(g.app, g.group), ttlMs);
+  }
+  await pipeline.exec();
+}
+
+export async function removeGroupNodes(redis: Redis, nodeId: string, groups: { app: string; group: string }[]): Promise<void> {
+  if (groups.length === 0) return;
+  const pipeline = redis.pipeline();
+  for (const g of groups) pipeline.hdel(groupKey(g.app, g.group), nodeId);
+  await pipeline.exec();
+}
+
+/** Nodes with live subscribers of a group. */
+export async function groupNodes(redis: Redis, app: string, group: string): Promise<string[]> {
+  const hash = await redis.hgetall(groupKey(app, group));
+  const now = Date.now();
+  return Object.entries(hash)
+    .filter(([, exp]) => Number(exp) > now)
+    .map(([node]) => node);
+}

@@ -10,6 +10,8 @@ export interface DispatcherConfig extends CommonConfig {
   sessionTimeoutMs: number;
   /** How long the list of live pushers is cached. Default 1000 ms. */
   nodeCacheMs: number;
+  /** Records handled and committed together within a fetched batch. Default 500. */
+  sliceSize: number;
 }
 
 export function loadConfig(env: Env): DispatcherConfig {
@@ -20,5 +22,6 @@ export function loadConfig(env: Env): DispatcherConfig {
     concurrency: envInt(env, 'DISPATCHER_CONCURRENCY', 4, { min: 1, max: 64 }),
     sessionTimeoutMs: envInt(env, 'DISPATCHER_SESSION_TIMEOUT_MS', 10_000, { min: 6000, max: 300_000 }),
     nodeCacheMs: envInt(env, 'DISPATCHER_NODE_CACHE_MS', 1000, { min: 0, max: 60_000 }),
+    sliceSize: envInt(env, 'DISPATCHER_SLICE_SIZE', 500, { min: 1, max: 100_000 }),
   };
 }

@@ -1,36 +1,31 @@
 import type { IngestRecord } from '../../schemas/types.js';
-import type { Route } from '../../common/src/routes.js';
 
 export interface RoutingResult {
   /** Records to write per node, in input order (which keeps per-user order). */
   byNode: Map<string, IngestRecord[]>;
-  /** Transient records whose user had no live connection: dropped. */
+  /** Transient records with no live connection to go to: dropped. */
   droppedTransient: number;
-  /** Persistent records whose user had no live connection: they wait in MongoDB. */
+  /** Persistent records with no live connection to go to: they wait in MongoDB. */
   leftOffline: number;
   expired: number;
+  /** Nodes each task record was sent to (none is a valid answer: nobody to reach). */
+  fanout: Map<string, string[]>;
 }
 
 /**
- * Decides which pusher nodes get each record. Pure: the caller looks routes
- * up (one pipelined Redis round trip per batch) and passes the live nodes.
+ * Decides which pusher nodes get each record. Pure: the caller resolves
+ * `nodesOf` beforehand (one pipelined Redis round trip per batch for user
+ * routes, one read per group) and passes only live nodes.
  */
-export function routeRecords(
-  records: IngestRecord[],
-  routesOf: (app: string, user: string) => Route[],
-  liveNodes: Set<string>,
-  now: number,
-): RoutingResult {
-  const result: RoutingResult = { byNode: new Map(), droppedTransient: 0, leftOffline: 0, expired: 0 };
+export function routeRecords(records: IngestRecord[], nodesOf: (rec: IngestRecord) => Iterable<string>, now: number): RoutingResult {
+  const result: RoutingResult = { byNode: new Map(), droppedTransient: 0, leftOffline: 0, expired: 0, fanout: new Map() };
   for (const rec of records) {
     if (rec.expiresAt <= now) {
       result.expired++;
       continue;
     }
-    const nodes = new Set<string>();
-    if (rec.user !== null) {
-      for (const r of routesOf(rec.app, rec.user)) if (liveNodes.has(r.nodeId)) nodes.add(r.nodeId);
-    }
+    const nodes = new Set(nodesOf(rec));
+    if (rec.taskId) result.fanout.set(rec.taskId, [...nodes]);
     if (nodes.size === 0) {
       if (rec.persistent) result.leftOffline++;
       else result.droppedTransient++;

@@ -1,4 +1,4 @@
-import type { EachBatchPayload } from 'kafkajs';
+import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import type { DispatcherConfig } from './config.js';
 import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
@@ -6,7 +6,7 @@ import { createHttpService } from '../../common/src/httpServer.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { commitThrough, createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
-import { lookupRoutes } from '../../common/src/routes.js';
+import { groupNodes, lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
 import { Counter, Histogram } from '../../common/src/metrics.js';
@@ -15,6 +15,9 @@ import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords } from './routeRecords.js';
 import { createInboxAppender } from './appendInboxes.js';
 import { createMessageStore } from '../../common/src/messageStore.js';
+import { createTaskStore } from '../../common/src/tasks.js';
+import { taskRoutes } from '../../common/src/taskRoutes.js';
+import { requireOperator } from '../../common/src/httpAuth.js';
 
 export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
@@ -24,6 +27,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const redis = clients.redis!;
   const topics = topicNames(config.topicPrefix);
   const appendToInboxes = createInboxAppender(createMessageStore(clients.mongo!.db));
+  const tasks = createTaskStore({ db: clients.mongo!.db, redis });
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
 
@@ -54,10 +58,29 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     maxBytesPerPartition: 512 * 1024,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
-  const handleBatch = async ({ batch, resolveOffset, heartbeat }: EachBatchPayload) => {
+  // A fetched batch is handled in slices, each committed on its own, with a
+  // heartbeat between them: a large batch (a 10,000-user list) must not hold
+  // the group session past its timeout, or the partition would be taken away
+  // and the same records handled again and again.
+  const handleBatch = async ({ batch, resolveOffset, heartbeat, isRunning, isStale }: EachBatchPayload) => {
+    // A slow store (MongoDB under load) must not cost the group membership either.
+    const beat = setInterval(() => void heartbeat().catch(() => undefined), 1000);
+    try {
+      for (let i = 0; i < batch.messages.length; i += config.sliceSize) {
+        if (!isRunning() || isStale()) return;
+        await handleSlice(batch.topic, batch.partition, batch.messages.slice(i, i + config.sliceSize), resolveOffset);
+        await heartbeat();
+      }
+    } finally {
+      clearInterval(beat);
+    }
+  };
+
+  const handleSlice = async (topic: string, partition: number, messages: KafkaMessage[], resolveOffset: (offset: string) => void) => {
+    const batch = { topic, partition };
     const end = batchSeconds.startTimer();
     const records: IngestRecord[] = [];
-    for (const message of batch.messages) {
+    for (const message of messages) {
       try {
         records.push(decodeRecord('IngestRecord', message.value, message.headers));
       } catch (err) {
@@ -75,7 +98,25 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     const found = await lookupRoutes(redis, [...users.values()]);
     const routesByUser = new Map(keys.map((k, i) => [k, found[i]!]));
     const wanted = new Set(found.flatMap((routes) => routes.map((r) => r.nodeId)));
-    const result = routeRecords(records, (app, user) => routesByUser.get(`${app}|${user}`) ?? [], await liveNodes(wanted), Date.now());
+    const groups = new Map<string, string[]>();
+    for (const r of records) {
+      if (r.target === 'GROUP' && r.group !== null && !groups.has(`${r.app}|${r.group}`)) {
+        const nodes = await groupNodes(redis, r.app, r.group);
+        groups.set(`${r.app}|${r.group}`, nodes);
+        for (const n of nodes) wanted.add(n);
+      }
+    }
+    const live = await liveNodes(wanted);
+    const result = routeRecords(
+      records,
+      (r) => {
+        const nodes = r.target === 'USER' ? (routesByUser.get(`${r.app}|${r.user}`) ?? []).map((x) => x.nodeId) : r.target === 'GROUP' ? (groups.get(`${r.app}|${r.group}`) ?? []) : live;
+        return [...nodes].filter((n) => live.has(n));
+      },
+      Date.now(),
+    );
+    // Tasks learn their fan-out before any pusher starts, so each knows its share of the rate.
+    for (const [taskId, nodes] of result.fanout) await tasks.recordFanout(taskId, nodes);
 
     await Promise.all(
       [...result.byNode].map(([nodeId, recs]) =>
@@ -83,18 +124,18 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
           topics.node(nodeId),
           recs.map((r) => {
             const enc = encodeRecord('NodeDelivery', r);
-            return { key: `${r.app}|${r.user}`, value: enc.value, headers: { ...enc.headers, 'push-trace': r.traceId } };
+            const key = r.target === 'USER' ? `${r.app}|${r.user}` : r.target === 'GROUP' ? `${r.app}|#g:${r.group}` : `${r.app}|#all`;
+            return { key, value: enc.value, headers: { ...enc.headers, 'push-trace': r.traceId } };
           }),
         ),
       ),
     );
     // Offsets move only after every forward succeeded: a crash before this line replays the batch.
-    const last = batch.messages.at(-1);
+    const last = messages.at(-1);
     if (last) {
       resolveOffset(last.offset);
       await commitThrough(consumer, batch.topic, batch.partition, last.offset);
     }
-    await heartbeat();
     let forwarded = 0;
     for (const recs of result.byNode.values()) forwarded += recs.length;
     routed.inc({ outcome: 'forwarded' }, forwarded);
@@ -115,6 +156,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   });
 
   const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
+  http.app.use(taskRoutes({ tasks, auth: requireOperator(config.operatorKey), scope: () => undefined }));
   const addr = await http.listen();
   onClose('http', () => http.close());
   logger.info({ url: `http://${addr.host}:${addr.port}` }, 'dispatcher listening');

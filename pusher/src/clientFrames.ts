@@ -1,15 +1,17 @@
-import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
+import { CLOSE, FRAME_ERROR, MAX_ACK_IDS, MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
 import type { Connection } from './connection.js';
+import { GROUP_PATTERN } from '../../common/src/tokens.js';
 
 export interface FrameHandlers {
   ack(conn: Connection, ids: string[]): boolean;
+  /** Returns an error code when refused. */
+  subscribe(conn: Connection, group: string): string | undefined;
+  unsubscribe(conn: Connection, group: string): void;
   upstream(conn: Connection, payload: unknown): void;
   onBadFrame(reason: string): void;
 }
 
 const MAX_BAD_FRAMES = 10;
-const MAX_ACK_IDS = 500;
-const ID = /^[0-9A-Z]{26}$/;
 
 const errorFrame = (code: string, message: string) => JSON.stringify({ type: 'error', code, message });
 
@@ -41,10 +43,12 @@ export function handleClientFrame(conn: Connection, data: Buffer | ArrayBuffer |
       return;
     case 'ack': {
       const ids = frame.ids;
-      if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS || !ids.every((i) => typeof i === 'string' && ID.test(i))) {
+      if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS || !ids.every((i) => typeof i === 'string' && MESSAGE_ID_PATTERN.test(i))) {
         return bad('ack', `ack.ids must be 1-${MAX_ACK_IDS} message ids`);
       }
-      if (!h.ack(conn, ids as string[])) conn.send(errorFrame(FRAME_ERROR.RATE_LIMITED, 'acks are backing up; resend later'));
+      if (!h.ack(conn, ids as string[])) {
+        conn.send(JSON.stringify({ type: 'error', code: FRAME_ERROR.ACK_BACKLOG, message: 'acks are backing up; resend these ids later', ids }));
+      }
       return;
     }
     case 'upstream':
@@ -52,9 +56,19 @@ export function handleClientFrame(conn: Connection, data: Buffer | ArrayBuffer |
       h.upstream(conn, frame.payload);
       return;
     case 'subscribe':
-    case 'unsubscribe':
-      conn.send(errorFrame(FRAME_ERROR.NOT_AVAILABLE, 'groups are not available on this server yet'));
+    case 'unsubscribe': {
+      const group = frame.group;
+      if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) return bad('group', `${frame.type}.group must be 1-128 characters of [A-Za-z0-9._:-]`);
+      if (frame.type === 'unsubscribe') {
+        h.unsubscribe(conn, group);
+        conn.send(`{"type":"unsubscribed","group":"${group}"}`);
+        return;
+      }
+      const refused = h.subscribe(conn, group);
+      if (refused) conn.send(JSON.stringify({ type: 'error', code: refused, message: `cannot subscribe to ${group}`, group }));
+      else conn.send(`{"type":"subscribed","group":"${group}"}`);
       return;
+    }
     default:
       return bad('type', `unknown frame type ${JSON.stringify(frame.type)}`);
   }

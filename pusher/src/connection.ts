@@ -1,6 +1,9 @@
 import type { WebSocket } from 'ws';
 import { CLOSE } from '../../common/src/codes.js';
 
+/** How long ids sent on resume are remembered to skip their live copies. */
+const RESUMED_GRACE_MS = 10_000;
+
 /**
  * One client socket. Kept small on purpose: a node holds hundreds of
  * thousands of these, so per-connection state is a few fields, and the
@@ -9,13 +12,15 @@ import { CLOSE } from '../../common/src/codes.js';
 export class Connection {
   /** Live message frames that arrived while offline messages were loading (id, frame). */
   pending: [string, string][] | undefined = [];
-  /** Ids sent from the offline store during resume, to skip them if they also arrive live. */
+  /** Ids sent from the offline store during resume (and a grace period after), to skip their live copies. */
   resumed: Set<string> | undefined = new Set();
   alive = true;
   closed = false;
   /** The close code this server chose, when it closed the connection. */
   closeCode: number | undefined;
   badFrames = 0;
+  /** Groups this connection subscribed to (created on first subscribe). */
+  groups: Set<string> | undefined;
   private tokens: number;
   private refilledAt = Date.now();
 
@@ -25,6 +30,8 @@ export class Connection {
     readonly app: string,
     readonly user: string,
     readonly device: string,
+    /** What the token and the app allow: `open` means any group. */
+    readonly groupGrants: string[] | 'open',
     private readonly limits: { maxBufferedBytes: number; frameRate: number; maxPendingLive: number },
   ) {
     this.tokens = limits.frameRate * 2;
@@ -55,6 +62,7 @@ export class Connection {
 
   /** Delivers a live message, or holds it until the resume finishes. False if dropped. */
   deliverLive(id: string, frame: string): boolean {
+    if (this.resumed?.has(id)) return true; // already sent from the store
     if (this.pending) {
       if (this.pending.length >= this.limits.maxPendingLive) {
         this.close(CLOSE.SLOW_CONSUMER, 'slow consumer: too many messages during resume');
@@ -71,8 +79,11 @@ export class Connection {
     const pending = this.pending ?? [];
     const resumed = this.resumed;
     this.pending = undefined;
-    this.resumed = undefined;
     for (const [id, frame] of pending) if (!resumed?.has(id)) this.send(frame);
+    // A message read from the store may still be on its way on the live path
+    // (it was stored just before the read): remember what was sent a little longer.
+    if (resumed && resumed.size > 0) setTimeout(() => (this.resumed = undefined), RESUMED_GRACE_MS).unref();
+    else this.resumed = undefined;
   }
 
   /** Token bucket for client frames. */
@@ -101,4 +112,10 @@ export function messageFrame(m: { id: string; payload: string; persistent: boole
     `{"type":"message","id":"${m.id}","persistent":${m.persistent},"sentAt":"${new Date(m.createdAt).toISOString()}",` +
     `"expiresAt":"${new Date(m.expiresAt).toISOString()}"${m.collapseKey ? `,"collapseKey":${JSON.stringify(m.collapseKey)}` : ''},"payload":${m.payload}}`
   );
+}
+
+/** Whether a token's grants allow joining `group` (`name`, `prefix*` or `*`). */
+export function mayJoin(grants: string[] | 'open', group: string): boolean {
+  if (grants === 'open') return true;
+  return grants.some((g) => (g.endsWith('*') ? group.startsWith(g.slice(0, -1)) : g === group));
 }

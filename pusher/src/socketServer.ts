@@ -7,13 +7,15 @@ import type { AppStore } from '../../common/src/apps.js';
 import type { MessageStore } from '../../common/src/messageStore.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import { CLOSE } from '../../common/src/codes.js';
-import { putRoutes, removeRoutes, type RouteEntry } from '../../common/src/routes.js';
+import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
+import { putGroupNodes, putRoutes, removeGroupNodes, removeRoutes, type RouteEntry } from '../../common/src/routes.js';
 import { newId } from '../../common/src/ids.js';
 import { lastNodeKey } from '../../common/src/nodeRegistry.js';
 import { encodeRecord } from '../../schemas/registry.js';
+import type { NodeDelivery } from '../../schemas/types.js';
+import type { createTaskRunner } from './taskRunner.js';
 import type { PusherConfig } from './config.js';
-import { Connection, messageFrame } from './connection.js';
+import { Connection, mayJoin, messageFrame } from './connection.js';
 import { ConnectionTable } from './connectionTable.js';
 import { handleClientFrame } from './clientFrames.js';
 import type { TokenVerifier } from './verifyToken.js';
@@ -32,7 +34,11 @@ export interface SocketServerDeps {
   acks: ReturnType<typeof createAckWriter>;
   publisher: BatchPublisher;
   upstreamTopic: string;
+  taskRunner: ReturnType<typeof createTaskRunner>;
 }
+
+/** Subscriptions one connection may hold. */
+const MAX_GROUPS_PER_CONNECTION = 100;
 
 function refuse(socket: Duplex, status: number, code: string, message: string): void {
   const body = JSON.stringify({ error: { code, message } });
@@ -80,7 +86,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         metrics.handshakes.inc({ outcome: 'ok' });
-        void open(ws, claims.app, claims.user, claims.device);
+        void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups);
       });
     })().catch((err: unknown) => {
       logger.error({ err }, 'upgrade failed');
@@ -88,8 +94,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     });
   });
 
-  const open = async (ws: WebSocket, app: string, user: string, device: string) => {
-    const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, config);
+  const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open') => {
+    const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, grants, config);
     table.add(conn);
     conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
     ws.on('pong', () => (conn.alive = true));
@@ -97,16 +103,27 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       handleClientFrame(conn, data, isBinary, {
         ack: (c, ids) => {
           metrics.acks.inc(ids.length);
+          deps.taskRunner.onAck(ids);
           return deps.acks.add(c.app, c.user, c.device, ids);
         },
         upstream: (c, payload) => publishUpstream(c, payload),
+        subscribe: (c, group) => {
+          if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
+          if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
+          if (table.subscribe(c, group)) void putGroupNodes(redis, config.nodeId, [{ app: c.app, group }], config.routeTtlMs).catch(() => undefined);
+          return undefined;
+        },
+        unsubscribe: (c, group) => {
+          if (table.unsubscribe(c, group)) void removeGroupNodes(redis, config.nodeId, [{ app: c.app, group }]).catch(() => undefined);
+        },
         onBadFrame: (reason) => metrics.badFrames.inc({ reason }),
       }),
     );
     ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
     ws.on('close', (code) => {
       conn.closed = true;
-      table.remove(conn);
+      const emptied = table.remove(conn);
+      if (emptied.length > 0) void removeGroupNodes(redis, config.nodeId, emptied.map((group) => ({ app: conn.app, group }))).catch(() => undefined);
       metrics.closes.inc({ code: String(conn.closeCode ?? code) });
       void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
     });
@@ -171,24 +188,29 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     }
     void (async () => {
       for (let i = 0; i < routes.length; i += 1000) await putRoutes(redis, config.nodeId, routes.slice(i, i + 1000), config.routeTtlMs);
+      await putGroupNodes(redis, config.nodeId, table.groups(), config.routeTtlMs);
     })().catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
   }, config.heartbeatMs);
 
   return {
     table,
     /** Writes a routed message to every local connection of its user. */
-    deliver(rec: { id: string; app: string; user: string | null; payload: string; persistent: boolean; createdAt: number; expiresAt: number; collapseKey: string | null }) {
-      if (rec.user === null) return;
-      const conns = table.forUser(rec.app, rec.user);
-      if (!conns) {
-        metrics.dropped.inc({ reason: 'not-connected' });
-        return;
-      }
+    /** Writes a routed message to the local connections it is for (task messages through the task runner). */
+    deliver(rec: NodeDelivery) {
       if (rec.expiresAt <= Date.now()) {
         metrics.dropped.inc({ reason: 'expired' });
         return;
       }
+      const conns = rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
       const frame = messageFrame(rec);
+      if (rec.taskId) {
+        void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : []);
+        return;
+      }
+      if (!conns) {
+        metrics.dropped.inc({ reason: 'not-connected' });
+        return;
+      }
       for (const conn of conns) {
         if (conn.deliverLive(rec.id, frame)) metrics.delivered.inc({ path: 'live' });
         else metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
@@ -202,6 +224,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const all = [...table.all()];
       for (const conn of all) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
       await removeRoutes(redis, all.map(routeOf)).catch(() => undefined);
+      await removeGroupNodes(redis, config.nodeId, table.groups()).catch(() => undefined);
       wss.close();
     },
   };

@@ -16,6 +16,8 @@ import { createPusherMetrics } from './pusherMetrics.js';
 import { createSocketServer } from './socketServer.js';
 import { createTokenVerifier, TokenError } from './verifyToken.js';
 import { createAckWriter } from './ackWriter.js';
+import { createTaskRunner } from './taskRunner.js';
+import { createTaskStore } from '../../common/src/tasks.js';
 
 const NODE_TTL_MS = 15_000;
 
@@ -47,8 +49,10 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
+  const taskRunner = createTaskRunner({ tasks: createTaskStore({ db, redis }), subscriber: redis.duplicate(), nodeId: config.nodeId, logger });
+  onClose('task-runner', () => taskRunner.close());
   const sockets = createSocketServer(http.server, {
-    config, logger, redis, apps, store, metrics, acks, publisher,
+    config, logger, redis, apps, store, metrics, acks, publisher, taskRunner,
     verify: (token) => verify(token),
     upstreamTopic: topics.upstream,
   });
@@ -101,6 +105,13 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     res.set('Cache-Control', 'no-store');
     try {
       const claims = await verify(typeof req.query.token === 'string' ? req.query.token : '');
+      const origin = req.headers.origin;
+      const app = await apps.get(claims.app);
+      if (!app) throw new TokenError('TOKEN_INVALID', 'token names an unknown app');
+      if (origin && !app.allowedOrigins.includes('*') && !app.allowedOrigins.includes(origin)) {
+        res.status(403).json({ error: { code: 'ORIGIN_NOT_ALLOWED', message: `origin ${origin} is not allowed for app ${app._id}` } });
+        return;
+      }
       res.json({ app: claims.app, userId: claims.user, deviceId: claims.device, expiresAt: new Date(claims.exp * 1000).toISOString(), accepting: sockets.isAccepting() });
     } catch (err) {
       const e = err instanceof TokenError ? err : new TokenError('TOKEN_INVALID', 'invalid token');

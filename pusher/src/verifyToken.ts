@@ -20,11 +20,12 @@ export function createTokenVerifier(authUrl: string): TokenVerifier {
     if (!token) throw new TokenError('TOKEN_MISSING', 'missing token');
     try {
       const { payload } = await jwtVerify(token, jwks, { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: ['ES256'] });
-      const { sub, app, dev, exp } = payload as { sub?: unknown; app?: unknown; dev?: unknown; exp?: number };
+      const { sub, app, dev, exp, grp } = payload as { sub?: unknown; app?: unknown; dev?: unknown; exp?: number; grp?: unknown };
       if (typeof sub !== 'string' || typeof app !== 'string' || typeof dev !== 'string' || !ID_PATTERN.test(sub) || !ID_PATTERN.test(dev)) {
         throw new TokenError('TOKEN_INVALID', 'token lacks user, app or device');
       }
-      return { app, user: sub, device: dev, exp: exp ?? 0 };
+      const groups = Array.isArray(grp) ? grp.filter((g): g is string => typeof g === 'string') : [];
+      return { app, user: sub, device: dev, groups, exp: exp ?? 0 };
     } catch (err) {
       if (err instanceof TokenError) throw err;
       if (err instanceof errors.JWTExpired) throw new TokenError('TOKEN_EXPIRED', 'token expired');

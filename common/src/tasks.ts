@@ -1,0 +1,184 @@
+import type { Redis } from 'ioredis';
+import type { Db } from 'mongodb';
+import { liveNodeIds } from './nodeRegistry.js';
+
+/**
+ * Group and broadcast pushes are tasks: an id, a state an operator can
+ * change, and progress per pusher node.
+ *
+ *   MongoDB  tasks                          the task record (survives everything)
+ *   Redis    push:task:<id>                 hash: state, rate, fanout (hot copy)
+ *            push:task:<id>:nodes           set of nodes the dispatcher sent it to
+ *            push:task:<id>:n:<nodeId>      hash: targeted, written, acked, finished
+ *            channel push:task-events       "<id> <state>" on every state change
+ */
+export type TaskState = 'running' | 'paused' | 'stopped' | 'done' | 'failed';
+
+export interface TaskRecord {
+  _id: string;
+  app: string;
+  messageId: string;
+  target: { group: string } | { all: true };
+  persistent: boolean;
+  /** Deliveries per second across the cluster; null = as fast as possible. */
+  ratePerSecond: number | null;
+  state: TaskState;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
+export interface NodeProgress {
+  nodeId: string;
+  targeted: number;
+  written: number;
+  acked: number;
+  finished: boolean;
+  /** The node stopped heartbeating before it finished (crash, restart). */
+  missed: boolean;
+}
+
+export interface TaskView extends Omit<TaskRecord, '_id'> {
+  id: string;
+  nodes: NodeProgress[];
+  totals: { targeted: number; written: number; acked: number };
+  /** Estimated seconds left at the configured rate, when there is one. */
+  etaSeconds: number | null;
+}
+
+export const TASK_EVENTS_CHANNEL = 'push:task-events';
+const key = (id: string) => `push:task:${id}`;
+const nodesKey = (id: string) => `push:task:${id}:nodes`;
+const nodeKey = (id: string, node: string) => `push:task:${id}:n:${node}`;
+const TASK_TTL_S = 7 * 86_400;
+
+const TRANSITIONS: Record<TaskState, TaskState[]> = {
+  running: ['paused', 'stopped', 'done'],
+  paused: ['running', 'stopped'],
+  stopped: [],
+  done: [],
+  failed: [],
+};
+
+export class TaskTransitionError extends Error {
+  constructor(readonly from: TaskState, readonly to: TaskState) {
+    super(`a ${from} task cannot become ${to}`);
+  }
+}
+
+export interface TaskStore {
+  create(task: Omit<TaskRecord, 'state' | 'createdAt' | 'updatedAt'>): Promise<void>;
+  get(id: string): Promise<TaskView | undefined>;
+  list(opts: { app?: string; limit: number }): Promise<TaskView[]>;
+  /** Moves a task to a new state (validated) and tells every pusher at once. */
+  setState(id: string, to: TaskState): Promise<TaskView>;
+  /** The hot state pushers consult before each chunk of writes. */
+  hotState(id: string): Promise<{ state: TaskState; rate: number | null; fanout: number } | undefined>;
+  recordFanout(id: string, nodes: string[]): Promise<void>;
+  addProgress(id: string, node: string, delta: { targeted?: number; written?: number; acked?: number; finished?: boolean }): Promise<void>;
+  ensureIndexes(): Promise<void>;
+}
+
+export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskStore {
+  const tasks = db.collection<TaskRecord>('tasks');
+
+  const view = async (t: TaskRecord): Promise<TaskView> => {
+    const [nodes, live, fannedOut] = await Promise.all([redis.smembers(nodesKey(t._id)), liveNodeIds(redis), redis.hget(key(t._id), 'fannedOut')]);
+    const liveSet = new Set(live);
+    const pipeline = redis.pipeline();
+    for (const n of nodes) pipeline.hgetall(nodeKey(t._id, n));
+    const rows = ((await pipeline.exec()) ?? []).map(([, h]) => (h ?? {}) as Record<string, string>);
+    const progress: NodeProgress[] = nodes.map((nodeId, i) => {
+      const h = rows[i]!;
+      const finished = h.finished === '1';
+      return {
+        nodeId,
+        targeted: Number(h.targeted ?? 0),
+        written: Number(h.written ?? 0),
+        acked: Number(h.acked ?? 0),
+        finished,
+        missed: !finished && !liveSet.has(nodeId),
+      };
+    });
+    const totals = progress.reduce(
+      (acc, p) => ({ targeted: acc.targeted + p.targeted, written: acc.written + p.written, acked: acc.acked + p.acked }),
+      { targeted: 0, written: 0, acked: 0 },
+    );
+    let state = t.state;
+    // Done when every node it went to has finished (or died trying); a task that
+    // reached no node at all (no subscribers) is done as soon as that is known.
+    if (state === 'running' && fannedOut === '1' && progress.every((p) => p.finished || p.missed)) {
+      state = 'done';
+      await tasks.updateOne({ _id: t._id, state: 'running' }, { $set: { state, updatedAt: new Date() } });
+      await redis.hset(key(t._id), 'state', state);
+    }
+    const left = totals.targeted - totals.written;
+    const { _id, ...rest } = t;
+    return {
+      id: _id,
+      ...rest,
+      state,
+      nodes: progress,
+      totals,
+      etaSeconds: t.ratePerSecond && state === 'running' ? Math.ceil(left / t.ratePerSecond) : null,
+    };
+  };
+
+  return {
+    async create(task) {
+      const now = new Date();
+      await tasks.insertOne({ ...task, state: 'running', createdAt: now, updatedAt: now });
+      await redis
+        .multi()
+        .hset(key(task._id), { state: 'running', rate: task.ratePerSecond ?? 0, fanout: 0 })
+        .expire(key(task._id), TASK_TTL_S)
+        .exec();
+    },
+
+    async get(id) {
+      const t = await tasks.findOne({ _id: id });
+      return t ? view(t) : undefined;
+    },
+
+    async list({ app, limit }) {
+      const docs = await tasks.find(app ? { app } : {}).sort({ _id: -1 }).limit(limit).toArray();
+      return Promise.all(docs.map(view));
+    },
+
+    async setState(id, to) {
+      const t = await tasks.findOne({ _id: id });
+      if (!t) throw new Error(`no task ${id}`);
+      const current = (await view(t)).state;
+      if (!TRANSITIONS[current].includes(to)) throw new TaskTransitionError(current, to);
+      await tasks.updateOne({ _id: id }, { $set: { state: to, updatedAt: new Date() } });
+      await redis.hset(key(id), 'state', to);
+      await redis.publish(TASK_EVENTS_CHANNEL, `${id} ${to}`);
+      return view({ ...t, state: to });
+    },
+
+    async hotState(id) {
+      const h = await redis.hgetall(key(id));
+      if (!h.state) return undefined;
+      return { state: h.state as TaskState, rate: Number(h.rate) > 0 ? Number(h.rate) : null, fanout: Number(h.fanout ?? 0) };
+    },
+
+    async recordFanout(id, nodes) {
+      const m = redis.multi();
+      if (nodes.length > 0) m.sadd(nodesKey(id), ...nodes);
+      await m.hset(key(id), { fanout: nodes.length, fannedOut: 1 }).expire(nodesKey(id), TASK_TTL_S).exec();
+    },
+
+    async addProgress(id, node, delta) {
+      const k = nodeKey(id, node);
+      const m = redis.multi();
+      if (delta.targeted) m.hincrby(k, 'targeted', delta.targeted);
+      if (delta.written) m.hincrby(k, 'written', delta.written);
+      if (delta.acked) m.hincrby(k, 'acked', delta.acked);
+      if (delta.finished) m.hset(k, 'finished', 1);
+      await m.expire(k, TASK_TTL_S).exec();
+    },
+
+    async ensureIndexes() {
+      await tasks.createIndex({ app: 1 });
+    },
+  };
+}

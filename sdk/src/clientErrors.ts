@@ -1,0 +1,14 @@
+/**
+ * Codes of `error` events raised by the client itself. Server error frames
+ * keep their own codes (`FRAME_ERROR` in common/src/codes.ts).
+ */
+export const CLIENT_ERROR = {
+  /** The token was refused (invalid, missing, or expired with no `getToken`). The client is closed. */
+  AUTH_REFUSED: 'AUTH_REFUSED',
+  /** `getToken` threw or returned no token. The client retries with backoff. */
+  TOKEN_REFRESH_FAILED: 'TOKEN_REFRESH_FAILED',
+  /** A `message` listener threw or rejected. The message is not acked and is taken again when redelivered. */
+  HANDLER_FAILED: 'HANDLER_FAILED',
+  /** The server closed with a code after which the client must not reconnect (e.g. 4002). The client is closed. */
+  CLOSED_BY_SERVER: 'CLOSED_BY_SERVER',
+} as const;

@@ -1,0 +1,349 @@
+import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../common/src/codes.js';
+import { createAckBatcher, type AckBatcher } from './ackBatcher.js';
+import { backoffCap, createBackoff, type Backoff } from './backoff.js';
+import { CLIENT_ERROR } from './clientErrors.js';
+import { TypedEmitter, type ClientState, type Listener, type PushEvents } from './events.js';
+import { MESSAGE_ID, parseServerFrame, type WelcomeFrame } from './frames.js';
+import { startHeartbeat, heartbeatTimings, type Heartbeat } from './heartbeat.js';
+import { createNodeList, type NodeList } from './nodeList.js';
+import { createMessageIntake, type MessageIntake } from './messageIntake.js';
+import { DEFAULTS, resolveOptions, type PushClientOptions, type ResolvedOptions } from './options.js';
+import { checkSession } from './sessionCheck.js';
+import { discardSocket, OPEN, openSocket, withToken, type WebSocketLike } from './socket.js';
+import { createTokenSource, type TokenSource } from './tokenSource.js';
+
+/**
+ * A push connection that stays up: connects to a node from the list,
+ * reconnects with jittered backoff when the link drops, de-duplicates and
+ * acks messages, refreshes the token, and restores group subscriptions.
+ * The pieces (backoff, node order, dedupe, acks, heartbeat) live in their own
+ * files; this class only sequences them.
+ */
+export class PushClient {
+  private readonly o: ResolvedOptions;
+  private readonly events = new TypedEmitter<PushEvents>();
+  private readonly nodes: NodeList;
+  private readonly backoff: Backoff;
+  private readonly acks: AckBatcher;
+  private readonly intake: MessageIntake;
+  private readonly tokens: TokenSource;
+  private readonly groups = new Set<string>();
+  private readonly outbox: string[] = [];
+  private current: { ws: WebSocketLike; url: string; opened: boolean; welcomed: boolean } | undefined;
+  private heartbeat: Heartbeat | undefined;
+  private connectTimer: ReturnType<typeof setTimeout> | undefined;
+  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private offline = false;
+  /** Bumped whenever pending async work (token refresh, session check) must not resume. */
+  private generation = 0;
+  private _state: ClientState = 'idle';
+
+  constructor(options: PushClientOptions) {
+    this.o = resolveOptions(options);
+    this.tokens = createTokenSource(this.o.token, this.o.getToken, this.o.tokenRefreshMarginMs);
+    this.nodes = createNodeList(this.o.nodes);
+    this.backoff = createBackoff(this.o.backoff);
+    this.acks = createAckBatcher({
+      batchMs: this.o.ackBatchMs,
+      batchMax: this.o.ackBatchMax,
+      send: (ids) => this.sendFrame({ type: 'ack', ids }),
+    });
+    this.intake = createMessageIntake({
+      dedupeSize: this.o.dedupeSize,
+      autoAck: this.o.autoAck,
+      emit: (m) => this.events.emit('message', m),
+      queueAck: (id) => this._state !== 'closed' && this.acks.add(id),
+      onHandlerFailed: (m, err) =>
+        this.fire('error', { code: CLIENT_ERROR.HANDLER_FAILED, message: `message ${m.id}: ${(err as Error)?.message ?? String(err)}`, cause: err }),
+    });
+  }
+
+  get state(): ClientState {
+    return this._state;
+  }
+
+  on<K extends keyof PushEvents>(name: K, listener: Listener<PushEvents[K]>): () => void {
+    return this.events.on(name, listener);
+  }
+
+  once<K extends keyof PushEvents>(name: K, listener: Listener<PushEvents[K]>): () => void {
+    return this.events.once(name, listener);
+  }
+
+  off<K extends keyof PushEvents>(name: K, listener: Listener<PushEvents[K]>): void {
+    this.events.off(name, listener);
+  }
+
+  /** Starts connecting. Call once, after adding listeners; a closed client cannot be restarted. */
+  connect(): void {
+    if (this._state === 'closed') throw new Error('PushClient: closed; create a new client');
+    if (this._state !== 'idle') return;
+    this.o.connectivity?.addEventListener('offline', this.onOffline);
+    this.o.connectivity?.addEventListener('online', this.onOnline);
+    void this.attempt();
+  }
+
+  /** Stops everything: sends queued acks if connected, closes the socket, and never reconnects. */
+  close(): void {
+    if (this._state === 'closed') return;
+    if (this._state === 'connected') this.acks.flush();
+    this.shutdown(CLOSE.NORMAL, 'client closed');
+  }
+
+  /** Acknowledges a persistent message (needed only with `autoAck: false`). Batched like automatic acks. */
+  ack(id: string): void {
+    if (typeof id !== 'string' || !MESSAGE_ID.test(id)) throw new TypeError(`PushClient.ack: ${JSON.stringify(id)} is not a message id`);
+    this.intake.acked(id);
+  }
+
+  /** Joins a group now if connected, and again after every reconnect. */
+  subscribe(group: string): void {
+    if (typeof group !== 'string' || group === '') throw new TypeError('PushClient.subscribe: group must be a non-empty string');
+    this.groups.add(group);
+    this.sendFrame({ type: 'subscribe', group });
+  }
+
+  unsubscribe(group: string): void {
+    if (!this.groups.delete(group)) return;
+    this.sendFrame({ type: 'unsubscribe', group });
+  }
+
+  /** The groups re-sent after each reconnect. */
+  get subscriptions(): string[] {
+    return [...this.groups];
+  }
+
+  /**
+   * Sends `payload` upstream (to business systems). While disconnected it is
+   * queued, up to `maxQueuedSends`; returns false when it was dropped
+   * because the queue is full or the client is closed.
+   */
+  send(payload: unknown): boolean {
+    if (payload === undefined) throw new TypeError('PushClient.send: payload is required');
+    const frame = JSON.stringify({ type: 'upstream', payload });
+    if (this._state === 'closed') return false;
+    if (this.sendText(frame)) return true;
+    if (this.outbox.length >= this.o.maxQueuedSends) return false;
+    this.outbox.push(frame);
+    return true;
+  }
+
+  private setState(state: ClientState): void {
+    if (state === this._state) return;
+    const previous = this._state;
+    this._state = state;
+    this.fire('state', { state, previous });
+  }
+
+  /** Emits an event whose listeners cannot affect the client; their errors surface as uncaught, like DOM listeners'. */
+  private fire<K extends keyof PushEvents>(name: K, payload: PushEvents[K]): void {
+    this.events.emit(name, payload)?.catch((err: unknown) => {
+      setTimeout(() => {
+        throw err;
+      }, 0);
+    });
+  }
+
+  private sendText(text: string): boolean {
+    const c = this.current;
+    if (!c?.welcomed || c.ws.readyState !== OPEN) return false;
+    c.ws.send(text);
+    return true;
+  }
+
+  private sendFrame(frame: object): boolean {
+    return this.sendText(JSON.stringify(frame));
+  }
+
+  private async attempt(): Promise<void> {
+    const gen = ++this.generation;
+    this.setState('connecting');
+    if (this.tokens.shouldRefresh()) {
+      let failed = false;
+      try {
+        const nodes = await this.tokens.refresh();
+        if (nodes && gen === this.generation) this.nodes.replace(nodes, { keepPreferred: true });
+      } catch (err) {
+        failed = true;
+        this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
+      }
+      if (gen !== this.generation) return;
+      // A token that is merely close to expiry is still worth a try.
+      if (failed && this.tokens.unusable()) return this.retryLater(1006, 'token refresh failed');
+    }
+    const url = this.nodes.current();
+    this.fire('connecting', { url, attempt: this.backoff.attempt });
+    if (gen !== this.generation) return;
+    let ws: WebSocketLike;
+    try {
+      ws = openSocket(this.o.WebSocket, withToken(url, this.tokens.token), {
+        onOpen: () => ws === this.current?.ws && this.onOpen(),
+        onText: (text) => ws === this.current?.ws && this.onText(text),
+        onClose: (code, reason) => ws === this.current?.ws && void this.onSocketClosed(code, reason),
+      });
+    } catch (err) {
+      // The constructor itself refused (a blocked URL, for instance): count it as a failed attempt.
+      this.nodes.failed();
+      return this.retryLater(1006, `cannot open a socket: ${(err as Error)?.message ?? String(err)}`);
+    }
+    this.current = { ws, url, opened: false, welcomed: false };
+    this.connectTimer = setTimeout(() => this.abandonSocket(1006, 'connect timeout'), this.o.connectTimeoutMs);
+  }
+
+  private onOpen(): void {
+    this.current!.opened = true;
+    clearTimeout(this.connectTimer);
+    this.startHeartbeat(undefined);
+  }
+
+  private startHeartbeat(serverMs: number | undefined): void {
+    this.heartbeat?.stop();
+    const { intervalMs, timeoutMs } = heartbeatTimings(this.o, serverMs, { heartbeatMs: DEFAULTS.heartbeatMs, graceMs: DEFAULTS.heartbeatGraceMs });
+    this.heartbeat = startHeartbeat({
+      intervalMs,
+      timeoutMs,
+      sendPing: () => this.sendFrame({ type: 'ping' }),
+      onDead: () => this.abandonSocket(CLOSE.HEARTBEAT_TIMEOUT, `no frame for ${timeoutMs} ms`),
+    });
+  }
+
+  private onText(text: string): void {
+    this.heartbeat?.received();
+    const frame = parseServerFrame(text);
+    switch (frame?.type) {
+      case 'welcome':
+        return this.onWelcome(frame);
+      case 'message':
+        return this.intake.receive(frame);
+      case 'error':
+        // The server did not take these acks: queue them again for the next flush.
+        if (frame.code === FRAME_ERROR.ACK_BACKLOG && Array.isArray(frame.ids)) for (const id of frame.ids) this.acks.add(id);
+        return this.fire('error', { code: frame.code, message: frame.message });
+      case 'kick':
+        this.fire('kicked', { reason: frame.reason });
+        return this.shutdown(CLOSE.NORMAL, 'kicked');
+      case 'reconnect':
+        // The node is draining: go where it says, soon but spread out.
+        if (frame.nodes.length > 0) this.nodes.replace(frame.nodes, { keepPreferred: false });
+        else this.nodes.failed();
+        this.dropSocket();
+        this.backoff.reset();
+        return this.retryLater(CLOSE.GOING_AWAY, 'server asked to reconnect');
+      default:
+        return;
+    }
+  }
+
+  private onWelcome(w: WelcomeFrame): void {
+    const c = this.current!;
+    c.welcomed = true;
+    this.nodes.succeeded(c.url);
+    this.backoff.reset();
+    this.startHeartbeat(w.heartbeatMs);
+    this.setState('connected');
+    this.fire('connected', { nodeId: w.nodeId, connId: w.connId, url: c.url });
+    if (this.current !== c) return;
+    // The server forgets subscriptions with the socket; unsent acks and upstream wait for this moment.
+    for (const group of this.groups) this.sendFrame({ type: 'subscribe', group });
+    this.acks.flush();
+    while (this.outbox.length > 0 && this.sendText(this.outbox[0]!)) this.outbox.shift();
+  }
+
+  /** Detaches the current socket and its timers, closing it if still open. */
+  private dropSocket(code: number = CLOSE.NORMAL, reason = ''): void {
+    this.heartbeat?.stop();
+    this.heartbeat = undefined;
+    clearTimeout(this.connectTimer);
+    if (this.current) discardSocket(this.current.ws, code, reason);
+    this.current = undefined;
+  }
+
+  /** The client gives up on the socket itself (timeout, dead heartbeat): handled like a close from the server. */
+  private abandonSocket(code: number, reason: string): void {
+    if (!this.current) return;
+    void this.onSocketClosed(code, reason);
+  }
+
+  private async onSocketClosed(code: number, reason: string): Promise<void> {
+    const c = this.current;
+    if (!c) return;
+    this.dropSocket();
+    if (this._state === 'closed') return;
+    if (NO_RECONNECT_CODES.includes(code)) {
+      this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
+      if (code === CLOSE.KICKED) this.fire('kicked', { reason });
+      else this.fire('error', { code: CLIENT_ERROR.CLOSED_BY_SERVER, message: `server closed with ${code}${reason ? `: ${reason}` : ''}; not reconnecting` });
+      return this.shutdown(CLOSE.NORMAL, '');
+    }
+    if (!c.opened) {
+      // Never opened: maybe the token, maybe the network. Only the node can tell.
+      const gen = ++this.generation;
+      const verdict = await checkSession(this.o.fetch, c.url, this.tokens.token, this.o.connectTimeoutMs);
+      if (gen !== this.generation) return;
+      if (verdict.kind === 'expired' && this.tokens.canRefresh) this.tokens.markExpired();
+      else if (verdict.kind === 'expired') return this.authRefused(code, reason, 'TOKEN_EXPIRED', 'token expired and no getToken option to renew it');
+      else if (verdict.kind === 'refused') return this.authRefused(code, reason, verdict.code, verdict.message);
+      else this.nodes.failed();
+      return this.retryLater(code, reason);
+    }
+    if (code === CLOSE.TOKEN_EXPIRED) this.tokens.markExpired();
+    this.nodes.dropped();
+    // A node going away will not take us back; start with the next one.
+    if (code === CLOSE.GOING_AWAY) this.nodes.failed();
+    this.retryLater(code, reason);
+  }
+
+  private authRefused(code: number, reason: string, tokenCode: string, message: string): void {
+    this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
+    this.shutdown(CLOSE.NORMAL, '');
+    this.fire('error', { code: CLIENT_ERROR.AUTH_REFUSED, message: `${tokenCode}: ${message}` });
+  }
+
+  private retryLater(code: number, reason: string): void {
+    clearTimeout(this.retryTimer);
+    this.setState('disconnected');
+    if (this.offline) {
+      this.fire('disconnected', { code, reason, willReconnect: true, delayMs: -1 });
+      return;
+    }
+    let delayMs = this.backoff.next();
+    // 4029 asks for a pause, not just a retry.
+    if (code === CLOSE.RATE_LIMITED) delayMs += backoffCap(this.o.backoff, 4);
+    this.fire('disconnected', { code, reason, willReconnect: true, delayMs });
+    if (this._state !== 'disconnected') return;
+    this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
+  }
+
+  private readonly onOffline = (): void => {
+    this.offline = true;
+    if (this._state === 'closed') return;
+    this.generation++;
+    clearTimeout(this.retryTimer);
+    const hadSocket = this.current !== undefined;
+    this.dropSocket(CLOSE.NORMAL, 'offline');
+    if (hadSocket) this.nodes.dropped();
+    this.retryLater(1006, 'offline');
+  };
+
+  private readonly onOnline = (): void => {
+    this.offline = false;
+    if (this._state === 'closed' || this._state === 'connected') return;
+    clearTimeout(this.retryTimer);
+    this.dropSocket();
+    this.backoff.reset();
+    void this.attempt();
+  };
+
+  private shutdown(code: number, reason: string): void {
+    this.generation++;
+    clearTimeout(this.retryTimer);
+    const hadSocket = this.current !== undefined;
+    this.dropSocket(code, reason);
+    this.o.connectivity?.removeEventListener('offline', this.onOffline);
+    this.o.connectivity?.removeEventListener('online', this.onOnline);
+    this.acks.clear();
+    this.outbox.length = 0;
+    if (hadSocket && reason !== '') this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
+    this.setState('closed');
+  }
+}
