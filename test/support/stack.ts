@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { MongoClient } from 'mongodb';
-import { createAppStore, type DeviceMode } from '../../common/src/apps.js';
+import { createAppStore, type AppLimits, type DeviceMode } from '../../common/src/apps.js';
 import { startService, type RunningService } from './services.js';
 import { stack as infra, uniqueId } from './env.js';
 
@@ -25,7 +25,15 @@ export interface TestStack {
   stop(): Promise<void>;
 }
 
-export async function startStack({ pushers = 1, dispatchers = 1, deviceMode = 'coexist' as DeviceMode, allowedOrigins = ['*'], env: extraEnv = {} } = {}): Promise<TestStack> {
+export async function startStack({
+  pushers = 1,
+  dispatchers = 1,
+  deviceMode = 'coexist' as DeviceMode,
+  allowedOrigins = ['*'],
+  limits = {} as Partial<AppLimits>,
+  openGroups = true,
+  env: extraEnv = {},
+} = {}): Promise<TestStack> {
   const id = uniqueId('t').replace(/[^A-Za-z0-9]/g, '');
   const env: Record<string, string> = {
     KAFKA_TOPIC_PREFIX: `${id}.`,
@@ -38,7 +46,7 @@ export async function startStack({ pushers = 1, dispatchers = 1, deviceMode = 'c
   const app = `app-${id}`;
   const apiKey = `key-${id}`;
   const mongo = new MongoClient(infra.mongoUrl);
-  await createAppStore({ db: mongo.db(id) }).upsert({ id: app, apiKeys: [apiKey], allowedOrigins, deviceMode });
+  await createAppStore({ db: mongo.db(id) }).upsert({ id: app, apiKeys: [apiKey], allowedOrigins, deviceMode, limits, openGroups });
 
   const auth = await startService('auth', env);
   env.AUTH_URL = auth.url;
