@@ -18,6 +18,7 @@ import { createMessageStore } from '../../common/src/messageStore.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
+import { kickRoutes } from '../../common/src/kicks.js';
 
 export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
@@ -157,6 +158,9 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
 
   const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
   http.app.use(taskRoutes({ tasks, auth: requireOperator(config.operatorKey), scope: () => undefined }));
+  http.app.use(
+    kickRoutes({ redis, auth: requireOperator(config.operatorKey), appOf: (_res, body) => (typeof body.app === 'string' ? body.app : '') }),
+  );
   const addr = await http.listen();
   onClose('http', () => http.close());
   logger.info({ url: `http://${addr.host}:${addr.port}` }, 'dispatcher listening');

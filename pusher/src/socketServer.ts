@@ -11,6 +11,8 @@ import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
 import { putGroupNodes, putRoutes, removeGroupNodes, removeRoutes, type RouteEntry } from '../../common/src/routes.js';
 import { newId } from '../../common/src/ids.js';
 import { lastNodeKey } from '../../common/src/nodeRegistry.js';
+import { publishKick, type Kick } from '../../common/src/kicks.js';
+import type { DeviceMode } from '../../common/src/apps.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import type { NodeDelivery } from '../../schemas/types.js';
 import type { createTaskRunner } from './taskRunner.js';
@@ -86,7 +88,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         metrics.handshakes.inc({ outcome: 'ok' });
-        void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups);
+        void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode);
       });
     })().catch((err: unknown) => {
       logger.error({ err }, 'upgrade failed');
@@ -94,7 +96,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     });
   });
 
-  const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open') => {
+  const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open', deviceMode: DeviceMode) => {
     const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, grants, config);
     table.add(conn);
     conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
@@ -132,6 +134,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       // here live; one stored before it is in the read. Nothing falls in between.
       await putRoutes(redis, config.nodeId, [routeOf(conn)], config.routeTtlMs);
       void redis.set(lastNodeKey(app, user), config.nodeId, 'EX', 86_400).catch(() => undefined);
+      // One device at a time: this login replaces the user's other connections, on any node.
+      if (deviceMode === 'single') await publishKick(redis, { app, user, exceptConn: conn.id, reason: 'signed in on another device' });
       await resume(conn);
     } catch (err) {
       logger.warn({ err: (err as Error).message, app, user, device }, 'resume failed; closing');
@@ -216,6 +220,14 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         else metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
       }
       metrics.latency.observe((Date.now() - rec.createdAt) / 1000);
+    },
+    /** Closes the matching local connections with a kick frame and 4009. */
+    kick(k: Kick) {
+      for (const conn of [...(table.forUser(k.app, k.user) ?? [])]) {
+        if ((k.device && conn.device !== k.device) || conn.id === k.exceptConn) continue;
+        conn.send(JSON.stringify({ type: 'kick', reason: k.reason }));
+        conn.close(CLOSE.KICKED, k.reason.slice(0, 100));
+      }
     },
     isAccepting: () => accepting,
     async close() {

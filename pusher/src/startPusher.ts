@@ -18,6 +18,7 @@ import { createTokenVerifier, TokenError } from './verifyToken.js';
 import { createAckWriter } from './ackWriter.js';
 import { createTaskRunner } from './taskRunner.js';
 import { createTaskStore } from '../../common/src/tasks.js';
+import { KICK_CHANNEL, parseKick } from '../../common/src/kicks.js';
 
 const NODE_TTL_MS = 15_000;
 
@@ -49,7 +50,10 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
-  const taskRunner = createTaskRunner({ tasks: createTaskStore({ db, redis }), subscriber: redis.duplicate(), nodeId: config.nodeId, logger });
+  // One subscriber connection for the control channels (task state, kicks).
+  const subscriber = redis.duplicate();
+  onClose('subscriber', () => subscriber.quit().then(() => undefined, () => subscriber.disconnect()));
+  const taskRunner = createTaskRunner({ tasks: createTaskStore({ db, redis }), subscriber, nodeId: config.nodeId, logger });
   onClose('task-runner', () => taskRunner.close());
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher, taskRunner,
@@ -57,6 +61,11 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     upstreamTopic: topics.upstream,
   });
   connections = () => sockets.table.size;
+  await subscriber.subscribe(KICK_CHANNEL);
+  subscriber.on('message', (channel: string, text: string) => {
+    const kick = channel === KICK_CHANNEL ? parseKick(text) : undefined;
+    if (kick) sockets.kick(kick);
+  });
 
   // Start from the end of our topic: records written while this node was down were
   // for sockets that are gone; their persistent messages wait in the store. The

@@ -41,7 +41,8 @@ export function createTaskRunner({ tasks, subscriber, nodeId, logger }: { tasks:
     wakers.delete(taskId);
   };
   void subscriber.subscribe(TASK_EVENTS_CHANNEL).catch((err: Error) => logger.warn({ err: err.message }, 'task channel subscribe failed'));
-  subscriber.on('message', (_channel: string, text: string) => {
+  subscriber.on('message', (channel: string, text: string) => {
+    if (channel !== TASK_EVENTS_CHANNEL) return;
     const [id, state] = text.split(' ');
     if (id && state && states.has(id)) setState(id, state as TaskState);
   });
@@ -122,7 +123,6 @@ export function createTaskRunner({ tasks, subscriber, nodeId, logger }: { tasks:
       clearInterval(poll);
       clearInterval(flusher);
       for (const job of byMessage.values()) await flush(job);
-      await subscriber.quit().catch(() => subscriber.disconnect());
     },
   };
 }
