@@ -2,10 +2,9 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually } from './support/services.js';
 import { createMessageStore } from '../common/src/messageStore.js';
-import { connectClient, startStack, type TestClient, type TestStack } from './support/stack.js';
+import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 
 const until = (cond: () => boolean, what: string, timeoutMs = 20_000) => eventually(cond, { what, timeoutMs, intervalMs: 20 });
-const wsOf = (url: string) => url.replace('http', 'ws') + '/v1/ws';
 
 describe('several pushers and dispatchers', () => {
   let s: TestStack;

@@ -1,9 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, type TestClient, type TestStack } from './support/stack.js';
+import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/services.js';
 
-const wsOf = (url: string) => url.replace('http', 'ws') + '/v1/ws';
 
 /** Connects `n` clients (users prefix0..n-1), alternating over the stack's pushers, a bounded number at a time. */
 async function connectMany(s: TestStack, prefix: string, n: number, concurrency = 100): Promise<TestClient[]> {

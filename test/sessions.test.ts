@@ -1,8 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, type TestStack } from './support/stack.js';
+import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
 
-const wsOf = (url: string) => url.replace('http', 'ws') + '/v1/ws';
 
 describe('kick and device modes', () => {
   let coexist: TestStack;

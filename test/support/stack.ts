@@ -101,6 +101,9 @@ export async function startStack({
   return s;
 }
 
+/** The WebSocket URL of a pusher started by the stack. */
+export const wsOf = (url: string) => url.replace('http', 'ws') + '/v1/ws';
+
 export interface TestClient {
   ws: WebSocket;
   messages: { id: string; payload: any; persistent: boolean; sentAt: string }[];
