@@ -96,13 +96,17 @@ describe('several pushers and dispatchers', () => {
     const survivor = s.pushers[0]!;
     const users = Array.from({ length: 20 }, (_, i) => `kill${i}`);
     const received = new Map<string, Set<string>>(users.map((u) => [u, new Set()]));
+    // Count from the client's own record (it listens from the first frame on; a listener
+    // added after connectClient resolves can miss frames that arrived with the handshake).
     const collect = (u: string, c: TestClient) => {
+      const take = () => {
+        for (const m of c.messages) received.get(u)!.add(m.id);
+      };
+      take();
       c.ws.on('message', (d) => {
+        take();
         const f = JSON.parse(d.toString());
-        if (f.type === 'message') {
-          received.get(u)!.add(f.id);
-          c.ack([f.id]);
-        }
+        if (f.type === 'message') c.ack([f.id]);
       });
     };
     const first = await Promise.all(

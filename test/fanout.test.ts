@@ -133,6 +133,18 @@ describe('groups, broadcasts and tasks', () => {
     await Promise.all(clients.map((c) => c.close()));
   });
 
+  test('a stopped persistent broadcast is not delivered to devices that connect later', { timeout: 60_000 }, async () => {
+    const clients = await connectMany(s, 'stopme', 40);
+    const r = await s.send({ to: { all: true }, payload: 'recalled', ratePerSecond: 4 });
+    await eventually(() => frameCount(clients, r.body.id) >= 1, { what: 'first deliveries' });
+    assert.equal((await admin(s, `/v1/tasks/${r.body.taskId}/stop`, 'POST')).body.state, 'stopped');
+    const late = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('after-stop', 'phone')).token);
+    const marker = await s.send({ to: { users: ['after-stop'] }, payload: 'marker' });
+    await late.waitFor(1);
+    assert.deepEqual(late.messages.map((m) => m.id), [marker.body.id]);
+    await Promise.all([...clients, late].map((c) => c.close()));
+  });
+
   test('a list of 10,000 users, mostly offline, is accepted and the online ones receive', { timeout: 120_000 }, async () => {
     const online = await connectMany(s, 'list', 20);
     const users = Array.from({ length: 10_000 }, (_, i) => `list${i}`);

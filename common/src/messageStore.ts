@@ -46,6 +46,8 @@ export interface InboxItem {
   e: number;
   /** collapse key */
   k?: string;
+  /** broadcast task (in the #all inbox), so a stopped broadcast is not delivered on connect */
+  t?: string;
 }
 
 interface Inbox {
@@ -107,7 +109,12 @@ export interface MessageStore {
   /** Stored messages not yet on Kafka, oldest first, stored before `before`. */
   unpublished(before: Date, limit: number): Promise<StoredMessage[]>;
   /** Undelivered, unexpired, unparked messages of a device in id (= time) order, after `afterId`. */
-  loadUndelivered(app: string, user: string, device: string, opts: { afterId: string; limit: number; maxAttempts: number }): Promise<StoredMessage[]>;
+  loadUndelivered(
+    app: string,
+    user: string,
+    device: string,
+    opts: { afterId: string; limit: number; maxAttempts: number; stoppedTasks?: (taskIds: string[]) => Promise<Set<string>> },
+  ): Promise<StoredMessage[]>;
   /** Counts one more delivery on connect per message; returns ids that reached `maxAttempts` (now parked). */
   recordAttempts(app: string, user: string, device: string, ids: string[], maxAttempts: number): Promise<string[]>;
   ack(app: string, user: string, device: string, ids: string[]): Promise<void>;
@@ -217,7 +224,7 @@ export function createMessageStore(db: Db): MessageStore {
       return found;
     },
 
-    async loadUndelivered(app, user, device, { afterId, limit, maxAttempts }) {
+    async loadUndelivered(app, user, device, { afterId, limit, maxAttempts, stoppedTasks }) {
       const key = deviceKey(app, user, device);
       // The user's own inbox plus the app's persistent broadcasts.
       const [inbox, broadcasts, ackDoc, tryDoc] = await Promise.all([
@@ -231,7 +238,13 @@ export function createMessageStore(db: Db): MessageStore {
       const acked = new Set(ackDoc?.acked ?? []);
       const n = tryDoc?.n ?? {};
       const live = compactItems([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])]).filter((i) => i.e > now);
-      const due = live.filter((i) => i.m > afterId && !acked.has(i.m) && (n[i.m] ?? 0) < maxAttempts).slice(0, limit);
+      let due = live.filter((i) => i.m > afterId && !acked.has(i.m) && (n[i.m] ?? 0) < maxAttempts);
+      const taskIds = [...new Set(due.flatMap((i) => (i.t ? [i.t] : [])))];
+      if (taskIds.length > 0 && stoppedTasks) {
+        const stopped = await stoppedTasks(taskIds);
+        due = due.filter((i) => !i.t || !stopped.has(i.t));
+      }
+      due = due.slice(0, limit);
       const found = await readMessages(due.map((i) => i.m));
       return found.filter((m) => m.expiresAt.getTime() > now);
     },

@@ -28,7 +28,7 @@ export function createInboxAppender(store: MessageStore) {
       const key = `${r.app}|${user}`;
       let entry = byUser.get(key);
       if (!entry) byUser.set(key, (entry = { app: r.app, user, items: [], compact: false }));
-      entry.items.push({ m: r.id, e: r.expiresAt, ...(r.collapseKey ? { k: r.collapseKey } : {}) });
+      entry.items.push({ m: r.id, e: r.expiresAt, ...(r.collapseKey ? { k: r.collapseKey } : {}), ...(r.taskId ? { t: r.taskId } : {}) });
     }
     for (const [key, entry] of byUser) {
       const count = (appends.get(key) ?? 0) + entry.items.length;

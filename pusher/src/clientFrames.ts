@@ -4,8 +4,8 @@ import { GROUP_PATTERN } from '../../common/src/tokens.js';
 
 export interface FrameHandlers {
   ack(conn: Connection, ids: string[]): boolean;
-  /** Returns an error code when refused. */
-  subscribe(conn: Connection, group: string): string | undefined;
+  /** Resolves with an error code when refused. */
+  subscribe(conn: Connection, group: string): Promise<string | undefined>;
   unsubscribe(conn: Connection, group: string): void;
   upstream(conn: Connection, payload: unknown): void;
   onBadFrame(reason: string): void;
@@ -64,9 +64,13 @@ export function handleClientFrame(conn: Connection, data: Buffer | ArrayBuffer |
         conn.send(`{"type":"unsubscribed","group":"${group}"}`);
         return;
       }
-      const refused = h.subscribe(conn, group);
-      if (refused) conn.send(JSON.stringify({ type: 'error', code: refused, message: `cannot subscribe to ${group}`, group }));
-      else conn.send(`{"type":"subscribed","group":"${group}"}`);
+      void h.subscribe(conn, group).then(
+        (refused) => {
+          if (refused) conn.send(JSON.stringify({ type: 'error', code: refused, message: `cannot subscribe to ${group}`, group }));
+          else conn.send(`{"type":"subscribed","group":"${group}"}`);
+        },
+        () => conn.send(JSON.stringify({ type: 'error', code: 'UNAVAILABLE', message: `cannot subscribe to ${group} now; retry`, group })),
+      );
       return;
     }
     default:

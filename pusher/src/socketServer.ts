@@ -37,6 +37,8 @@ export interface SocketServerDeps {
   publisher: BatchPublisher;
   upstreamTopic: string;
   taskRunner: ReturnType<typeof createTaskRunner>;
+  /** Which of these broadcast tasks an operator stopped (their messages are not delivered on connect). */
+  stoppedTasks: (taskIds: string[]) => Promise<Set<string>>;
 }
 
 /** Subscriptions one connection may hold. */
@@ -109,10 +111,11 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
           return deps.acks.add(c.app, c.user, c.device, ids);
         },
         upstream: (c, payload) => publishUpstream(c, payload),
-        subscribe: (c, group) => {
+        subscribe: async (c, group) => {
           if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
           if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
-          if (table.subscribe(c, group)) void putGroupNodes(redis, config.nodeId, [{ app: c.app, group }], config.routeTtlMs).catch(() => undefined);
+          // The reply waits for the group index: once a client sees "subscribed", a group message reaches it.
+          if (table.subscribe(c, group)) await putGroupNodes(redis, config.nodeId, [{ app: c.app, group }], config.routeTtlMs);
           return undefined;
         },
         unsubscribe: (c, group) => {
@@ -146,7 +149,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const resume = async (conn: Connection) => {
     let after = '';
     for (;;) {
-      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, { afterId: after, limit: config.offlinePageSize, maxAttempts: config.maxDeliveryAttempts });
+      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, {
+        afterId: after,
+        limit: config.offlinePageSize,
+        maxAttempts: config.maxDeliveryAttempts,
+        stoppedTasks: deps.stoppedTasks,
+      });
       if (conn.closed || page.length === 0) break;
       for (const m of page) {
         conn.resumed?.add(m._id);
@@ -208,7 +216,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const conns = rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
       const frame = messageFrame(rec);
       if (rec.taskId) {
-        void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : []);
+        void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : [], rec.expiresAt);
         return;
       }
       if (!conns) {

@@ -53,10 +53,22 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   // One subscriber connection for the control channels (task state, kicks).
   const subscriber = redis.duplicate();
   onClose('subscriber', () => subscriber.quit().then(() => undefined, () => subscriber.disconnect()));
-  const taskRunner = createTaskRunner({ tasks: createTaskStore({ db, redis }), subscriber, nodeId: config.nodeId, logger });
+  const taskStore = createTaskStore({ db, redis });
+  const taskRunner = createTaskRunner({
+    tasks: taskStore,
+    subscriber,
+    nodeId: config.nodeId,
+    logger,
+    onWritten: (n) => metrics.delivered.inc({ path: 'task' }, n),
+    onDropped: () => metrics.dropped.inc({ reason: 'task-not-written' }),
+  });
   onClose('task-runner', () => taskRunner.close());
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher, taskRunner,
+    stoppedTasks: async (ids) => {
+      const states = await Promise.all(ids.map((id) => taskStore.hotState(id).catch(() => undefined)));
+      return new Set(ids.filter((_, i) => states[i]?.state === 'stopped'));
+    },
     verify: (token) => verify(token),
     upstreamTopic: topics.upstream,
   });

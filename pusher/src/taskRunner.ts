@@ -28,7 +28,22 @@ interface Job {
  * says so. State changes arrive on a Redis channel at once and are also
  * polled, so a stop takes effect within one tick even if a message is lost.
  */
-export function createTaskRunner({ tasks, subscriber, nodeId, logger }: { tasks: TaskStore; subscriber: Redis; nodeId: string; logger: Logger }) {
+export function createTaskRunner({
+  tasks,
+  subscriber,
+  nodeId,
+  logger,
+  onWritten = () => undefined,
+  onDropped = () => undefined,
+}: {
+  tasks: TaskStore;
+  subscriber: Redis;
+  nodeId: string;
+  logger: Logger;
+  /** Metrics hooks: frames written (per chunk) and not written. */
+  onWritten?: (n: number) => void;
+  onDropped?: () => void;
+}) {
   const states = new Map<string, TaskState>();
   const wakers = new Map<string, (() => void)[]>();
   const byMessage = new Map<string, Job>();
@@ -66,7 +81,7 @@ export function createTaskRunner({ tasks, subscriber, nodeId, logger }: { tasks:
   const waitForChange = (taskId: string) => new Promise<void>((resolve) => wakers.set(taskId, [...(wakers.get(taskId) ?? []), resolve]));
   const tick = () => new Promise<void>((resolve) => setTimeout(resolve, TICK_MS));
 
-  async function run(taskId: string, messageId: string, frame: string, conns: Connection[]): Promise<void> {
+  async function run(taskId: string, messageId: string, frame: string, conns: Connection[], expiresAt: number): Promise<void> {
     const job: Job = { taskId, messageId, written: 0, acked: 0, flushedWritten: 0, flushedAcked: 0 };
     byMessage.set(messageId, job);
     if (byMessage.size > MAX_TRACKED_MESSAGES) byMessage.delete(byMessage.keys().next().value!);
@@ -84,6 +99,8 @@ export function createTaskRunner({ tasks, subscriber, nodeId, logger }: { tasks:
       while (i < conns.length && !closed) {
         const state = states.get(taskId);
         if (state === 'stopped' || state === 'failed') break;
+        // A slow or long-paused task must not deliver its message after it expired.
+        if (Date.now() >= expiresAt) break;
         if (state === 'paused') {
           await flush(job);
           await Promise.race([waitForChange(taskId), new Promise((r) => setTimeout(r, STATE_POLL_MS))]);
@@ -94,10 +111,13 @@ export function createTaskRunner({ tasks, subscriber, nodeId, logger }: { tasks:
         const n = share === Infinity ? UNPACED_CHUNK : Math.max(0, Math.floor((share * (Date.now() - pacedFrom + TICK_MS)) / 1000) - pacedWritten);
         const end = Math.min(conns.length, i + n);
         pacedWritten += end - i;
+        const before = job.written;
         for (; i < end; i++) {
           const c = conns[i]!;
           if (!c.closed && c.deliverLive(messageId, frame)) job.written++;
+          else onDropped();
         }
+        onWritten(job.written - before);
         if (share === Infinity) await new Promise((r) => setImmediate(r));
         else if (i < conns.length) await tick();
       }

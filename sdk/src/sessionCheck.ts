@@ -28,7 +28,8 @@ export async function checkSession(fetchFn: typeof globalThis.fetch | undefined,
   try {
     const res = await fetchFn(sessionUrl(wsUrl, token), { signal: abort.signal, cache: 'no-store' });
     if (res.ok) return { kind: 'ok' };
-    if (res.status !== 401) return { kind: 'unknown' };
+    // 401: the token; 403: this page's origin is not allowed for the app. Retrying fixes neither.
+    if (res.status !== 401 && res.status !== 403) return { kind: 'unknown' };
     const body = (await res.json().catch(() => ({}))) as { error?: { code?: unknown; message?: unknown } };
     const code = typeof body.error?.code === 'string' ? body.error.code : 'TOKEN_INVALID';
     if (code === 'TOKEN_EXPIRED') return { kind: 'expired' };
