@@ -3,7 +3,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-const SCENARIOS: Record<string, string> = { 'unicast-latency': 'unicastLatency.ts' };
+const SCENARIOS: Record<string, string> = { 'unicast-latency': 'unicastLatency.ts', broadcast: 'broadcastFanout.ts' };
 const [scenario, ...rest] = process.argv.slice(2);
 if (!scenario || !SCENARIOS[scenario]) {
   console.error(`usage: npm run bench -- <scenario> [options]\nscenarios: ${Object.keys(SCENARIOS).join(', ')}`);
