@@ -129,6 +129,25 @@ export function createMessageStore(db: Db): MessageStore {
   const acks = db.collection<AckState>('acks');
   const tries = db.collection<TryState>('tries');
 
+  /** Adds acked ids to a device's list (pruned now and then); callers serialise per device. */
+  const writeAcks = async (app: string, user: string, _id: string, ids: string[]): Promise<void> => {
+    // Now and then (amortised), keep only ids still in the inbox: the rest can
+    // never be delivered again, and the list would otherwise grow forever.
+    if (Math.random() < 1 / 50) {
+      const [inbox, broadcasts, full] = await Promise.all([
+        inboxes.findOne({ _id: inboxKey(app, user) }),
+        inboxes.findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
+        acks.findOne({ _id }),
+      ]);
+      if (full && full.acked.length > PRUNE_ACKS_AT) {
+        const live = new Set([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])].map((i) => i.m));
+        await acks.updateOne({ _id }, { $set: { acked: [...new Set([...full.acked, ...ids])].filter((id) => live.has(id)) } });
+        return;
+      }
+    }
+    await upsertRetrying(() => acks.updateOne({ _id }, { $addToSet: { acked: { $each: ids } } }, { upsert: true }));
+  };
+
   const readMessages = async (ids: string[]): Promise<StoredMessage[]> => {
     const out: (StoredMessage | null)[] = new Array(ids.length).fill(null);
     let next = 0;
@@ -252,29 +271,17 @@ export function createMessageStore(db: Db): MessageStore {
     async recordAttempts(app, user, device, ids, maxAttempts) {
       if (ids.length === 0) return [];
       const _id = deviceKey(app, user, device);
-      await tries.updateOne({ _id }, { $inc: Object.fromEntries(ids.map((id) => [`n.${id}`, 1])) }, { upsert: true });
-      const doc = await tries.findOne({ _id });
-      return ids.filter((id) => (doc?.n?.[id] ?? 0) >= maxAttempts);
+      return oneAtATime(`tries|${_id}`, async () => {
+        await upsertRetrying(() => tries.updateOne({ _id }, { $inc: Object.fromEntries(ids.map((id) => [`n.${id}`, 1])) }, { upsert: true }));
+        const doc = await tries.findOne({ _id });
+        return ids.filter((id) => (doc?.n?.[id] ?? 0) >= maxAttempts);
+      });
     },
 
     async ack(app, user, device, ids) {
       if (ids.length === 0) return;
       const _id = deviceKey(app, user, device);
-      // Now and then (amortised), keep only ids still in the inbox: the rest can
-      // never be delivered again, and the list would otherwise grow forever.
-      if (Math.random() < 1 / 50) {
-        const [inbox, broadcasts, full] = await Promise.all([
-          inboxes.findOne({ _id: inboxKey(app, user) }),
-          inboxes.findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
-          acks.findOne({ _id }),
-        ]);
-        if (full && full.acked.length > PRUNE_ACKS_AT) {
-          const live = new Set([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])].map((i) => i.m));
-          await acks.updateOne({ _id }, { $set: { acked: [...new Set([...full.acked, ...ids])].filter((id) => live.has(id)) } });
-          return;
-        }
-      }
-      await acks.updateOne({ _id }, { $addToSet: { acked: { $each: ids } } }, { upsert: true });
+      return oneAtATime(`acks|${_id}`, () => writeAcks(app, user, _id, ids));
     },
 
     async deviceState(app, user, device) {
@@ -302,4 +309,31 @@ function chunks<T>(items: T[], size: number): T[][] {
   const out: T[][] = [];
   for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
   return out;
+}
+
+/**
+ * Runs writes to one document one after another within this process: FerretDB
+ * does not isolate concurrent updates of a document (one of two `$inc`s can be
+ * lost). Keys are dropped when their queue drains.
+ */
+const queues = new Map<string, Promise<unknown>>();
+function oneAtATime<T>(key: string, fn: () => Promise<T>): Promise<T> {
+  const prev = queues.get(key) ?? Promise.resolve();
+  const run = prev.then(fn, fn);
+  const tail = run.catch(() => undefined);
+  queues.set(key, tail);
+  void tail.then(() => {
+    if (queues.get(key) === tail) queues.delete(key);
+  });
+  return run;
+}
+
+/** Two first writes to a new document can both try to insert it; the loser retries as an update. */
+async function upsertRetrying<T>(write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (err) {
+    if ((err as { code?: number }).code !== 11000) throw err;
+    return write();
+  }
 }
