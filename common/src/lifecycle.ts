@@ -67,6 +67,7 @@ export async function bootService<C extends { logLevel: string }>(
   service: string,
   loadConfig: () => C,
   start: (deps: ServiceDeps<C>) => Promise<void>,
+  shutdownTimeoutMs: (config: C) => number = () => 8000,
 ): Promise<void> {
   let config: C;
   try {
@@ -75,5 +76,5 @@ export async function bootService<C extends { logLevel: string }>(
     exitOnConfigError(service, err);
   }
   const logger = createLogger(service, config.logLevel);
-  await runService(logger, (onClose) => start({ config, logger, onClose }));
+  await runService(logger, (onClose) => start({ config, logger, onClose }), { shutdownTimeoutMs: shutdownTimeoutMs(config) });
 }

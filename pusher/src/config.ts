@@ -26,6 +26,8 @@ export interface PusherConfig extends CommonConfig {
   maxPendingLive: number;
   /** Partitions of this node's topic. Default 2. */
   nodeTopicPartitions: number;
+  /** How long a draining node waits for its clients to move before closing them. Default 5000 ms. */
+  drainTimeoutMs: number;
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -47,5 +49,6 @@ export function loadConfig(env: Env): PusherConfig {
     offlinePageSize: envInt(env, 'PUSHER_OFFLINE_PAGE_SIZE', 200, { min: 1, max: 5000 }),
     maxPendingLive: envInt(env, 'PUSHER_MAX_PENDING_LIVE', 1000, { min: 10 }),
     nodeTopicPartitions: envInt(env, 'NODE_TOPIC_PARTITIONS', 2, { min: 1, max: 64 }),
+    drainTimeoutMs: envInt(env, 'PUSHER_DRAIN_TIMEOUT_MS', 5000, { min: 0, max: 60_000 }),
   };
 }

@@ -2,4 +2,5 @@ import { bootService } from '../../common/src/lifecycle.js';
 import { loadConfig } from './config.js';
 import { startPusher } from './startPusher.js';
 
-await bootService('pusher', () => loadConfig(process.env), startPusher);
+// Shutdown covers a drain (clients move to other nodes) plus closing everything else.
+await bootService('pusher', () => loadConfig(process.env), startPusher, (config) => config.drainTimeoutMs + 8000);

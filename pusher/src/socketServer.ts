@@ -238,6 +238,24 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
     },
     isAccepting: () => accepting,
+    /**
+     * Drain: refuse new sockets, tell every client to reconnect to one of
+     * `others`, and wait (bounded) for them to leave. Clients that are still
+     * here at the deadline are closed by close(). Persistent messages are not
+     * at risk: a client that moves resumes from the store on its new node.
+     */
+    stopAccepting() {
+      accepting = false;
+    },
+    async drain(others: string[], timeoutMs: number) {
+      accepting = false;
+      if (others.length === 0) return table.size; // nowhere to send them: close() says 1001
+      const frame = JSON.stringify({ type: 'reconnect', nodes: others });
+      for (const conn of table.all()) conn.send(frame);
+      const deadline = Date.now() + timeoutMs;
+      while (table.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      return table.size;
+    },
     async close() {
       accepting = false;
       clearInterval(heartbeat);

@@ -7,7 +7,8 @@ import { createMessageStore } from '../../common/src/messageStore.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
-import { heartbeatNode, removeNode } from '../../common/src/nodeRegistry.js';
+import { heartbeatNode, liveNodes, removeNode } from '../../common/src/nodeRegistry.js';
+import { requireOperator } from '../../common/src/httpAuth.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import { withTimeout } from '../../common/src/errors.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
@@ -139,9 +140,23 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
       res.status(e.code === 'KEYS_UNAVAILABLE' ? 503 : 401).json({ error: { code: e.code, message: e.message } });
     }
   });
+  http.app.post('/v1/admin/drain', requireOperator(config.operatorKey), (_req, res) => {
+    res.status(202).json({ status: 'draining', nodeId: config.nodeId });
+    // The same path as SIGTERM: drain, close everything, exit 0.
+    setImmediate(() => process.kill(process.pid, 'SIGTERM'));
+  });
   const addr = await http.listen();
   onClose('http', () => http.close());
   onClose('sockets', () => sockets.close());
+  // Registered last, so it runs first on SIGTERM: move the clients, then close.
+  onClose('drain', async () => {
+    const started = Date.now();
+    sockets.stopAccepting();
+    await beat(); // now marked draining: auth stops handing this node out
+    const others = (await liveNodes(redis).catch(() => [])).filter((n) => n.id !== config.nodeId && !n.draining).map((n) => n.url);
+    const left = await sockets.drain(others, others.length > 0 ? config.drainTimeoutMs : 0);
+    logger.info({ others: others.length, remaining: left, ms: Date.now() - started }, 'drained');
+  });
   logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, nodeId: config.nodeId }, 'pusher listening');
 }
 

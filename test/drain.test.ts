@@ -1,0 +1,69 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
+import { eventually } from './support/services.js';
+
+describe('draining a pusher', () => {
+  let s: TestStack;
+  before(async () => {
+    s = await startStack({ pushers: 2 });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('clients are told to reconnect elsewhere, end on the other node, and lose nothing', { timeout: 60_000 }, async () => {
+    const [leaving, staying] = s.pushers as [(typeof s.pushers)[0], (typeof s.pushers)[0]];
+    const users = Array.from({ length: 10 }, (_, i) => `drain${i}`);
+    const tokens = new Map(await Promise.all(users.map(async (u) => [u, (await s.token(u, 'd')).token] as const)));
+    const received = new Map<string, Set<string>>(users.map((u) => [u, new Set()]));
+    const moved = new Map<string, TestClient>();
+    // Behave like the SDK: on a reconnect frame, connect to the first node offered.
+    const follow = (u: string, c: TestClient) => {
+      const take = () => {
+        for (const m of c.messages) received.get(u)!.add(m.id);
+      };
+      c.ws.on('message', (d) => {
+        take();
+        const f = JSON.parse(d.toString());
+        if (f.type === 'message') c.ack([f.id]);
+        if (f.type === 'reconnect') {
+          assert.deepEqual(f.nodes, [wsOf(staying.url)]);
+          c.ws.close();
+          void connectClient(f.nodes[0], tokens.get(u)!).then((next) => {
+            moved.set(u, next);
+            follow(u, next);
+          });
+        }
+      });
+      take();
+    };
+    for (const u of users) follow(u, await connectClient(wsOf(leaving.url), tokens.get(u)!));
+
+    const sent = new Map<string, string[]>(users.map((u) => [u, []]));
+    let sending = true;
+    const sender = (async () => {
+      for (let i = 0; sending && i < 3000; i++) {
+        const u = users[i % users.length]!;
+        const r = await s.send({ to: { users: [u] }, payload: { i } });
+        assert.equal(r.status, 202);
+        sent.get(u)!.push(r.body.id);
+      }
+    })();
+    await eventually(() => [...received.values()].some((ids) => ids.size > 0), { what: 'deliveries before the drain' });
+    const res = await fetch(`${leaving.url}/v1/admin/drain`, { method: 'POST', headers: { authorization: 'Bearer operator-key' } });
+    assert.equal(res.status, 202);
+    assert.equal(await leaving.stop('SIGTERM', 20_000), 0, 'the drained node exits cleanly');
+    s.pushers.splice(s.pushers.indexOf(leaving), 1);
+    await eventually(() => moved.size === users.length, { what: 'every client moved' });
+    const sentBefore = [...sent.values()].reduce((n, ids) => n + ids.length, 0);
+    await eventually(() => [...sent.values()].reduce((n, ids) => n + ids.length, 0) >= sentBefore + 20, { what: 'messages after the move' });
+    sending = false;
+    await sender;
+    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), { what: 'every message received', timeoutMs: 30_000 }).catch(() => undefined);
+    for (const u of users) assert.deepEqual(sent.get(u)!.filter((id) => !received.get(u)!.has(id)), [], `${u} missed messages`);
+    const { nodes } = await s.token('someone', 'd');
+    assert.deepEqual(nodes, [wsOf(staying.url)], 'the drained node is no longer handed out');
+    await Promise.all([...moved.values()].map((c) => c.close()));
+  });
+});
