@@ -9,6 +9,7 @@ import { createTaskStore } from '../../common/src/tasks.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { appOf, requireApp } from '../../common/src/httpAuth.js';
 import { kickRoutes } from '../../common/src/kicks.js';
+import { presenceRoutes } from './presenceRoutes.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
@@ -67,6 +68,7 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   http.app.use(messageRoutes({ ...submitDeps, apps, maxBodyBytes: config.maxBodyBytes, limiter }));
   // Business systems follow their own tasks with their API key; operators use the dispatcher's admin API.
   http.app.use(taskRoutes({ tasks, auth: requireApp(apps), scope: (res) => appOf(res)._id }));
+  http.app.use(presenceRoutes({ redis, auth: requireApp(apps) }));
   http.app.use(kickRoutes({ redis, auth: requireApp(apps), appOf: (res) => appOf(res)._id }));
   const addr = await http.listen();
   onClose('http', () => http.close());

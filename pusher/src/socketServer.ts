@@ -16,6 +16,7 @@ import type { DeviceMode } from '../../common/src/apps.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import type { NodeDelivery } from '../../schemas/types.js';
 import type { createTaskRunner } from './taskRunner.js';
+import type { createPresence } from './presence.js';
 import type { PusherConfig } from './config.js';
 import { Connection, mayJoin, messageFrame } from './connection.js';
 import { ConnectionTable } from './connectionTable.js';
@@ -37,6 +38,7 @@ export interface SocketServerDeps {
   publisher: BatchPublisher;
   upstreamTopic: string;
   taskRunner: ReturnType<typeof createTaskRunner>;
+  presence: ReturnType<typeof createPresence>;
   /** Which of these broadcast tasks an operator stopped (their messages are not delivered on connect). */
   stoppedTasks: (taskIds: string[]) => Promise<Set<string>>;
 }
@@ -131,7 +133,10 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       if (emptied.length > 0) void removeGroupNodes(redis, config.nodeId, emptied.map((group) => ({ app: conn.app, group }))).catch(() => undefined);
       metrics.closes.inc({ code: String(conn.closeCode ?? code) });
       void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
+      // OFFLINE after ONLINE, with its epoch.
+      void online.then((epoch) => deps.presence.offline(conn, epoch));
     });
+    const online = deps.presence.online(conn);
     try {
       // Route first, then read the store: a message stored after the read is routed
       // here live; one stored before it is in the read. Nothing falls in between.

@@ -18,6 +18,7 @@ import { createSocketServer } from './socketServer.js';
 import { createTokenVerifier, TokenError } from './verifyToken.js';
 import { createAckWriter } from './ackWriter.js';
 import { createTaskRunner } from './taskRunner.js';
+import { createPresence } from './presence.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { KICK_CHANNEL, parseKick } from '../../common/src/kicks.js';
 
@@ -38,6 +39,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   await ensureTopics(kafka, [
     { topic: ownTopic, numPartitions: config.nodeTopicPartitions },
     { topic: topics.upstream, numPartitions: 4 },
+    { topic: topics.presence, numPartitions: 4 },
     { topic: topics.dlq, numPartitions: 1 },
   ]);
   const producer = createProducer(kafka);
@@ -66,6 +68,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   onClose('task-runner', () => taskRunner.close());
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher, taskRunner,
+    presence: createPresence({ redis, publisher, topic: topics.presence, nodeId: config.nodeId, logger }),
     stoppedTasks: async (ids) => {
       const states = await Promise.all(ids.map((id) => taskStore.hotState(id).catch(() => undefined)));
       return new Set(ids.filter((_, i) => states[i]?.state === 'stopped'));

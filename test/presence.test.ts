@@ -1,0 +1,67 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { pino } from 'pino';
+import type { Consumer } from 'kafkajs';
+import { createKafka } from '../common/src/kafka.js';
+import { topicNames } from '../common/src/topics.js';
+import { decodeRecord } from '../schemas/registry.js';
+import type { Presence, Upstream } from '../schemas/types.js';
+import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { eventually } from './support/services.js';
+import { stack as infra, uniqueId } from './support/env.js';
+
+describe('presence and upstream on Kafka', () => {
+  let s: TestStack;
+  const consumers: Consumer[] = [];
+  before(async () => {
+    s = await startStack({ env: { PUSHER_MAX_FRAME_BYTES: '4096' } });
+  });
+  after(async () => {
+    await Promise.all(consumers.map((c) => c.disconnect()));
+    await s?.stop();
+  });
+
+  /** Reads every record of a topic from the start into an array, decoded. */
+  async function follow<T>(topic: string, decode: (v: Buffer | null, h: any) => T): Promise<T[]> {
+    const kafka = createKafka({ clientId: 'presence-test', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) });
+    const consumer = kafka.consumer({ groupId: uniqueId('reader') });
+    consumers.push(consumer);
+    const out: T[] = [];
+    await consumer.connect();
+    await consumer.subscribe({ topic, fromBeginning: true });
+    await consumer.run({ eachMessage: async ({ message }) => void out.push(decode(message.value, message.headers)) });
+    return out;
+  }
+
+  test('connect, reconnect and disconnect publish presence in order with epochs; the API reflects it', { timeout: 60_000 }, async () => {
+    const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+    const events = await follow<Presence>(topics.presence, (v, h) => decodeRecord('Presence', v, h));
+    const presence = async () =>
+      (await (await fetch(`${s.collector.url}/v1/users/pat/presence`, { headers: { authorization: `Bearer ${s.apiKey}` } })).json()) as any;
+    const { token } = await s.token('pat', 'phone');
+    const first = await connectClient(wsOf(s.pushers[0]!.url), token);
+    await eventually(async () => (await presence()).online === true, { what: 'presence API online' });
+    assert.deepEqual((await presence()).devices.map((d: any) => d.deviceId), ['phone']);
+    await first.close();
+    const second = await connectClient(wsOf(s.pushers[0]!.url), token);
+    await second.close();
+    await eventually(() => events.filter((e) => e.user === 'pat').length >= 4, { what: 'four presence events' });
+    const mine = events.filter((e) => e.user === 'pat').map((e) => `${e.state}@${e.epoch}`);
+    assert.deepEqual(mine, ['ONLINE@1', 'OFFLINE@1', 'ONLINE@2', 'OFFLINE@2']);
+    await eventually(async () => (await presence()).online === false, { what: 'presence API offline' });
+  });
+
+  test('upstream frames reach push.upstream tagged with user and device; an oversized frame closes with 1009', { timeout: 60_000 }, async () => {
+    const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+    const records = await follow<Upstream>(topics.upstream, (v, h) => decodeRecord('Upstream', v, h));
+    const c = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('quinn', 'tablet')).token);
+    c.ws.send(JSON.stringify({ type: 'upstream', payload: { action: 'typing', chat: 'c-1' } }));
+    await eventually(() => records.length >= 1, { what: 'upstream record' });
+    assert.equal(records[0]!.user, 'quinn');
+    assert.equal(records[0]!.device, 'tablet');
+    assert.equal(records[0]!.app, s.app);
+    assert.deepEqual(JSON.parse(records[0]!.payload), { action: 'typing', chat: 'c-1' });
+    c.ws.send(JSON.stringify({ type: 'upstream', payload: 'x'.repeat(5000) }));
+    assert.equal((await c.closed).code, 1009);
+  });
+});
