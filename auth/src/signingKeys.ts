@@ -47,21 +47,28 @@ export function createSigningKeys({ db, retireAfterMs, refreshMs = 5000 }: { db:
     });
   };
 
+  let loading: Promise<NonNullable<typeof loaded>> | undefined;
   const load = async () => {
     if (loaded && Date.now() - loaded.at < refreshMs) return loaded;
-    let active = await coll.find({ retiredAt: null }).sort({ _id: -1 }).toArray();
+    // One load at a time: a burst of first requests must not create a key each.
+    loading ??= reload().finally(() => (loading = undefined));
+    return loading;
+  };
+  const reload = async () => {
+    let active = await coll.find({ retiredAt: null }).sort({ _id: 1 }).toArray();
     if (active.length === 0) {
       await create();
-      active = await coll.find({ retiredAt: null }).sort({ _id: -1 }).toArray();
+      active = await coll.find({ retiredAt: null }).sort({ _id: 1 }).toArray();
     }
-    const newest = active[0]!;
+    // Several instances starting at once may each create a key; all of them sign
+    // with the oldest active one, so they agree. rotate() retires every active key.
+    const oldest = active[0]!;
     const retired = await coll.find({ retiredAt: { $gt: new Date(Date.now() - retireAfterMs) } }).toArray();
-    loaded = {
+    return (loaded = {
       at: Date.now(),
-      current: { kid: newest._id, key: (await importJWK(newest.privateJwk, ALG)) as CryptoKey },
+      current: { kid: oldest._id, key: (await importJWK(oldest.privateJwk, ALG)) as CryptoKey },
       publics: [...active, ...retired].map((k) => k.publicJwk),
-    };
-    return loaded;
+    });
   };
 
   return {

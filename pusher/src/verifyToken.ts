@@ -15,7 +15,7 @@ export class TokenError extends Error {
  * triggers one re-fetch, rate limited by the cooldown.
  */
 export function createTokenVerifier(authUrl: string): TokenVerifier {
-  const jwks = createRemoteJWKSet(new URL(JWKS_PATH, authUrl), { cooldownDuration: 10_000, cacheMaxAge: 600_000, timeoutDuration: 3000 });
+  const jwks = createRemoteJWKSet(new URL(JWKS_PATH, authUrl), { cooldownDuration: 1000, cacheMaxAge: 600_000, timeoutDuration: 3000 });
   return async (token) => {
     if (!token) throw new TokenError('TOKEN_MISSING', 'missing token');
     try {
