@@ -40,21 +40,35 @@ export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Produ
   });
 }
 
-/** Creates topics that do not exist yet; existing ones are left alone. */
-export async function ensureTopics(
-  kafka: Kafka,
-  topics: { topic: string; numPartitions: number }[],
-): Promise<void> {
+/**
+ * Creates topics that do not exist yet (existing ones are left alone) and
+ * waits until every partition has a leader. Several services start at once
+ * and create the same topics, so "already exists" is success, and a topic
+ * another process created a moment ago may need a few metadata rounds.
+ */
+export async function ensureTopics(kafka: Kafka, topics: { topic: string; numPartitions: number }[], { attempts = 20 } = {}): Promise<void> {
   const admin = kafka.admin();
   await admin.connect();
   try {
-    const existing = new Set(await admin.listTopics());
-    const missing = topics.filter((t) => !existing.has(t.topic));
-    if (missing.length === 0) return;
-    await admin.createTopics({
-      waitForLeaders: true,
-      topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions, replicationFactor: 1 })),
-    });
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const existing = new Set(await admin.listTopics());
+        const missing = topics.filter((t) => !existing.has(t.topic));
+        if (missing.length > 0) {
+          await admin
+            .createTopics({ waitForLeaders: true, topics: missing.map((t) => ({ topic: t.topic, numPartitions: t.numPartitions, replicationFactor: 1 })) })
+            .catch((err: { errors?: { type?: string }[] }) => {
+              if (!err.errors?.every((e) => e.type === 'TOPIC_ALREADY_EXISTS')) throw err;
+            });
+        }
+        const { topics: meta } = await admin.fetchTopicMetadata({ topics: topics.map((t) => t.topic) });
+        if (meta.length === topics.length && meta.every((t) => t.partitions.length > 0 && t.partitions.every((p) => p.leader >= 0))) return;
+      } catch (err) {
+        if (attempt >= attempts) throw err;
+      }
+      if (attempt >= attempts) throw new Error(`topics not ready: ${topics.map((t) => t.topic).join(', ')}`);
+      await new Promise((r) => setTimeout(r, Math.min(2000, 100 * attempt)));
+    }
   } finally {
     await admin.disconnect();
   }
