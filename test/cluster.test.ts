@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually } from './support/services.js';
 import { createMessageStore } from '../common/src/messageStore.js';
-import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
+import { connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
 
 const until = (cond: () => boolean, what: string, timeoutMs = 20_000) => eventually(cond, { what, timeoutMs, intervalMs: 20 });
 
@@ -96,19 +96,7 @@ describe('several pushers and dispatchers', () => {
     const survivor = s.pushers[0]!;
     const users = Array.from({ length: 20 }, (_, i) => `kill${i}`);
     const received = new Map<string, Set<string>>(users.map((u) => [u, new Set()]));
-    // Count from the client's own record (it listens from the first frame on; a listener
-    // added after connectClient resolves can miss frames that arrived with the handshake).
-    const collect = (u: string, c: TestClient) => {
-      const take = () => {
-        for (const m of c.messages) received.get(u)!.add(m.id);
-      };
-      take();
-      c.ws.on('message', (d) => {
-        take();
-        const f = JSON.parse(d.toString());
-        if (f.type === 'message') c.ack([f.id]);
-      });
-    };
+    const collect = (u: string, c: TestClient) => receiveAndAck(c, received.get(u)!);
     const first = await Promise.all(
       users.map(async (u) => {
         const c = await connectClient(wsOf(victim.url), (await s.token(u, 'd')).token);

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
+import { connectClient, startStack, wsOf, type TestClient, type TestStack, receiveAndAck } from './support/stack.js';
 import { eventually } from './support/services.js';
 
 describe('draining a pusher', () => {
@@ -19,25 +19,16 @@ describe('draining a pusher', () => {
     const received = new Map<string, Set<string>>(users.map((u) => [u, new Set()]));
     const moved = new Map<string, TestClient>();
     // Behave like the SDK: on a reconnect frame, connect to the first node offered.
-    const follow = (u: string, c: TestClient) => {
-      const take = () => {
-        for (const m of c.messages) received.get(u)!.add(m.id);
-      };
-      c.ws.on('message', (d) => {
-        take();
-        const f = JSON.parse(d.toString());
-        if (f.type === 'message') c.ack([f.id]);
-        if (f.type === 'reconnect') {
-          assert.deepEqual(f.nodes, [wsOf(staying.url)]);
-          c.ws.close();
-          void connectClient(f.nodes[0], tokens.get(u)!).then((next) => {
-            moved.set(u, next);
-            follow(u, next);
-          });
-        }
+    const follow = (u: string, c: TestClient) =>
+      receiveAndAck(c, received.get(u)!, (f) => {
+        if (f.type !== 'reconnect') return;
+        assert.deepEqual(f.nodes, [wsOf(staying.url)]);
+        c.ws.close();
+        void connectClient(f.nodes[0], tokens.get(u)!).then((next) => {
+          moved.set(u, next);
+          follow(u, next);
+        });
       });
-      take();
-    };
     for (const u of users) follow(u, await connectClient(wsOf(leaving.url), tokens.get(u)!));
 
     const sent = new Map<string, string[]>(users.map((u) => [u, []]));

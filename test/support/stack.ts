@@ -115,6 +115,25 @@ export interface TestClient {
   close(): Promise<void>;
 }
 
+/**
+ * Adds the ids of every message a client receives to `into` and acks each one,
+ * like an app would; `onFrame` sees every later frame. Reads the client's own
+ * record, which starts with the first frame (a listener added after
+ * connectClient resolves can miss frames that arrived with the handshake).
+ */
+export function receiveAndAck(c: TestClient, into: Set<string>, onFrame: (frame: any) => void = () => undefined): void {
+  const take = () => {
+    for (const m of c.messages) into.add(m.id);
+  };
+  take();
+  c.ws.on('message', (d) => {
+    take();
+    const f = JSON.parse(d.toString());
+    if (f.type === 'message') c.ack([f.id]);
+    onFrame(f);
+  });
+}
+
 /** A plain `ws` client that records every frame. */
 export function connectClient(url: string, token: string, headers: Record<string, string> = {}): Promise<TestClient> {
   return new Promise((resolve, reject) => {
