@@ -42,6 +42,12 @@ export const FRAME_ERROR = {
   TOO_MANY_GROUPS: 'TOO_MANY_GROUPS',
   /** The node's ack queue is full; the frame's `ids` were not taken. Resend them later. */
   ACK_BACKLOG: 'ACK_BACKLOG',
+  /** The connection sent upstream frames faster than its upstream rate; this one was dropped. */
+  UPSTREAM_RATE_LIMITED: 'UPSTREAM_RATE_LIMITED',
+  /** The upstream payload was not published to Kafka; resend later. */
+  UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
+  /** An `auth` frame's token was refused (bad signature, expired, or for another user, device or app). */
+  TOKEN_REFUSED: 'TOKEN_REFUSED',
 } as const;
 
 /** Message ids as they appear in frames (time-sortable, 26 characters). */

@@ -1,14 +1,58 @@
 import type { MessageStore } from '../../common/src/messageStore.js';
 import type { Logger } from '../../common/src/logger.js';
+import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import { encodeRecord } from '../../schemas/registry.js';
+
+/** Ids in one `Ack` record on push.acks: keeps records small whatever a device acked in one flush. */
+const MAX_IDS_PER_RECORD = 500;
+
+export interface AckWriterDeps {
+  store: MessageStore;
+  logger: Logger;
+  /** Where stored acks are announced (`push.acks`). */
+  publisher: BatchPublisher;
+  topic: string;
+  nodeId: string;
+  /** Counts `Ack` records by outcome (`published`, `failed`). */
+  onPublished?: (outcome: 'published' | 'failed', records: number) => void;
+  /** How often queued acks are written. Default 100 ms. */
+  flushMs?: number;
+  /** Ids waiting to be written before add() refuses. Default 100000. */
+  maxPending?: number;
+}
 
 /**
  * Batches ACKs per device into one write every `flushMs`. Bounded: past
  * `maxPending` ids the caller is told to refuse further acks for now.
+ * Once a device's acks are stored, they are published to `push.acks` as
+ * `Ack` records, one produce per flush through the batch publisher, whose
+ * queue bounds them; MongoDB stays the source of truth, so a record that
+ * Kafka refuses is logged and counted, not retried.
  */
-export function createAckWriter(store: MessageStore, logger: Logger, { flushMs = 100, maxPending = 100_000 } = {}) {
+export function createAckWriter(deps: AckWriterDeps) {
+  const { store, logger, publisher, topic, nodeId, flushMs = 100, maxPending = 100_000 } = deps;
   let pending = new Map<string, { app: string; user: string; device: string; ids: string[] }>();
   let size = 0;
   let flushing: Promise<void> | undefined;
+
+  const announce = (stored: { app: string; user: string; device: string; ids: string[] }[]) => {
+    if (stored.length === 0) return;
+    const at = Date.now();
+    const messages = [];
+    for (const { app, user, device, ids } of stored) {
+      for (let i = 0; i < ids.length; i += MAX_IDS_PER_RECORD) {
+        const rec = encodeRecord('Ack', { app, user, device, ids: ids.slice(i, i + MAX_IDS_PER_RECORD), nodeId, at });
+        messages.push({ key: `${app}|${user}`, value: rec.value, headers: rec.headers });
+      }
+    }
+    publisher.publish(topic, messages).then(
+      () => deps.onPublished?.('published', messages.length),
+      (err: Error) => {
+        deps.onPublished?.('failed', messages.length);
+        logger.warn({ err: err.message, records: messages.length }, 'ack records not published to push.acks');
+      },
+    );
+  };
 
   const flush = async () => {
     if (flushing || size === 0) return;
@@ -16,9 +60,17 @@ export function createAckWriter(store: MessageStore, logger: Logger, { flushMs =
     pending = new Map();
     size = 0;
     flushing = (async () => {
-      for (const { app, user, device, ids } of batch.values()) {
-        await store.ack(app, user, device, ids).catch((err: Error) => logger.warn({ err: err.message, app, user, device }, 'ack write failed'));
+      const stored = [];
+      for (const entry of batch.values()) {
+        const { app, user, device, ids } = entry;
+        try {
+          await store.ack(app, user, device, ids);
+          stored.push(entry);
+        } catch (err) {
+          logger.warn({ err: (err as Error).message, app, user, device }, 'ack write failed');
+        }
       }
+      announce(stored);
     })();
     await flushing;
     flushing = undefined;
@@ -36,6 +88,7 @@ export function createAckWriter(store: MessageStore, logger: Logger, { flushMs =
       size += ids.length;
       return true;
     },
+    /** Stops the timer and writes what is queued; call before the publisher closes. */
     async close() {
       clearInterval(timer);
       await flushing;

@@ -8,6 +8,8 @@ export interface FrameHandlers {
   subscribe(conn: Connection, group: string): Promise<string | undefined>;
   unsubscribe(conn: Connection, group: string): void;
   upstream(conn: Connection, payload: unknown): void;
+  /** A fresh token for this connection (answered by the handler: `authed` or an error frame). */
+  auth(conn: Connection, token: string): void;
   onBadFrame(reason: string): void;
 }
 
@@ -30,7 +32,7 @@ export function handleClientFrame(conn: Connection, data: Buffer | ArrayBuffer |
     if (++conn.badFrames > MAX_BAD_FRAMES) conn.close(CLOSE.PROTOCOL_ERROR, 'too many malformed frames');
   };
   if (isBinary) return bad('binary', 'binary frames are not supported; send JSON text');
-  let frame: { type?: unknown; ids?: unknown; payload?: unknown; group?: unknown };
+  let frame: { type?: unknown; ids?: unknown; payload?: unknown; group?: unknown; token?: unknown };
   try {
     frame = JSON.parse(data.toString()) as typeof frame;
   } catch {
@@ -51,9 +53,18 @@ export function handleClientFrame(conn: Connection, data: Buffer | ArrayBuffer |
       }
       return;
     }
-    case 'upstream':
+    case 'upstream': {
       if (frame.payload === undefined) return bad('upstream', 'upstream.payload is required');
-      h.upstream(conn, frame.payload);
+      const verdict = conn.takeUpstreamToken();
+      if (verdict === 'ok') return h.upstream(conn, frame.payload);
+      h.onBadFrame('upstream-rate');
+      conn.send(errorFrame(FRAME_ERROR.UPSTREAM_RATE_LIMITED, 'too many upstream frames; this one was dropped'));
+      if (verdict === 'close') conn.close(CLOSE.RATE_LIMITED, 'upstream rate exceeded');
+      return;
+    }
+    case 'auth':
+      if (typeof frame.token !== 'string' || frame.token === '') return bad('auth', 'auth.token must be a non-empty string');
+      h.auth(conn, frame.token);
       return;
     case 'subscribe':
     case 'unsubscribe': {

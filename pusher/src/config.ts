@@ -28,6 +28,14 @@ export interface PusherConfig extends CommonConfig {
   nodeTopicPartitions: number;
   /** How long a draining node waits for its clients to move before closing them. Default 5000 ms. */
   drainTimeoutMs: number;
+  /** Upstream frames per second one connection may send (token bucket refill). Default 10. */
+  upstreamRate: number;
+  /** Upstream frames one connection may send in a burst (bucket size). Default 20. */
+  upstreamBurst: number;
+  /** Upstream frames refused for rate within 10 s that close the connection with 4029. Default 50. */
+  upstreamMaxRefused: number;
+  /** How long before its token's `exp` a connection gets a `token-expiring` frame. Default 30000 ms. */
+  tokenWarningMs: number;
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -50,5 +58,9 @@ export function loadConfig(env: Env): PusherConfig {
     maxPendingLive: envInt(env, 'PUSHER_MAX_PENDING_LIVE', 1000, { min: 10 }),
     nodeTopicPartitions: envInt(env, 'NODE_TOPIC_PARTITIONS', 2, { min: 1, max: 64 }),
     drainTimeoutMs: envInt(env, 'PUSHER_DRAIN_TIMEOUT_MS', 5000, { min: 0, max: 60_000 }),
+    upstreamRate: envInt(env, 'PUSHER_UPSTREAM_RATE', 10, { min: 1, max: 10_000 }),
+    upstreamBurst: envInt(env, 'PUSHER_UPSTREAM_BURST', 20, { min: 1, max: 100_000 }),
+    upstreamMaxRefused: envInt(env, 'PUSHER_UPSTREAM_MAX_REFUSED', 50, { min: 1, max: 100_000 }),
+    tokenWarningMs: envInt(env, 'PUSHER_TOKEN_WARNING_MS', 30_000, { min: 0, max: 3_600_000 }),
   };
 }

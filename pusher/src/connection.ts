@@ -3,6 +3,17 @@ import { CLOSE } from '../../common/src/codes.js';
 
 /** How long ids sent on resume are remembered to skip their live copies. */
 const RESUMED_GRACE_MS = 10_000;
+/** Upstream refusals are counted over this window; `upstreamMaxRefused` within it closes the socket. */
+export const UPSTREAM_REFUSAL_WINDOW_MS = 10_000;
+
+export interface ConnectionLimits {
+  maxBufferedBytes: number;
+  frameRate: number;
+  maxPendingLive: number;
+  upstreamRate: number;
+  upstreamBurst: number;
+  upstreamMaxRefused: number;
+}
 
 /**
  * One client socket. Kept small on purpose: a node holds hundreds of
@@ -21,8 +32,18 @@ export class Connection {
   badFrames = 0;
   /** Groups this connection subscribed to (created on first subscribe). */
   groups: Set<string> | undefined;
+  /** When the token expires (ms since epoch); an `auth` frame with a fresh token moves it. */
+  tokenExpiresAt = 0;
+  /** Whether the `token-expiring` frame went out for the current token. */
+  tokenWarned = false;
+  /** The second of the token clock this connection waits in (see tokenClock.ts). */
+  clockSlot: number | undefined;
   private tokens: number;
   private refilledAt = Date.now();
+  private upstreamTokens: number;
+  private upstreamRefilledAt = Date.now();
+  private upstreamRefused = 0;
+  private upstreamRefusedSince = 0;
 
   constructor(
     readonly ws: WebSocket,
@@ -30,11 +51,12 @@ export class Connection {
     readonly app: string,
     readonly user: string,
     readonly device: string,
-    /** What the token and the app allow: `open` means any group. */
-    readonly groupGrants: string[] | 'open',
-    private readonly limits: { maxBufferedBytes: number; frameRate: number; maxPendingLive: number },
+    /** What the token and the app allow: `open` means any group. A fresh token may replace the list. */
+    public groupGrants: string[] | 'open',
+    private readonly limits: ConnectionLimits,
   ) {
     this.tokens = limits.frameRate * 2;
+    this.upstreamTokens = limits.upstreamBurst;
   }
 
   get userKey(): string {
@@ -94,6 +116,28 @@ export class Connection {
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /**
+   * Token bucket for upstream frames, separate from the frame rate: upstream
+   * costs a Kafka record, so it gets a tighter budget. `'ok'` takes a token;
+   * `'refused'` drops the frame; `'close'` means the client kept flooding
+   * (more than `upstreamMaxRefused` refusals within 10 s).
+   */
+  takeUpstreamToken(): 'ok' | 'refused' | 'close' {
+    const now = Date.now();
+    const { upstreamRate, upstreamBurst, upstreamMaxRefused } = this.limits;
+    this.upstreamTokens = Math.min(upstreamBurst, this.upstreamTokens + ((now - this.upstreamRefilledAt) / 1000) * upstreamRate);
+    this.upstreamRefilledAt = now;
+    if (this.upstreamTokens >= 1) {
+      this.upstreamTokens -= 1;
+      return 'ok';
+    }
+    if (now - this.upstreamRefusedSince > UPSTREAM_REFUSAL_WINDOW_MS) {
+      this.upstreamRefusedSince = now;
+      this.upstreamRefused = 0;
+    }
+    return ++this.upstreamRefused > upstreamMaxRefused ? 'close' : 'refused';
   }
 
   close(code: number, reason: string): void {

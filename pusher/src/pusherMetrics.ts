@@ -10,6 +10,7 @@ export function createPusherMetrics(registry: Registry, connections: () => numbe
     delivered: new Counter({ name: 'push_delivered_total', help: 'Message frames written to sockets, by path', labelNames: ['path'], registers }),
     dropped: new Counter({ name: 'push_dropped_total', help: 'Messages not written, by reason', labelNames: ['reason'], registers }),
     acks: new Counter({ name: 'push_acked_total', help: 'Message ids acknowledged by clients', registers }),
+    ackRecords: new Counter({ name: 'push_ack_records_total', help: 'Ack records sent to push.acks, by outcome (published, failed)', labelNames: ['outcome'], registers }),
     parked: new Counter({ name: 'push_parked_total', help: 'Messages parked for a device after too many unacknowledged deliveries', registers }),
     closes: new Counter({ name: 'push_closes_total', help: 'Connections closed, by close code', labelNames: ['code'], registers }),
     badFrames: new Counter({ name: 'push_bad_frames_total', help: 'Client frames refused, by reason', labelNames: ['reason'], registers }),

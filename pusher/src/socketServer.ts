@@ -25,6 +25,7 @@ import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
 import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
+import { createTokenClock } from './tokenClock.js';
 
 export interface SocketServerDeps {
   config: PusherConfig;
@@ -66,6 +67,13 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const table = new ConnectionTable();
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
   let accepting = true;
+  // A token's lifetime bounds its session: warn before `exp` so the client can send a
+  // fresh token (`auth` frame), and close with 4001 if none came.
+  const tokenClock = createTokenClock({
+    warningMs: config.tokenWarningMs,
+    onWarn: (c) => c.send(`{"type":"token-expiring","expiresAt":"${new Date(c.tokenExpiresAt).toISOString()}"}`),
+    onExpire: (c) => c.close(CLOSE.TOKEN_EXPIRED, 'token expired'),
+  });
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     void (async () => {
@@ -92,7 +100,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
       wss.handleUpgrade(req, socket, head, (ws) => {
         metrics.handshakes.inc({ outcome: 'ok' });
-        void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode);
+        void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode, claims.exp * 1000);
       });
     })().catch((err: unknown) => {
       logger.error({ err }, 'upgrade failed');
@@ -100,8 +108,9 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     });
   });
 
-  const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open', deviceMode: DeviceMode) => {
+  const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open', deviceMode: DeviceMode, tokenExpiresAt: number) => {
     const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, grants, config);
+    conn.tokenExpiresAt = tokenExpiresAt;
     table.add(conn);
     conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
     ws.on('pong', () => (conn.alive = true));
@@ -113,6 +122,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
           return deps.acks.add(c.app, c.user, c.device, ids);
         },
         upstream: (c, payload) => publishUpstream(c, payload),
+        auth: (c, token) => void reauthenticate(c, token),
         subscribe: async (c, group) => {
           if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
           if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
@@ -129,6 +139,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
     ws.on('close', (code) => {
       conn.closed = true;
+      tokenClock.untrack(conn);
       const emptied = table.remove(conn);
       if (emptied.length > 0) void removeGroupNodes(redis, config.nodeId, emptied.map((group) => ({ app: conn.app, group }))).catch(() => undefined);
       metrics.closes.inc({ code: String(conn.closeCode ?? code) });
@@ -136,6 +147,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       // OFFLINE after ONLINE, with its epoch.
       void online.then((epoch) => deps.presence.offline(conn, epoch));
     });
+    tokenClock.track(conn); // after the welcome: a token close to expiry is warned at once
     const online = deps.presence.online(conn);
     try {
       // Route first, then read the store: a message stored after the read is routed
@@ -175,6 +187,28 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     conn.finishResume();
   };
 
+  /** A fresh token for an open connection: same app, user and device, later expiry. */
+  const reauthenticate = async (conn: Connection, token: string) => {
+    const refuse = (message: string) => {
+      metrics.badFrames.inc({ reason: 'auth' });
+      conn.send(JSON.stringify({ type: 'error', code: FRAME_ERROR.TOKEN_REFUSED, message }));
+    };
+    let claims;
+    try {
+      claims = await deps.verify(token);
+    } catch (err) {
+      return refuse(err instanceof TokenError ? `${err.code}: ${err.message}` : 'invalid token');
+    }
+    if (conn.closed) return;
+    if (claims.app !== conn.app || claims.user !== conn.user || claims.device !== conn.device) {
+      return refuse('the token is for another app, user or device');
+    }
+    if (conn.groupGrants !== 'open') conn.groupGrants = claims.groups;
+    conn.tokenExpiresAt = Math.max(conn.tokenExpiresAt, claims.exp * 1000);
+    tokenClock.track(conn);
+    conn.send(`{"type":"authed","expiresAt":"${new Date(conn.tokenExpiresAt).toISOString()}"}`);
+  };
+
   const publishUpstream = (conn: Connection, payload: unknown) => {
     const rec = encodeRecord('Upstream', {
       id: newId(),
@@ -187,7 +221,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     });
     deps.publisher
       .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
-      .catch(() => conn.send('{"type":"error","code":"UPSTREAM_UNAVAILABLE","message":"upstream could not be published; retry later"}'));
+      .catch(() => conn.send(`{"type":"error","code":"${FRAME_ERROR.UPSTREAM_UNAVAILABLE}","message":"upstream could not be published; retry later"}`));
   };
 
   // Heartbeat: ping everyone, cut off who did not answer the last ping, refresh routes.
@@ -264,6 +298,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     async close() {
       accepting = false;
       clearInterval(heartbeat);
+      tokenClock.close();
       const all = [...table.all()];
       for (const conn of all) conn.close(CLOSE.GOING_AWAY, 'server shutting down');
       await removeRoutes(redis, all.map(routeOf)).catch(() => undefined);

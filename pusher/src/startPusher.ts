@@ -40,6 +40,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     { topic: ownTopic, numPartitions: config.nodeTopicPartitions },
     { topic: topics.upstream, numPartitions: 4 },
     { topic: topics.presence, numPartitions: 4 },
+    { topic: topics.acks, numPartitions: 4 },
     { topic: topics.dlq, numPartitions: 1 },
   ]);
   const producer = createProducer(kafka);
@@ -47,12 +48,15 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   onClose('producer', () => producer.disconnect());
   const publisher = createBatchPublisher({ producer, maxQueued: 10_000 });
   onClose('publisher', () => publisher.close());
-  const acks = createAckWriter(store, logger);
-  onClose('acks', () => acks.close());
 
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
+  const acks = createAckWriter({
+    store, logger, publisher, topic: topics.acks, nodeId: config.nodeId,
+    onPublished: (outcome, n) => metrics.ackRecords.inc({ outcome }, n),
+  });
+  onClose('acks', () => acks.close());
   // One subscriber connection for the control channels (task state, kicks).
   const subscriber = redis.duplicate();
   onClose('subscriber', () => subscriber.quit().then(() => undefined, () => subscriber.disconnect()));

@@ -38,7 +38,13 @@ export interface ReconnectFrame {
   nodes: string[];
 }
 
-export type ServerFrame = MessageFrame | WelcomeFrame | ErrorFrame | KickFrame | ReconnectFrame | { type: 'pong' };
+/** The token ends at `expiresAt`: send a fresh one in an `auth` frame, or the server closes with 4001. */
+export interface TokenExpiringFrame {
+  type: 'token-expiring';
+  expiresAt: string;
+}
+
+export type ServerFrame = MessageFrame | WelcomeFrame | ErrorFrame | KickFrame | ReconnectFrame | TokenExpiringFrame | { type: 'pong' };
 
 /** Message ids as the server accepts them in `ack` frames; anything else would get the whole frame refused. */
 export const MESSAGE_ID = MESSAGE_ID_PATTERN;
@@ -72,6 +78,8 @@ export function parseServerFrame(text: string): ServerFrame | undefined {
       return { type: 'reconnect', nodes: Array.isArray(f.nodes) ? f.nodes.filter(isString) : [] };
     case 'pong':
       return { type: 'pong' };
+    case 'token-expiring':
+      return { type: 'token-expiring', expiresAt: isString(f.expiresAt) ? f.expiresAt : '' };
     default:
       return undefined;
   }

@@ -34,6 +34,7 @@ export class PushClient {
   private connectTimer: ReturnType<typeof setTimeout> | undefined;
   private retryTimer: ReturnType<typeof setTimeout> | undefined;
   private offline = false;
+  private renewing = false;
   /** Bumped whenever pending async work (token refresh, session check) must not resume. */
   private generation = 0;
   private _state: ClientState = 'idle';
@@ -222,6 +223,8 @@ export class PushClient {
       case 'kick':
         this.fire('kicked', { reason: frame.reason });
         return this.shutdown(CLOSE.NORMAL, 'kicked');
+      case 'token-expiring':
+        return void this.renewInSession();
       case 'reconnect':
         // The node is draining: go where it says, soon but spread out.
         if (frame.nodes.length > 0) this.nodes.replace(frame.nodes, { keepPreferred: false });
@@ -247,6 +250,28 @@ export class PushClient {
     for (const group of this.groups) this.sendFrame({ type: 'subscribe', group });
     this.acks.flush();
     while (this.outbox.length > 0 && this.sendText(this.outbox[0]!)) this.outbox.shift();
+  }
+
+  /**
+   * The server will close at the token's `exp` (4001): fetch a fresh token
+   * now and hand it over on the open socket, so the session goes on without
+   * a reconnect. Without `getToken` the close comes, and the client stops
+   * after it like after any expired token.
+   */
+  private async renewInSession(): Promise<void> {
+    if (!this.tokens.canRefresh || this.renewing) return;
+    const c = this.current;
+    this.renewing = true;
+    try {
+      const nodes = await this.tokens.refresh();
+      if (nodes) this.nodes.replace(nodes, { keepPreferred: true });
+      // A socket that dropped meanwhile is replaced by one that opens with the new token anyway.
+      if (c && this.current === c) this.sendFrame({ type: 'auth', token: this.tokens.token });
+    } catch (err) {
+      this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
+    } finally {
+      this.renewing = false;
+    }
   }
 
   /** Detaches the current socket and its timers, closing it if still open. */
