@@ -1,0 +1,316 @@
+/**
+ * peers: the same three measurements against our pipeline, Socket.IO (Redis
+ * adapter) and Centrifugo, one after the other in the same run on the same
+ * machine, with the same load generator and publisher code:
+ *   1. memory per idle connection: RSS (and heap where reported) of the server
+ *      processes before and after N connections;
+ *   2. unicast: transient messages to random connected users over each
+ *      target's native HTTP publish API, at a fixed offered rate and at
+ *      saturation (a fixed number of requests in flight): delivered msgs/s,
+ *      latency from submission (time in the payload) to receipt, lost;
+ *   3. broadcast: one message to all N clients, time to 50/99/100%.
+ * Ratios are ours / peer. Unicast is transient for every target because the
+ * peers do not persist messages.
+ *
+ *   npm run bench -- peers [--quick] [--per-process 5000] [--rate 1000] [--seconds 5]
+ *     [--concurrency 64] [--broadcasts 2] [--targets ours,socketio,centrifugo]
+ */
+import path from 'node:path';
+import { infraUp } from '../../infra/stack.js';
+import { writeLineChart } from '../lib/chart.js';
+import { formatLatency, type LatencySummary } from '../lib/histogram.js';
+import { killAll, rssOfTrees } from '../lib/procs.js';
+import { newRunDir, writeReport } from '../lib/results.js';
+import type { Scenario, ScenarioReport, TargetCheck } from '../lib/types.js';
+import { ClientPool, Publisher, type Collected } from './clients.js';
+import { centrifugoTarget, oursTarget, socketioTarget, type PeerTarget } from './targets.js';
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const num = (v: unknown, d: number) => (v === undefined || v === true ? d : Number(v));
+const kb = (bytes: number) => Math.round(bytes / 102.4) / 10;
+const round = (v: number, d = 1) => Math.round(v * 10 ** d) / 10 ** d;
+
+export interface UnicastResult {
+  offeredRate?: number;
+  sent: number;
+  accepted: number;
+  errors: number;
+  skipped: number;
+  received: number;
+  lost: number;
+  deliveredPerSec: number;
+  latency: LatencySummary;
+  firstError?: string;
+}
+
+export interface BroadcastResult {
+  clients: number;
+  runs: Array<{ received: number; ms50: number; ms99: number; ms100: number | null; deliveriesPerSec: number | null }>;
+  /** Median over runs. */
+  ms99: number;
+  ms100: number | null;
+  deliveriesPerSec: number | null;
+}
+
+export interface TargetResult {
+  name: string;
+  describe: string;
+  error?: string;
+  clients?: number;
+  connected?: number;
+  connectFailed?: number;
+  connectPerSec?: number;
+  connectFirstError?: string;
+  serverProcesses?: number;
+  rssBeforeMB?: number;
+  rssAfterMB?: number;
+  rssPerConnKB?: number;
+  heapPerConnKB?: number | null;
+  fixed?: UnicastResult;
+  saturation?: UnicastResult;
+  broadcast?: BroadcastResult;
+  saturationTimeline?: Array<[number, number]>;
+  broadcastCdf?: Array<[number, number]>;
+}
+
+function unicastOf(pub: { sent: number; accepted: number; errors: number; skipped: number; startedAt: number; elapsedMs: number; firstError?: string }, col: Collected, offeredRate?: number): UnicastResult {
+  const spanMs = Math.max(pub.elapsedMs, col.lastAt - pub.startedAt);
+  return {
+    offeredRate,
+    sent: pub.sent,
+    accepted: pub.accepted,
+    errors: pub.errors,
+    skipped: pub.skipped,
+    received: col.received,
+    lost: Math.max(0, pub.accepted - col.received),
+    deliveredPerSec: Math.round(col.received / (spanMs / 1000)),
+    latency: col.hist.summary(),
+    firstError: pub.firstError,
+  };
+}
+
+/** Per-second delivery rate over time (from 100 ms buckets), x in seconds from `fromMs`. */
+function rateSeries(col: Collected, fromMs: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  const buckets = [...col.timeline].sort((a, b) => a[0] - b[0]);
+  for (let i = 0; i < buckets.length; i += 5) {
+    const slice = buckets.slice(i, i + 5);
+    const sum = slice.reduce((s, b) => s + b[1], 0);
+    out.push([round((slice[0]![0] * 100 - fromMs) / 1000, 1), (sum * 10) / slice.length]);
+  }
+  return out;
+}
+
+async function measure(target: PeerTarget, cfg: { n: number; rate: number; phaseMs: number; concurrency: number; broadcasts: number }, log: (l: string) => void): Promise<TargetResult> {
+  const r: TargetResult = { name: target.name, describe: target.describe };
+  let pool: ClientPool | undefined;
+  let pub: Publisher | undefined;
+  try {
+    log(`peers/${target.name}: starting (${target.describe})`);
+    await target.start(log);
+    await sleep(2000);
+    const pids = target.serverPids();
+    r.serverProcesses = pids.length;
+    const rssBefore = rssOfTrees(pids);
+    const heapBefore = await target.heapBytes().catch(() => undefined);
+
+    pool = await ClientPool.start(cfg.n);
+    log(`peers/${target.name}: connecting ${cfg.n} clients from ${pool.processes} processes`);
+    const conn = await pool.connect({ kind: target.kind, endpoints: target.wsEndpoints(), n: cfg.n, ...target.connectExtra() });
+    Object.assign(r, { clients: cfg.n, connected: conn.ok, connectFailed: conn.failed, connectPerSec: Math.round(conn.perSecond), connectFirstError: conn.firstError });
+    log(`peers/${target.name}: ${conn.ok} connected, ${conn.failed} failed in ${round(conn.ms / 1000)} s${conn.firstError ? ` (first error: ${conn.firstError})` : ''}`);
+    if (conn.ok === 0) throw new Error(`no client connected: ${conn.firstError}`);
+    await sleep(3000);
+    const rssAfter = rssOfTrees(pids);
+    const heapAfter = await target.heapBytes().catch(() => undefined);
+    r.rssBeforeMB = round(rssBefore / 2 ** 20);
+    r.rssAfterMB = round(rssAfter / 2 ** 20);
+    r.rssPerConnKB = kb((rssAfter - rssBefore) / conn.ok);
+    r.heapPerConnKB = heapBefore !== undefined && heapAfter !== undefined ? kb((heapAfter - heapBefore) / conn.ok) : null;
+    log(`peers/${target.name}: ${r.rssPerConnKB} KB RSS${r.heapPerConnKB !== null ? `, ${r.heapPerConnKB} KB heap` : ''} per idle connection`);
+
+    const failed = new Set(conn.failedIds);
+    const users = Array.from({ length: cfg.n }, (_, i) => `u${i}`).filter((u) => !failed.has(u));
+    const api = target.publishApi();
+    pub = await Publisher.start();
+
+    await pool.reset();
+    const fixed = await pub.run({ kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.phaseMs, concurrency: 256 });
+    await pool.waitFor((c) => c.received >= fixed.accepted, { idleMs: 2000, timeoutMs: 20_000 });
+    r.fixed = unicastOf(fixed, await pool.collect(), cfg.rate);
+    log(`peers/${target.name}: unicast at ${cfg.rate}/s: ${r.fixed.deliveredPerSec} delivered/s, ${formatLatency(r.fixed.latency)}, lost ${r.fixed.lost}, errors ${r.fixed.errors}, skipped ${r.fixed.skipped}`);
+
+    await pool.reset();
+    const sat = await pub.run({ kind: target.kind, mode: 'saturate', urls: api.unicast, headers: api.headers, users, rate: 0, durationMs: cfg.phaseMs, concurrency: cfg.concurrency });
+    await pool.waitFor((c) => c.received >= sat.accepted, { idleMs: 2000, timeoutMs: 30_000 });
+    const satCol = await pool.collect();
+    r.saturation = unicastOf(sat, satCol);
+    r.saturationTimeline = rateSeries(satCol, sat.startedAt);
+    log(`peers/${target.name}: unicast at saturation (${cfg.concurrency} in flight): ${r.saturation.deliveredPerSec} delivered/s, ${formatLatency(r.saturation.latency)}, lost ${r.saturation.lost}, errors ${r.saturation.errors}`);
+
+    const runs: BroadcastResult['runs'] = [];
+    for (let i = 0; i < cfg.broadcasts; i++) {
+      await pool.reset();
+      const b = await pub.run({ kind: target.kind, mode: 'broadcast', urls: [api.broadcast], headers: api.headers, users: [], rate: 0, durationMs: 0, concurrency: 1 });
+      if (b.accepted !== 1) throw new Error(`broadcast refused: ${b.firstError}`);
+      await pool.waitFor((c) => c.broadcast >= conn.ok, { idleMs: 3000, timeoutMs: 30_000 });
+      const a = (await pool.collect()).arrivals;
+      const at = (p: number) => a[Math.min(a.length - 1, Math.ceil(p * conn.ok) - 1)] ?? NaN;
+      const ms100 = a.length >= conn.ok ? a[a.length - 1]! : null;
+      runs.push({ received: a.length, ms50: round(at(0.5)), ms99: round(at(0.99)), ms100: ms100 === null ? null : round(ms100), deliveriesPerSec: ms100 === null ? null : Math.round(a.length / (ms100 / 1000)) });
+      if (i === cfg.broadcasts - 1) {
+        const step = Math.max(1, Math.floor(a.length / 200));
+        r.broadcastCdf = a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []));
+      }
+      await sleep(500);
+    }
+    const med = <T>(xs: T[], key: (x: T) => number | null) => {
+      const v = xs.map(key).filter((x): x is number => x !== null).sort((p, q) => p - q);
+      return v.length === xs.length ? v[Math.floor(v.length / 2)]! : null;
+    };
+    r.broadcast = { clients: conn.ok, runs, ms99: med(runs, (x) => x.ms99) ?? NaN, ms100: med(runs, (x) => x.ms100), deliveriesPerSec: med(runs, (x) => x.deliveriesPerSec) };
+    log(`peers/${target.name}: broadcast to ${conn.ok}: 99% ${r.broadcast.ms99} ms, 100% ${r.broadcast.ms100 ?? 'not reached'} ms, ${r.broadcast.deliveriesPerSec ?? '-'} deliveries/s (median of ${runs.length})`);
+  } catch (err) {
+    r.error = err instanceof Error ? err.message : String(err);
+    log(`peers/${target.name}: FAILED: ${r.error}`);
+  } finally {
+    await pub?.close().catch(() => undefined);
+    await pool?.close().catch(() => undefined);
+    await target.stop().catch((err) => log(`peers/${target.name}: stop failed: ${String(err)}`));
+  }
+  return r;
+}
+
+const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? Math.round((a / b) * 100) / 100 : null);
+
+export const run: Scenario = async (opts) => {
+  const { quick, args, outDir, log } = opts;
+  const perProcess = num(args['per-process'], quick ? 5000 : 15_000);
+  const cfg = {
+    n: perProcess * 2,
+    rate: num(args.rate, quick ? 1000 : 3000),
+    phaseMs: num(args.seconds, quick ? 5 : 10) * 1000,
+    concurrency: num(args.concurrency, 64),
+    broadcasts: num(args.broadcasts, quick ? 2 : 3),
+  };
+  const wanted = String(typeof args.targets === 'string' ? args.targets : 'ours,socketio,centrifugo').split(',');
+  const factories: Record<string, () => PeerTarget> = { ours: () => oursTarget(2), socketio: () => socketioTarget(2), centrifugo: () => centrifugoTarget(2) };
+  await infraUp({ log: (l) => log(`[infra] ${l}`) });
+
+  const results: TargetResult[] = [];
+  for (const name of wanted) {
+    const f = factories[name.trim()];
+    if (!f) throw new Error(`unknown peers target ${name} (known: ${Object.keys(factories).join(', ')})`);
+    results.push(await measure(f(), cfg, log));
+  }
+
+  const ours = results.find((x) => x.name === 'ours' && !x.error);
+  const peers = results.filter((x) => x.name !== 'ours' && !x.error);
+  const ratios: Record<string, Record<string, number | null>> = {};
+  for (const p of peers) {
+    ratios[p.name] = {
+      memoryPerConn: ratio(ours?.rssPerConnKB, p.rssPerConnKB),
+      deliveredPerSecSaturation: ratio(ours?.saturation?.deliveredPerSec, p.saturation?.deliveredPerSec),
+      p99AtFixedRate: ratio(ours?.fixed?.latency.p99, p.fixed?.latency.p99),
+      p99AtSaturation: ratio(ours?.saturation?.latency.p99, p.saturation?.latency.p99),
+      broadcastTo100: ratio(ours?.broadcast?.ms100, p.broadcast?.ms100),
+    };
+  }
+  const bestRate = peers.reduce<TargetResult | undefined>((b, p) => ((p.saturation?.deliveredPerSec ?? 0) > (b?.saturation?.deliveredPerSec ?? 0) ? p : b), undefined);
+  const leanest = peers.reduce<TargetResult | undefined>((b, p) => (p.rssPerConnKB !== undefined && (b?.rssPerConnKB === undefined || p.rssPerConnKB < b.rssPerConnKB) ? p : b), undefined);
+  const targets: TargetCheck[] = [];
+  if (ours?.saturation && bestRate?.saturation) {
+    const x = ours.saturation.deliveredPerSec / bestRate.saturation.deliveredPerSec;
+    targets.push({ name: 'peers: delivered msgs/s (unicast, saturation)', target: `>= 1.5x best peer (${bestRate.name}: ${bestRate.saturation.deliveredPerSec}/s)`, measured: `${ours.saturation.deliveredPerSec}/s = ${round(x, 2)}x`, met: x >= 1.5 });
+  }
+  if (ours?.rssPerConnKB !== undefined && leanest?.rssPerConnKB !== undefined) {
+    const x = ours.rssPerConnKB / leanest.rssPerConnKB;
+    targets.push({ name: 'peers: memory per idle connection', target: `<= 0.5x leanest peer (${leanest.name}: ${leanest.rssPerConnKB} KB)`, measured: `${ours.rssPerConnKB} KB = ${round(x, 2)}x`, met: x <= 0.5 });
+  }
+
+  const charts: string[] = [];
+  const withTimeline = results.filter((x) => x.saturationTimeline?.length);
+  if (withTimeline.length) {
+    writeLineChart(path.join(outDir, 'peers-unicast-saturation.svg'), {
+      title: `Unicast at saturation (${cfg.concurrency} requests in flight), delivered msgs/s`,
+      xLabel: 's since start',
+      yLabel: 'delivered msgs/s',
+      series: withTimeline.map((x) => ({ name: x.name, points: x.saturationTimeline! })),
+    });
+    charts.push('peers-unicast-saturation.svg');
+  }
+  const withCdf = results.filter((x) => x.broadcastCdf?.length);
+  if (withCdf.length) {
+    writeLineChart(path.join(outDir, 'peers-broadcast.svg'), {
+      title: `Broadcast to ${cfg.n} clients: % received over time`,
+      xLabel: 'ms since submission',
+      yLabel: '% of clients',
+      series: withCdf.map((x) => ({ name: x.name, points: x.broadcastCdf! })),
+    });
+    charts.push('peers-broadcast.svg');
+  }
+
+  const summary: string[] = [`${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s, saturation ${cfg.concurrency} in flight for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist)`];
+  for (const x of results) {
+    if (x.error) {
+      summary.push(`${x.name}: FAILED: ${x.error}`);
+      continue;
+    }
+    summary.push(
+      `${x.name}: ${x.rssPerConnKB} KB RSS/conn${x.heapPerConnKB != null ? ` (${x.heapPerConnKB} KB heap)` : ''}, connect ${x.connectPerSec}/s${x.connectFailed ? ` (${x.connectFailed} failed)` : ''}; ` +
+        `unicast @${cfg.rate}/s p50 ${x.fixed?.latency.p50} / p99 ${x.fixed?.latency.p99} ms, lost ${x.fixed?.lost}; ` +
+        `saturation ${x.saturation?.deliveredPerSec}/s p50 ${x.saturation?.latency.p50} / p99 ${x.saturation?.latency.p99} ms, lost ${x.saturation?.lost}; ` +
+        `broadcast 99% ${x.broadcast?.ms99} ms, 100% ${x.broadcast?.ms100 ?? 'not reached'} ms`,
+    );
+  }
+  for (const [name, rr] of Object.entries(ratios)) {
+    summary.push(`ours/${name}: memory/conn ${rr.memoryPerConn ?? '-'}x, delivered/s ${rr.deliveredPerSecSaturation ?? '-'}x, p99 @fixed ${rr.p99AtFixedRate ?? '-'}x, p99 @saturation ${rr.p99AtSaturation ?? '-'}x, broadcast 100% time ${rr.broadcastTo100 ?? '-'}x`);
+  }
+
+  const report: ScenarioReport = {
+    scenario: 'peers',
+    options: { quick, perProcess, ...cfg, targets: wanted },
+    summary,
+    metrics: {
+      targets: Object.fromEntries(results.map((x) => [x.name, { ...x, saturationTimeline: undefined, broadcastCdf: undefined }])),
+      ratios,
+      bestPeerDeliveredPerSec: bestRate?.saturation?.deliveredPerSec ?? null,
+      bestPeerByRate: bestRate?.name ?? null,
+      leanestPeerRssPerConnKB: leanest?.rssPerConnKB ?? null,
+      leanestPeer: leanest?.name ?? null,
+      oursRssPerConnKB: ours?.rssPerConnKB ?? null,
+      oursDeliveredPerSec: ours?.saturation?.deliveredPerSec ?? null,
+      oursP99AtFixedRateMs: ours?.fixed?.latency.p99 ?? null,
+    },
+    charts,
+    targets,
+  };
+  writeReport(outDir, report);
+  return report;
+};
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const argv = process.argv.slice(2);
+  const args: Record<string, string | boolean> = {};
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (!a.startsWith('--')) continue;
+    const next = argv[i + 1];
+    if (next !== undefined && !next.startsWith('--')) {
+      args[a.slice(2)] = next;
+      i++;
+    } else args[a.slice(2)] = true;
+  }
+  const outDir = newRunDir('peers');
+  run({ quick: Boolean(args.quick), args, outDir, log: (l) => console.log(l) })
+    .then((r) => {
+      console.log(`\n${r.summary.join('\n')}\n${(r.targets ?? []).map((t) => `${t.met ? 'MET' : 'MISSED'} ${t.name}: ${t.measured} (target ${t.target})`).join('\n')}\nwrote ${outDir}`);
+      killAll();
+      process.exit(0);
+    })
+    .catch((err) => {
+      console.error(err);
+      killAll();
+      process.exit(1);
+    });
+}
