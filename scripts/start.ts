@@ -2,7 +2,8 @@
  * `npm start`: the whole stack on one machine. Brings up Kafka, Redis and the
  * MongoDB-compatible server (provisioning them on first run), then auth,
  * collector, dispatcher and PUSHERS pushers (default 2, on 8090, 8091, ...),
- * waits until each is ready, prints the addresses and stays in the foreground.
+ * and, in development mode, the demo page (DEMO_PORT, default 8088); waits
+ * until each is ready, prints the addresses and stays in the foreground.
  * Ctrl-C stops the services, then the infrastructure this run started.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -39,6 +40,13 @@ const services: Svc[] = [
     env: { PUSHER_PORT: String(basePusherPort + i), NODE_ID: `node-${basePusherPort + i}` },
   })),
 ];
+// The demo server acts with the demo app's API key for whoever reaches it: development only.
+const demo: Svc | undefined =
+  (env.PUSH_MODE ?? 'development') === 'development'
+    ? { name: 'demo', script: 'demo', url: `http://127.0.0.1:${port('DEMO_PORT', 8088)}`, env: { AUTH_URL: services[0]!.url, COLLECTOR_URL: services[1]!.url } }
+    : undefined;
+if (demo) services.push(demo);
+const pushers = services.filter((s) => s.script === 'pusher');
 
 let stopping = false;
 let startedInfra: string[] = [];
@@ -111,14 +119,13 @@ Push platform is up (Ctrl-C to stop)
   collector   ${services[1]!.url}   POST /v1/messages
   auth        ${services[0]!.url}   POST /v1/tokens
   dispatcher  ${services[2]!.url}   (admin, metrics)
-${services
-  .slice(3)
+${pushers
   .map((s) => `  ${s.name.padEnd(10)}  ${s.url.replace('http', 'ws')}/v1/ws`)
   .join('\n')}
   kafka       ${env.KAFKA_BROKERS ?? '127.0.0.1:9092'}
   redis       ${env.REDIS_URL ?? 'redis://127.0.0.1:6379'}
   mongodb     ${env.MONGO_URL ?? 'mongodb://127.0.0.1:27017'}
-
+${demo ? `  demo page   ${demo.url}/   (browser SDK demo; development mode only)\n` : ''}
   demo app: demo   API key: ${demoKey}   operator key: ${env.OPERATOR_KEY ?? 'operator-key'}
   every service answers /healthz, /readyz and /metrics
 
