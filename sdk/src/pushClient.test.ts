@@ -272,6 +272,41 @@ describe('PushClient against an in-memory WebSocket', () => {
     assert.deepEqual(server.sockets.map((s) => s.token), ['fresh']);
   });
 
+  test('token-expiring: getToken is called and the fresh token goes up in an auth frame on the same socket', async () => {
+    let n = 1;
+    const { server, client, next, seen } = setup({ getToken: async () => ({ token: `tok-${++n}`, nodes: [B, A] }) });
+    client.connect();
+    await next('connected');
+    server.last.frame({ type: 'token-expiring', expiresAt: new Date(Date.now() + 30_000).toISOString() });
+    await sleep(10);
+    assert.deepEqual(server.sent('auth'), [{ type: 'auth', token: 'tok-2' }]);
+    server.last.frame({ type: 'authed', expiresAt: new Date(Date.now() + 3_600_000).toISOString() });
+    assert.equal(server.sockets.length, 1, 'no reconnect');
+    assert.equal(seen.disconnected, undefined);
+    // The next connection uses the fresh token too, and the node list getToken returned (keeping the node that worked).
+    server.last.serverClose(1006);
+    await next('connected', 2);
+    assert.deepEqual(server.sockets.map((s) => [s.node, s.token]), [[A, 'tok-1'], [A, 'tok-2']]);
+  });
+
+  test('token-expiring: a failing getToken is reported, and without getToken nothing is sent', async () => {
+    const failing = setup({ getToken: () => Promise.reject(new Error('backend down')) });
+    failing.client.connect();
+    await failing.next('connected');
+    failing.server.last.frame({ type: 'token-expiring', expiresAt: '' });
+    const err = await failing.next('error');
+    assert.deepEqual([err.code, err.message], ['TOKEN_REFRESH_FAILED', 'getToken failed: backend down']);
+    assert.deepEqual(failing.server.sent('auth'), []);
+
+    const plain = setup();
+    plain.client.connect();
+    await plain.next('connected');
+    plain.server.last.frame({ type: 'token-expiring', expiresAt: '' });
+    await sleep(10);
+    assert.deepEqual(plain.server.sent('auth'), []);
+    assert.equal(plain.client.state, 'connected');
+  });
+
   test('auto-ack waits for the promise a handler returns; a failed handler is not acked and gets the message again', async () => {
     const { server, client, next } = setup();
     let release!: () => void;
