@@ -19,8 +19,9 @@ import path from 'node:path';
 import { infraUp } from '../../infra/stack.js';
 import { writeLineChart } from '../lib/chart.js';
 import { formatLatency, type LatencySummary } from '../lib/histogram.js';
-import { killAll, rssOfTrees } from '../lib/procs.js';
-import { newRunDir, writeReport } from '../lib/results.js';
+import { rssOfTrees } from '../lib/procs.js';
+import { writeReport } from '../lib/results.js';
+import { runStandalone } from '../lib/standalone.js';
 import type { Scenario, ScenarioReport, TargetCheck } from '../lib/types.js';
 import { ClientPool, Publisher, type Collected } from './clients.js';
 import { centrifugoTarget, oursTarget, socketioTarget, type PeerTarget } from './targets.js';
@@ -289,28 +290,4 @@ export const run: Scenario = async (opts) => {
   return report;
 };
 
-if (import.meta.url === `file://${process.argv[1]}`) {
-  const argv = process.argv.slice(2);
-  const args: Record<string, string | boolean> = {};
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (!a.startsWith('--')) continue;
-    const next = argv[i + 1];
-    if (next !== undefined && !next.startsWith('--')) {
-      args[a.slice(2)] = next;
-      i++;
-    } else args[a.slice(2)] = true;
-  }
-  const outDir = newRunDir('peers');
-  run({ quick: Boolean(args.quick), args, outDir, log: (l) => console.log(l) })
-    .then((r) => {
-      console.log(`\n${r.summary.join('\n')}\n${(r.targets ?? []).map((t) => `${t.met ? 'MET' : 'MISSED'} ${t.name}: ${t.measured} (target ${t.target})`).join('\n')}\nwrote ${outDir}`);
-      killAll();
-      process.exit(0);
-    })
-    .catch((err) => {
-      console.error(err);
-      killAll();
-      process.exit(1);
-    });
-}
+if (import.meta.url === `file://${process.argv[1]}`) runStandalone('peers', run);
