@@ -5,6 +5,7 @@ import { PushError } from '../../common/src/errors.js';
 import { submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission } from './validateMessage.js';
 import type { RateLimiter } from './rateLimiter.js';
+import { traceIdFromHeaders } from '../../common/src/traceRecords.js';
 
 export function messageRoutes(deps: SubmitDeps & { apps: AppStore; maxBodyBytes: number; limiter: RateLimiter }): Router {
   const router = Router();
@@ -22,6 +23,8 @@ export function messageRoutes(deps: SubmitDeps & { apps: AppStore; maxBodyBytes:
       let sub;
       try {
         sub = validateSubmission(req.body, app.limits);
+        // A body traceId wins; else W3C traceparent or X-Trace-Id; else the message id (submitMessage).
+        sub.traceId ??= traceIdFromHeaders(req.headers);
       } catch (err) {
         deps.metrics.received.inc({ source: 'http', outcome: 'invalid' });
         throw err;

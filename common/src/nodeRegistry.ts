@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
  * at it are then ignored by the dispatcher.
  *
  *   push:nodes            zset  nodeId -> expiry (ms since epoch)
- *   push:node:<nodeId>    hash  url, connections, draining
+ *   push:node:<nodeId>    hash  url, connections, draining, adminUrl
  *   push:lastnode:<app>|<user>  string  the node the user last connected to
  *
  * (All keys carry REDIS_KEY_PREFIX in front.)
@@ -20,6 +20,8 @@ export interface NodeInfo {
   url: string;
   connections: number;
   draining: boolean;
+  /** HTTP base URL of the node's health, metrics and admin endpoints. */
+  adminUrl?: string;
 }
 
 export async function heartbeatNode(redis: Redis, info: NodeInfo, ttlMs: number): Promise<void> {
@@ -27,7 +29,7 @@ export async function heartbeatNode(redis: Redis, info: NodeInfo, ttlMs: number)
   await redis
     .multi()
     .zadd(NODES, expiry, info.id)
-    .hset(nodeKey(info.id), { url: info.url, connections: info.connections, draining: info.draining ? 1 : 0 })
+    .hset(nodeKey(info.id), { url: info.url, connections: info.connections, draining: info.draining ? 1 : 0, ...(info.adminUrl ? { adminUrl: info.adminUrl } : {}) })
     .pexpire(nodeKey(info.id), ttlMs)
     .exec();
 }
@@ -51,7 +53,7 @@ export async function liveNodes(redis: Redis): Promise<NodeInfo[]> {
   ids.forEach((id, i) => {
     const h = results[i]?.[1] as Record<string, string> | undefined;
     if (!h?.url) return;
-    nodes.push({ id, url: h.url, connections: Number(h.connections ?? 0), draining: h.draining === '1' });
+    nodes.push({ id, url: h.url, connections: Number(h.connections ?? 0), draining: h.draining === '1', ...(h.adminUrl ? { adminUrl: h.adminUrl } : {}) });
   });
   return nodes;
 }

@@ -1,4 +1,5 @@
 import { envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { loadStatusConfig, type StatusConfig } from './statusConfig.js';
 
 export interface DispatcherConfig extends CommonConfig {
   port: number;
@@ -12,6 +13,8 @@ export interface DispatcherConfig extends CommonConfig {
   nodeCacheMs: number;
   /** Records handled and committed together within a fetched batch. Default 500. */
   sliceSize: number;
+  /** Status API, dashboard and traces (statusConfig.ts). */
+  status: StatusConfig;
 }
 
 export function loadConfig(env: Env): DispatcherConfig {
@@ -23,5 +26,6 @@ export function loadConfig(env: Env): DispatcherConfig {
     sessionTimeoutMs: envInt(env, 'DISPATCHER_SESSION_TIMEOUT_MS', 10_000, { min: 6000, max: 300_000 }),
     nodeCacheMs: envInt(env, 'DISPATCHER_NODE_CACHE_MS', 1000, { min: 0, max: 60_000 }),
     sliceSize: envInt(env, 'DISPATCHER_SLICE_SIZE', 500, { min: 1, max: 100_000 }),
+    status: loadStatusConfig(env),
   };
 }

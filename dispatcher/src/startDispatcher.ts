@@ -19,6 +19,11 @@ import { createTaskStore } from '../../common/src/tasks.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
 import { kickRoutes } from '../../common/src/kicks.js';
+import { createTraceWriter } from '../../common/src/traceRecords.js';
+import { createDispatchTracer } from './traceDispatch.js';
+import { statusRoutes } from './statusRoutes.js';
+import { createStatusSampler } from './statusSampler.js';
+import { dashboardRoutes } from './dashboard/dashboardRoutes.js';
 
 export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
@@ -31,6 +36,9 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const tasks = createTaskStore({ db: clients.mongo!.db, redis });
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
+  const trace = createTraceWriter({ redis, ttlSeconds: config.status.traceTtlSeconds, onError: (err) => logger.warn({ err: err.message }, 'trace write failed') });
+  onClose('trace', () => trace.close());
+  const traceDispatch = createDispatchTracer({ trace, logger });
 
   await ensureTopics(kafka, [
     { topic: topics.ingest, numPartitions: config.ingestPartitions },
@@ -131,6 +139,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
         ),
       ),
     );
+    traceDispatch(records, result.byNode, Date.now());
     // Offsets move only after every forward succeeded: a crash before this line replays the batch.
     const last = messages.at(-1);
     if (last) {
@@ -161,7 +170,18 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   http.app.use(
     kickRoutes({ redis, auth: requireOperator(config.operatorKey), appOf: (_res, body) => (typeof body.app === 'string' ? body.app : '') }),
   );
+  let selfUrl = '';
+  const sampler = createStatusSampler({ redis, collectorUrl: config.status.collectorUrl, ownMetrics: () => registry.metrics(), intervalMs: config.status.sampleMs });
+  onClose('status-sampler', () => sampler.close());
+  const status = statusRoutes({
+    kafka, redis, db: clients.mongo!.db, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey),
+    selfUrl: () => selfUrl, collectorUrl: config.status.collectorUrl, authUrl: config.status.authUrl, dispatcherUrls: config.status.dispatcherUrls,
+  });
+  http.app.use(status);
+  onClose('status', () => status.close());
+  http.app.use(dashboardRoutes());
   const addr = await http.listen();
+  selfUrl = `http://${addr.host}:${addr.port}`;
   onClose('http', () => http.close());
   logger.info({ url: `http://${addr.host}:${addr.port}` }, 'dispatcher listening');
 }

@@ -36,6 +36,8 @@ export interface PusherConfig extends CommonConfig {
   upstreamMaxRefused: number;
   /** How long before its token's `exp` a connection gets a `token-expiring` frame. Default 30000 ms. */
   tokenWarningMs: number;
+  /** Message traces (shared with the dispatcher): 0 stops this node annotating them. Default 3600 s. */
+  traceTtlSeconds: number;
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -62,5 +64,6 @@ export function loadConfig(env: Env): PusherConfig {
     upstreamBurst: envInt(env, 'PUSHER_UPSTREAM_BURST', 20, { min: 1, max: 100_000 }),
     upstreamMaxRefused: envInt(env, 'PUSHER_UPSTREAM_MAX_REFUSED', 50, { min: 1, max: 100_000 }),
     tokenWarningMs: envInt(env, 'PUSHER_TOKEN_WARNING_MS', 30_000, { min: 0, max: 3_600_000 }),
+    traceTtlSeconds: envInt(env, 'TRACE_TTL_SECONDS', 3600, { min: 0, max: 7 * 86_400 }),
   };
 }

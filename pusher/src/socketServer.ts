@@ -25,6 +25,7 @@ import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
 import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
+import type { TraceWriter } from '../../common/src/traceRecords.js';
 import { createTokenClock } from './tokenClock.js';
 
 export interface SocketServerDeps {
@@ -42,6 +43,8 @@ export interface SocketServerDeps {
   presence: ReturnType<typeof createPresence>;
   /** Which of these broadcast tasks an operator stopped (their messages are not delivered on connect). */
   stoppedTasks: (taskIds: string[]) => Promise<Set<string>>;
+  /** Message traces: what this node wrote, and what devices acked or parked. */
+  trace?: TraceWriter;
 }
 
 /** Subscriptions one connection may hold. */
@@ -118,6 +121,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       handleClientFrame(conn, data, isBinary, {
         ack: (c, ids) => {
           metrics.acks.inc(ids.length);
+          if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()));
           deps.taskRunner.onAck(ids);
           return deps.acks.add(c.app, c.user, c.device, ids);
         },
@@ -177,10 +181,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         conn.resumed?.add(m._id);
         if (conn.send(messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }))) {
           metrics.delivered.inc({ path: 'resume' });
+          deps.trace?.set(m._id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
         }
       }
       const parked = await deps.store.recordAttempts(conn.app, conn.user, conn.device, page.map((m) => m._id), config.maxDeliveryAttempts);
       metrics.parked.inc(parked.length);
+      for (const id of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
       after = page.at(-1)!._id;
       if (page.length < config.offlinePageSize) break;
     }
@@ -250,6 +256,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     deliver(rec: NodeDelivery) {
       if (rec.expiresAt <= Date.now()) {
         metrics.dropped.inc({ reason: 'expired' });
+        deps.trace?.set(rec.id, `x:${config.nodeId}|expired`, String(Date.now()));
         return;
       }
       const conns = rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
@@ -260,12 +267,20 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
       if (!conns) {
         metrics.dropped.inc({ reason: 'not-connected' });
+        deps.trace?.set(rec.id, `x:${config.nodeId}|not-connected`, String(Date.now()));
         return;
       }
+      const at = Date.now();
       for (const conn of conns) {
-        if (conn.deliverLive(rec.id, frame)) metrics.delivered.inc({ path: 'live' });
-        else metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
+        if (conn.deliverLive(rec.id, frame)) {
+          metrics.delivered.inc({ path: 'live' });
+          deps.trace?.set(rec.id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${at},"path":"live"}`);
+        } else {
+          metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
+          deps.trace?.set(rec.id, `x:${config.nodeId}|${rec.persistent ? 'slow-persistent' : 'slow-transient'}`, String(at));
+        }
       }
+      if (logger.isLevelEnabled('debug')) logger.debug({ id: rec.id, traceId: rec.traceId, user: rec.user, connections: conns.size }, 'written');
       metrics.latency.observe((Date.now() - rec.createdAt) / 1000);
     },
     /** Closes the matching local connections with a kick frame and 4009. */

@@ -21,6 +21,7 @@ import { createTaskRunner } from './taskRunner.js';
 import { createPresence } from './presence.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { KICK_CHANNEL, parseKick } from '../../common/src/kicks.js';
+import { createTraceWriter } from '../../common/src/traceRecords.js';
 
 const NODE_TTL_MS = 15_000;
 
@@ -70,8 +71,11 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     onDropped: () => metrics.dropped.inc({ reason: 'task-not-written' }),
   });
   onClose('task-runner', () => taskRunner.close());
+  // Annotates the dispatcher's trace records: written, acked, parked, dropped (common/src/traceRecords.ts).
+  const trace = createTraceWriter({ redis, ttlSeconds: config.traceTtlSeconds, onlyExisting: true, onError: (err) => logger.debug({ err: err.message }, 'trace write failed') });
+  onClose('trace', () => trace.close());
   const sockets = createSocketServer(http.server, {
-    config, logger, redis, apps, store, metrics, acks, publisher, taskRunner,
+    config, logger, redis, apps, store, metrics, acks, publisher, taskRunner, trace,
     presence: createPresence({ redis, publisher, topic: topics.presence, nodeId: config.nodeId, logger }),
     stoppedTasks: async (ids) => {
       const states = await Promise.all(ids.map((id) => taskStore.hotState(id).catch(() => undefined)));
@@ -116,7 +120,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   await withTimeout(joined, 60_000, 'joining the node consumer group');
 
   const beat = () =>
-    heartbeatNode(redis, { id: config.nodeId, url: config.publicUrl, connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS).catch(
+    heartbeatNode(redis, { id: config.nodeId, url: config.publicUrl, adminUrl: adminUrl(config), connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS).catch(
       (err: Error) => logger.warn({ err: err.message }, 'node heartbeat failed'),
     );
   await beat();
@@ -165,6 +169,12 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     logger.info({ others: others.length, remaining: left, ms: Date.now() - started }, 'drained');
   });
   logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, nodeId: config.nodeId }, 'pusher listening');
+}
+
+/** Where operators reach this node's HTTP endpoints (health, metrics, drain). */
+function adminUrl(config: PusherConfig): string {
+  const host = config.host === '0.0.0.0' || config.host === '::' ? new URL(config.publicUrl).hostname : config.host;
+  return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
 }
 
 async function skipToEnd(kafka: Kafka, groupId: string, topic: string): Promise<void> {

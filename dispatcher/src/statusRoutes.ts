@@ -1,0 +1,174 @@
+import { Router, type RequestHandler } from 'express';
+import type { Admin, Kafka } from 'kafkajs';
+import type { Redis } from 'ioredis';
+import type { Db } from 'mongodb';
+import type { Topics } from '../../common/src/topics.js';
+import type { TaskStore, TaskView } from '../../common/src/tasks.js';
+import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
+import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
+import { notFound, withTimeout } from '../../common/src/errors.js';
+import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
+import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
+import { traceMessage } from './traceReport.js';
+
+export interface ServiceHealth {
+  name: string;
+  url: string;
+  healthy: boolean;
+  ready: boolean;
+  error?: string;
+  /** Failing readiness checks, from /readyz. */
+  failing?: string[];
+}
+
+export interface LagReport {
+  groups: GroupLag[];
+  total: number;
+  error?: string;
+}
+
+/** Health and readiness of one HTTP service, bounded in time. */
+export async function checkService(name: string, url: string, timeoutMs = 2000): Promise<ServiceHealth> {
+  try {
+    const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
+    const body = (await ready.json().catch(() => ({}))) as { checks?: Record<string, { ok: boolean }> };
+    const failing = Object.entries(body.checks ?? {}).filter(([, c]) => !c.ok).map(([k]) => k);
+    return { name, url, healthy: health.ok, ready: ready.ok, ...(failing.length ? { failing } : {}) };
+  } catch (err) {
+    return { name, url, healthy: false, ready: false, error: (err as Error).message };
+  }
+}
+
+export interface StatusDeps {
+  kafka: Kafka;
+  redis: Redis;
+  db: Db;
+  tasks: TaskStore;
+  topics: Topics;
+  topicPrefix: string;
+  sampler: StatusSampler;
+  auth: RequestHandler;
+  selfUrl: () => string;
+  collectorUrl: string;
+  authUrl: string;
+  dispatcherUrls: string[];
+}
+
+/**
+ * Operator status: `GET /v1/admin/status` (services, nodes, consumer lag,
+ * tasks, dead letters, throughput and latency series), `GET /v1/admin/lag`
+ * and `GET /v1/admin/trace/:messageId`. Lag is cached for a second so a few
+ * dashboards polling at once cost Kafka one round of offset requests.
+ */
+export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void> } {
+  const { kafka, redis, topics, auth } = deps;
+  let admin: Admin | undefined;
+  let connecting: Promise<Admin> | undefined;
+  const getAdmin = () =>
+    (connecting ??= (async () => {
+      const a = kafka.admin();
+      await a.connect();
+      admin = a;
+      return a;
+    })().catch((err: unknown) => {
+      connecting = undefined;
+      throw err;
+    }));
+
+  let lagCache: { at: number; report: Promise<LagReport> } | undefined;
+  const lag = (nodes: NodeInfo[]): Promise<LagReport> => {
+    if (lagCache && Date.now() - lagCache.at < 1000) return lagCache.report;
+    const report = (async () => {
+      try {
+        const a = await getAdmin();
+        const groups = await withTimeout(
+          stackGroups(a, deps.topicPrefix, nodes.map((n) => n.id)).then((g) => consumerLag(a, g)),
+          5000,
+          'consumer lag',
+        );
+        return { groups, total: groups.reduce((n, g) => n + g.lag, 0) };
+      } catch (err) {
+        return { groups: [], total: 0, error: (err as Error).message };
+      }
+    })();
+    lagCache = { at: Date.now(), report };
+    return report;
+  };
+
+  const dlqSize = async () => {
+    try {
+      const ends = await withTimeout((await getAdmin()).fetchTopicOffsets(topics.dlq), 5000, 'dead-letter offsets');
+      return { topic: topics.dlq, records: ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0) };
+    } catch (err) {
+      return { topic: topics.dlq, records: null, error: (err as Error).message };
+    }
+  };
+
+  const taskSummary = async () => {
+    try {
+      const recent: TaskView[] = await withTimeout(deps.tasks.list({ limit: 20 }), 5000, 'task list');
+      const counts: Record<string, number> = {};
+      for (const t of recent) counts[t.state] = (counts[t.state] ?? 0) + 1;
+      return { counts, recent };
+    } catch (err) {
+      return { counts: {}, recent: [], error: (err as Error).message };
+    }
+  };
+
+  const router = Router() as Router & { close(): Promise<void> };
+  router.get('/v1/admin/status', auth, async (_req, res) => {
+    const nodes = await liveNodes(redis).catch(() => [] as NodeInfo[]);
+    const rates = deps.sampler.nodeRates();
+    const latest = deps.sampler.latest();
+    const dispatchers = [deps.selfUrl(), ...deps.dispatcherUrls.filter((u) => u !== deps.selfUrl())];
+    const [services, lagReport, tasks, dlq] = await Promise.all([
+      Promise.all([
+        checkService('collector', deps.collectorUrl),
+        checkService('auth', deps.authUrl),
+        ...dispatchers.map((u) => checkService('dispatcher', u)),
+        ...nodes.map((n) => checkService(`pusher ${n.id}`, nodeHttpUrl(n))),
+      ]),
+      lag(nodes),
+      taskSummary(),
+      dlqSize(),
+    ]);
+    const series = deps.sampler.series();
+    res.json({
+      at: new Date().toISOString(),
+      services,
+      nodes: nodes.map((n) => ({
+        id: n.id,
+        url: n.url,
+        adminUrl: nodeHttpUrl(n),
+        connections: latest?.nodes[n.id]?.up ? latest.nodes[n.id]!.connections : n.connections,
+        draining: n.draining,
+        deliveredPerSecond: rates.get(n.id)?.deliveredPerSecond ?? null,
+        ackedPerSecond: rates.get(n.id)?.ackedPerSecond ?? null,
+        ready: services.find((s) => s.name === `pusher ${n.id}`)?.ready ?? false,
+      })),
+      lag: lagReport,
+      tasks,
+      dlq,
+      throughput: series.slice(-60),
+    });
+  });
+
+  router.get('/v1/admin/lag', auth, async (_req, res) => {
+    const report = await lag(await liveNodes(redis).catch(() => []));
+    res.status(report.error ? 503 : 200).json(report.error ? { error: { code: 'UNAVAILABLE', message: `cannot read consumer lag: ${report.error}` } } : report);
+  });
+
+  router.get('/v1/admin/trace/:messageId', auth, async (req, res) => {
+    const id = String(req.params.messageId);
+    if (!MESSAGE_ID_PATTERN.test(id)) throw notFound(`no message ${id}: message ids are 26 characters of [0-9A-Z]`);
+    const report = await traceMessage({ db: deps.db, redis }, id);
+    if (!report) throw notFound(`no trace of message ${id}: unknown id, a transient message not yet dispatched, or its trace expired`);
+    res.json(report);
+  });
+
+  router.close = async () => {
+    await admin?.disconnect().catch(() => undefined);
+  };
+  return router;
+}
