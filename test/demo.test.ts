@@ -53,7 +53,7 @@ describe('demo page in headless Chromium', () => {
     return line.match(/: ([0-9A-Z]{26})/)![1]!;
   };
 
-  test('connects, shows a unicast, a group and a broadcast message; offline, then every missed persistent message once', { timeout: 120_000 }, async () => {
+  test('connects, shows a unicast, a group and a broadcast message; offline, then every missed persistent message once', { timeout: 120_000 }, async (t) => {
     const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     const tab = await context.newPage();
     const pageErrors: string[] = [];
@@ -99,7 +99,10 @@ describe('demo page in headless Chromium', () => {
     assert.equal(transient.status, 202);
     await tab.screenshot({ path: path.join(ARTIFACTS, '2-offline.png'), fullPage: true });
 
+    const backOnline = Date.now();
     await context.setOffline(false);
+    await waitRow(tab, missed[0]!);
+    t.diagnostic(`back online -> first missed message shown: ${Date.now() - backOnline} ms`);
     await waitState(tab, 'connected');
     for (const id of missed) await waitRow(tab, id);
     // A marker sent after the reconnect arrives after the resume, so nothing else is still on its way.
