@@ -18,7 +18,12 @@ const MAX_TRACKED_USERS = 100_000;
 export function createInboxAppender(store: MessageStore) {
   const appends = new Map<string, number>();
 
-  return async (records: IngestRecord[], now: number): Promise<void> => {
+  /**
+   * `seenBefore` are records handled before (replays, a reset consumer group):
+   * their inboxes take the compacting path, which merges by id, so an id
+   * already in an inbox is not appended twice.
+   */
+  return async (records: IngestRecord[], now: number, seenBefore: ReadonlySet<IngestRecord> = new Set()): Promise<void> => {
     const byUser = new Map<string, { app: string; user: string; items: InboxItem[]; compact: boolean }>();
     for (const r of records) {
       if (!r.persistent || r.expiresAt <= now || r.target === 'GROUP') continue;
@@ -28,12 +33,13 @@ export function createInboxAppender(store: MessageStore) {
       const key = `${r.app}|${user}`;
       let entry = byUser.get(key);
       if (!entry) byUser.set(key, (entry = { app: r.app, user, items: [], compact: false }));
+      if (seenBefore.has(r)) entry.compact = true;
       entry.items.push({ m: r.id, e: r.expiresAt, ...(r.collapseKey ? { k: r.collapseKey } : {}), ...(r.taskId ? { t: r.taskId } : {}) });
     }
     for (const [key, entry] of byUser) {
       const count = (appends.get(key) ?? 0) + entry.items.length;
       appends.delete(key);
-      if (count >= COMPACT_EVERY) entry.compact = true;
+      if (count >= COMPACT_EVERY || entry.compact) entry.compact = true;
       else appends.set(key, count);
       if (appends.size > MAX_TRACKED_USERS) appends.delete(appends.keys().next().value!);
     }

@@ -13,6 +13,10 @@ export interface DispatcherConfig extends CommonConfig {
   nodeCacheMs: number;
   /** Records handled and committed together within a fetched batch. Default 500. */
   sliceSize: number;
+  /** Replays running at once across the cluster. Default 4. */
+  replayMaxRunning: number;
+  /** Longest time range one replay may cover. Default 168 hours. */
+  replayMaxRangeHours: number;
   /** Status API, dashboard and traces (statusConfig.ts). */
   status: StatusConfig;
 }
@@ -26,6 +30,8 @@ export function loadConfig(env: Env): DispatcherConfig {
     sessionTimeoutMs: envInt(env, 'DISPATCHER_SESSION_TIMEOUT_MS', 10_000, { min: 6000, max: 300_000 }),
     nodeCacheMs: envInt(env, 'DISPATCHER_NODE_CACHE_MS', 1000, { min: 0, max: 60_000 }),
     sliceSize: envInt(env, 'DISPATCHER_SLICE_SIZE', 500, { min: 1, max: 100_000 }),
+    replayMaxRunning: envInt(env, 'REPLAY_MAX_RUNNING', 4, { min: 1, max: 100 }),
+    replayMaxRangeHours: envInt(env, 'REPLAY_MAX_RANGE_HOURS', 168, { min: 1, max: 24 * 365 }),
     status: loadStatusConfig(env),
   };
 }

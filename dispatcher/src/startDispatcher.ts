@@ -24,6 +24,13 @@ import { createDispatchTracer } from './traceDispatch.js';
 import { statusRoutes } from './statusRoutes.js';
 import { createStatusSampler } from './statusSampler.js';
 import { dashboardRoutes } from './dashboard/dashboardRoutes.js';
+import { createReplayGuard } from './replayGuard.js';
+import { createReplayStore } from './replayStore.js';
+import { createReplayRunner } from './replayRunner.js';
+import { replayRoutes } from './replayRoutes.js';
+import { createDlqStore } from './dlqStore.js';
+import { dlqIndexGroup, startDlqIndex } from './dlqIndex.js';
+import { dlqRoutes } from './dlqRoutes.js';
 
 export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
@@ -34,6 +41,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const topics = topicNames(config.topicPrefix);
   const appendToInboxes = createInboxAppender(createMessageStore(clients.mongo!.db));
   const tasks = createTaskStore({ db: clients.mongo!.db, redis });
+  const guard = createReplayGuard({ redis, store: createMessageStore(clients.mongo!.db) });
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
   const trace = createTraceWriter({ redis, ttlSeconds: config.status.traceTtlSeconds, onError: (err) => logger.warn({ err: err.message }, 'trace write failed') });
@@ -89,9 +97,12 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     const batch = { topic, partition };
     const end = batchSeconds.startTimer();
     const records: IngestRecord[] = [];
+    const recordOf = new Map<KafkaMessage, IngestRecord>();
     for (const message of messages) {
       try {
-        records.push(decodeRecord('IngestRecord', message.value, message.headers));
+        const rec = decodeRecord('IngestRecord', message.value, message.headers);
+        records.push(rec);
+        recordOf.set(message, rec);
       } catch (err) {
         if (!(err instanceof RecordDecodeError)) throw err;
         routed.inc({ outcome: 'dead-lettered' });
@@ -99,8 +110,11 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
         await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, topics.groups.dispatcher, topics.dlq);
       }
     }
+    // Records handled before (replays, a reset group) are re-dispatched idempotently: see replayGuard.
+    const seen = await guard.seenBefore(topic, partition, messages, recordOf);
+    const notAgain = seen.size > 0 ? await guard.notAgain(seen) : new Set<IngestRecord>();
     // Inbox first, then routes: see createInboxAppender.
-    await appendToInboxes(records, Date.now());
+    await appendToInboxes(records, Date.now(), seen);
     const users = new Map<string, { app: string; user: string }>();
     for (const r of records) if (r.user !== null) users.set(`${r.app}|${r.user}`, { app: r.app, user: r.user });
     const keys = [...users.keys()];
@@ -116,11 +130,13 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
       }
     }
     const live = await liveNodes(wanted);
+    const blocked = seen.size > 0 ? await guard.blockedNodes(seen, (r) => routesByUser.get(`${r.app}|${r.user}`) ?? []) : new Map<IngestRecord, Set<string>>();
     const result = routeRecords(
-      records,
+      notAgain.size > 0 ? records.filter((r) => !notAgain.has(r)) : records,
       (r) => {
         const nodes = r.target === 'USER' ? (routesByUser.get(`${r.app}|${r.user}`) ?? []).map((x) => x.nodeId) : r.target === 'GROUP' ? (groups.get(`${r.app}|${r.group}`) ?? []) : live;
-        return [...nodes].filter((n) => live.has(n));
+        const no = blocked.get(r);
+        return [...nodes].filter((n) => live.has(n) && !no?.has(n));
       },
       Date.now(),
     );
@@ -143,6 +159,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     // Offsets move only after every forward succeeded: a crash before this line replays the batch.
     const last = messages.at(-1);
     if (last) {
+      await guard.raiseHighWater(batch.topic, batch.partition, last.offset);
       resolveOffset(last.offset);
       await commitThrough(consumer, batch.topic, batch.partition, last.offset);
     }
@@ -180,6 +197,14 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   http.app.use(status);
   onClose('status', () => status.close());
   http.app.use(dashboardRoutes());
+  const replayStore = createReplayStore(clients.mongo!.db);
+  const replays = createReplayRunner({ kafka, redis, store: replayStore, publisher, topics, logger, maxRunning: config.replayMaxRunning });
+  onClose('replays', () => replays.close());
+  http.app.use(replayRoutes({ runner: replays, store: replayStore, auth: requireOperator(config.operatorKey), maxRangeMs: config.replayMaxRangeHours * 3_600_000 }));
+  const dlqStore = createDlqStore(clients.mongo!.db);
+  const dlqIndex = await startDlqIndex({ kafka, store: dlqStore, topic: topics.dlq, groupId: dlqIndexGroup(config.topicPrefix), logger });
+  onClose('dlq-index', () => dlqIndex.disconnect());
+  http.app.use(dlqRoutes({ store: dlqStore, publisher, auth: requireOperator(config.operatorKey) }));
   const addr = await http.listen();
   selfUrl = `http://${addr.host}:${addr.port}`;
   onClose('http', () => http.close());

@@ -1,0 +1,212 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createAppStore } from '../common/src/apps.js';
+import { createMessageStore } from '../common/src/messageStore.js';
+import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
+
+const OPERATOR = 'Bearer operator-key';
+
+async function admin(s: TestStack, path: string, body?: unknown, auth = OPERATOR): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${s.dispatchers[0]!.url}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
+
+/** Polls a replay until `done(replay)`; bounded. */
+async function waitReplay(s: TestStack, id: string, done: (r: any) => boolean, timeoutMs = 60_000): Promise<any> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = (await admin(s, `/v1/admin/replays/${id}`)).body;
+    if (done(r)) return r;
+    if (Date.now() > deadline) throw new Error(`replay ${id} did not get there: ${JSON.stringify(r)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await read();
+    if (ok(v)) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
+    await new Promise((res) => setTimeout(res, 100));
+  }
+}
+
+const ids = (c: TestClient) => c.messages.map((m) => m.id);
+
+describe('replay of push.ingest', () => {
+  let s: TestStack;
+  before(async () => {
+    s = await startStack();
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('after clearing delivery state: exactly the range arrives, once, acked ones are not resent; dry run counts', { timeout: 120_000 }, async () => {
+    const db = s.mongo.db(s.env.MONGO_DB);
+    const store = createMessageStore(db);
+    const otherApp = `${s.app}-b`;
+    await createAppStore({ db }).upsert({ id: otherApp, apiKeys: [`${s.apiKey}-b`], allowedOrigins: ['*'], deviceMode: 'coexist', limits: {}, openGroups: true });
+    const send = async (users: string[], n: string, extra: Record<string, unknown> = {}, apiKey?: string) => {
+      const r = await s.send({ to: { users }, payload: { n }, persistent: true, ttlSeconds: 3600, ...extra }, apiKey ? { apiKey } : {});
+      assert.equal(r.status, 202, JSON.stringify(r.body));
+      return r.body.id as string;
+    };
+
+    const alice = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('alice', 'phone')).token);
+    const pre = await send(['alice', 'bob'], 'pre');
+    await alice.waitFor(1);
+    await new Promise((r) => setTimeout(r, 20)); // Kafka timestamps have millisecond resolution: keep the edges apart
+    const from = Date.now();
+    const r1 = await send(['alice', 'bob'], 'r1');
+    const r2 = await send(['alice', 'bob'], 'r2');
+    const r3 = await send(['alice', 'bob'], 'r3');
+    await send(['alice'], 'transient', { persistent: false });
+    await send(['dave'], 'other-app', {}, `${s.apiKey}-b`);
+    await alice.waitFor(5);
+    await new Promise((r) => setTimeout(r, 20));
+    const to = Date.now();
+    await new Promise((r) => setTimeout(r, 20));
+    const post = await send(['alice', 'bob'], 'post');
+    await alice.waitFor(6);
+    // Alice reads everything but acknowledges r3 never.
+    alice.ack([pre, r1, r2, post]);
+    await until('alice acks stored', () => store.deviceState(s.app, 'alice', 'phone'), (st) => [pre, r1, r2, post].every((i) => st.acked.includes(i)));
+    await alice.close();
+
+    // Lost delivery state: the inboxes of alice and bob are gone.
+    await db.collection('inboxes').deleteMany({ _id: { $in: [`${s.app}|alice`, `${s.app}|bob`] } as never });
+
+    const dry = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from: new Date(from).toISOString(), to, dryRun: true });
+    assert.equal(dry.status, 200, JSON.stringify(dry.body));
+    assert.equal(dry.body.dryRun, true);
+    assert.deepEqual(dry.body.apps, { [s.app]: 6, [otherApp]: 1 });
+    assert.equal(dry.body.total, 7);
+    assert.equal(dry.body.partitions.length, 4);
+    assert.equal(dry.body.partitions.reduce((a: number, p: any) => a + p.matched, 0), 7);
+    assert.equal(dry.body.skipped.transient, 1);
+    const dryApp = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, dryRun: true });
+    assert.deepEqual([dryApp.body.apps, dryApp.body.total], [{ [s.app]: 6 }, 6]);
+    const dryUser = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, user: 'bob', dryRun: true });
+    assert.equal(dryUser.body.total, 3);
+
+    // Alice is back (her resume finds nothing: the inbox is gone) while the replay runs.
+    const alice2 = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('alice', 'phone')).token);
+    const started = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, ratePerSecond: 1000 });
+    assert.equal(started.status, 202, JSON.stringify(started.body));
+    assert.equal(started.body.state, 'running');
+    assert.equal(started.body.app, s.app);
+    const done = await waitReplay(s, started.body.id, (r) => r.state !== 'running');
+    assert.equal(done.state, 'done', JSON.stringify(done));
+    assert.equal(done.progress.matched, 6);
+    assert.equal(done.progress.replayed, 6);
+    assert.ok(done.progress.partitions.every((p: any) => p.position === p.endOffset), JSON.stringify(done.progress));
+    const listed = await admin(s, '/v1/admin/replays');
+    assert.equal(listed.body.replays[0].id, started.body.id);
+
+    // A marker sent after the replay comes behind the replayed records (same key, same partition).
+    const markerA = await send(['alice'], 'marker');
+    await alice2.waitFor(2);
+    assert.deepEqual(ids(alice2), [r3, markerA], 'alice gets the unacknowledged r3 once, not r1/r2');
+    alice2.ack(ids(alice2));
+
+    const bob = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('bob', 'laptop')).token);
+    await bob.waitFor(3);
+    const markerB = await send(['bob'], 'marker');
+    await bob.waitFor(4);
+    assert.deepEqual(ids(bob), [r1, r2, r3, markerB], 'bob gets exactly the range, in order, once');
+
+    // The same range again, for alice only: nothing reaches her twice and her inbox holds each id once.
+    await until('alice acks stored', () => store.deviceState(s.app, 'alice', 'phone'), (st) => st.acked.includes(r3));
+    const again = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, user: 'alice' });
+    assert.equal(again.status, 202);
+    const againDone = await waitReplay(s, again.body.id, (r) => r.state !== 'running');
+    assert.deepEqual([againDone.state, againDone.progress.replayed], ['done', 3]);
+    const marker2 = await send(['alice'], 'marker-2');
+    await alice2.waitFor(3);
+    assert.deepEqual(ids(alice2), [r3, markerA, marker2]);
+    const inbox = await db.collection<{ _id: string; items: { m: string }[] }>('inboxes').findOne({ _id: `${s.app}|alice` });
+    const inboxIds = inbox!.items.map((i) => i.m);
+    assert.equal(new Set(inboxIds).size, inboxIds.length, `duplicate ids in the inbox: ${inboxIds.join(',')}`);
+    assert.ok([r1, r2, r3].every((i) => inboxIds.includes(i)));
+    await alice2.close();
+    await bob.close();
+  });
+
+  test('stop halts a running replay; a finished one cannot be stopped; rate is bounded and measured', { timeout: 120_000 }, async (t) => {
+    const users = Array.from({ length: 1000 }, (_, i) => `load-${i}`);
+    const from = Date.now();
+    const r = await s.send({ to: { users }, payload: { n: 'load' }, persistent: true, ttlSeconds: 3600 });
+    assert.equal(r.status, 202);
+    const to = Date.now();
+
+    const slow = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, ratePerSecond: 20 });
+    assert.equal(slow.status, 202);
+    const moving = await waitReplay(s, slow.body.id, (x) => x.progress.replayed > 0, 30_000);
+    assert.equal(moving.state, 'running');
+    const stopped = await admin(s, `/v1/admin/replays/${slow.body.id}/stop`, {});
+    assert.equal(stopped.status, 200);
+    assert.equal(stopped.body.state, 'stopped');
+    const settled = stopped.body;
+    // Nothing moves once stopped: read it again after a while.
+    await new Promise((res) => setTimeout(res, 1500));
+    const later = (await admin(s, `/v1/admin/replays/${slow.body.id}`)).body;
+    assert.equal(later.state, 'stopped');
+    assert.equal(later.progress.replayed, settled.progress.replayed);
+    assert.ok(later.progress.replayed < 1000, `stopped replay still replayed ${later.progress.replayed}`);
+    const again = await admin(s, `/v1/admin/replays/${slow.body.id}/stop`, {});
+    assert.equal(again.status, 409);
+    assert.equal(again.body.error.code, 'INVALID_TRANSITION');
+
+    // A bounded rate: 1000 records at 500/s take about 2 s.
+    const t0 = Date.now();
+    const paced = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, ratePerSecond: 500 });
+    const pacedDone = await waitReplay(s, paced.body.id, (x) => x.state !== 'running');
+    const pacedMs = Date.now() - t0;
+    assert.equal(pacedDone.progress.replayed, 1000);
+    assert.ok(pacedMs >= 1800, `1000 records at 500/s took only ${pacedMs} ms`);
+
+    // Full speed, for the figure in the report.
+    const t1 = Date.now();
+    const fast = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, ratePerSecond: 50_000 });
+    const fastDone = await waitReplay(s, fast.body.id, (x) => x.state !== 'running');
+    const fastMs = Date.now() - t1;
+    assert.equal(fastDone.progress.replayed, 1000);
+    t.diagnostic(`replay rate: 1000 records in ${fastMs} ms = ${Math.round((1000 / fastMs) * 1000)} records/s (request to done, including consumer join)`);
+  });
+
+  test('bad requests get 400 INVALID_REQUEST naming the problem; unknown ids 404; no key 401', { timeout: 30_000 }, async () => {
+    const now = Date.now();
+    const cases: [unknown, RegExp][] = [
+      [{ topic: 'push.ingest', from: now, to: now - 1000 }, /from must not be after to/],
+      [{ topic: 'push.nope', from: now - 1000, to: now }, /topic must be one of/],
+      [{ topic: 'push.ingest', from: 'yesterday', to: now }, /from must be an ISO-8601/],
+      [{ topic: 'push.ingest', from: now - 1000, to: '2026-13-45T99:00:00Z' }, /to must be an ISO-8601/],
+      [{ topic: 'push.ingest', to: now }, /from is required/],
+      [{ topic: 'push.ingest', from: now - 30 * 86_400_000, to: now }, /range too large/],
+      [{ topic: 'push.ingest', from: now + 60_000, to: now + 120_000 }, /from is in the future/],
+      [{ topic: 'push.ingest', from: now - 1000, to: now, ratePerSecond: 0 }, /ratePerSecond must be an integer from 1 to 50000/],
+      [{ topic: 'push.ingest', from: now - 1000, to: now, ratePerSecond: 50_001 }, /ratePerSecond/],
+      [{ topic: 'push.events', from: now - 1000, to: now, user: 'u1' }, /user filters apply to push.ingest only/],
+      [{ topic: 'push.ingest', from: now - 1000, to: now, dryRun: 'yes' }, /dryRun must be a boolean/],
+      [{ topic: 'push.ingest', from: now - 1000, to: now, colour: 'red' }, /unknown field colour/],
+      [[1, 2], /body must be a JSON object/],
+    ];
+    for (const [body, message] of cases) {
+      const r = await admin(s, '/v1/admin/replays', body);
+      assert.equal(r.status, 400, JSON.stringify(body));
+      assert.equal(r.body.error.code, 'INVALID_REQUEST');
+      assert.match(r.body.error.message, message);
+    }
+    assert.equal((await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from: now - 1000, to: now }, 'Bearer wrong')).status, 401);
+    const missing = await admin(s, '/v1/admin/replays/01ARZ3NDEKTSV4RRFFQ69G5FAV');
+    assert.deepEqual([missing.status, missing.body.error.code], [404, 'NOT_FOUND']);
+    assert.equal((await admin(s, '/v1/admin/replays/not-an-id/stop', {})).status, 404);
+  });
+});
