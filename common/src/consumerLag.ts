@@ -1,4 +1,5 @@
 import type { Admin } from 'kafkajs';
+import type { Topics } from './topics.js';
 
 export interface PartitionLag {
   partition: number;
@@ -25,9 +26,9 @@ export interface GroupLag {
  * the same figures as `kafka-consumer-groups --describe`. A partition the
  * group never committed counts everything still retained (high - low).
  */
-export async function consumerLag(admin: Admin, groups: string[]): Promise<GroupLag[]> {
+export async function consumerLag(admin: Admin, groups: GroupTopics[]): Promise<GroupLag[]> {
   if (groups.length === 0) return [];
-  const described = await admin.describeGroups(groups);
+  const described = await admin.describeGroups(groups.map((g) => g.group));
   const ends = new Map<string, Promise<Map<number, { high: number; low: number }>>>();
   const endsOf = (topic: string) => {
     let p = ends.get(topic);
@@ -38,9 +39,9 @@ export async function consumerLag(admin: Admin, groups: string[]): Promise<Group
     return p;
   };
   const out: GroupLag[] = [];
-  for (const group of groups) {
+  for (const { group, topics: known } of groups) {
     const d = described.groups.find((g) => g.groupId === group);
-    const committed = await admin.fetchOffsets({ groupId: group });
+    const committed = await admin.fetchOffsets({ groupId: group, ...(known ? { topics: known } : {}) });
     const topics: GroupLag['topics'] = [];
     for (const t of committed) {
       const topicEnds = await endsOf(t.topic).catch(() => new Map<number, { high: number; low: number }>());
@@ -58,16 +59,30 @@ export async function consumerLag(admin: Admin, groups: string[]): Promise<Group
   return out;
 }
 
+/** A consumer group and, when known, the topics it reads (else the topics it committed). */
+export interface GroupTopics {
+  group: string;
+  topics?: string[];
+}
+
 /**
- * The groups of one stack: every group named `<prefix>push-...`, except the
- * groups of pusher nodes that are gone (their topics are no longer written).
+ * The groups of one stack: the service groups with their topics (reported
+ * even before their first commit), and every other group named
+ * `<prefix>push-...` that Kafka knows, except the groups of pusher nodes that
+ * are gone (their topics are no longer written).
  */
-export async function stackGroups(admin: Admin, prefix: string, liveNodeIds: string[]): Promise<string[]> {
+export async function stackGroups(admin: Admin, topics: Topics, prefix: string, liveNodeIds: string[]): Promise<GroupTopics[]> {
   const { groups } = await admin.listGroups();
+  const known = new Map<string, string[]>([
+    [topics.groups.collectorEvents, [topics.events]],
+    [topics.groups.dispatcher, [topics.ingest]],
+    ...liveNodeIds.map((id): [string, string[]] => [topics.groups.pusher(id), [topics.node(id)]]),
+  ]);
+  const existing = new Set(groups.map((g) => g.groupId));
   const pusherPrefix = `${prefix}push-pusher-`;
-  const live = new Set(liveNodeIds.map((id) => `${pusherPrefix}${id}`));
-  return groups
-    .map((g) => g.groupId)
-    .filter((g) => g.startsWith(`${prefix}push-`) && (!g.startsWith(pusherPrefix) || live.has(g)))
-    .sort();
+  const others = [...existing].filter((g) => g.startsWith(`${prefix}push-`) && !known.has(g) && !g.startsWith(pusherPrefix));
+  return [
+    ...[...known].filter(([g]) => existing.has(g)).map(([group, t]) => ({ group, topics: t })),
+    ...others.map((group) => ({ group })),
+  ].sort((a, b) => (a.group < b.group ? -1 : 1));
 }

@@ -83,7 +83,7 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
       try {
         const a = await getAdmin();
         const groups = await withTimeout(
-          stackGroups(a, deps.topicPrefix, nodes.map((n) => n.id)).then((g) => consumerLag(a, g)),
+          stackGroups(a, topics, deps.topicPrefix, nodes.map((n) => n.id)).then((g) => consumerLag(a, g)),
           5000,
           'consumer lag',
         );
