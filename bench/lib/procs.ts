@@ -17,9 +17,29 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals = 'SIGKILL'): voi
   }
 }
 
+const loosePids = new Set<number>();
+
 export function killAll(): void {
   for (const c of groups) killGroup(c);
   groups.clear();
+  for (const pid of loosePids) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
+  loosePids.clear();
+}
+
+/** Also SIGKILL these processes (started by someone else's helper) if the benchmark exits before untracking them. */
+export function trackPids(pids: number[]): void {
+  hookExit();
+  for (const p of pids) loosePids.add(p);
+}
+
+export function untrackPids(pids: number[]): void {
+  for (const p of pids) loosePids.delete(p);
 }
 
 let hooked = false;

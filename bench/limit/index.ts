@@ -93,8 +93,9 @@ async function wsLimit(n: number, broadcasts: number, log: (l: string) => void):
     const cdf: WsResult['cdf'] = { send: [], raw: [] };
     for (let i = 0; i < broadcasts; i++) {
       for (const mode of ['send', 'raw'] as const) {
-        await pool.reset();
-        server.send({ cmd: 'broadcast', mode });
+        const run = i * 2 + (mode === 'send' ? 1 : 2);
+        await pool.reset(run);
+        server.send({ cmd: 'broadcast', mode, run });
         const b = await nextMessage<{ loopMs: number }>(server, (m) => m.ev === 'broadcast', 30_000, 'broadcast');
         await pool.waitFor((c) => c.broadcast >= conn.ok, { idleMs: 3000, timeoutMs: 30_000 });
         const a = (await pool.collect()).arrivals;

@@ -30,8 +30,8 @@ function textFrame(data: Buffer): Buffer {
 }
 
 let seq = 0;
-function broadcast(mode: 'send' | 'raw'): { clients: number; loopMs: number } {
-  const payload: BenchPayload = { t: nowMs(), s: seq++, b: 1, p: PADDING };
+function broadcast(mode: 'send' | 'raw', run: number): { clients: number; loopMs: number } {
+  const payload: BenchPayload = { t: nowMs(), r: run, s: seq++, b: 1, p: PADDING };
   const t0 = performance.now();
   if (mode === 'send') {
     const text = JSON.stringify(payload);
@@ -44,14 +44,14 @@ function broadcast(mode: 'send' | 'raw'): { clients: number; loopMs: number } {
 }
 
 const gc = (globalThis as { gc?: () => void }).gc;
-process.on('message', (m: { cmd: string; mode?: 'send' | 'raw' }) => {
+process.on('message', (m: { cmd: string; mode?: 'send' | 'raw'; run?: number }) => {
   if (m.cmd === 'mem') {
     gc?.();
     gc?.();
     const mem = process.memoryUsage();
     process.send!({ ev: 'mem', rss: mem.rss, heapUsed: mem.heapUsed, connections: clients.size, gc: Boolean(gc) });
   } else if (m.cmd === 'broadcast') {
-    process.send!({ ev: 'broadcast', ...broadcast(m.mode ?? 'send') });
+    process.send!({ ev: 'broadcast', ...broadcast(m.mode ?? 'send', m.run ?? 0) });
   }
 });
 wss.on('listening', () => process.send!({ ev: 'ready' }));

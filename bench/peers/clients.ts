@@ -65,8 +65,9 @@ export class ClientPool {
     return { ev: 'connected', ok, failed: results.reduce((s, r) => s + r.failed, 0), failedIds: results.flatMap((r) => r.failedIds), firstError: results.find((r) => r.firstError)?.firstError, ms, perSecond: ok / (ms / 1000) };
   }
 
-  async reset(): Promise<void> {
-    await Promise.all(this.procs.map((p) => (p.send({ cmd: 'reset' }), nextMessage(p, (m) => m.ev === 'reset', 10_000, 'reset'))));
+  /** Clears the counters; from now on clients count only payloads of publish run `run`. */
+  async reset(run: number): Promise<void> {
+    await Promise.all(this.procs.map((p) => (p.send({ cmd: 'reset', run }), nextMessage(p, (m) => m.ev === 'reset', 10_000, 'reset'))));
   }
 
   /** Unicast and broadcast messages received so far, summed. */

@@ -12,7 +12,7 @@
  * Ratios are ours / peer. Unicast is transient for every target because the
  * peers do not persist messages.
  *
- *   npm run bench -- peers [--quick] [--per-process 5000] [--rate 1000] [--seconds 5]
+ *   npm run bench -- peers [--quick] [--per-process 2500|15000] [--rate 500|2000] [--seconds 5]
  *     [--concurrency 64] [--broadcasts 2] [--targets ours,socketio,centrifugo]
  */
 import path from 'node:path';
@@ -102,7 +102,7 @@ function rateSeries(col: Collected, fromMs: number): Array<[number, number]> {
   return out;
 }
 
-async function measure(target: PeerTarget, cfg: { n: number; rate: number; phaseMs: number; concurrency: number; broadcasts: number }, log: (l: string) => void): Promise<TargetResult> {
+async function measure(target: PeerTarget, cfg: { n: number; rate: number; phaseMs: number; warmupMs: number; concurrency: number; broadcasts: number }, log: (l: string) => void): Promise<TargetResult> {
   const r: TargetResult = { name: target.name, describe: target.describe };
   let pool: ClientPool | undefined;
   let pub: Publisher | undefined;
@@ -135,15 +135,19 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     const api = target.publishApi();
     pub = await Publisher.start();
 
-    await pool.reset();
-    const fixed = await pub.run({ kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.phaseMs, concurrency: 256 });
-    await pool.waitFor((c) => c.received >= fixed.accepted, { idleMs: 2000, timeoutMs: 20_000 });
+    // Warm-up (not measured, same for every target): JIT, connection pools, first Kafka/Redis round trips.
+    let runId = 1;
+    await pool.reset(runId);
+    await pub.run({ run: runId, kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.warmupMs, concurrency: 256 });
+    await pool.reset(++runId);
+    const fixed = await pub.run({ run: runId, kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.phaseMs, concurrency: 256 });
+    await pool.waitFor((c) => c.received >= fixed.accepted, { idleMs: 3000, timeoutMs: 20_000 });
     r.fixed = unicastOf(fixed, await pool.collect(), cfg.rate);
     log(`peers/${target.name}: unicast at ${cfg.rate}/s: ${r.fixed.deliveredPerSec} delivered/s, ${formatLatency(r.fixed.latency)}, lost ${r.fixed.lost}, errors ${r.fixed.errors}, skipped ${r.fixed.skipped}`);
 
-    await pool.reset();
-    const sat = await pub.run({ kind: target.kind, mode: 'saturate', urls: api.unicast, headers: api.headers, users, rate: 0, durationMs: cfg.phaseMs, concurrency: cfg.concurrency });
-    await pool.waitFor((c) => c.received >= sat.accepted, { idleMs: 2000, timeoutMs: 30_000 });
+    await pool.reset(++runId);
+    const sat = await pub.run({ run: runId, kind: target.kind, mode: 'saturate', urls: api.unicast, headers: api.headers, users, rate: 0, durationMs: cfg.phaseMs, concurrency: cfg.concurrency });
+    await pool.waitFor((c) => c.received >= sat.accepted, { idleMs: 3000, timeoutMs: 30_000 });
     const satCol = await pool.collect();
     r.saturation = unicastOf(sat, satCol);
     r.saturationTimeline = rateSeries(satCol, sat.startedAt);
@@ -151,8 +155,8 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
 
     const runs: BroadcastResult['runs'] = [];
     for (let i = 0; i < cfg.broadcasts; i++) {
-      await pool.reset();
-      const b = await pub.run({ kind: target.kind, mode: 'broadcast', urls: [api.broadcast], headers: api.headers, users: [], rate: 0, durationMs: 0, concurrency: 1 });
+      await pool.reset(++runId);
+      const b = await pub.run({ run: runId, kind: target.kind, mode: 'broadcast', urls: [api.broadcast], headers: api.headers, users: [], rate: 0, durationMs: 0, concurrency: 1 });
       if (b.accepted !== 1) throw new Error(`broadcast refused: ${b.firstError}`);
       await pool.waitFor((c) => c.broadcast >= conn.ok, { idleMs: 3000, timeoutMs: 30_000 });
       const a = (await pool.collect()).arrivals;
@@ -186,11 +190,12 @@ const ratio = (a: number | null | undefined, b: number | null | undefined) => (a
 
 export const run: Scenario = async (opts) => {
   const { quick, args, outDir, log } = opts;
-  const perProcess = num(args['per-process'], quick ? 5000 : 15_000);
+  const perProcess = num(args['per-process'], quick ? 2500 : 15_000);
   const cfg = {
     n: perProcess * 2,
-    rate: num(args.rate, quick ? 1000 : 3000),
+    rate: num(args.rate, quick ? 500 : 2000),
     phaseMs: num(args.seconds, quick ? 5 : 10) * 1000,
+    warmupMs: 2000,
     concurrency: num(args.concurrency, 64),
     broadcasts: num(args.broadcasts, quick ? 2 : 3),
   };
@@ -251,7 +256,7 @@ export const run: Scenario = async (opts) => {
     charts.push('peers-broadcast.svg');
   }
 
-  const summary: string[] = [`${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s, saturation ${cfg.concurrency} in flight for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist)`];
+  const summary: string[] = [`${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s after a ${cfg.warmupMs / 1000} s warm-up, saturation ${cfg.concurrency} in flight for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist)`];
   for (const x of results) {
     if (x.error) {
       summary.push(`${x.name}: FAILED: ${x.error}`);

@@ -21,7 +21,10 @@ let dropped = 0;
 let closing = false;
 const closers: Array<() => void> = [];
 
+let run = 0;
+
 function onPayload(p: BenchPayload): void {
+  if (p.r !== run) return;
   const now = nowMs();
   if (p.b) {
     arrivals.push(now - p.t);
@@ -170,12 +173,13 @@ function stats(): StatsEv {
   return { ev: 'stats', received, hist: hist.encode(), arrivals, timeline: [...timeline], firstAt, lastAt, dropped };
 }
 
-process.on('message', (m: { cmd: string }) => {
+process.on('message', (m: { cmd: string; run?: number }) => {
   switch (m.cmd) {
     case 'connect':
       connect(m as ConnectCmd).catch((err) => process.send!({ ev: 'error', message: String(err) }));
       break;
     case 'reset':
+      run = m.run ?? 0;
       hist = new LatencyHistogram();
       received = 0;
       arrivals = [];

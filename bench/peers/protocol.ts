@@ -9,6 +9,8 @@ export const nowMs = (): number => performance.timeOrigin + performance.now();
 /** What every published message carries: submission time, sequence number, broadcast flag, padding. */
 export interface BenchPayload {
   t: number;
+  /** Publish run: clients count only the run they were reset for. */
+  r: number;
   s: number;
   b?: 1;
   p: string;
@@ -63,6 +65,8 @@ export interface StatsEv {
 
 export interface PublishCmd {
   cmd: 'run';
+  /** Stamped into every payload (see ClientPool.reset). */
+  run: number;
   kind: TargetKind;
   mode: 'rate' | 'saturate' | 'broadcast';
   /** Unicast: one URL per server (round robin); broadcast: the first is used. */

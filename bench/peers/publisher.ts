@@ -11,7 +11,7 @@ import { nowMs, PADDING, type BenchPayload, type PublishCmd, type PublishedEv } 
 let seq = 0;
 
 function body(cmd: PublishCmd, user: string | undefined): string {
-  const payload: BenchPayload = { t: nowMs(), s: seq++, p: PADDING };
+  const payload: BenchPayload = { t: nowMs(), r: cmd.run, s: seq++, p: PADDING };
   if (user === undefined) payload.b = 1;
   switch (cmd.kind) {
     case 'ours':

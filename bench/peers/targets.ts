@@ -13,7 +13,7 @@ import type { ChildProcess } from 'node:child_process';
 import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort } from '../../test/support/services.js';
 import { stack as infra } from '../../test/support/env.js';
-import { forkTs, spawnGroup, stopGroup } from '../lib/procs.js';
+import { forkTs, spawnGroup, stopGroup, trackPids, untrackPids } from '../lib/procs.js';
 import { installCentrifugo, peersDir } from './installCentrifugo.js';
 import type { TargetKind } from './protocol.js';
 
@@ -63,6 +63,8 @@ function capture(proc: ChildProcess): () => string {
   return () => out;
 }
 
+const servicePids = (s: TestStack) => [s.auth, s.collector, ...s.dispatchers, ...s.pushers].map((x) => x.proc.pid!);
+
 /** Our pipeline: auth, collector, one dispatcher and two pushers, isolated on the shared infra. */
 export function oursTarget(pushers = 2): PeerTarget {
   let s: TestStack | undefined;
@@ -72,6 +74,7 @@ export function oursTarget(pushers = 2): PeerTarget {
     describe: `our pipeline (auth, collector, 1 dispatcher, ${pushers} pushers; heartbeat 25 s), transient unicast via POST /v1/messages, broadcast via {to:{all:true}}`,
     async start() {
       s = await startStack({ pushers, dispatchers: 1, env: { LOG_LEVEL: 'warn', PUSHER_HEARTBEAT_MS: '25000' } });
+      trackPids(servicePids(s));
     },
     wsEndpoints: () => s!.pushers.map((p) => p.url.replace('http', 'ws') + '/v1/ws'),
     serverPids: () => s!.pushers.map((p) => p.proc.pid!),
@@ -79,7 +82,7 @@ export function oursTarget(pushers = 2): PeerTarget {
       let sum = 0;
       for (const p of s!.pushers) {
         const text = await (await fetch(`${p.url}/metrics`, { signal: AbortSignal.timeout(5000) })).text();
-        const m = /^push_nodejs_heap_size_used_bytes (\S+)$/m.exec(text);
+        const m = /^push_nodejs_heap_size_used_bytes(?:\{[^}]*\})? (\S+)$/m.exec(text);
         if (!m) return undefined;
         sum += Number(m[1]);
       }
@@ -88,7 +91,9 @@ export function oursTarget(pushers = 2): PeerTarget {
     connectExtra: () => ({ authUrl: s!.auth.url, apiKey: s!.apiKey }),
     publishApi: () => ({ unicast: [`${s!.collector.url}/v1/messages`], broadcast: `${s!.collector.url}/v1/messages`, headers: { authorization: `Bearer ${s!.apiKey}` } }),
     async stop() {
-      await s?.stop();
+      if (!s) return;
+      await s.stop();
+      untrackPids(servicePids(s));
     },
   };
 }
