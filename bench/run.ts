@@ -1,14 +1,130 @@
-/** `npm run bench -- <scenario> [options]`: runs one benchmark script from bench/. */
-import { spawnSync } from 'node:child_process';
+/**
+ * `npm run bench -- <scenario|all> [--quick] [--key value ...]`
+ *
+ * Runs benchmark scenarios (each starts and stops its own servers), prints
+ * each one's summary and writes `<scenario>.json` plus its SVG charts into a
+ * fresh folder under bench/results/. `all` runs every scenario in sequence
+ * into one folder, records failures instead of stopping, and writes the
+ * combined report bench/results/latest.md with its charts in
+ * bench/results/latest/.
+ */
+import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { gitCommit, machineInfo, newRunDir, RESULTS_DIR, writeReport } from './lib/results.js';
+import type { Scenario, ScenarioOptions, ScenarioReport } from './lib/types.js';
 
-const SCENARIOS: Record<string, string> = { 'unicast-latency': 'unicastLatency.ts', broadcast: 'broadcastFanout.ts' };
-const [scenario, ...rest] = process.argv.slice(2);
-if (!scenario || !SCENARIOS[scenario]) {
-  console.error(`usage: npm run bench -- <scenario> [options]\nscenarios: ${Object.keys(SCENARIOS).join(', ')}`);
-  process.exit(2);
+// Loaded lazily by path, so a scenario whose module is missing or broken fails alone.
+const load = (rel: string) => () => import(new URL(rel, import.meta.url).href) as Promise<{ run: Scenario }>;
+const SCENARIOS: Record<string, () => Promise<{ run: Scenario }>> = {
+  density: load('./density/index.ts'),
+  unicast: load('./unicast/index.ts'),
+  broadcast: load('./broadcast/index.ts'),
+  'reconnect-storm': load('./reconnect-storm/index.ts'),
+  peers: load('./peers/index.ts'),
+  limit: load('./limit/index.ts'),
+};
+const ALL = ['density', 'unicast', 'broadcast', 'reconnect-storm', 'peers', 'limit'];
+
+function parseCli(argv: string[]): { name: string; quick: boolean; args: Record<string, string | boolean> } {
+  const [name, ...rest] = argv;
+  const args: Record<string, string | boolean> = {};
+  let quick = false;
+  for (let i = 0; i < rest.length; i++) {
+    const a = rest[i]!;
+    if (!a.startsWith('--')) throw new Error(`unexpected argument "${a}" (options are --key value or --flag)`);
+    const key = a.slice(2);
+    if (key === 'quick') {
+      quick = true;
+      continue;
+    }
+    const next = rest[i + 1];
+    if (next !== undefined && !next.startsWith('--')) {
+      args[key] = next;
+      i++;
+    } else args[key] = true;
+  }
+  if (!name || (name !== 'all' && !SCENARIOS[name])) {
+    throw new Error(`usage: npm run bench -- <scenario|all> [--quick] [--key value ...]\nscenarios: ${Object.keys(SCENARIOS).join(', ')}, all`);
+  }
+  return { name, quick, args };
 }
-const dir = path.dirname(fileURLToPath(import.meta.url));
-const r = spawnSync(process.execPath, ['--import', 'tsx', path.join(dir, SCENARIOS[scenario]), ...rest], { stdio: 'inherit' });
-process.exit(r.status ?? 1);
+
+const log = (line: string) => console.log(`  ${line}`);
+
+/** Runs one scenario; a missing module, a throw or a timeout becomes a failed report, never an exception. */
+async function runOne(name: string, base: Omit<ScenarioOptions, 'log'>, timeoutMs: number): Promise<ScenarioReport> {
+  const started = Date.now();
+  console.log(`\n== ${name}${base.quick ? ' (quick)' : ''}`);
+  let report: ScenarioReport;
+  try {
+    const { run } = await SCENARIOS[name]!();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+    });
+    try {
+      report = await Promise.race([run({ ...base, log }), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  } catch (err) {
+    const message = (err as Error).message.split('\n')[0]!;
+    report = { scenario: name, options: base.args, summary: [`FAILED: ${message}`], metrics: { error: (err as Error).stack ?? message }, charts: [] };
+  }
+  report.metrics.durationSeconds = Math.round((Date.now() - started) / 100) / 10;
+  for (const line of report.summary) console.log(`  ${line}`);
+  for (const t of report.targets ?? []) console.log(`  [${t.met ? 'met' : 'MISSED'}] ${t.name}: ${t.measured} (target ${t.target})`);
+  const file = writeReport(base.outDir, report);
+  console.log(`  wrote ${path.relative(process.cwd(), file)}${report.charts.length ? ` and ${report.charts.join(', ')}` : ''}`);
+  return report;
+}
+
+function combinedReport(reports: ScenarioReport[], runDir: string, quick: boolean, args: Record<string, string | boolean>): string {
+  const m = machineInfo();
+  const lines = [
+    `# Benchmark report${quick ? ' (quick)' : ''}`,
+    '',
+    `Run \`${runDir}\` at ${new Date().toISOString()}, commit \`${gitCommit()}\`, options \`${JSON.stringify({ quick, ...args })}\`.`,
+    '',
+    `Machine: ${m.cores} cores (${m.cpuModel}), ${m.memoryGiB} GiB, ${m.kernel}, Node ${m.node}, open files ${m.openFilesLimit}.`,
+    'Every server, load generator and peer ran on this one machine, shared with other work: prefer the ratios within this run to absolute figures.',
+    '',
+    '## Targets',
+    '',
+    '| scenario | target | goal | measured | |',
+    '|---|---|---|---|---|',
+  ];
+  for (const r of reports) for (const t of r.targets ?? []) lines.push(`| ${r.scenario} | ${t.name} | ${t.target} | ${t.measured} | ${t.met ? 'met' : '**missed**'} |`);
+  for (const r of reports) {
+    lines.push('', `## ${r.scenario}`, '', ...r.summary.map((s) => `- ${s}`), '', `Options: \`${JSON.stringify(r.options)}\` (${String(r.metrics.durationSeconds ?? '?')} s). Data: [${r.scenario}.json](latest/${r.scenario}.json)`);
+    for (const c of r.charts) lines.push('', `![${c}](latest/${c})`);
+  }
+  return `${lines.join('\n')}\n`;
+}
+
+async function main(): Promise<void> {
+  const { name, quick, args } = parseCli(process.argv.slice(2));
+  const names = name === 'all' ? ALL : [name];
+  const outDir = newRunDir(name === 'all' ? `all${quick ? '-quick' : ''}` : name);
+  // A whole quick run must fit in 10 minutes; each scenario gets a bounded share.
+  const timeoutMs = Number(args['timeout-seconds'] ?? (quick ? 200 : 1800)) * 1000;
+  const reports: ScenarioReport[] = [];
+  for (const n of names) reports.push(await runOne(n, { quick, args, outDir }, timeoutMs));
+
+  if (name === 'all') {
+    const latestDir = path.join(RESULTS_DIR, 'latest');
+    rmSync(latestDir, { recursive: true, force: true });
+    mkdirSync(latestDir, { recursive: true });
+    for (const f of readdirSync(outDir)) if (existsSync(path.join(outDir, f))) copyFileSync(path.join(outDir, f), path.join(latestDir, f));
+    writeFileSync(path.join(RESULTS_DIR, 'latest.md'), combinedReport(reports, path.relative(process.cwd(), outDir), quick, args));
+    console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.md'))} (charts and data in ${path.relative(process.cwd(), latestDir)}/)`);
+  }
+}
+
+main().then(
+  () => process.exit(0),
+  (err: Error) => {
+    console.error(err.message);
+    process.exit(2);
+  },
+);

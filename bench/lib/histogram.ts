@@ -3,6 +3,8 @@ import * as hdr from 'hdr-histogram-js';
 /** Latency percentiles in milliseconds, as every scenario reports them. */
 export interface LatencySummary {
   count: number;
+  /** Smallest recorded value (0 when empty). */
+  min: number;
   mean: number;
   p50: number;
   p90: number;
@@ -45,6 +47,7 @@ export class LatencyHistogram {
     const ms = (us: number) => Math.round(us) / 1000;
     return {
       count: this.h.totalCount,
+      min: this.h.totalCount > 0 ? ms(this.h.minNonZeroValue) : 0,
       mean: ms(this.h.mean),
       p50: ms(this.h.getValueAtPercentile(50)),
       p90: ms(this.h.getValueAtPercentile(90)),

@@ -1,0 +1,167 @@
+/**
+ * Our pipeline for one scenario: auth, collector and dispatchers from the
+ * test stack (isolated by topic prefix, Redis prefix and database on the
+ * shared infra), plus pushers spawned here as separate processes with a
+ * memory probe preloaded (see pusherProbe.ts).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { JWK } from 'jose';
+import { infraUp } from '../../infra/stack.js';
+import { startStack, type TestStack } from '../../test/support/stack.js';
+import { freePort, ROOT } from '../../test/support/services.js';
+import { cpuSeconds, rssBytes } from './procStats.js';
+
+const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pusherProbe.ts');
+
+export interface MemoryProbe {
+  rss: number;
+  heapUsed: number;
+  heapTotal: number;
+  external: number;
+  arrayBuffers: number;
+  gc: boolean;
+}
+
+export interface BenchPusher {
+  nodeId: string;
+  url: string;
+  wsUrl: string;
+  pid: number;
+  proc: ChildProcess;
+  /** Memory after a full GC, reported by the pusher itself. */
+  memory(): Promise<MemoryProbe>;
+  cpuSeconds(): number;
+  rssBytes(): number;
+  metrics(): Promise<string>;
+  output(): string;
+  stop(signal?: NodeJS.Signals, timeoutMs?: number): Promise<void>;
+}
+
+export interface BenchStack {
+  stack: TestStack;
+  pushers: BenchPusher[];
+  addPusher(env?: Record<string, string>): Promise<BenchPusher>;
+  /** The auth service's current signing key, so load generators can mint tokens themselves. */
+  signingKey(): Promise<{ kid: string; privateJwk: JWK }>;
+  /** Pids of every service process of the stack (for CPU accounting). */
+  servicePids(): Record<string, number>;
+  stop(): Promise<void>;
+}
+
+let probeSeq = 0;
+
+async function spawnPusher(env: Record<string, string>): Promise<BenchPusher> {
+  const port = await freePort();
+  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PUSHER_PORT: String(port) },
+    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+  });
+  let out = '';
+  const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
+  proc.stdout!.on('data', keep);
+  proc.stderr!.on('data', keep);
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  const url = `http://127.0.0.1:${port}`;
+  const p: BenchPusher = {
+    nodeId: env.NODE_ID!,
+    url,
+    wsUrl: `ws://127.0.0.1:${port}/v1/ws`,
+    pid: proc.pid!,
+    proc,
+    memory() {
+      const id = ++probeSeq;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('memory probe timed out')), 30_000);
+        const on = (m: { probe?: string; id?: number } & MemoryProbe) => {
+          if (m.probe !== 'memory' || m.id !== id) return;
+          clearTimeout(timer);
+          proc.off('message', on);
+          resolve(m);
+        };
+        proc.on('message', on);
+        proc.send({ probe: 'memory', id });
+      });
+    },
+    cpuSeconds: () => cpuSeconds(proc.pid!),
+    rssBytes: () => rssBytes(proc.pid!),
+    metrics: async () => (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text(),
+    output: () => out,
+    async stop(signal = 'SIGTERM', timeoutMs = 15_000) {
+      if (proc.exitCode !== null || proc.signalCode !== null) return;
+      proc.kill(signal);
+      const timer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+  const deadline = Date.now() + 60_000;
+  while (Date.now() < deadline) {
+    if (proc.exitCode !== null) throw new Error(`pusher exited with ${proc.exitCode}:\n${out}`);
+    const ok = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    if (ok) return p;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await p.stop('SIGKILL');
+  throw new Error(`pusher did not become ready within 60 s:\n${out}`);
+}
+
+export async function startBenchStack({
+  pushers = 1,
+  dispatchers = 1,
+  env = {},
+  pusherEnv = {},
+  log = () => undefined,
+}: {
+  pushers?: number;
+  dispatchers?: number;
+  env?: Record<string, string>;
+  pusherEnv?: Record<string, string>;
+  log?: (line: string) => void;
+} = {}): Promise<BenchStack> {
+  await infraUp({ log });
+  const stack = await startStack({ pushers: 0, dispatchers, env: { LOG_LEVEL: 'warn', ...env }, limits: { maxRecipients: 10_000 } });
+  const prefix = stack.env.KAFKA_TOPIC_PREFIX!.slice(0, -1);
+  const list: BenchPusher[] = [];
+  let started = 0;
+  const b: BenchStack = {
+    stack,
+    pushers: list,
+    async addPusher(extra = {}) {
+      const p = await spawnPusher({ ...stack.env, ...pusherEnv, ...extra, NODE_ID: `${prefix}-p${++started}` });
+      list.push(p);
+      return p;
+    },
+    async signingKey() {
+      await stack.token('bench-key-warmup', 'd'); // makes auth create its key if it has none
+      const doc = await stack.mongo
+        .db(stack.env.MONGO_DB!)
+        .collection<{ _id: string; privateJwk: JWK; retiredAt: Date | null }>('signing_keys')
+        .find({ retiredAt: null })
+        .sort({ _id: 1 })
+        .limit(1)
+        .next();
+      if (!doc) throw new Error('auth has no signing key');
+      return { kid: doc._id, privateJwk: doc.privateJwk };
+    },
+    servicePids() {
+      const out: Record<string, number> = { auth: stack.auth.proc.pid!, collector: stack.collector.proc.pid! };
+      stack.dispatchers.forEach((d, i) => (out[`dispatcher${i + 1}`] = d.proc.pid!));
+      list.forEach((p, i) => (out[`pusher${i + 1}`] = p.pid));
+      return out;
+    },
+    async stop() {
+      await Promise.all(list.map((p) => p.stop('SIGTERM', 15_000)));
+      await stack.stop();
+    },
+  };
+  try {
+    await Promise.all(Array.from({ length: pushers }, () => b.addPusher()));
+  } catch (err) {
+    await b.stop();
+    throw err;
+  }
+  return b;
+}

@@ -1,0 +1,16 @@
+/**
+ * Preloaded into pushers started by the bench (`--import`): answers memory
+ * probes over the IPC channel after a full GC, so heap per connection is
+ * measured on live objects only. Never used outside benchmarks.
+ */
+const gc = (globalThis as { gc?: () => void }).gc;
+
+process.on('message', (m: { probe?: string; id?: number }) => {
+  if (m?.probe !== 'memory') return;
+  gc?.();
+  gc?.();
+  const u = process.memoryUsage();
+  process.send?.({ probe: 'memory', id: m.id, rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, gc: Boolean(gc) });
+});
+// The channel must not keep a pusher alive after its own shutdown.
+process.channel?.unref();

@@ -1,0 +1,92 @@
+/** Small helpers shared by our scenarios: options, waiting, the submitter process, formatting. */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import type { ScenarioOptions, TargetCheck } from './types.js';
+import { WorkerProcess } from './workerProcess.js';
+import type { SubmitResult, SubmitSpec } from './submitWorker.js';
+
+const SUBMIT_WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'submitWorker.ts');
+
+/** A numeric option: `--name` from the command line, else the quick or full default. */
+export function num(o: ScenarioOptions, name: string, quick: number, full: number): number {
+  const v = o.args[name];
+  if (v === undefined || v === true) return o.quick ? quick : full;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${String(v)}`);
+  return n;
+}
+
+/** A list option (`--rates 1000,2000`). */
+export function list(o: ScenarioOptions, name: string, quick: number[], full: number[]): number[] {
+  const v = o.args[name];
+  if (v === undefined || v === true) return o.quick ? quick : full;
+  const out = String(v).split(',').map(Number);
+  if (out.some((n) => !Number.isFinite(n) || n <= 0)) throw new Error(`--${name} must be a comma-separated list of positive numbers`);
+  return out;
+}
+
+/** Polls `fn` every `intervalMs` until it returns true or `timeoutMs` passes; returns whether it did. */
+export async function waitUntil(fn: () => Promise<boolean> | boolean, timeoutMs: number, intervalMs = 100): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await fn()) return true;
+    if (Date.now() >= deadline) return false;
+    await new Promise((r) => setTimeout(r, intervalMs));
+  }
+}
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The submitter in its own process. */
+export function startSubmitter() {
+  const w = new WorkerProcess(SUBMIT_WORKER);
+  return {
+    pid: w.pid,
+    run: (spec: SubmitSpec) => w.call<SubmitResult>({ cmd: 'run', spec: spec as unknown as Record<string, unknown> }),
+    close: async () => {
+      await w.call({ cmd: 'close' }).catch(() => undefined);
+      await w.close();
+    },
+  };
+}
+
+export const kb = (bytes: number) => Math.round(bytes / 102.4) / 10;
+export const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
+export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
+
+export function target(name: string, goal: string, measured: string, met: boolean): TargetCheck {
+  return { name, target: goal, measured, met };
+}
+
+/** Sums a Prometheus counter or gauge over its label sets from /metrics text. */
+export function metricSum(text: string, name: string, labelFilter?: string): number {
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    if (!line.startsWith(name)) continue;
+    const rest = line.slice(name.length);
+    if (rest[0] !== ' ' && rest[0] !== '{') continue;
+    if (labelFilter && !rest.includes(labelFilter)) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1)) || 0;
+  }
+  return sum;
+}
+
+/**
+ * Waits until `expected` distinct deliveries were recorded, or nothing new
+ * arrived for `quietMs`, or `maxMs` passed; returns the count seen.
+ */
+export async function settle(peek: () => Promise<{ unique: number }>, expected: number, { quietMs = 5000, maxMs = 60_000 } = {}): Promise<number> {
+  const deadline = Date.now() + maxMs;
+  let last = -1;
+  let changedAt = Date.now();
+  for (;;) {
+    const { unique } = await peek();
+    if (unique >= expected) return unique;
+    if (unique !== last) {
+      last = unique;
+      changedAt = Date.now();
+    }
+    if (Date.now() - changedAt >= quietMs || Date.now() >= deadline) return unique;
+    await sleep(100);
+  }
+}
