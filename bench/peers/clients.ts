@@ -47,6 +47,10 @@ export class ClientPool {
     return this.procs.length;
   }
 
+  get pids(): number[] {
+    return this.procs.map((p) => p.pid!);
+  }
+
   /** Connects users u0..u(n-1), user i to endpoint i % endpoints, spread over the processes. */
   async connect(opts: Omit<ConnectCmd, 'cmd' | 'clients' | 'localAddresses' | 'concurrency' | 'timeoutMs'> & { n: number; concurrency?: number; timeoutMs?: number; kind: TargetKind }): Promise<ConnectedEv & { perSecond: number }> {
     const { n, concurrency = 50, timeoutMs = 30_000, ...rest } = opts;
@@ -127,6 +131,10 @@ export class Publisher {
     const proc = forkTs(path.join(here, 'publisher.ts'));
     await nextMessage(proc, (m) => m.ev === 'ready', 30_000, 'publisher start');
     return new Publisher(proc);
+  }
+
+  get pid(): number {
+    return this.proc.pid!;
   }
 
   async run(cmd: Omit<PublishCmd, 'cmd'>): Promise<PublishedEv> {

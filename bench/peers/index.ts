@@ -12,14 +12,14 @@
  * Ratios are ours / peer. Unicast is transient for every target because the
  * peers do not persist messages.
  *
- *   npm run bench -- peers [--quick] [--per-process 2500|15000] [--rate 500|2000] [--seconds 5]
+ *   npm run bench -- peers [--quick] [--per-process 2000|15000] [--rate 500|2000] [--seconds 5]
  *     [--concurrency 64] [--broadcasts 2] [--targets ours,socketio,centrifugo]
  */
 import path from 'node:path';
-import { infraUp } from '../../infra/stack.js';
+import { infraStatus, infraUp } from '../../infra/stack.js';
 import { writeLineChart } from '../lib/chart.js';
 import { formatLatency, type LatencySummary } from '../lib/histogram.js';
-import { rssOfTrees } from '../lib/procs.js';
+import { cpuSeconds, processTree, rssOfTrees } from '../lib/procs.js';
 import { writeReport } from '../lib/results.js';
 import { runStandalone } from '../lib/standalone.js';
 import type { Scenario, ScenarioReport, TargetCheck } from '../lib/types.js';
@@ -70,6 +70,8 @@ export interface TargetResult {
   fixed?: UnicastResult;
   saturation?: UnicastResult;
   broadcast?: BroadcastResult;
+  /** CPU cores used per role (server processes, publisher, client processes) during the saturation phase. */
+  saturationCores?: Record<string, number>;
   saturationTimeline?: Array<[number, number]>;
   broadcastCdf?: Array<[number, number]>;
 }
@@ -102,7 +104,7 @@ function rateSeries(col: Collected, fromMs: number): Array<[number, number]> {
   return out;
 }
 
-async function measure(target: PeerTarget, cfg: { n: number; rate: number; phaseMs: number; warmupMs: number; concurrency: number; broadcasts: number }, log: (l: string) => void): Promise<TargetResult> {
+async function measure(target: PeerTarget, cfg: { n: number; rate: number; phaseMs: number; warmupMs: number; concurrency: number; broadcasts: number }, infraRoles: Record<string, number[]>, log: (l: string) => void): Promise<TargetResult> {
   const r: TargetResult = { name: target.name, describe: target.describe };
   let pool: ClientPool | undefined;
   let pub: Publisher | undefined;
@@ -146,12 +148,18 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     log(`peers/${target.name}: unicast at ${cfg.rate}/s: ${r.fixed.deliveredPerSec} delivered/s, ${formatLatency(r.fixed.latency)}, lost ${r.fixed.lost}, errors ${r.fixed.errors}, skipped ${r.fixed.skipped}`);
 
     await pool.reset(++runId);
+    const roles: Record<string, number[]> = { ...target.cpuRoles(), ...infraRoles, publisher: [pub.pid], clients: pool.pids };
+    const cpu0 = cpuOfRoles(roles);
+    const satT0 = performance.now();
     const sat = await pub.run({ run: runId, kind: target.kind, mode: 'saturate', urls: api.unicast, headers: api.headers, users, rate: 0, durationMs: cfg.phaseMs, concurrency: cfg.concurrency });
     await pool.waitFor((c) => c.received >= sat.accepted, { idleMs: 3000, timeoutMs: 30_000 });
+    const cpu1 = cpuOfRoles(roles);
+    const satSeconds = (performance.now() - satT0) / 1000;
+    r.saturationCores = Object.fromEntries(Object.keys(roles).map((k) => [k, round((cpu1[k]! - cpu0[k]!) / satSeconds, 2)]));
     const satCol = await pool.collect();
     r.saturation = unicastOf(sat, satCol);
     r.saturationTimeline = rateSeries(satCol, sat.startedAt);
-    log(`peers/${target.name}: unicast at saturation (${cfg.concurrency} in flight): ${r.saturation.deliveredPerSec} delivered/s, ${formatLatency(r.saturation.latency)}, lost ${r.saturation.lost}, errors ${r.saturation.errors}`);
+    log(`peers/${target.name}: unicast at saturation (${cfg.concurrency} in flight): ${r.saturation.deliveredPerSec} delivered/s, ${formatLatency(r.saturation.latency)}, lost ${r.saturation.lost}, errors ${r.saturation.errors}; cores used: ${JSON.stringify(r.saturationCores)}`);
 
     const runs: BroadcastResult['runs'] = [];
     for (let i = 0; i < cfg.broadcasts; i++) {
@@ -186,11 +194,16 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
   return r;
 }
 
+/** CPU seconds used so far by each role's processes (with their descendants). */
+function cpuOfRoles(roles: Record<string, number[]>): Record<string, number> {
+  return Object.fromEntries(Object.entries(roles).map(([k, pids]) => [k, pids.flatMap(processTree).reduce((s, p) => s + cpuSeconds(p), 0)]));
+}
+
 const ratio = (a: number | null | undefined, b: number | null | undefined) => (a && b ? Math.round((a / b) * 100) / 100 : null);
 
 export const run: Scenario = async (opts) => {
   const { quick, args, outDir, log } = opts;
-  const perProcess = num(args['per-process'], quick ? 2500 : 15_000);
+  const perProcess = num(args['per-process'], quick ? 2000 : 15_000);
   const cfg = {
     n: perProcess * 2,
     rate: num(args.rate, quick ? 500 : 2000),
@@ -202,12 +215,14 @@ export const run: Scenario = async (opts) => {
   const wanted = String(typeof args.targets === 'string' ? args.targets : 'ours,socketio,centrifugo').split(',');
   const factories: Record<string, () => PeerTarget> = { ours: () => oursTarget(2), socketio: () => socketioTarget(2), centrifugo: () => centrifugoTarget(2) };
   await infraUp({ log: (l) => log(`[infra] ${l}`) });
+  // Shared servers (their CPU includes whatever else runs on the machine).
+  const infraRoles = Object.fromEntries((await infraStatus()).filter((x) => x.pid !== undefined).map((x) => [x.name, [x.pid!]]));
 
   const results: TargetResult[] = [];
   for (const name of wanted) {
     const f = factories[name.trim()];
     if (!f) throw new Error(`unknown peers target ${name} (known: ${Object.keys(factories).join(', ')})`);
-    results.push(await measure(f(), cfg, log));
+    results.push(await measure(f(), cfg, infraRoles, log));
   }
 
   const ours = results.find((x) => x.name === 'ours' && !x.error);
@@ -266,7 +281,8 @@ export const run: Scenario = async (opts) => {
       `${x.name}: ${x.rssPerConnKB} KB RSS/conn${x.heapPerConnKB != null ? ` (${x.heapPerConnKB} KB heap)` : ''}, connect ${x.connectPerSec}/s${x.connectFailed ? ` (${x.connectFailed} failed)` : ''}; ` +
         `unicast @${cfg.rate}/s p50 ${x.fixed?.latency.p50} / p99 ${x.fixed?.latency.p99} ms, lost ${x.fixed?.lost}; ` +
         `saturation ${x.saturation?.deliveredPerSec}/s p50 ${x.saturation?.latency.p50} / p99 ${x.saturation?.latency.p99} ms, lost ${x.saturation?.lost}; ` +
-        `broadcast 99% ${x.broadcast?.ms99} ms, 100% ${x.broadcast?.ms100 ?? 'not reached'} ms`,
+        `broadcast 99% ${x.broadcast?.ms99} ms, 100% ${x.broadcast?.ms100 ?? 'not reached'} ms; ` +
+        `cores at saturation ${Object.entries(x.saturationCores ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`,
     );
   }
   for (const [name, rr] of Object.entries(ratios)) {

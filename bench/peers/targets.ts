@@ -29,6 +29,8 @@ export interface PeerTarget {
   wsEndpoints(): string[];
   /** Processes that hold the connections (their RSS, with descendants, is the memory figure). */
   serverPids(): number[];
+  /** Processes by role, for the CPU each uses during saturation. */
+  cpuRoles(): Record<string, number[]>;
   /** Heap in use by the server processes, where the target reports it. */
   heapBytes(): Promise<number | undefined>;
   /** Extra fields the load generator needs to connect (token service, secret). */
@@ -78,6 +80,7 @@ export function oursTarget(pushers = 2): PeerTarget {
     },
     wsEndpoints: () => s!.pushers.map((p) => p.url.replace('http', 'ws') + '/v1/ws'),
     serverPids: () => s!.pushers.map((p) => p.proc.pid!),
+    cpuRoles: () => ({ collector: [s!.collector.proc.pid!], dispatcher: s!.dispatchers.map((d) => d.proc.pid!), pushers: s!.pushers.map((p) => p.proc.pid!), auth: [s!.auth.proc.pid!] }),
     async heapBytes() {
       let sum = 0;
       for (const p of s!.pushers) {
@@ -116,6 +119,7 @@ export function socketioTarget(processes = 2): PeerTarget {
     },
     wsEndpoints: () => procs.map((p) => p.url),
     serverPids: () => procs.map((p) => p.proc.pid!),
+    cpuRoles: () => ({ servers: procs.map((p) => p.proc.pid!) }),
     async heapBytes() {
       let sum = 0;
       for (const p of procs) sum += ((await (await fetch(`${p.url}/stats`)).json()) as { memory: NodeJS.MemoryUsage }).memory.heapUsed;
@@ -170,6 +174,7 @@ export function centrifugoTarget(processes = 2): PeerTarget {
     },
     wsEndpoints: () => procs.map((p) => `ws://127.0.0.1:${p.port}/connection/websocket`),
     serverPids: () => procs.map((p) => p.proc.pid!),
+    cpuRoles: () => ({ servers: procs.map((p) => p.proc.pid!) }),
     heapBytes: async () => undefined,
     connectExtra: () => ({ hmacSecret: secret }),
     publishApi: () => ({ unicast: procs.map((p) => `${base(p)}/api/publish`), broadcast: `${base(procs[0]!)}/api/publish`, headers: { 'x-api-key': apiKey } }),
