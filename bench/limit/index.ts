@@ -103,7 +103,7 @@ async function wsLimit(n: number, broadcasts: number, log: (l: string) => void):
         runs[mode].push({ ms99: a[Math.ceil(0.99 * conn.ok) - 1] ?? NaN, ms100, loopMs: b.loopMs });
         if (i === broadcasts - 1) {
           const step = Math.max(1, Math.floor(a.length / 200));
-          cdf[mode] = a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []));
+          cdf[mode] = [[0, 0], ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []))];
         }
         await sleep(300);
       }

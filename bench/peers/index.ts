@@ -187,7 +187,7 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
       runs.push({ received: a.length, ms50: round(at(0.5)), ms99: round(at(0.99)), ms100: ms100 === null ? null : round(ms100), deliveriesPerSec: ms100 === null ? null : Math.round(a.length / (ms100 / 1000)) });
       if (i === cfg.broadcasts - 1) {
         const step = Math.max(1, Math.floor(a.length / 200));
-        r.broadcastCdf = a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []));
+        r.broadcastCdf = [[0, 0], ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []))];
       }
       await sleep(500);
     }
