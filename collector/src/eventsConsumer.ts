@@ -9,6 +9,7 @@ import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import { submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission } from './validateMessage.js';
+import { eventIdempotencyKey } from '../../common/src/eventOrigin.js';
 
 /** Maps an Avro BusinessEvent to the same shape HTTP submissions are validated in. */
 function toBody(ev: BusinessEvent): Record<string, unknown> {
@@ -63,7 +64,9 @@ export async function startEventsConsumer(
     const app = await deps.apps.get(ev.app);
     if (!app) return reject('UNKNOWN_APP', `unknown app "${ev.app}"`);
     try {
-      const result = await submitMessage(deps, app, validateSubmission(toBody(ev), app.limits));
+      const sub = validateSubmission(toBody(ev), app.limits);
+      sub.idempotencyKey ??= eventIdempotencyKey(partition, message);
+      const result = await submitMessage(deps, app, sub);
       deps.metrics.received.inc({ source: 'kafka', outcome: result.duplicate ? 'duplicate' : result.status });
     } catch (err) {
       if (err instanceof PushError && !err.retriable) return reject(err.code, err.message);

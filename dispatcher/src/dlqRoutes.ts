@@ -1,6 +1,7 @@
 import express, { Router, type RequestHandler } from 'express';
 import { invalid, notFound } from '../../common/src/errors.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import { ORIGIN_HEADER } from '../../common/src/eventOrigin.js';
 import { DLQ_ID, type DlqStore } from './dlqStore.js';
 
 /** Header on a record re-produced from the DLQ: the dead letter's id. */
@@ -33,7 +34,7 @@ function selection(body: unknown): { ids?: string[]; all: boolean } {
  *   POST /v1/admin/dlq/replay   { ids } | { all: true }   re-produce to the original topic
  *   POST /v1/admin/dlq/purge    { ids } | { all: true }
  */
-export function dlqRoutes({ store, publisher, auth }: { store: DlqStore; publisher: BatchPublisher; auth: RequestHandler }): Router {
+export function dlqRoutes({ store, publisher, auth, eventsTopic }: { store: DlqStore; publisher: BatchPublisher; auth: RequestHandler; eventsTopic: string }): Router {
   const router = Router();
 
   router.get('/v1/admin/dlq', auth, async (req, res) => {
@@ -69,7 +70,9 @@ export function dlqRoutes({ store, publisher, auth }: { store: DlqStore; publish
         continue;
       }
       try {
-        await publisher.publish(rec.topic, [{ key: rec.key, value: rec.value, headers: { ...rec.headers, [DLQ_REPLAY_HEADER]: id } }]);
+        // A business event keeps its original position as its identity (see eventOrigin.ts), so replaying it twice submits it once.
+        const origin = rec.topic === eventsTopic && rec.headers[ORIGIN_HEADER] === undefined ? { [ORIGIN_HEADER]: `${rec.sourcePartition}:${rec.sourceOffset}` } : {};
+        await publisher.publish(rec.topic, [{ key: rec.key, value: rec.value, headers: { ...rec.headers, ...origin, [DLQ_REPLAY_HEADER]: id } }]);
         await store.markReplayed(id);
         replayed++;
       } catch (err) {

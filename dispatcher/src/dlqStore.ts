@@ -113,11 +113,15 @@ export function createDlqStore(db: Db) {
       return doc && doc.state !== 'purged' ? toEntry(doc) : undefined;
     },
     /** The raw record of a visible entry, for re-producing it. */
-    async record(id: string): Promise<{ topic: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> } | undefined> {
+    async record(
+      id: string,
+    ): Promise<{ topic: string; sourcePartition: number; sourceOffset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> } | undefined> {
       const doc = DLQ_ID.test(id) ? await letters.findOne({ _id: id }) : null;
       if (!doc || doc.state === 'purged') return undefined;
       return {
         topic: doc.sourceTopic,
+        sourcePartition: doc.sourcePartition,
+        sourceOffset: doc.sourceOffset,
         key: doc.key ? Buffer.from(doc.key.buffer) : null,
         value: doc.value ? Buffer.from(doc.value.buffer) : null,
         headers: doc.headers,

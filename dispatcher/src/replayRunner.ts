@@ -5,6 +5,7 @@ import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { Topics } from '../../common/src/topics.js';
 import { newId } from '../../common/src/ids.js';
+import { ORIGIN_HEADER } from '../../common/src/eventOrigin.js';
 import { PushError, unavailable } from '../../common/src/errors.js';
 import { decodeRecord } from '../../schemas/registry.js';
 import { headerText, REPLAY_HEADER } from './replayGuard.js';
@@ -12,8 +13,6 @@ import type { ReplayRequest, ReplayTopic } from './replayRequest.js';
 import type { PartitionProgress, Replay, ReplayProgress, ReplayStore } from './replayStore.js';
 import { resolveRange, scanRanges } from './replayScan.js';
 
-/** Header on replayed push.events records: where the original was ("<partition>:<offset>"). */
-export const ORIGIN_HEADER = 'push-origin';
 
 /**
  *   push:replay-lease:<id>   the dispatcher running the replay (expires unless renewed)

@@ -204,7 +204,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const dlqStore = createDlqStore(clients.mongo!.db);
   const dlqIndex = await startDlqIndex({ kafka, store: dlqStore, topic: topics.dlq, groupId: dlqIndexGroup(config.topicPrefix), logger });
   onClose('dlq-index', () => dlqIndex.disconnect());
-  http.app.use(dlqRoutes({ store: dlqStore, publisher, auth: requireOperator(config.operatorKey) }));
+  http.app.use(dlqRoutes({ store: dlqStore, publisher, auth: requireOperator(config.operatorKey), eventsTopic: topics.events }));
   const addr = await http.listen();
   selfUrl = `http://${addr.host}:${addr.port}`;
   onClose('http', () => http.close());
