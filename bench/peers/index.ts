@@ -67,7 +67,9 @@ export interface TargetResult {
   clients?: number;
   connected?: number;
   connectFailed?: number;
+  /** Handshakes per second (tokens fetched beforehand). */
   connectPerSec?: number;
+  tokenSeconds?: number;
   connectFirstError?: string;
   serverProcesses?: number;
   rssBeforeMB?: number;
@@ -128,7 +130,8 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     log(`peers/${target.name}: connecting ${cfg.n} clients from ${pool.processes} processes`);
     const conn = await pool.connect({ kind: target.kind, endpoints: target.wsEndpoints(), n: cfg.n, ...target.connectExtra() });
     Object.assign(r, { clients: cfg.n, connected: conn.ok, connectFailed: conn.failed, connectPerSec: Math.round(conn.perSecond), connectFirstError: conn.firstError });
-    log(`peers/${target.name}: ${conn.ok} connected, ${conn.failed} failed in ${round(conn.ms / 1000)} s${conn.firstError ? ` (first error: ${conn.firstError})` : ''}`);
+    r.tokenSeconds = round(conn.tokenMs / 1000);
+    log(`peers/${target.name}: ${conn.ok} connected, ${conn.failed} failed in ${round(conn.ms / 1000)} s (${Math.round(conn.perSecond)}/s; tokens fetched before in ${r.tokenSeconds} s)${conn.firstError ? ` (first error: ${conn.firstError})` : ''}`);
     if (conn.ok === 0) throw new Error(`no client connected: ${conn.firstError}`);
     await sleep(3000);
     const rssAfter = rssOfTrees(pids);

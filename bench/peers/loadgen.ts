@@ -95,7 +95,7 @@ function openWs(url: string, localAddress: string, timeoutMs: number, onOpen: (w
 async function connectOne(cmd: ConnectCmd, user: string, url: string, localAddress: string): Promise<void> {
   switch (cmd.kind) {
     case 'ours': {
-      const token = await ourToken(cmd, user);
+      const token = tokens.get(user) ?? (await ourToken(cmd, user));
       // Ready on the welcome frame; messages are frames of type "message".
       return openWs(`${url}?token=${encodeURIComponent(token)}`, localAddress, cmd.timeoutMs, () => undefined, (_ws, d) => {
         if (d.includes('"type":"message"')) onPayload(JSON.parse(d).payload);
@@ -143,6 +143,32 @@ async function connectOne(cmd: ConnectCmd, user: string, url: string, localAddre
   }
 }
 
+const tokens = new Map<string, string>();
+
+/** ours: fetches every client's token first, so that the connect phase measures handshakes only. */
+async function prepare(cmd: ConnectCmd): Promise<void> {
+  const t0 = performance.now();
+  let next = 0;
+  let failed = 0;
+  let firstError: string | undefined;
+  if (cmd.kind === 'ours') {
+    await Promise.all(
+      Array.from({ length: Math.min(cmd.concurrency, cmd.clients.length) }, async () => {
+        while (next < cmd.clients.length) {
+          const [user] = cmd.clients[next++]!;
+          try {
+            tokens.set(user, await ourToken(cmd, user));
+          } catch (err) {
+            failed++;
+            firstError ??= err instanceof Error ? err.message : String(err);
+          }
+        }
+      }),
+    );
+  }
+  process.send!({ ev: 'prepared', failed, firstError, ms: performance.now() - t0 });
+}
+
 async function connect(cmd: ConnectCmd): Promise<void> {
   const t0 = performance.now();
   let ok = 0;
@@ -175,6 +201,9 @@ function stats(): StatsEv {
 
 process.on('message', (m: { cmd: string; run?: number }) => {
   switch (m.cmd) {
+    case 'prepare':
+      prepare(m as ConnectCmd).catch((err) => process.send!({ ev: 'error', message: String(err) }));
+      break;
     case 'connect':
       connect(m as ConnectCmd).catch((err) => process.send!({ ev: 'error', message: String(err) }));
       break;

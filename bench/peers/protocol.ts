@@ -20,7 +20,8 @@ export interface BenchPayload {
 export const PADDING = 'x'.repeat(48);
 
 export interface ConnectCmd {
-  cmd: 'connect';
+  /** prepare: fetch tokens (ours) and answer `prepared`; connect: open the connections. */
+  cmd: 'connect' | 'prepare';
   kind: TargetKind;
   /** One WebSocket (or Socket.IO) URL per server process. */
   endpoints: string[];
