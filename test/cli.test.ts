@@ -42,6 +42,12 @@ describe('operator CLI against a live stack', () => {
     assert.equal(dispatcherGroup.members, 1);
     assert.equal(st.dlq.topic, `${prefix}push.dlq`);
     assert.equal(typeof st.dlq.records, 'number');
+    assert.equal(st.dlq.entries, 0);
+    // The same lag and dead-letter figures are Prometheus gauges on the dispatcher.
+    const metrics = await (await fetch(`${s.dispatchers[0]!.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`push_consumer_lag\\{group="${prefix}push-dispatcher",topic="${prefix}push.ingest",service="dispatcher"\\} \\d+`));
+    assert.match(metrics, /push_dead_letter_records\{service="dispatcher"\} 0/);
+    assert.match(metrics, /push_publish_queue_depth\{service="dispatcher"\} 0/);
     assert.deepEqual(st.tasks.recent, []);
     // Human output: the same facts as tables.
     const human = await push(['status']);

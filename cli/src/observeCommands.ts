@@ -10,7 +10,7 @@ function renderStatus(s: Json): string {
   out.push(`Consumer lag: ${s.lag.error ? `unavailable (${s.lag.error})` : `${s.lag.total} records`}\n` + lagTable(s.lag.groups));
   const counts = Object.entries(s.tasks.counts).map(([k, v]) => `${v} ${k}`).join(', ') || 'none';
   out.push(`Tasks (last ${s.tasks.recent.length}): ${counts}`);
-  out.push(`Dead letters on ${s.dlq.topic}: ${s.dlq.records ?? 'unknown'}`);
+  out.push(`Dead letters: ${s.dlq.entries ?? 'unknown'} not purged; ${s.dlq.records ?? 'unknown'} records on ${s.dlq.topic}`);
   const last = s.throughput.at(-1);
   if (last) out.push(`Throughput: ${num(last.receivedPerSecond, 1)} received/s, ${num(last.deliveredPerSecond, 1)} delivered/s, latency p50 ${num(last.latencyP50Ms, 1)} ms, p99 ${num(last.latencyP99Ms, 1)} ms`);
   return out.join('\n') + '\n';

@@ -18,6 +18,7 @@ import { messageRoutes } from './messageRoutes.js';
 import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
 import { startEventsConsumer } from './eventsConsumer.js';
+import { Gauge } from '../../common/src/metrics.js';
 
 export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
@@ -50,6 +51,7 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   onClose('producer', () => producer.disconnect());
   const publisher = createBatchPublisher({ producer, timeoutMs: config.publishTimeoutMs });
   onClose('publisher', () => publisher.close());
+  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
 
   const marker = createPublishedMarker(store, logger);
   onClose('published-marker', () => marker.close());

@@ -15,8 +15,9 @@ import type { Redis } from 'ioredis';
  *
  * Writes are queued in memory and sent in one pipeline every `flushMs`; past
  * `maxQueued` they are dropped (a trace is a diagnostic, never worth slowing
- * delivery). Pushers only annotate records that exist (a Lua check), so the
- * dispatcher alone decides whether a message is traced and for how long.
+ * delivery). A pusher may write before the dispatcher's own flush lands, so
+ * pushers set the lifetime only when the record has none yet (`EXPIRE NX`)
+ * and the dispatcher sets it outright; TRACE_TTL_SECONDS=0 turns either off.
  */
 export const traceKey = (messageId: string) => `push:trace:${messageId}`;
 
@@ -48,8 +49,8 @@ export interface TraceWriterOptions {
   redis: Redis;
   /** Lifetime of a trace record; 0 turns tracing off. */
   ttlSeconds: number;
-  /** Annotate only records the dispatcher created (pushers). Default false. */
-  onlyExisting?: boolean;
+  /** Set the lifetime only on records that have none yet (pushers). Default false. */
+  keepExpiry?: boolean;
   /** Default 100 ms. */
   flushMs?: number;
   /** Queued writes before new ones are dropped. Default 20000. */
@@ -58,37 +59,28 @@ export interface TraceWriterOptions {
   onDropped?: (n: number) => void;
 }
 
-const SET_IF_EXISTS = "if redis.call('exists', KEYS[1]) == 1 then return redis.call('hset', KEYS[1], unpack(ARGV)) end return 0";
-
 export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
-  const { redis, ttlSeconds, onlyExisting = false, flushMs = 100, maxQueued = 20_000 } = opts;
+  const { redis, ttlSeconds, keepExpiry = false, flushMs = 100, maxQueued = 20_000 } = opts;
   let queue: Op[] = [];
   let flushing: Promise<void> | undefined;
   let closed = false;
 
   const write = async (ops: Op[]) => {
     const pipeline = redis.pipeline();
-    if (onlyExisting) {
-      // One script call per message, with all its fields.
-      const byId = new Map<string, string[]>();
-      for (const op of ops) {
-        if (!('value' in op)) continue;
+    // One HSET per message with all its fields, then its lifetime.
+    const byId = new Map<string, string[]>();
+    for (const op of ops) {
+      if ('value' in op) {
         let args = byId.get(op.id);
         if (!args) byId.set(op.id, (args = []));
         args.push(op.field, op.value);
-      }
-      for (const [id, args] of byId) pipeline.eval(SET_IF_EXISTS, 1, traceKey(id), ...args);
-      await pipeline.exec();
-      return;
+      } else pipeline.hincrby(traceKey(op.id), op.field, op.incr);
     }
-    const touched = new Set<string>();
-    for (const op of ops) {
-      const key = traceKey(op.id);
-      if ('value' in op) pipeline.hset(key, op.field, op.value);
-      else pipeline.hincrby(key, op.field, op.incr);
-      touched.add(key);
+    for (const [id, args] of byId) pipeline.hset(traceKey(id), ...args);
+    for (const id of new Set(ops.map((op) => op.id))) {
+      if (keepExpiry) pipeline.expire(traceKey(id), ttlSeconds, 'NX');
+      else pipeline.expire(traceKey(id), ttlSeconds);
     }
-    for (const key of touched) pipeline.expire(key, ttlSeconds);
     await pipeline.exec();
   };
 

@@ -9,7 +9,7 @@ import { topicNames } from '../../common/src/topics.js';
 import { groupNodes, lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
-import { Counter, Histogram } from '../../common/src/metrics.js';
+import { Counter, Gauge, Histogram } from '../../common/src/metrics.js';
 import { decodeRecord, encodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords } from './routeRecords.js';
@@ -44,6 +44,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const guard = createReplayGuard({ redis, store: createMessageStore(clients.mongo!.db) });
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
+  const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
   const trace = createTraceWriter({ redis, ttlSeconds: config.status.traceTtlSeconds, onError: (err) => logger.warn({ err: err.message }, 'trace write failed') });
   onClose('trace', () => trace.close());
   const traceDispatch = createDispatchTracer({ trace, logger });
@@ -57,6 +58,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   onClose('producer', () => producer.disconnect());
   const publisher = createBatchPublisher({ producer, maxQueued: 100_000, maxBatch: 2000, timeoutMs: 10_000 });
   onClose('publisher', () => publisher.close());
+  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
 
   // Live nodes change on the scale of seconds, so the set is cached; a route to a
   // node the cache has not seen yet (it just started) forces a quick re-read.
@@ -107,6 +109,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
         if (!(err instanceof RecordDecodeError)) throw err;
         routed.inc({ outcome: 'dead-lettered' });
         logger.warn({ partition: batch.partition, offset: message.offset, code: err.code }, 'undecodable ingest record');
+        deadLetters.inc({ code: err.code });
         await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, topics.groups.dispatcher, topics.dlq);
       }
     }
@@ -193,6 +196,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const status = statusRoutes({
     kafka, redis, db: clients.mongo!.db, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey),
     selfUrl: () => selfUrl, collectorUrl: config.status.collectorUrl, authUrl: config.status.authUrl, dispatcherUrls: config.status.dispatcherUrls,
+    registry, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
   });
   http.app.use(status);
   onClose('status', () => status.close());

@@ -8,6 +8,7 @@ import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
 import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
 import { notFound, withTimeout } from '../../common/src/errors.js';
 import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
+import { Gauge, type Registry } from '../../common/src/metrics.js';
 import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
 import { traceMessage } from './traceReport.js';
 
@@ -53,6 +54,10 @@ export interface StatusDeps {
   collectorUrl: string;
   authUrl: string;
   dispatcherUrls: string[];
+  /** Dead letters not purged (the DLQ index); the topic's record count is reported either way. */
+  dlqEntries?: () => Promise<number>;
+  /** Where `push_consumer_lag` and `push_dead_letter_records` are exported (computed on scrape). */
+  registry?: Registry;
 }
 
 /**
@@ -97,13 +102,38 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
   };
 
   const dlqSize = async () => {
+    const entries = deps.dlqEntries ? await withTimeout(deps.dlqEntries(), 5000, 'dead-letter entries').catch(() => null) : null;
     try {
       const ends = await withTimeout((await getAdmin()).fetchTopicOffsets(topics.dlq), 5000, 'dead-letter offsets');
-      return { topic: topics.dlq, records: ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0) };
+      return { topic: topics.dlq, records: ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0), entries };
     } catch (err) {
-      return { topic: topics.dlq, records: null, error: (err as Error).message };
+      return { topic: topics.dlq, records: null, entries, error: (err as Error).message };
     }
   };
+
+  if (deps.registry) {
+    const registers = [deps.registry];
+    new Gauge({
+      name: 'push_consumer_lag',
+      help: 'Records not yet committed by a consumer group, per group and topic (computed on scrape)',
+      labelNames: ['group', 'topic'],
+      registers,
+      async collect() {
+        const report = await lag(await liveNodes(redis).catch(() => []));
+        this.reset();
+        for (const g of report.groups) for (const t of g.topics) this.set({ group: g.group, topic: t.topic }, t.lag);
+      },
+    });
+    new Gauge({
+      name: 'push_dead_letter_records',
+      help: 'Records on push.dlq (retained on the topic)',
+      registers,
+      async collect() {
+        const d = await dlqSize();
+        if (d.records !== null) this.set(d.records);
+      },
+    });
+  }
 
   const taskSummary = async () => {
     try {

@@ -22,6 +22,7 @@ import { createPresence } from './presence.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { KICK_CHANNEL, parseKick } from '../../common/src/kicks.js';
 import { createTraceWriter } from '../../common/src/traceRecords.js';
+import { Counter, Gauge } from '../../common/src/metrics.js';
 
 const NODE_TTL_MS = 15_000;
 
@@ -49,6 +50,8 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   onClose('producer', () => producer.disconnect());
   const publisher = createBatchPublisher({ producer, maxQueued: 10_000 });
   onClose('publisher', () => publisher.close());
+  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
+  const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
 
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
@@ -72,7 +75,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   });
   onClose('task-runner', () => taskRunner.close());
   // Annotates the dispatcher's trace records: written, acked, parked, dropped (common/src/traceRecords.ts).
-  const trace = createTraceWriter({ redis, ttlSeconds: config.traceTtlSeconds, onlyExisting: true, onError: (err) => logger.debug({ err: err.message }, 'trace write failed') });
+  const trace = createTraceWriter({ redis, ttlSeconds: config.traceTtlSeconds, keepExpiry: true, onError: (err) => logger.debug({ err: err.message }, 'trace write failed') });
   onClose('trace', () => trace.close());
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher, taskRunner, trace,
@@ -111,6 +114,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
         } catch (err) {
           if (!(err instanceof RecordDecodeError)) throw err;
           logger.warn({ offset: message.offset, code: err.code }, 'undecodable node record sent to dead letters');
+          deadLetters.inc({ code: err.code });
           await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, groupId, topics.dlq);
         }
       }

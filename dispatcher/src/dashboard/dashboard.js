@@ -81,6 +81,7 @@
     }));
     $('dlq-topic').textContent = s.dlq.topic;
     $('dlq-size').textContent = s.dlq.records === null ? 'unknown' : String(s.dlq.records);
+    $('dlq-entries').textContent = s.dlq.entries === null || s.dlq.entries === undefined ? 'unknown' : String(s.dlq.entries);
     $('throughput-legend').textContent = chart($('throughput'), s.throughput, [
       { field: 'receivedPerSecond', label: 'received', color: '#888' },
       { field: 'forwardedPerSecond', label: 'dispatched', color: '#f39c12' },
