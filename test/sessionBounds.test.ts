@@ -61,18 +61,22 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
     const records = await follow<Upstream>(topicNames(s.env.KAFKA_TOPIC_PREFIX).upstream, (v, h) => decodeRecord('Upstream', v, h));
     const c = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('up-flo', 'd1')).token);
     for (let i = 0; i < 8; i++) c.ws.send(JSON.stringify({ type: 'upstream', payload: { i } }));
-    await eventually(() => errorsOf(c, FRAME_ERROR.UPSTREAM_RATE_LIMITED).length >= 3, { what: '3 refusals' });
-    assert.match(errorsOf(c, FRAME_ERROR.UPSTREAM_RATE_LIMITED)[0].message, /too many upstream frames/);
+    // Frames are handled in order, so the pong comes after all 8 were judged.
     await pong(c);
     assert.equal(c.ws.readyState, WebSocket.OPEN, 'still open after refusals');
-    // The 5 within the burst reach push.upstream; the 3 refused do not.
-    await eventually(() => records.filter((r) => r.user === 'up-flo').length >= 5, { timeoutMs: 20_000, what: '5 upstream records' });
+    const refused = errorsOf(c, FRAME_ERROR.UPSTREAM_RATE_LIMITED).length;
+    // A burst of 5; at most a token or two more if the node was slow enough to refill meanwhile.
+    assert.ok(refused >= 1 && refused <= 3, `${refused} refused`);
+    assert.match(errorsOf(c, FRAME_ERROR.UPSTREAM_RATE_LIMITED)[0].message, /too many upstream frames/);
+    const mine = () => records.filter((r) => r.user === 'up-flo').map((r) => JSON.parse(r.payload).i);
+    await eventually(() => mine().length >= 8 - refused, { timeoutMs: 20_000, what: 'the accepted upstream records' });
+    assert.deepEqual(mine().slice(0, 5), [0, 1, 2, 3, 4], 'the burst went through, in order');
     // Once the bucket refills, upstream is accepted again.
     await new Promise((r) => setTimeout(r, 400)); // 2 tokens at 5/s
     c.ws.send(JSON.stringify({ type: 'upstream', payload: { i: 'after' } }));
-    await eventually(() => records.some((r) => r.user === 'up-flo' && r.payload === '{"i":"after"}'), { timeoutMs: 20_000, what: 'the upstream after the refill' });
-    assert.deepEqual(records.filter((r) => r.user === 'up-flo').map((r) => JSON.parse(r.payload).i), [0, 1, 2, 3, 4, 'after']);
-    assert.equal(errorsOf(c, FRAME_ERROR.UPSTREAM_RATE_LIMITED).length, 3);
+    await eventually(() => mine().includes('after'), { timeoutMs: 20_000, what: 'the upstream after the refill' });
+    assert.equal(mine().length, 8 - refused + 1, 'refused frames were not published');
+    assert.equal(errorsOf(c, FRAME_ERROR.UPSTREAM_RATE_LIMITED).length, refused);
 
     // A flood: past 10 refusals within 10 s the node closes the socket with 4029.
     for (let i = 0; i < 30 && c.ws.readyState === WebSocket.OPEN; i++) c.ws.send(JSON.stringify({ type: 'upstream', payload: { flood: i } }));
@@ -97,7 +101,7 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
     const closedAt = Date.now();
     assert.deepEqual(closed, { code: CLOSE.TOKEN_EXPIRED, reason: 'token expired' });
     assert.ok(closedAt >= expiresAt - 50, `closed ${expiresAt - closedAt} ms before exp`);
-    assert.ok(closedAt <= expiresAt + 2500, `closed ${closedAt - expiresAt} ms after exp`);
+    assert.ok(closedAt <= expiresAt + 4000, `closed ${closedAt - expiresAt} ms after exp`); // 1 s ticks, plus slack for a busy machine
     const warning = c.frames.find((f) => f.type === 'token-expiring');
     assert.deepEqual(warning, { type: 'token-expiring', expiresAt: new Date(expiresAt).toISOString() });
     // The warning came about 4 s before the close (PUSHER_TOKEN_WARNING_MS), not at it.
