@@ -20,6 +20,7 @@ import type { createPresence } from './presence.js';
 import type { PusherConfig } from './config.js';
 import { Connection, mayJoin, messageFrame } from './connection.js';
 import { ConnectionTable } from './connectionTable.js';
+import { createAppLookup } from './appLookup.js';
 import { handleClientFrame } from './clientFrames.js';
 import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
@@ -70,6 +71,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const table = new ConnectionTable();
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
   let accepting = true;
+  const appOf = createAppLookup(deps.apps);
   // A token's lifetime bounds its session: warn before `exp` so the client can send a
   // fresh token (`auth` frame), and close with 4001 if none came.
   const tokenClock = createTokenClock({
@@ -91,7 +93,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         metrics.handshakes.inc({ outcome: e.code.toLowerCase() });
         return refuse(socket, e.code === 'KEYS_UNAVAILABLE' ? 503 : 401, e.code, e.message);
       }
-      const app = await deps.apps.get(claims.app).catch(() => undefined);
+      const app = await appOf(claims.app).catch(() => undefined);
       if (!app) {
         metrics.handshakes.inc({ outcome: 'unknown_app' });
         return refuse(socket, 401, 'TOKEN_INVALID', 'token names an unknown app');
