@@ -32,6 +32,8 @@ export interface BenchPusher {
   proc: ChildProcess;
   /** Memory after a full GC, reported by the pusher itself. */
   memory(): Promise<MemoryProbe>;
+  /** Writes a V8 heap snapshot of the pusher to `file` (slow; for profiling). */
+  heapSnapshot(file: string): Promise<string>;
   cpuSeconds(): number;
   rssBytes(): number;
   metrics(): Promise<string>;
@@ -52,9 +54,9 @@ export interface BenchStack {
 
 let probeSeq = 0;
 
-async function spawnPusher(env: Record<string, string>): Promise<BenchPusher> {
+async function spawnPusher(env: Record<string, string>, nodeArgs: string[] = []): Promise<BenchPusher> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
+  const proc = spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, PUSHER_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
@@ -85,6 +87,20 @@ async function spawnPusher(env: Record<string, string>): Promise<BenchPusher> {
         proc.send({ probe: 'memory', id });
       });
     },
+    heapSnapshot(file) {
+      const id = ++probeSeq;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('heap snapshot timed out')), 120_000);
+        const on = (m: { probe?: string; id?: number; file?: string }) => {
+          if (m.probe !== 'heap-snapshot' || m.id !== id) return;
+          clearTimeout(timer);
+          proc.off('message', on);
+          resolve(m.file!);
+        };
+        proc.on('message', on);
+        proc.send({ probe: 'heap-snapshot', id, file });
+      });
+    },
     cpuSeconds: () => cpuSeconds(proc.pid!),
     rssBytes: () => rssBytes(proc.pid!),
     metrics: async () => (await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(10_000) })).text(),
@@ -113,12 +129,15 @@ export async function startBenchStack({
   dispatchers = 1,
   env = {},
   pusherEnv = {},
+  pusherNodeArgs = [],
   log = () => undefined,
 }: {
   pushers?: number;
   dispatchers?: number;
   env?: Record<string, string>;
   pusherEnv?: Record<string, string>;
+  /** Extra Node options for the pushers, e.g. `--cpu-prof` to profile them. */
+  pusherNodeArgs?: string[];
   log?: (line: string) => void;
 } = {}): Promise<BenchStack> {
   await infraUp({ log });
@@ -130,7 +149,7 @@ export async function startBenchStack({
     stack,
     pushers: list,
     async addPusher(extra = {}) {
-      const p = await spawnPusher({ ...stack.env, ...pusherEnv, ...extra, NODE_ID: `${prefix}-p${++started}` });
+      const p = await spawnPusher({ ...stack.env, ...pusherEnv, ...extra, NODE_ID: `${prefix}-p${++started}` }, pusherNodeArgs);
       list.push(p);
       return p;
     },

@@ -3,9 +3,16 @@
  * probes over the IPC channel after a full GC, so heap per connection is
  * measured on live objects only. Never used outside benchmarks.
  */
+import { writeHeapSnapshot } from 'node:v8';
+
 const gc = (globalThis as { gc?: () => void }).gc;
 
-process.on('message', (m: { probe?: string; id?: number }) => {
+process.on('message', (m: { probe?: string; id?: number; file?: string }) => {
+  if (m?.probe === 'heap-snapshot' && m.file) {
+    gc?.();
+    process.send?.({ probe: 'heap-snapshot', id: m.id, file: writeHeapSnapshot(m.file) });
+    return;
+  }
   if (m?.probe !== 'memory') return;
   gc?.();
   gc?.();

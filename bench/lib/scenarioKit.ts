@@ -90,3 +90,24 @@ export async function settle(peek: () => Promise<{ unique: number }>, expected: 
     await sleep(100);
   }
 }
+
+/** `--profile`: the pushers write V8 CPU profiles into `<outDir>/profiles/` when they exit. */
+export function pusherNodeArgs(o: ScenarioOptions): string[] {
+  return o.args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(o.outDir, 'profiles')}`] : [];
+}
+
+/** `--pusher-env K=V,K2=V2`: extra environment for the pushers (experiments). */
+export function pusherEnvArg(o: ScenarioOptions): Record<string, string> {
+  const v = o.args['pusher-env'];
+  if (typeof v !== 'string') return {};
+  return Object.fromEntries(v.split(',').map((kv) => kv.split('=') as [string, string]));
+}
+
+/**
+ * Waits until the processes use less than `percent` of a core each over one
+ * second (the work a burst left behind is done), or `timeoutMs` passes.
+ */
+export async function quiesce(pids: number[], { percent = 5, timeoutMs = 60_000 } = {}): Promise<boolean> {
+  const { cpuPercent } = await import('./procStats.js');
+  return waitUntil(async () => (await cpuPercent(pids, 1000)).every((p) => p < percent), timeoutMs, 0);
+}

@@ -13,7 +13,7 @@ import { startBenchStack, type BenchPusher } from '../lib/benchStack.js';
 import { formatLatency } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { metricSum, num, round, settle, sleep, startSubmitter, target, waitUntil } from '../lib/scenarioKit.js';
+import { metricSum, num, round, settle, sleep, startSubmitter, target, waitUntil, pusherNodeArgs } from '../lib/scenarioKit.js';
 import type { Scenario } from '../lib/types.js';
 
 const sumMetric = async (pushers: BenchPusher[], name: string, filter?: string) =>
@@ -28,7 +28,7 @@ export const run: Scenario = async (o) => {
   if (drop <= 0 || drop > 1) throw new Error('--drop must be a fraction in (0, 1]');
   const options = { clients, pushers, drop, messagesPerUser: perUser, reconnectConcurrency: concurrency, how: 'client-side TCP reset, then all reconnect at once' };
 
-  const b = await startBenchStack({ pushers, log: o.log });
+  const b = await startBenchStack({ pusherNodeArgs: pusherNodeArgs(o), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   try {

@@ -15,7 +15,7 @@ import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import { formatLatency, type LatencySummary } from '../lib/histogram.js';
 import { startLoadgen, type Loadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { list, num, round, settle, sleep, startSubmitter, target } from '../lib/scenarioKit.js';
+import { list, num, round, settle, sleep, startSubmitter, target, pusherNodeArgs } from '../lib/scenarioKit.js';
 import type { SubmitSpec } from '../lib/submitWorker.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
@@ -109,7 +109,7 @@ export const run: Scenario = async (o) => {
   const concurrency = num(o, 'concurrency', 64, 64);
   const options = { users, pushers, dispatchers, seconds, transientRate, persistentRate, kafkaTransientRate, kafkaPersistentRate, ramp, rampSeconds, batch, concurrency };
 
-  const b = await startBenchStack({ pushers, dispatchers, log: o.log });
+  const b = await startBenchStack({ pusherNodeArgs: pusherNodeArgs(o), pushers, dispatchers, log: o.log });
   const lg = await startLoadgen({ maxClients: users, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   const results: PhaseResult[] = [];
