@@ -21,7 +21,8 @@ export interface Collected {
   received: number;
   hist: LatencyHistogram;
   arrivals: number[];
-  timeline: Map<number, number>;
+  /** 100 ms bucket -> [count, latency sum, latency max]. */
+  timeline: Map<number, [number, number, number]>;
   firstAt: number;
   lastAt: number;
   dropped: number;
@@ -110,10 +111,17 @@ export class ClientPool {
   async collect(): Promise<Collected> {
     const stats = await Promise.all(this.procs.map((p) => (p.send({ cmd: 'collect' }), nextMessage<StatsEv>(p, (m) => m.ev === 'stats', 30_000, 'stats'))));
     const hist = new LatencyHistogram();
-    const timeline = new Map<number, number>();
+    const timeline = new Map<number, [number, number, number]>();
     for (const s of stats) {
       hist.add(LatencyHistogram.decode(s.hist));
-      for (const [b, c] of s.timeline) timeline.set(b, (timeline.get(b) ?? 0) + c);
+      for (const [b, c, sum, max] of s.timeline) {
+        const t = timeline.get(b);
+        if (t) {
+          t[0] += c;
+          t[1] += sum;
+          t[2] = Math.max(t[2], max);
+        } else timeline.set(b, [c, sum, max]);
+      }
     }
     const firsts = stats.map((s) => s.firstAt).filter((x) => x > 0);
     return {

@@ -82,6 +82,8 @@ export interface TargetResult {
   saturationLevels?: SaturationLevel[];
   broadcast?: BroadcastResult;
   saturationTimeline?: Array<[number, number]>;
+  /** Mean unicast latency per 500 ms window at the fixed rate. */
+  fixedLatencyTimeline?: Array<[number, number]>;
   broadcastCdf?: Array<[number, number]>;
 }
 
@@ -101,14 +103,20 @@ function unicastOf(pub: { sent: number; accepted: number; errors: number; skippe
   };
 }
 
-/** Per-second delivery rate over time (from 100 ms buckets), x in seconds from `fromMs`. */
-function rateSeries(col: Collected, fromMs: number): Array<[number, number]> {
-  const out: Array<[number, number]> = [];
+/**
+ * Over time, in 500 ms windows (x in seconds from `fromMs`): the delivery rate per second,
+ * and the mean and max latency of the messages received in the window.
+ */
+function timeSeries(col: Collected, fromMs: number): { rate: Array<[number, number]>; meanMs: Array<[number, number]>; maxMs: Array<[number, number]> } {
+  const out = { rate: [] as Array<[number, number]>, meanMs: [] as Array<[number, number]>, maxMs: [] as Array<[number, number]> };
   const buckets = [...col.timeline].sort((a, b) => a[0] - b[0]);
   for (let i = 0; i < buckets.length; i += 5) {
     const slice = buckets.slice(i, i + 5);
-    const sum = slice.reduce((s, b) => s + b[1], 0);
-    out.push([round((slice[0]![0] * 100 - fromMs) / 1000, 1), (sum * 10) / slice.length]);
+    const x = Math.max(0, round((slice[0]![0] * 100 - fromMs) / 1000, 1));
+    const count = slice.reduce((s, b) => s + b[1][0], 0);
+    out.rate.push([x, (count * 10) / slice.length]);
+    out.meanMs.push([x, round(slice.reduce((s, b) => s + b[1][1], 0) / count)]);
+    out.maxMs.push([x, round(Math.max(...slice.map((b) => b[1][2])))]);
   }
   return out;
 }
@@ -154,7 +162,9 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     await pool.reset(++runId);
     const fixed = await pub.run({ run: runId, kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.phaseMs, concurrency: 256 });
     await pool.waitFor((c) => c.received >= fixed.accepted, { idleMs: 3000, timeoutMs: 20_000 });
-    r.fixed = unicastOf(fixed, await pool.collect(), cfg.rate);
+    const fixedCol = await pool.collect();
+    r.fixed = unicastOf(fixed, fixedCol, cfg.rate);
+    r.fixedLatencyTimeline = timeSeries(fixedCol, fixed.startedAt).meanMs;
     log(`peers/${target.name}: unicast at ${cfg.rate}/s: ${r.fixed.deliveredPerSec} delivered/s, ${formatLatency(r.fixed.latency)}, lost ${r.fixed.lost}, errors ${r.fixed.errors}, skipped ${r.fixed.skipped}`);
 
     // Saturation: closed loop at each concurrency level; the level that delivers most is "saturation".
@@ -174,7 +184,7 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
       log(`peers/${target.name}: unicast at saturation (${concurrency} in flight): ${level.deliveredPerSec} delivered/s, ${formatLatency(level.latency)}, lost ${level.lost}, errors ${level.errors}; cores used: ${JSON.stringify(level.cores)}`);
       if (!r.saturation || level.deliveredPerSec > r.saturation.deliveredPerSec) {
         r.saturation = level;
-        r.saturationTimeline = rateSeries(satCol, sat.startedAt);
+        r.saturationTimeline = timeSeries(satCol, sat.startedAt).rate;
       }
     }
 
@@ -277,6 +287,16 @@ export const run: Scenario = async (opts) => {
     });
     charts.push('peers-unicast-saturation.svg');
   }
+  const withLatency = results.filter((x) => x.fixedLatencyTimeline?.length);
+  if (withLatency.length) {
+    writeLineChart(path.join(outDir, 'peers-unicast-latency.svg'), {
+      title: `Unicast at ${cfg.rate}/s: mean latency per 500 ms`,
+      xLabel: 's since start',
+      yLabel: 'ms',
+      series: withLatency.map((x) => ({ name: x.name, points: x.fixedLatencyTimeline! })),
+    });
+    charts.push('peers-unicast-latency.svg');
+  }
   const withCdf = results.filter((x) => x.broadcastCdf?.length);
   if (withCdf.length) {
     writeLineChart(path.join(outDir, 'peers-broadcast.svg'), {
@@ -312,7 +332,7 @@ export const run: Scenario = async (opts) => {
     options: { quick, perProcess, ...cfg, targets: wanted },
     summary,
     metrics: {
-      targets: Object.fromEntries(results.map((x) => [x.name, { ...x, saturationTimeline: undefined, broadcastCdf: undefined }])),
+      targets: Object.fromEntries(results.map((x) => [x.name, { ...x, saturationTimeline: undefined, broadcastCdf: undefined, fixedLatencyTimeline: undefined }])),
       ratios,
       bestPeerDeliveredPerSec: bestRate?.saturation?.deliveredPerSec ?? null,
       bestPeerByRate: bestRate?.name ?? null,

@@ -14,7 +14,8 @@ import { nowMs, type BenchPayload, type ConnectCmd, type StatsEv } from './proto
 let hist = new LatencyHistogram();
 let received = 0;
 let arrivals: number[] = [];
-let timeline = new Map<number, number>();
+/** 100 ms bucket -> [count, latency sum, latency max]. */
+let timeline = new Map<number, [number, number, number]>();
 let firstAt = 0;
 let lastAt = 0;
 let dropped = 0;
@@ -31,11 +32,17 @@ function onPayload(p: BenchPayload): void {
     return;
   }
   received++;
-  hist.recordMs(now - p.t);
+  const ms = now - p.t;
+  hist.recordMs(ms);
   if (!firstAt) firstAt = now;
   lastAt = now;
   const bucket = Math.floor(now / 100);
-  timeline.set(bucket, (timeline.get(bucket) ?? 0) + 1);
+  const b = timeline.get(bucket);
+  if (b) {
+    b[0]++;
+    b[1] += ms;
+    if (ms > b[2]) b[2] = ms;
+  } else timeline.set(bucket, [1, ms, ms]);
 }
 
 const onDrop = () => {
@@ -196,7 +203,7 @@ async function connect(cmd: ConnectCmd): Promise<void> {
 }
 
 function stats(): StatsEv {
-  return { ev: 'stats', received, hist: hist.encode(), arrivals, timeline: [...timeline], firstAt, lastAt, dropped };
+  return { ev: 'stats', received, hist: hist.encode(), arrivals, timeline: [...timeline].map(([k, v]) => [k, ...v]), firstAt, lastAt, dropped };
 }
 
 process.on('message', (m: { cmd: string; run?: number }) => {

@@ -56,8 +56,8 @@ export interface StatsEv {
   hist: string;
   /** Broadcast latencies (ms from submission) since the last reset. */
   arrivals: number[];
-  /** [100 ms bucket of wall time, messages received in it]. */
-  timeline: Array<[number, number]>;
+  /** [100 ms bucket of wall time, messages received in it, sum of their latencies (ms), max latency (ms)]. */
+  timeline: Array<[number, number, number, number]>;
   firstAt: number;
   lastAt: number;
   /** Connections that closed while the benchmark still wanted them. */
