@@ -9,6 +9,7 @@
  * bench/results/latest/.
  */
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { gitCommit, machineInfo, newRunDir, RESULTS_DIR, writeReport } from './lib/results.js';
 import type { Scenario, ScenarioOptions, ScenarioReport } from './lib/types.js';
@@ -54,6 +55,7 @@ const log = (line: string) => console.log(`  ${line}`);
 /** Runs one scenario; a missing module, a throw or a timeout becomes a failed report, never an exception. */
 async function runOne(name: string, base: Omit<ScenarioOptions, 'log'>, timeoutMs: number): Promise<ScenarioReport> {
   const started = Date.now();
+  const loadBefore = os.loadavg()[0]!;
   console.log(`\n== ${name}${base.quick ? ' (quick)' : ''}`);
   let report: ScenarioReport;
   try {
@@ -72,6 +74,8 @@ async function runOne(name: string, base: Omit<ScenarioOptions, 'log'>, timeoutM
     report = { scenario: name, options: base.args, summary: [`FAILED: ${message}`], metrics: { error: (err as Error).stack ?? message }, charts: [] };
   }
   report.metrics.durationSeconds = Math.round((Date.now() - started) / 100) / 10;
+  // The machine is shared: the 1-minute load average around a scenario tells how noisy its figures are.
+  report.metrics.loadAverage = { before: Math.round(loadBefore * 10) / 10, after: Math.round(os.loadavg()[0]! * 10) / 10 };
   for (const line of report.summary) console.log(`  ${line}`);
   for (const t of report.targets ?? []) console.log(`  [${t.met ? 'met' : 'MISSED'}] ${t.name}: ${t.measured} (target ${t.target})`);
   const file = writeReport(base.outDir, report);
@@ -96,7 +100,7 @@ function combinedReport(reports: ScenarioReport[], runDir: string, quick: boolea
   ];
   for (const r of reports) for (const t of r.targets ?? []) lines.push(`| ${r.scenario} | ${t.name} | ${t.target} | ${t.measured} | ${t.met ? 'met' : '**missed**'} |`);
   for (const r of reports) {
-    lines.push('', `## ${r.scenario}`, '', ...r.summary.map((s) => `- ${s}`), '', `Options: \`${JSON.stringify(r.options)}\` (${String(r.metrics.durationSeconds ?? '?')} s). Data: [${r.scenario}.json](latest/${r.scenario}.json)`);
+    lines.push('', `## ${r.scenario}`, '', ...r.summary.map((s) => `- ${s}`), '', `Options: \`${JSON.stringify(r.options)}\` (${String(r.metrics.durationSeconds ?? '?')} s, load average ${JSON.stringify(r.metrics.loadAverage ?? {})}). Data: [${r.scenario}.json](latest/${r.scenario}.json)`);
     for (const c of r.charts) lines.push('', `![${c}](latest/${c})`);
   }
   return `${lines.join('\n')}\n`;

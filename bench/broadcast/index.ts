@@ -14,7 +14,7 @@ import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import type { LatencySummary } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { num, round, settle, sleep, target, pusherNodeArgs } from '../lib/scenarioKit.js';
+import { num, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
 interface Shot {
@@ -60,7 +60,7 @@ async function hopsOf(b: BenchStack, messageId: string, submittedAt: number): Pr
 }
 
 async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: number, repeats: number): Promise<Shot[]> {
-  const b = await startBenchStack({ pusherNodeArgs: pusherNodeArgs(o), pushers, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
   const shots: Shot[] = [];
   try {

@@ -11,7 +11,7 @@ import os from 'node:os';
 import { startBenchStack, type BenchPusher, type MemoryProbe } from '../lib/benchStack.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { cpuPercent } from '../lib/procStats.js';
-import { kb, metricSum, mib, num, quiesce, round, target, waitUntil, pusherEnvArg, pusherNodeArgs } from '../lib/scenarioKit.js';
+import { kb, metricSum, mib, num, quiesce, round, target, waitUntil, pusherEnvArg, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
 const perConn = (before: MemoryProbe, after: MemoryProbe, n: number) => ({
@@ -26,18 +26,19 @@ async function serverConnections(pushers: BenchPusher[]): Promise<number> {
 }
 
 export const run: Scenario = async (o) => {
-  const single = num(o, 'single', 5000, 19_000);
-  const total = num(o, 'total', 10_000, 150_000);
+  const single = num(o, 'single', 3000, 19_000);
+  const total = num(o, 'total', 6000, 150_000);
   const pusherCount = num(o, 'pushers', 2, 8);
-  const idleSeconds = num(o, 'idle-seconds', 30, 30);
-  const heartbeatMs = num(o, 'heartbeat-ms', 25_000, 25_000);
+  const idleSeconds = num(o, 'idle-seconds', 12, 30);
+  // Quick runs use a shorter heartbeat so the short idle window still holds one (more work, not less).
+  const heartbeatMs = num(o, 'heartbeat-ms', 10_000, 25_000);
   const concurrency = num(o, 'concurrency', 200, 400);
   const options = { single, total, pushers: pusherCount, idleSeconds, heartbeatMs, concurrency, loadgenPerWorker: 15_000 };
   const summary: string[] = [];
   const metrics: Record<string, unknown> = {};
   const targets: TargetCheck[] = [];
 
-  const b = await startBenchStack({ pusherNodeArgs: pusherNodeArgs(o), pushers: 1, pusherEnv: { PUSHER_HEARTBEAT_MS: String(heartbeatMs), ...pusherEnvArg(o) }, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), pushers: 1, pusherEnv: { PUSHER_HEARTBEAT_MS: String(heartbeatMs), ...pusherEnvArg(o) }, log: o.log });
   const lg = await startLoadgen({ maxClients: Math.max(single, total), app: b.stack.app, ...(await b.signingKey()) });
   try {
     // Phase 1: one pusher, as many connections as one process may hold.
@@ -48,7 +49,7 @@ export const run: Scenario = async (o) => {
     await waitUntil(async () => (await serverConnections([p1])) >= c1.ok, 15_000, 250);
     // Connecting leaves work behind (routes, presence, resume reads); memory is read once it is done and the node sat idle.
     const settleStarted = Date.now();
-    await quiesce([p1.pid]);
+    await quiesce([p1.pid], { timeoutMs: o.quick ? 20_000 : 60_000 });
     const settleSeconds = round((Date.now() - settleStarted) / 1000);
     const [idle1] = await cpuPercent([p1.pid], idleSeconds * 1000);
     const after = await p1.memory();
@@ -67,7 +68,7 @@ export const run: Scenario = async (o) => {
       const c2 = await lg.connect({ userPrefix: 'v', count: total - single, urls: more.map((p) => p.wsUrl), concurrency });
       const expected = c1.ok + c2.ok;
       await waitUntil(async () => (await serverConnections(b.pushers)) >= expected, 30_000, 500);
-      await quiesce(b.pushers.map((p) => p.pid), { timeoutMs: 120_000 });
+      await quiesce(b.pushers.map((p) => p.pid), { timeoutMs: o.quick ? 20_000 : 120_000 });
       const held = await serverConnections(b.pushers);
       const idle = await cpuPercent(b.pushers.map((p) => p.pid), idleSeconds * 1000);
       const afters = await Promise.all(more.map((p) => p.memory()));

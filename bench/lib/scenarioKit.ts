@@ -91,9 +91,9 @@ export async function settle(peek: () => Promise<{ unique: number }>, expected: 
   }
 }
 
-/** `--profile`: the pushers write V8 CPU profiles into `<outDir>/profiles/` when they exit. */
-export function pusherNodeArgs(o: ScenarioOptions): string[] {
-  return o.args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.join(o.outDir, 'profiles')}`] : [];
+/** `--profile`: every service of the stack writes a V8 CPU profile into `<outDir>/profiles/` when it exits. */
+export function profileEnv(o: ScenarioOptions): Record<string, string> {
+  return o.args.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(o.outDir, 'profiles')}` } : {};
 }
 
 /** `--pusher-env K=V,K2=V2`: extra environment for the pushers (experiments). */

@@ -13,14 +13,14 @@ import { startBenchStack, type BenchPusher } from '../lib/benchStack.js';
 import { formatLatency } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { metricSum, num, round, settle, sleep, startSubmitter, target, waitUntil, pusherNodeArgs } from '../lib/scenarioKit.js';
+import { metricSum, num, round, settle, sleep, startSubmitter, target, waitUntil, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario } from '../lib/types.js';
 
 const sumMetric = async (pushers: BenchPusher[], name: string, filter?: string) =>
   (await Promise.all(pushers.map((p) => p.metrics().catch(() => '')))).reduce((a, t) => a + metricSum(t, name, filter), 0);
 
 export const run: Scenario = async (o) => {
-  const clients = num(o, 'clients', 4000, 30_000);
+  const clients = num(o, 'clients', 3000, 30_000);
   const pushers = num(o, 'pushers', 2, 2);
   const drop = num(o, 'drop', 0.5, 0.5);
   const perUser = num(o, 'messages-per-user', 2, 2);
@@ -28,7 +28,7 @@ export const run: Scenario = async (o) => {
   if (drop <= 0 || drop > 1) throw new Error('--drop must be a fraction in (0, 1]');
   const options = { clients, pushers, drop, messagesPerUser: perUser, reconnectConcurrency: concurrency, how: 'client-side TCP reset, then all reconnect at once' };
 
-  const b = await startBenchStack({ pusherNodeArgs: pusherNodeArgs(o), pushers, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   try {
@@ -66,7 +66,7 @@ export const run: Scenario = async (o) => {
     const t0 = nowMs();
     const r = await lg.reconnect({ concurrency, timeoutMs: 30_000 });
     const reconnectsPerSecond = round(r.ok / (r.ms / 1000));
-    const got = await settle(() => lg.peek(), sub.accepted, { quietMs: 5000, maxMs: 90_000 });
+    const got = await settle(() => lg.peek(), sub.accepted, { quietMs: 5000, maxMs: o.quick ? 30_000 : 90_000 });
     const collected = await lg.collect();
     const resumed = (await sumMetric(b.pushers, 'push_delivered_total', 'path="resume"')) - resumedBefore;
     const lost = Math.max(0, sub.accepted - got);

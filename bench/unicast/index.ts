@@ -15,7 +15,7 @@ import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import { formatLatency, type LatencySummary } from '../lib/histogram.js';
 import { startLoadgen, type Loadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { list, num, round, settle, sleep, startSubmitter, target, pusherNodeArgs } from '../lib/scenarioKit.js';
+import { list, num, round, settle, sleep, startSubmitter, target, profileEnv } from '../lib/scenarioKit.js';
 import type { SubmitSpec } from '../lib/submitWorker.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
@@ -29,6 +29,8 @@ export interface PhaseSpec {
   userPrefix: string;
   batch: number;
   concurrency: number;
+  /** Longest wait for deliveries after the submission ends. Default 60 s. */
+  settleMaxMs?: number;
 }
 
 export interface PhaseResult extends PhaseSpec {
@@ -67,7 +69,7 @@ export async function runPhase(b: BenchStack, lg: Loadgen, submitter: Submitter,
   };
   const t0 = nowMs();
   const sub = await submitter.run(spec);
-  await settle(() => lg.peek(), sub.accepted, { quietMs: 5000, maxMs: 60_000 });
+  await settle(() => lg.peek(), sub.accepted, { quietMs: 5000, maxMs: p.settleMaxMs ?? 60_000 });
   const c = await lg.collect();
   // Over the submission window plus the drain: a pipeline that falls behind shows a lower rate.
   const activeSeconds = Math.max(sub.ms, c.lastReceiptAt - t0) / 1000;
@@ -107,18 +109,27 @@ export const run: Scenario = async (o) => {
   const rampSeconds = num(o, 'ramp-seconds', 4, 6);
   const batch = num(o, 'batch', 10, 10);
   const concurrency = num(o, 'concurrency', 64, 64);
-  const options = { users, pushers, dispatchers, seconds, transientRate, persistentRate, kafkaTransientRate, kafkaPersistentRate, ramp, rampSeconds, batch, concurrency };
+  // A quick run must leave time for the other scenarios: phases past the budget are skipped (and say so).
+  const budgetMs = num(o, 'budget-seconds', 140, 1200) * 1000;
+  const options = { budgetSeconds: budgetMs / 1000, users, pushers, dispatchers, seconds, transientRate, persistentRate, kafkaTransientRate, kafkaPersistentRate, ramp, rampSeconds, batch, concurrency };
 
-  const b = await startBenchStack({ pusherNodeArgs: pusherNodeArgs(o), pushers, dispatchers, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), pushers, dispatchers, log: o.log });
   const lg = await startLoadgen({ maxClients: users, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   const results: PhaseResult[] = [];
   const rampResults: PhaseResult[] = [];
+  const skipped: string[] = [];
+  const startedAt = Date.now();
+  const overBudget = (label: string) => {
+    if (Date.now() - startedAt < budgetMs) return false;
+    skipped.push(label);
+    return true;
+  };
   try {
     const c = await lg.connect({ userPrefix: 'u', count: users, urls: b.pushers.map((p) => p.wsUrl), concurrency: 200 });
     if (c.failed > 0) throw new Error(`${c.failed} of ${users} clients could not connect: ${JSON.stringify(c.errors)}`);
     o.log(`unicast: ${users} users connected to ${pushers} pusher(s) in ${round(c.ms / 1000)} s`);
-    const base = { users, userPrefix: 'u', batch, concurrency, seconds };
+    const base = { users, userPrefix: 'u', batch, concurrency, seconds, settleMaxMs: o.quick ? 20_000 : 60_000 };
     // Warm up every path once (JIT, connections, topic metadata); not reported.
     await runPhase(b, lg, submitter, { ...base, label: 'warmup', mode: 'http', persistent: true, rate: 500, seconds: 2 });
     await runPhase(b, lg, submitter, { ...base, label: 'warmup-kafka', mode: 'kafka', persistent: false, rate: 500, seconds: 2 });
@@ -129,6 +140,7 @@ export const run: Scenario = async (o) => {
       { label: 'kafka-persistent', mode: 'kafka', persistent: true, rate: kafkaPersistentRate },
     ];
     for (const ph of phases) {
+      if (overBudget(ph.label)) continue;
       o.log(`unicast: ${ph.label} at ${ph.rate}/s`);
       const r = await runPhase(b, lg, submitter, { ...base, ...ph });
       results.push(r);
@@ -137,6 +149,7 @@ export const run: Scenario = async (o) => {
     }
     for (const persistent of [false, true]) {
       for (const rate of ramp) {
+        if (overBudget(`ramp ${persistent ? 'persistent' : 'transient'} ${rate}/s`)) break;
         const r = await runPhase(b, lg, submitter, { ...base, label: `ramp-http-${persistent ? 'persistent' : 'transient'}-${rate}`, mode: 'http', persistent, rate, seconds: rampSeconds });
         rampResults.push(r);
         o.log(describe(r));
@@ -203,6 +216,7 @@ export const run: Scenario = async (o) => {
   const summary = [
     ...results.map(describe),
     `ramp (HTTP, ${batch} recipients/request): ${rampResults.map((r) => `${r.persistent ? 'P' : 'T'}${r.rate}: ${Math.round(r.deliveredPerSecond)}/s p99 ${r.latency.p99} ms${saturated(r) ? ' (saturated)' : ''}`).join('; ')}`,
+    ...(skipped.length ? [`skipped for the time budget (${budgetMs / 1000} s): ${skipped.join(', ')}`] : []),
     `best unsaturated HTTP: transient ${bt ? `${Math.round(bt.deliveredPerSecond)}/s (p99 ${bt.latency.p99} ms)` : 'none'}, persistent ${bp ? `${Math.round(bp.deliveredPerSecond)}/s (p99 ${bp.latency.p99} ms)` : 'none'}`,
   ];
   return { scenario: 'unicast', options, summary, metrics: { phases: results, ramp: rampResults, totalLost }, charts, targets };
