@@ -12,6 +12,7 @@ import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync
 import os from 'node:os';
 import path from 'node:path';
 import { gitCommit, machineInfo, newRunDir, RESULTS_DIR, writeReport } from './lib/results.js';
+import { killTracked } from './lib/processes.js';
 import type { Scenario, ScenarioOptions, ScenarioReport } from './lib/types.js';
 
 // Loaded lazily by path, so a scenario whose module is missing or broken fails alone.
@@ -70,6 +71,8 @@ async function runOne(name: string, base: Omit<ScenarioOptions, 'log'>, timeoutM
       clearTimeout(timer);
     }
   } catch (err) {
+    const killed = killTracked();
+    if (killed > 0) console.log(`  killed ${killed} processes the scenario left running`);
     const message = (err as Error).message.split('\n')[0]!;
     report = { scenario: name, options: base.args, summary: [`FAILED: ${message}`], metrics: { error: (err as Error).stack ?? message }, charts: [] };
   }

@@ -12,6 +12,7 @@ import { infraUp } from '../../infra/stack.js';
 import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort, ROOT } from '../../test/support/services.js';
 import { cpuSeconds, rssBytes } from './procStats.js';
+import { track } from './processes.js';
 
 const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pusherProbe.ts');
 
@@ -56,11 +57,11 @@ let probeSeq = 0;
 
 async function spawnPusher(env: Record<string, string>, nodeArgs: string[] = []): Promise<BenchPusher> {
   const port = await freePort();
-  const proc = spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
+  const proc = track(spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env, PUSHER_PORT: String(port) },
     stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  });
+  }));
   let out = '';
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
   proc.stdout!.on('data', keep);
@@ -142,6 +143,7 @@ export async function startBenchStack({
 } = {}): Promise<BenchStack> {
   await infraUp({ log });
   const stack = await startStack({ pushers: 0, dispatchers, env: { LOG_LEVEL: 'warn', ...env }, limits: { maxRecipients: 10_000 } });
+  for (const svc of [stack.auth, stack.collector, ...stack.dispatchers]) track(svc.proc);
   const prefix = stack.env.KAFKA_TOPIC_PREFIX!.slice(0, -1);
   const list: BenchPusher[] = [];
   let started = 0;

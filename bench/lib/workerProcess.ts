@@ -1,5 +1,6 @@
 /** A forked tsx child process answering `{ cmd, req }` commands over IPC with `{ type: 'reply', req, ok, data | error }`. */
 import { fork, type ChildProcess } from 'node:child_process';
+import { track } from './processes.js';
 
 type Pending = { resolve: (v: unknown) => void; reject: (e: Error) => void };
 
@@ -11,7 +12,7 @@ export class WorkerProcess {
 
   /** `onOther` receives every message that is not a reply (e.g. per-second ticks). */
   constructor(file: string, onOther: (m: { type: string } & Record<string, unknown>) => void = () => undefined) {
-    this.proc = fork(file, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.proc = track(fork(file, [], { execArgv: ['--import', 'tsx'], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
     this.proc.on('message', (m: { type: string; req: number; ok: boolean; data?: unknown; error?: string }) => {
       if (m.type !== 'reply') return onOther(m);
       const p = this.pending.get(m.req);
