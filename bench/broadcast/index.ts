@@ -14,7 +14,7 @@ import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import type { LatencySummary } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { num, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
+import { num, quiesce, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
 interface Shot {
@@ -65,7 +65,11 @@ async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: num
   const shots: Shot[] = [];
   try {
     const c = await lg.connect({ userPrefix: 'b', count: clients, urls: b.pushers.map((p) => p.wsUrl), concurrency: 300 });
-    o.log(`broadcast: ${c.ok}/${clients} clients on ${pushers} pusher(s) in ${round(c.ms / 1000)} s${c.failed ? ` (${JSON.stringify(c.errors)})` : ''}`);
+    // Connecting leaves work behind on the pushers (routes, presence, resume reads); a broadcast
+    // sent into that backlog measures the backlog, so wait until it is done.
+    const settleStarted = Date.now();
+    await quiesce(b.pushers.map((p) => p.pid), { timeoutMs: o.quick ? 20_000 : 60_000 });
+    o.log(`broadcast: ${c.ok}/${clients} clients on ${pushers} pusher(s) in ${round(c.ms / 1000)} s, settled ${round((Date.now() - settleStarted) / 1000)} s later${c.failed ? ` (${JSON.stringify(c.errors)})` : ''}`);
     for (let i = 0; i <= repeats; i++) {
       await lg.record(`broadcast-${clients}x${pushers}-${i}`);
       const t = nowMs();
@@ -80,7 +84,8 @@ async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: num
       const got = await lg.collect();
       const latency = got.histogram.summary();
       // The first one warms up every path (JIT, connections) and is not reported.
-      if (i > 0) {
+      if (i === 0) o.log(`  warm-up (not reported) ${got.unique}/${c.ok}: first ${latency.min} ms, 50% ${latency.p50} ms, 100% ${latency.max} ms`);
+      else {
         const shot: Shot = { clients: c.ok, pushers, received: got.unique, latency, deliveriesPerSecond: Math.round(got.unique / (latency.max / 1000)), hops: await hopsOf(b, body.id, t) };
         shots.push(shot);
         o.log(`  ${got.unique}/${c.ok}: first ${latency.min} ms, 50% ${latency.p50} ms, 99% ${latency.p99} ms, 100% ${latency.max} ms; hops ${JSON.stringify(shot.hops)}`);
