@@ -3,6 +3,8 @@ import assert from 'node:assert/strict';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
 import { runCli } from './support/cli.js';
+import { Kafka, logLevel } from 'kafkajs';
+import { stack } from './support/env.js';
 
 describe('operator CLI against a live stack', () => {
   let s: TestStack;
@@ -122,6 +124,59 @@ describe('operator CLI against a live stack', () => {
     const unknown = await push(['nodes', 'drain', 'no-such-node']);
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, new RegExp(`no live node "no-such-node"; live nodes: ${nodeId()}`));
+  });
+
+  test('replay: a dry run counts the range per partition and app; start, show, list and stop a paced replay', { timeout: 90_000 }, async () => {
+    const from = new Date().toISOString();
+    for (let i = 0; i < 30; i++) assert.equal((await s.send({ to: { users: ['replayed-user'] }, payload: `r${i}` })).status, 202);
+    await eventually(async () => (await ok(['lag', '--group', 'push-dispatcher'])).total === 0, { what: 'ingested', timeoutMs: 15_000, intervalMs: 300 });
+    const to = new Date(Date.now() + 1000).toISOString();
+    const dry = await ok(['replay', 'start', '--topic', 'ingest', '--from', from, '--to', to, '--user', 'replayed-user', '--dry-run']);
+    assert.equal(dry.dryRun, true);
+    assert.equal(dry.total, 30);
+    assert.deepEqual(dry.apps, { [s.app]: 30 });
+    assert.equal(dry.partitions.reduce((n: number, p: any) => n + p.matched, 0), 30);
+    const human = await push(['replay', 'start', '--topic', 'ingest', '--from', from, '--to', to, '--user', 'replayed-user', '--dry-run']);
+    assert.match(human.stdout, /30 records would be replayed/);
+
+    const started = await ok(['replay', 'start', '--topic', 'push.ingest', '--from', from, '--to', to, '--user', 'replayed-user', '--rate', '1']);
+    assert.match(started.id, /^[0-9A-Z]{26}$/);
+    assert.equal((await ok(['replay', 'show', started.id])).id, started.id);
+    assert.ok((await ok(['replay', 'list'])).replays.some((r: any) => r.id === started.id));
+    const stopped = await ok(['replay', 'stop', started.id]);
+    assert.equal(stopped.state, 'stopped');
+    assert.ok(stopped.progress.replayed < 30, `stopped part way: ${JSON.stringify(stopped.progress)}`);
+    const again = await push(['replay', 'stop', started.id]);
+    assert.equal(again.code, 1);
+    assert.match(again.stderr, /409 INVALID_TRANSITION/);
+    const future = await push(['replay', 'start', '--topic', 'ingest', '--from', new Date(Date.now() + 3_600_000).toISOString(), '--to', new Date(Date.now() + 7_200_000).toISOString()]);
+    assert.equal(future.code, 1);
+    assert.match(future.stderr, /400 INVALID_REQUEST: from is in the future/);
+  });
+
+  test('dlq: a poison record on push.events is listed, shown, replayed and purged', { timeout: 90_000 }, async () => {
+    const kafka = new Kafka({ clientId: 'cli-test', brokers: [stack.kafkaBrokers[0]!], logLevel: logLevel.NOTHING });
+    const producer = kafka.producer();
+    await producer.connect();
+    await producer.send({ topic: `${prefix}push.events`, messages: [{ key: 'poison', value: Buffer.from('not avro at all') }] });
+    await producer.disconnect();
+    const listed = await eventually(async () => {
+      const l = await ok(['dlq', 'list', '--source-topic', `${prefix}push.events`]);
+      return l.total >= 1 ? l : undefined;
+    }, { what: 'dead letter indexed', timeoutMs: 30_000, intervalMs: 500 });
+    const entry = listed.entries[0];
+    assert.equal(entry.sourceTopic, `${prefix}push.events`);
+    assert.equal(entry.key, 'poison');
+    const shown = await ok(['dlq', 'show', entry.id]);
+    assert.equal(Buffer.from(shown.valueBase64, 'base64').toString(), 'not avro at all');
+    assert.equal((await ok(['status'])).dlq.entries, listed.total);
+    const replayed = await ok(['dlq', 'replay', '--id', entry.id]);
+    assert.deepEqual(replayed, { replayed: 1, failed: [] });
+    const purged = await ok(['dlq', 'purge', '--all', '--yes']);
+    assert.ok(purged.purged >= 1, JSON.stringify(purged));
+    const missing = await push(['dlq', 'show', entry.id]);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /404 NOT_FOUND/);
   });
 
   test('bad arguments, bad keys and unreachable services: non-zero exit codes and clear messages', { timeout: 60_000 }, async () => {
