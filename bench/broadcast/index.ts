@@ -60,7 +60,7 @@ async function hopsOf(b: BenchStack, messageId: string, submittedAt: number): Pr
 }
 
 async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: number, repeats: number): Promise<Shot[]> {
-  const b = await startBenchStack({ env: profileEnv(o), pushers, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', `broadcast-${clients}x${pushers}`), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
   const shots: Shot[] = [];
   try {

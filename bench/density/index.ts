@@ -7,6 +7,7 @@
  *
  *   npm run bench -- density [--single 19000] [--total 150000] [--pushers 8] [--idle-seconds 30] [--heartbeat-ms 25000]
  */
+import path from 'node:path';
 import os from 'node:os';
 import { startBenchStack, type BenchPusher, type MemoryProbe } from '../lib/benchStack.js';
 import { startLoadgen } from '../lib/loadgen.js';
@@ -38,7 +39,7 @@ export const run: Scenario = async (o) => {
   const metrics: Record<string, unknown> = {};
   const targets: TargetCheck[] = [];
 
-  const b = await startBenchStack({ env: profileEnv(o), pushers: 1, pusherEnv: { PUSHER_HEARTBEAT_MS: String(heartbeatMs), ...pusherEnvArg(o) }, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'density'), pushers: 1, pusherEnv: { PUSHER_HEARTBEAT_MS: String(heartbeatMs), ...pusherEnvArg(o) }, log: o.log });
   const lg = await startLoadgen({ maxClients: Math.max(single, total), app: b.stack.app, ...(await b.signingKey()) });
   try {
     // Phase 1: one pusher, as many connections as one process may hold.

@@ -5,6 +5,7 @@
  * memory probe preloaded (see pusherProbe.ts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
@@ -131,6 +132,7 @@ export async function startBenchStack({
   env = {},
   pusherEnv = {},
   pusherNodeArgs = [],
+  logsDir,
   log = () => undefined,
 }: {
   pushers?: number;
@@ -139,6 +141,8 @@ export async function startBenchStack({
   pusherEnv?: Record<string, string>;
   /** Extra Node options for the pushers, e.g. `--cpu-prof` to profile them. */
   pusherNodeArgs?: string[];
+  /** Where each service's output (warnings and errors) is written when the stack stops. */
+  logsDir?: string;
   log?: (line: string) => void;
 } = {}): Promise<BenchStack> {
   await infraUp({ log });
@@ -176,6 +180,16 @@ export async function startBenchStack({
     async stop() {
       await Promise.all(list.map((p) => p.stop('SIGTERM', 15_000)));
       await stack.stop();
+      if (logsDir) {
+        mkdirSync(logsDir, { recursive: true });
+        const outputs: [string, string][] = [
+          ['auth', stack.auth.output()],
+          ['collector', stack.collector.output()],
+          ...stack.dispatchers.map((d, i) => [`dispatcher${i + 1}`, d.output()] as [string, string]),
+          ...list.map((p, i) => [`pusher${i + 1}`, p.output()] as [string, string]),
+        ];
+        for (const [name, text] of outputs) if (text) writeFileSync(path.join(logsDir, `${name}.log`), text.slice(-200_000));
+      }
     },
   };
   try {

@@ -28,7 +28,7 @@ export const run: Scenario = async (o) => {
   if (drop <= 0 || drop > 1) throw new Error('--drop must be a fraction in (0, 1]');
   const options = { clients, pushers, drop, messagesPerUser: perUser, reconnectConcurrency: concurrency, how: 'client-side TCP reset, then all reconnect at once' };
 
-  const b = await startBenchStack({ env: profileEnv(o), pushers, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'reconnect-storm'), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   try {

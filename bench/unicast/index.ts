@@ -113,7 +113,7 @@ export const run: Scenario = async (o) => {
   const budgetMs = num(o, 'budget-seconds', 140, 1200) * 1000;
   const options = { budgetSeconds: budgetMs / 1000, users, pushers, dispatchers, seconds, transientRate, persistentRate, kafkaTransientRate, kafkaPersistentRate, ramp, rampSeconds, batch, concurrency };
 
-  const b = await startBenchStack({ env: profileEnv(o), pushers, dispatchers, log: o.log });
+  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'unicast'), pushers, dispatchers, log: o.log });
   const lg = await startLoadgen({ maxClients: users, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   const results: PhaseResult[] = [];
