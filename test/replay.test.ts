@@ -207,7 +207,7 @@ describe('replay of push.ingest', () => {
       const nia = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('nia', 'phone')).token);
       const from = Date.now();
       await producer.send({ topic: topics.events, messages: [event('e1'), event('e2')] });
-      await nia.waitFor(2, 30_000);
+      await nia.waitFor(2, 60_000);
       const to = Date.now();
       nia.ack(ids(nia));
 
@@ -219,7 +219,7 @@ describe('replay of push.ingest', () => {
       assert.deepEqual([done.state, done.progress.replayed], ['done', 2]);
       // The marker goes the same way (same key, same partition), behind the replayed copies.
       await producer.send({ topic: topics.events, messages: [event('marker')] });
-      await nia.waitFor(3, 30_000);
+      await nia.waitFor(3, 60_000);
       assert.deepEqual(
         nia.messages.map((m) => m.payload.n),
         ['e1', 'e2', 'marker'],
@@ -258,5 +258,44 @@ describe('replay of push.ingest', () => {
     const missing = await admin(s, '/v1/admin/replays/01ARZ3NDEKTSV4RRFFQ69G5FAV');
     assert.deepEqual([missing.status, missing.body.error.code], [404, 'NOT_FOUND']);
     assert.equal((await admin(s, '/v1/admin/replays/not-an-id/stop', {})).status, 404);
+  });
+});
+
+describe('replay with two dispatchers', () => {
+  let s: TestStack;
+  before(async () => {
+    s = await startStack({ dispatchers: 2 });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('a replay whose dispatcher dies is continued by the other one from its saved positions', { timeout: 120_000 }, async () => {
+    const users = Array.from({ length: 300 }, (_, i) => `tk-${i}`);
+    const from = Date.now();
+    assert.equal((await s.send({ to: { users }, payload: { n: 'takeover' }, persistent: true, ttlSeconds: 3600 })).status, 202);
+    const to = Date.now();
+    const [first, second] = s.dispatchers as [TestStack['dispatchers'][0], TestStack['dispatchers'][0]];
+    const call = async (d: typeof first, path: string, body?: unknown) => {
+      const res = await fetch(`${d.url}${path}`, {
+        method: body === undefined ? 'GET' : 'POST',
+        headers: { authorization: OPERATOR, 'content-type': 'application/json' },
+        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      });
+      return { status: res.status, body: (await res.json()) as any };
+    };
+    const started = await call(first, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, ratePerSecond: 40 });
+    assert.equal(started.status, 202);
+    const id = started.body.id as string;
+    const poll = async (d: typeof first, ok: (r: any) => boolean, timeoutMs: number) => until(`replay ${id}`, async () => (await call(d, `/v1/admin/replays/${id}`)).body, ok, timeoutMs);
+    // Both dispatchers answer for it (shared state); it runs in the one that took it.
+    const moving = await poll(second, (r) => r.progress.replayed >= 40, 30_000);
+    assert.equal(moving.state, 'running');
+    await first.stop('SIGKILL');
+    const done = await poll(second, (r) => r.state !== 'running', 90_000);
+    assert.equal(done.state, 'done', JSON.stringify(done));
+    assert.equal(done.progress.matched, 300);
+    assert.equal(done.progress.replayed, 300);
+    assert.ok(done.progress.partitions.every((p: any) => p.position === p.endOffset));
   });
 });

@@ -141,9 +141,15 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
         onMessages: async (p, messages, heartbeat) => {
           let chunk: Message[] = [];
           let next = p.position;
+          let scanned = 0;
+          // Counters move with the position (in one synchronous step), so saved progress is
+          // consistent and a dispatcher taking over from it counts nothing twice.
           const flush = async () => {
             if (chunk.length > 0) await publisher.publish(physical(topics, replay.topic), chunk);
+            progress.scanned += scanned;
+            progress.matched += chunk.length;
             progress.replayed += chunk.length;
+            scanned = 0;
             chunk = [];
             p.position = next;
             // Pace: never ahead of ratePerSecond since this runner started.
@@ -153,12 +159,9 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
           };
           for (const m of messages) {
             if (halt !== undefined) break;
-            progress.scanned++;
+            scanned++;
             const c = classify(replay.topic, m, replay, { fromMs, toMs }, Date.now());
-            if (c.app !== undefined) {
-              progress.matched++;
-              chunk.push(copyOf(m, id, replay.topic, p.partition));
-            }
+            if (c.app !== undefined) chunk.push(copyOf(m, id, replay.topic, p.partition));
             next = (BigInt(m.offset) + 1n).toString();
             if (chunk.length >= chunkSize) await flush();
           }
