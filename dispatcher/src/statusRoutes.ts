@@ -41,6 +41,20 @@ export async function checkService(name: string, url: string, timeoutMs = 2000):
   }
 }
 
+/** Runs `fn` over `items` with at most `limit` at once, keeping the order of results. */
+async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
 export interface StatusDeps {
   kafka: Kafka;
   redis: Redis;
@@ -146,25 +160,37 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
     }
   };
 
+  // Several dashboards polling at once share one status per second.
+  let statusCache: { at: number; body: Promise<unknown> } | undefined;
   const router = Router() as Router & { close(): Promise<void> };
   router.get('/v1/admin/status', auth, async (_req, res) => {
+    if (!statusCache || Date.now() - statusCache.at >= 1000) {
+      const body = buildStatus();
+      statusCache = { at: Date.now(), body };
+      body.catch(() => (statusCache = undefined));
+    }
+    res.json(await statusCache.body);
+  });
+
+  const buildStatus = async () => {
     const nodes = await liveNodes(redis).catch(() => [] as NodeInfo[]);
     const rates = deps.sampler.nodeRates();
     const latest = deps.sampler.latest();
     const dispatchers = [deps.selfUrl(), ...deps.dispatcherUrls.filter((u) => u !== deps.selfUrl())];
+    const targets: [string, string][] = [
+      ['collector', deps.collectorUrl],
+      ['auth', deps.authUrl],
+      ...dispatchers.map((u): [string, string] => ['dispatcher', u]),
+      ...nodes.map((n): [string, string] => [`pusher ${n.id}`, nodeHttpUrl(n)]),
+    ];
     const [services, lagReport, tasks, dlq] = await Promise.all([
-      Promise.all([
-        checkService('collector', deps.collectorUrl),
-        checkService('auth', deps.authUrl),
-        ...dispatchers.map((u) => checkService('dispatcher', u)),
-        ...nodes.map((n) => checkService(`pusher ${n.id}`, nodeHttpUrl(n))),
-      ]),
+      mapBounded(targets, 16, ([name, url]) => checkService(name, url)),
       lag(nodes),
       taskSummary(),
       dlqSize(),
     ]);
     const series = deps.sampler.series();
-    res.json({
+    return {
       at: new Date().toISOString(),
       services,
       nodes: nodes.map((n) => ({
@@ -181,8 +207,8 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
       tasks,
       dlq,
       throughput: series.slice(-60),
-    });
-  });
+    };
+  };
 
   router.get('/v1/admin/lag', auth, async (_req, res) => {
     const report = await lag(await liveNodes(redis).catch(() => []));
