@@ -9,7 +9,10 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
+import { pino } from 'pino';
 import { infraUp } from '../../infra/stack.js';
+import { createKafka } from '../../common/src/kafka.js';
+import { topicNames } from '../../common/src/topics.js';
 import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort, ROOT } from '../../test/support/services.js';
 import { cpuSeconds, rssBytes } from './procStats.js';
@@ -199,4 +202,27 @@ export async function startBenchStack({
     throw err;
   }
   return b;
+}
+
+/**
+ * Records of `push.ingest` (and `push.events`) the dispatcher (collector)
+ * group has not committed yet: 0 means the pipeline has drained.
+ */
+export async function pipelineLag(b: BenchStack): Promise<{ ingest: number; events: number }> {
+  const topics = topicNames(b.stack.env.KAFKA_TOPIC_PREFIX!);
+  const kafka = createKafka({ clientId: 'bench-lag', brokers: [process.env.KAFKA_BROKERS ?? '127.0.0.1:9092'], logger: pino({ level: 'silent' }) });
+  const admin = kafka.admin();
+  await admin.connect();
+  try {
+    const lag = async (topic: string, groupId: string) => {
+      const ends = await admin.fetchTopicOffsets(topic).catch(() => []);
+      if (ends.length === 0) return 0;
+      const [committed] = await admin.fetchOffsets({ groupId, topics: [topic] });
+      const at = new Map((committed?.partitions ?? []).map((p) => [p.partition, Number(p.offset)]));
+      return ends.reduce((a, e) => a + Math.max(0, Number(e.high) - Math.max(0, at.get(e.partition) ?? 0)), 0);
+    };
+    return { ingest: await lag(topics.ingest, topics.groups.dispatcher), events: await lag(topics.events, topics.groups.collectorEvents) };
+  } finally {
+    await admin.disconnect();
+  }
 }

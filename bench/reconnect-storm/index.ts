@@ -9,11 +9,11 @@
  */
 import path from 'node:path';
 import { writeLineChart } from '../lib/chart.js';
-import { startBenchStack, type BenchPusher } from '../lib/benchStack.js';
+import { pipelineLag, startBenchStack, type BenchPusher } from '../lib/benchStack.js';
 import { formatLatency } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { metricSum, num, round, settle, sleep, startSubmitter, target, waitUntil, profileEnv } from '../lib/scenarioKit.js';
+import { metricSum, num, round, settle, startSubmitter, target, waitUntil, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario } from '../lib/types.js';
 
 const sumMetric = async (pushers: BenchPusher[], name: string, filter?: string) =>
@@ -59,14 +59,19 @@ export const run: Scenario = async (o) => {
       concurrency: 32,
     });
     if (sub.accepted < away.length * perUser) o.log(`only ${sub.accepted} of ${away.length * perUser} messages accepted: ${JSON.stringify(sub.errors)}`);
-    await sleep(2000); // let the dispatcher file them into the inboxes (either path delivers them)
+    // Let the dispatcher file them into the inboxes first, so they come back through resume
+    // (had it not, they would still arrive on the live path once the users are back).
+    const filingStarted = Date.now();
+    const drained = await waitUntil(async () => (await pipelineLag(b)).ingest === 0, o.quick ? 30_000 : 120_000, 250);
+    const filingSeconds = round((Date.now() - filingStarted) / 1000);
+    if (!drained) o.log(`the dispatcher had not filed every offline message after ${filingSeconds} s; reconnecting anyway`);
 
     const resumedBefore = await sumMetric(b.pushers, 'push_delivered_total', 'path="resume"');
     await lg.record('storm');
     const t0 = nowMs();
     const r = await lg.reconnect({ concurrency, timeoutMs: 30_000 });
     const reconnectsPerSecond = round(r.ok / (r.ms / 1000));
-    const got = await settle(() => lg.peek(), sub.accepted, { quietMs: 5000, maxMs: o.quick ? 30_000 : 90_000 });
+    const got = await settle(() => lg.peek(), sub.accepted, { quietMs: 10_000, maxMs: o.quick ? 45_000 : 120_000 });
     const collected = await lg.collect();
     const resumed = (await sumMetric(b.pushers, 'push_delivered_total', 'path="resume"')) - resumedBefore;
     const lost = Math.max(0, sub.accepted - got);
@@ -80,6 +85,9 @@ export const run: Scenario = async (o) => {
       reconnectSeconds: round(r.ms / 1000, 2),
       reconnectsPerSecond,
       offlineMessagesAccepted: sub.accepted,
+      acceptSeconds: round(sub.ms / 1000, 2),
+      dispatcherFilingSeconds: filingSeconds,
+      dispatcherDrained: drained,
       offlineMessagesDelivered: collected.unique,
       deliveredByResume: resumed,
       duplicates: collected.duplicates,
@@ -99,7 +107,7 @@ export const run: Scenario = async (o) => {
     });
     const summary = [
       `${clients} clients on ${pushers} pushers; ${away.length} dropped at once (client-side reset) and reconnected together: ${r.ok} back (${r.failed} failed) in ${round(r.ms / 1000, 2)} s = ${reconnectsPerSecond} reconnections/s`,
-      `offline persistent messages: ${sub.accepted} accepted while away, ${collected.unique} delivered after reconnect (${resumed} from the store on resume; the last ${metrics.allDeliveredAfterReconnectStartMs} ms after the storm began), ${collected.duplicates} duplicates, lost ${lost}; submit-to-receipt ${formatLatency(latency)}`,
+      `offline persistent messages: ${sub.accepted} accepted while away (in ${round(sub.ms / 1000, 1)} s; the dispatcher had filed them ${filingSeconds} s later${drained ? '' : ', NOT all'}), ${collected.unique} delivered after reconnect (${resumed} from the store on resume; the last ${metrics.allDeliveredAfterReconnectStartMs} ms after the storm began), ${collected.duplicates} duplicates, lost ${lost}; submit-to-receipt ${formatLatency(latency)}`,
     ];
     return {
       scenario: 'reconnect-storm',
