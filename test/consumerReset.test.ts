@@ -37,7 +37,8 @@ async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => bool
 describe('resetting the dispatcher group with Kafka tools', () => {
   let s: TestStack;
   before(async () => {
-    s = await startStack();
+    // Routes live 3 heartbeats: long ones keep them from lapsing on a loaded machine (this test is about offsets).
+    s = await startStack({ env: { PUSHER_HEARTBEAT_MS: '10000' } });
   });
   after(async () => {
     await s?.stop();
@@ -95,9 +96,11 @@ describe('resetting the dispatcher group with Kafka tools', () => {
       await admin.disconnect();
     }
 
-    await s.startDispatcher();
+    const restarted = await s.startDispatcher();
     const after = await send(['kim', 'lee'], 'm8');
-    await kim.waitFor(9, 60_000);
+    await kim.waitFor(9, 60_000).catch((err: Error) => {
+      throw new Error(`${err.message}; restarted dispatcher said:\n${restarted.output().slice(-3000)}`);
+    });
     const kimIds = kim.messages.map((m) => m.id);
     assert.deepEqual(kimIds, [...before, transient, ...during, after], 'kim: each message once, the ones sent while the dispatcher was down included');
     assert.equal(seenByKim.size, kimIds.length);

@@ -38,7 +38,7 @@ describe('dead letters', () => {
   let s: TestStack;
   let producer: Producer;
   before(async () => {
-    s = await startStack();
+    s = await startStack({ env: { PUSHER_HEARTBEAT_MS: '10000' } });
     producer = createProducer(createKafka({ clientId: 'dlq-test', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) }));
     await producer.connect();
   });

@@ -47,7 +47,8 @@ const ids = (c: TestClient) => c.messages.map((m) => m.id);
 describe('replay of push.ingest', () => {
   let s: TestStack;
   before(async () => {
-    s = await startStack();
+    // Long heartbeats keep routes from lapsing on a loaded machine (3 heartbeats).
+    s = await startStack({ env: { PUSHER_HEARTBEAT_MS: '10000' } });
   });
   after(async () => {
     await s?.stop();
@@ -264,7 +265,7 @@ describe('replay of push.ingest', () => {
 describe('replay with two dispatchers', () => {
   let s: TestStack;
   before(async () => {
-    s = await startStack({ dispatchers: 2 });
+    s = await startStack({ dispatchers: 2, env: { PUSHER_HEARTBEAT_MS: '10000' } });
   });
   after(async () => {
     await s?.stop();
