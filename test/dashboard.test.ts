@@ -57,6 +57,11 @@ describe('operator dashboard in headless Chromium', () => {
     assert.match((await taskRow.textContent()) ?? '', /all.*running.*@3\/s/);
     // The consumer lag table lists the dispatcher's group.
     await tab.locator(`#lag tr[data-group="${s.env.KAFKA_TOPIC_PREFIX}push-dispatcher"]`).waitFor({ timeout: 15_000 });
+    // Charts: four throughput lines and two latency lines, drawn from the dispatcher's samples.
+    await tab.locator('#throughput polyline').nth(3).waitFor({ state: 'attached', timeout: 15_000 });
+    assert.equal(await tab.locator('#throughput polyline').count(), 4);
+    assert.equal(await tab.locator('#latency polyline').count(), 2);
+    assert.match((await tab.locator('#throughput-legend').textContent()) ?? '', /received [\d.]+ · dispatched [\d.]+ · delivered [\d.]+ · acked [\d.]+/);
     const dir = path.join(ROOT, 'test-results');
     mkdirSync(dir, { recursive: true });
     await tab.screenshot({ path: path.join(dir, 'dashboard-running-task.png'), fullPage: true });
