@@ -35,10 +35,12 @@ export interface TraceMeta {
   taskId?: string | null;
 }
 
-type Op = { id: string; field: string; value: string } | { id: string; field: string; incr: number };
+type Op = { id: string; field: string; value: string; nx?: boolean } | { id: string; field: string; incr: number };
 
 export interface TraceWriter {
   set(messageId: string, field: string, value: string): void;
+  /** Sets the field only if it has no value yet (the first fact wins). */
+  setIfAbsent(messageId: string, field: string, value: string): void;
   incr(messageId: string, field: string, by: number): void;
   /** Writes queued so far (tests, shutdown). */
   flush(): Promise<void>;
@@ -70,7 +72,8 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
     // One HSET per message with all its fields, then its lifetime.
     const byId = new Map<string, string[]>();
     for (const op of ops) {
-      if ('value' in op) {
+      if ('value' in op && op.nx) pipeline.hsetnx(traceKey(op.id), op.field, op.value);
+      else if ('value' in op) {
         let args = byId.get(op.id);
         if (!args) byId.set(op.id, (args = []));
         args.push(op.field, op.value);
@@ -108,6 +111,7 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
 
   return {
     set: (id, field, value) => push({ id, field, value }),
+    setIfAbsent: (id, field, value) => push({ id, field, value, nx: true }),
     incr: (id, field, by) => push({ id, field, incr: by }),
     flush,
     async close() {

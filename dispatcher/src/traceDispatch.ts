@@ -8,7 +8,7 @@ export type DispatchOutcome = 'forwarded' | 'offline' | 'dropped-transient' | 'e
  * Records what the dispatcher did with each record of a slice in the
  * message's trace (see common/src/traceRecords.ts): one `meta`, one `r:` per
  * recipient (at most MAX_TRACED_RECIPIENTS per message and slice) and a count
- * per outcome. Logs each record at debug level with its trace id. `byNode`
+ * per outcome (a replayed copy counts again). Logs each record at debug level with its trace id. `byNode`
  * is the routing result: the nodes each record was written to.
  */
 export function createDispatchTracer({ trace, logger }: { trace: TraceWriter; logger: Logger }) {
@@ -37,7 +37,11 @@ export function createDispatchTracer({ trace, logger }: { trace: TraceWriter; lo
       trace.incr(r.id, `n:${outcome}`, 1);
       if (seen < MAX_TRACED_RECIPIENTS) {
         const who = r.target === 'USER' ? (r.user ?? '') : r.target === 'GROUP' ? `#g:${r.group}` : '#all';
-        trace.set(r.id, `r:${who}`, JSON.stringify({ at: now, outcome, nodes }));
+        // A later routing to nodes (a replay that re-delivers) replaces the recorded one; a record
+        // that went nowhere this time (a replay the dispatcher skipped as already handled) does not.
+        const value = JSON.stringify({ at: now, outcome, nodes });
+        if (outcome === 'forwarded') trace.set(r.id, `r:${who}`, value);
+        else trace.setIfAbsent(r.id, `r:${who}`, value);
       }
       named.set(r.id, seen + 1);
     }
