@@ -115,6 +115,23 @@ describe('replay of push.ingest', () => {
     assert.ok(done.progress.partitions.every((p: any) => p.position === p.endOffset), JSON.stringify(done.progress));
     const listed = await admin(s, '/v1/admin/replays');
     assert.equal(listed.body.replays[0].id, started.body.id);
+    // The replay read with a group of its own, gone now; the live group never went back.
+    const kafkaAdmin = createKafka({ clientId: 'replay-groups', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) }).admin();
+    await kafkaAdmin.connect();
+    try {
+      const groups = (await kafkaAdmin.listGroups()).groups.map((g) => g.groupId).filter((g) => g.startsWith(s.env.KAFKA_TOPIC_PREFIX!));
+      assert.ok(!groups.some((g) => g.includes('-replay-')), `replay groups left behind: ${groups.join(', ')}`);
+      const live = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+      const ends = await kafkaAdmin.fetchTopicOffsets(live.ingest);
+      await until('the live group to catch up with the copies', async () => (await kafkaAdmin.fetchOffsets({ groupId: live.groups.dispatcher, topics: [live.ingest] }))[0]!.partitions, (ps) =>
+        ps.every((p) => {
+          const high = ends.find((e) => e.partition === p.partition)!.high;
+          return p.offset === high || (p.offset === '-1' && high === '0');
+        }),
+      );
+    } finally {
+      await kafkaAdmin.disconnect();
+    }
 
     // A marker sent after the replay comes behind the replayed records (same key, same partition).
     const markerA = await send(['alice'], 'marker');
