@@ -127,7 +127,17 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
       if ((await redis.eval(RENEW, 1, leaseKey(id), owner, LEASE_MS)) !== 1) halt ??= 'lease-lost';
       if (halt !== 'lease-lost') await store.saveProgress(id, progress);
     };
-    const timer = setInterval(() => void tick().catch((err: Error) => logger.warn({ err: err.message, replay: id }, 'replay tick failed')), 500);
+    let ticking: Promise<void> | undefined;
+    const timer = setInterval(() => {
+      ticking ??= tick()
+        .catch((err: Error) => logger.warn({ err: err.message, replay: id }, 'replay tick failed'))
+        .finally(() => (ticking = undefined));
+    }, 500);
+    // The final write must not race a progress write (FerretDB does not isolate updates of one document).
+    const stopTicking = async () => {
+      clearInterval(timer);
+      await ticking;
+    };
     const chunkSize = Math.max(1, Math.min(1000, Math.ceil(replay.ratePerSecond / 10)));
     const startedAt = Date.now();
     const replayedAtStart = progress.replayed;
@@ -168,6 +178,7 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
           await flush();
         },
       });
+      await stopTicking();
       if (halt === 'lease-lost' || halt === 'closing') {
         logger.warn({ replay: id, reason: halt }, 'replay paused here; a dispatcher holding the lease continues it');
         return;
@@ -175,10 +186,11 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
       await store.finish(id, halt === 'stopped' ? 'stopped' : 'done', progress);
       logger.info({ replay: id, state: halt ?? 'done', replayed: progress.replayed, ms: Date.now() - startedAt }, 'replay finished');
     } catch (err) {
+      await stopTicking();
       logger.error({ replay: id, err: (err as Error).message }, 'replay failed');
       await store.finish(id, 'failed', progress, (err as Error).message).catch(() => undefined);
     } finally {
-      clearInterval(timer);
+      await stopTicking();
       await redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`, 1, leaseKey(id), owner).catch(() => 0);
     }
   };
