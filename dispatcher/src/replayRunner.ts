@@ -296,7 +296,8 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
         await Promise.race([local.done, new Promise((r) => setTimeout(r, 5000))]);
       }
       await store.finish(replay.id, 'stopped', undefined);
-      return (await store.get(replay.id)) ?? { ...replay, state: 'stopped' };
+      // A runner elsewhere writes its final progress (state stopped) within a second.
+      return { ...((await store.get(replay.id)) ?? replay), state: 'stopped' };
     },
 
     async close(): Promise<void> {
