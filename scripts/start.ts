@@ -118,7 +118,7 @@ Push platform is up (Ctrl-C to stop)
 
   collector   ${services[1]!.url}   POST /v1/messages
   auth        ${services[0]!.url}   POST /v1/tokens
-  dispatcher  ${services[2]!.url}   (admin, metrics)
+  dispatcher  ${services[2]!.url}   (admin, metrics; dashboard at ${services[2]!.url}/dashboard)
 ${pushers
   .map((s) => `  ${s.name.padEnd(10)}  ${s.url.replace('http', 'ws')}/v1/ws`)
   .join('\n')}
@@ -128,6 +128,7 @@ ${pushers
 ${demo ? `  demo page   ${demo.url}/   (browser SDK demo; development mode only)\n` : ''}
   demo app: demo   API key: ${demoKey}   operator key: ${env.OPERATOR_KEY ?? 'operator-key'}
   every service answers /healthz, /readyz and /metrics
+  operator CLI: npx push status   (npx push --help)
 
 Try it:
   curl -s -X POST ${services[0]!.url}/v1/tokens -H 'Authorization: Bearer ${demoKey}' \\
