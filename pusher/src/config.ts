@@ -1,4 +1,4 @@
-import { envInt, envIdentifier, envPort, envString, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { envInt, envIdentifier, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
 
 export interface PusherConfig extends CommonConfig {
   port: number;
@@ -38,6 +38,8 @@ export interface PusherConfig extends CommonConfig {
   tokenWarningMs: number;
   /** Message traces (shared with the dispatcher): 0 stops this node annotating them. Default 3600 s. */
   traceTtlSeconds: number;
+  /** Where operators and the status API reach this node over HTTP. Default http://<BIND_HOST or the public URL's host>:<port>. */
+  adminUrl?: string;
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -65,5 +67,6 @@ export function loadConfig(env: Env): PusherConfig {
     upstreamMaxRefused: envInt(env, 'PUSHER_UPSTREAM_MAX_REFUSED', 50, { min: 1, max: 100_000 }),
     tokenWarningMs: envInt(env, 'PUSHER_TOKEN_WARNING_MS', 30_000, { min: 0, max: 3_600_000 }),
     traceTtlSeconds: envInt(env, 'TRACE_TTL_SECONDS', 3600, { min: 0, max: 7 * 86_400 }),
+    ...(envOptionalString(env, 'PUSHER_ADMIN_URL') ? { adminUrl: envUrl(env, 'PUSHER_ADMIN_URL', '', ['http:', 'https:']).replace(/\/$/, '') } : {}),
   };
 }

@@ -177,6 +177,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
 
 /** Where operators reach this node's HTTP endpoints (health, metrics, drain). */
 function adminUrl(config: PusherConfig): string {
+  if (config.adminUrl) return config.adminUrl;
   const host = config.host === '0.0.0.0' || config.host === '::' ? new URL(config.publicUrl).hostname : config.host;
   return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
 }
