@@ -216,6 +216,7 @@ export const run: Scenario = async (opts) => {
     redisRequests: num(args['redis-requests'], quick ? 50_000 : 200_000),
     parts: String(typeof args.parts === 'string' ? args.parts : 'ws,kafka,redis').split(','),
   };
+  const loadBefore = os.loadavg().map((x) => round(x, 2));
   await infraUp({ log: (l) => log(`[infra] ${l}`) });
   const errors: Record<string, string> = {};
   const attempt = async <T>(part: string, f: () => Promise<T>): Promise<T | undefined> => {
@@ -258,12 +259,16 @@ export const run: Scenario = async (opts) => {
     summary.push(`redis-benchmark (50 clients): SET ${redis.single.SET.rps}/s, GET ${redis.single.GET.rps}/s, HSET ${redis.single.HSET.rps}/s; pipelined -P 16: SET ${redis.pipelined16.SET.rps}/s, GET ${redis.pipelined16.GET.rps}/s, HSET ${redis.pipelined16.HSET.rps}/s`);
   }
   for (const [part, e] of Object.entries(errors)) summary.push(`${part}: FAILED: ${e}`);
+  const loadAfter = os.loadavg().map((x) => round(x, 2));
+  summary.push(`machine load average (1/5/15 min): ${loadBefore.join('/')} before, ${loadAfter.join('/')} after`);
 
   const report: ScenarioReport = {
     scenario: 'limit',
     options: { quick, ...cfg },
     summary,
     metrics: {
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadAfter,
       ws: ws ? { ...ws, cdf: undefined } : null,
       kafka: kafka ?? null,
       redis: redis ?? null,

@@ -15,6 +15,7 @@
  *   npm run bench -- peers [--quick] [--per-process 2000|15000] [--rate 500|2000] [--seconds 5]
  *     [--concurrency 64|64,256] [--broadcasts 2] [--targets ours,socketio,centrifugo]
  */
+import os from 'node:os';
 import path from 'node:path';
 import { infraStatus, infraUp } from '../../infra/stack.js';
 import { writeLineChart } from '../lib/chart.js';
@@ -241,6 +242,7 @@ export const run: Scenario = async (opts) => {
   };
   const wanted = String(typeof args.targets === 'string' ? args.targets : 'ours,socketio,centrifugo').split(',');
   const factories: Record<string, () => PeerTarget> = { ours: () => oursTarget(2), socketio: () => socketioTarget(2), centrifugo: () => centrifugoTarget(2) };
+  const loadBefore = os.loadavg().map((x) => round(x, 2));
   await infraUp({ log: (l) => log(`[infra] ${l}`) });
   // Shared servers (their CPU includes whatever else runs on the machine).
   const infraRoles = Object.fromEntries((await infraStatus()).filter((x) => x.pid !== undefined).map((x) => [x.name, [x.pid!]]));
@@ -252,6 +254,7 @@ export const run: Scenario = async (opts) => {
     results.push(await measure(f(), cfg, infraRoles, log));
   }
 
+  const loadAfter = os.loadavg().map((x) => round(x, 2));
   const ours = results.find((x) => x.name === 'ours' && !x.error);
   const peers = results.filter((x) => x.name !== 'ours' && !x.error);
   const ratios: Record<string, Record<string, number | null>> = {};
@@ -308,7 +311,7 @@ export const run: Scenario = async (opts) => {
     charts.push('peers-broadcast.svg');
   }
 
-  const summary: string[] = [`${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s after a ${cfg.warmupMs / 1000} s warm-up, saturation with ${cfg.concurrency.join(' / ')} requests in flight (best counts) for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist)`];
+  const summary: string[] = [`${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s after a ${cfg.warmupMs / 1000} s warm-up, saturation with ${cfg.concurrency.join(' / ')} requests in flight (best counts) for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist); machine load average (1/5/15 min) ${loadBefore.join('/')} before, ${loadAfter.join('/')} after`];
   for (const x of results) {
     if (x.error) {
       summary.push(`${x.name}: FAILED: ${x.error}`);
@@ -332,6 +335,8 @@ export const run: Scenario = async (opts) => {
     options: { quick, perProcess, ...cfg, targets: wanted },
     summary,
     metrics: {
+      loadAverageBefore: loadBefore,
+      loadAverageAfter: loadAfter,
       targets: Object.fromEntries(results.map((x) => [x.name, { ...x, saturationTimeline: undefined, broadcastCdf: undefined, fixedLatencyTimeline: undefined }])),
       ratios,
       bestPeerDeliveredPerSec: bestRate?.saturation?.deliveredPerSec ?? null,
