@@ -123,7 +123,7 @@ describe('operator CLI against a live stack', () => {
     await eventually(async () => (await ok(['nodes', 'list'])).nodes.length === 1, { what: 'drained node gone' });
     const unknown = await push(['nodes', 'drain', 'no-such-node']);
     assert.equal(unknown.code, 1);
-    assert.match(unknown.stderr, new RegExp(`no live node "no-such-node"; live nodes: ${nodeId()}`));
+    assert.match(unknown.stderr, new RegExp(`404 NOT_FOUND: no live node no-such-node; live nodes: ${nodeId()}`));
   });
 
   test('replay: a dry run counts the range per partition and app; start, show, list and stop a paced replay', { timeout: 90_000 }, async () => {

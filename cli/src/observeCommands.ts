@@ -1,5 +1,5 @@
 import type { CommandSpec } from './args.js';
-import { admin, CliError, EXIT, num, print, request, table, type Json, type Target } from './client.js';
+import { admin, num, print, table, type Json, type Target } from './client.js';
 
 /** `status`, `lag`, `nodes list|drain`, `trace`: reading the cluster. */
 
@@ -62,10 +62,7 @@ export function observeCommands(): CommandSpec<Target>[] {
           summary: 'Drain a pusher: it refuses new sockets, sends its clients to the other nodes, then exits',
           args: [{ name: 'nodeId', description: 'node id as shown by push nodes list' }],
           async run(t, p) {
-            const s = await admin(t, '/v1/admin/status');
-            const node = s.nodes.find((n: Json) => n.id === p.args.nodeId);
-            if (!node) throw new CliError(`no live node "${p.args.nodeId}"; live nodes: ${s.nodes.map((n: Json) => n.id).join(', ') || 'none'}`, EXIT.API);
-            const r = await request(t, node.adminUrl, '/v1/admin/drain', { method: 'POST', key: t.operatorKey() });
+            const r = await admin(t, `/v1/admin/nodes/${encodeURIComponent(p.args.nodeId!)}/drain`, { method: 'POST' });
             print(t, r, () => `${r.nodeId}: ${r.status}\n`);
           },
         },

@@ -196,7 +196,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const status = statusRoutes({
     kafka, redis, db: clients.mongo!.db, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey),
     selfUrl: () => selfUrl, collectorUrl: config.status.collectorUrl, authUrl: config.status.authUrl, dispatcherUrls: config.status.dispatcherUrls,
-    registry, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
+    registry, operatorKey: config.operatorKey, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
   });
   http.app.use(status);
   onClose('status', () => status.close());

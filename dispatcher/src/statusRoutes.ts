@@ -6,7 +6,7 @@ import type { Topics } from '../../common/src/topics.js';
 import type { TaskStore, TaskView } from '../../common/src/tasks.js';
 import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
 import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
-import { notFound, withTimeout } from '../../common/src/errors.js';
+import { notFound, unavailable, withTimeout } from '../../common/src/errors.js';
 import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
 import { Gauge, type Registry } from '../../common/src/metrics.js';
 import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
@@ -68,6 +68,8 @@ export interface StatusDeps {
   collectorUrl: string;
   authUrl: string;
   dispatcherUrls: string[];
+  /** Sent to a pusher's own drain endpoint by `POST /v1/admin/nodes/:nodeId/drain`. */
+  operatorKey: string;
   /** Dead letters not purged (the DLQ index); the topic's record count is reported either way. */
   dlqEntries?: () => Promise<number>;
   /** Where `push_consumer_lag` and `push_dead_letter_records` are exported (computed on scrape). */
@@ -213,6 +215,21 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
   router.get('/v1/admin/lag', auth, async (_req, res) => {
     const report = await lag(await liveNodes(redis).catch(() => []));
     res.status(report.error ? 503 : 200).json(report.error ? { error: { code: 'UNAVAILABLE', message: `cannot read consumer lag: ${report.error}` } } : report);
+  });
+
+  // Operators reach one admin endpoint; the dispatcher forwards a drain to the node's own.
+  router.post('/v1/admin/nodes/:nodeId/drain', auth, async (req, res) => {
+    const id = String(req.params.nodeId);
+    const nodes = await liveNodes(redis);
+    const node = nodes.find((n) => n.id === id);
+    if (!node) throw notFound(`no live node ${id}; live nodes: ${nodes.map((n) => n.id).join(', ') || 'none'}`);
+    let answer: Response;
+    try {
+      answer = await fetch(`${nodeHttpUrl(node)}/v1/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${deps.operatorKey}` }, signal: AbortSignal.timeout(5000) });
+    } catch (err) {
+      throw unavailable(`node ${id} at ${nodeHttpUrl(node)} did not answer: ${(err as Error).message}`, err);
+    }
+    res.status(answer.status).json(await answer.json().catch(() => ({ error: { code: 'UPSTREAM', message: `node ${id} answered ${answer.status}` } })));
   });
 
   router.get('/v1/admin/trace/:messageId', auth, async (req, res) => {
