@@ -10,5 +10,6 @@ COPY auth ./auth
 COPY collector ./collector
 COPY dispatcher ./dispatcher
 COPY pusher ./pusher
+COPY cli ./cli
 ENV BIND_HOST=0.0.0.0
 USER node
