@@ -12,6 +12,7 @@ import os from 'node:os';
 import { startBenchStack, type BenchPusher, type MemoryProbe } from '../lib/benchStack.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { cpuPercent } from '../lib/procStats.js';
+import { summarise } from '../lib/profileSummary.js';
 import { kb, metricSum, mib, num, quiesce, round, target, waitUntil, pusherEnvArg, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
@@ -52,7 +53,10 @@ export const run: Scenario = async (o) => {
     const settleStarted = Date.now();
     await quiesce([p1.pid], { timeoutMs: o.quick ? 20_000 : 60_000 });
     const settleSeconds = round((Date.now() - settleStarted) / 1000);
+    // --profile-idle: a CPU profile of the idle window (what heartbeats cost), summarised in the report.
+    const idleProfile = o.args['profile-idle'] ? p1.cpuProfile(idleSeconds * 1000, path.join(o.outDir, 'density-idle.cpuprofile')) : undefined;
     const [idle1] = await cpuPercent([p1.pid], idleSeconds * 1000);
+    if (idleProfile) metrics.idleProfile = summarise(await idleProfile, 15);
     const after = await p1.memory();
     const one = perConn(before, after, c1.ok);
     metrics.single = { connected: c1.ok, failed: c1.failed, errors: c1.errors, connectPerSecond: round(c1.perSecond), connectSeconds: round(c1.ms / 1000, 2), settleSeconds, before, after, perConnection: one, idleCpuPercent: idle1, serverConnections: await serverConnections([p1]) };

@@ -37,6 +37,8 @@ export interface BenchPusher {
   proc: ChildProcess;
   /** Memory after a full GC, reported by the pusher itself. */
   memory(): Promise<MemoryProbe>;
+  /** Profiles the pusher's CPU for the next `ms` and writes the profile to `file`. */
+  cpuProfile(ms: number, file: string): Promise<string>;
   /** Writes a V8 heap snapshot of the pusher to `file` (slow; for profiling). */
   heapSnapshot(file: string): Promise<string>;
   cpuSeconds(): number;
@@ -90,6 +92,21 @@ async function spawnPusher(env: Record<string, string>, nodeArgs: string[] = [])
         };
         proc.on('message', on);
         proc.send({ probe: 'memory', id });
+      });
+    },
+    cpuProfile(ms, file) {
+      const id = ++probeSeq;
+      return new Promise((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('cpu profile timed out')), ms + 60_000);
+        const on = (m: { probe?: string; id?: number; file?: string; error?: string }) => {
+          if (m.probe !== 'cpu-profile' || m.id !== id) return;
+          clearTimeout(timer);
+          proc.off('message', on);
+          if (m.error) reject(new Error(m.error));
+          else resolve(m.file!);
+        };
+        proc.on('message', on);
+        proc.send({ probe: 'cpu-profile', id, ms, file });
       });
     },
     heapSnapshot(file) {
