@@ -6,20 +6,10 @@ import { createAppStore } from '../common/src/apps.js';
 import { createKafka, createProducer } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
-import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { adminCall, connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 import { stack as infra } from './support/env.js';
 
-const OPERATOR = 'Bearer operator-key';
-
-async function admin(s: TestStack, path: string, body?: unknown, auth = OPERATOR): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${s.dispatchers[0]!.url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: auth, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const admin = adminCall;
 
 /** Polls the DLQ list until an entry matches; bounded. */
 async function waitEntry(s: TestStack, match: (e: any) => boolean, timeoutMs = 30_000): Promise<any> {

@@ -1,37 +1,24 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import type { Consumer } from 'kafkajs';
-import { createKafka } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { Presence, Upstream } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
-import { stack as infra, uniqueId } from './support/env.js';
+import { topicReader } from './support/topicReader.js';
 
 describe('presence and upstream on Kafka', () => {
   let s: TestStack;
-  const consumers: Consumer[] = [];
+  const reader = topicReader('presence-test');
+  const follow = reader.follow;
   before(async () => {
     s = await startStack({ env: { PUSHER_MAX_FRAME_BYTES: '4096' } });
   });
   after(async () => {
-    await Promise.all(consumers.map((c) => c.disconnect()));
+    await reader.close();
     await s?.stop();
   });
 
-  /** Reads every record of a topic from the start into an array, decoded. */
-  async function follow<T>(topic: string, decode: (v: Buffer | null, h: any) => T): Promise<T[]> {
-    const kafka = createKafka({ clientId: 'presence-test', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) });
-    const consumer = kafka.consumer({ groupId: uniqueId('reader') });
-    consumers.push(consumer);
-    const out: T[] = [];
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void out.push(decode(message.value, message.headers)) });
-    return out;
-  }
 
   test('connect, reconnect and disconnect publish presence in order with epochs; the API reflects it', { timeout: 60_000 }, async () => {
     const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);

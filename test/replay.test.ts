@@ -7,19 +7,9 @@ import { createKafka, createProducer } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { stack as infra } from './support/env.js';
-import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
+import { OPERATOR_AUTH, adminCall, connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
 
-const OPERATOR = 'Bearer operator-key';
-
-async function admin(s: TestStack, path: string, body?: unknown, auth = OPERATOR): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${s.dispatchers[0]!.url}${path}`, {
-    method: body === undefined ? 'GET' : 'POST',
-    headers: { authorization: auth, 'content-type': 'application/json' },
-    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-  });
-  const text = await res.text();
-  return { status: res.status, body: text ? JSON.parse(text) : undefined };
-}
+const admin = adminCall;
 
 /** Polls a replay until `done(replay)`; bounded. */
 async function waitReplay(s: TestStack, id: string, done: (r: any) => boolean, timeoutMs = 60_000): Promise<any> {
@@ -297,7 +287,7 @@ describe('replay with two dispatchers', () => {
     const call = async (d: typeof first, path: string, body?: unknown) => {
       const res = await fetch(`${d.url}${path}`, {
         method: body === undefined ? 'GET' : 'POST',
-        headers: { authorization: OPERATOR, 'content-type': 'application/json' },
+        headers: { authorization: OPERATOR_AUTH, 'content-type': 'application/json' },
         ...(body === undefined ? {} : { body: JSON.stringify(body) }),
       });
       return { status: res.status, body: (await res.json()) as any };

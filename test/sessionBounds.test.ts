@@ -1,9 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { pino } from 'pino';
-import type { Consumer } from 'kafkajs';
 import { WebSocket } from 'ws';
-import { createKafka } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
 import { CLOSE, FRAME_ERROR } from '../common/src/codes.js';
 import { decodeRecord } from '../schemas/registry.js';
@@ -11,7 +8,7 @@ import type { Ack, Upstream } from '../schemas/types.js';
 import { PushClient, type PushEvents } from '../sdk/src/index.js';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
-import { stack as infra, uniqueId } from './support/env.js';
+import { topicReader } from './support/topicReader.js';
 
 // Tight limits so that the bounds show within a test: 5 upstream frames of burst at 5/s,
 // close after 10 refusals; tokens are warned 4 s before they expire.
@@ -19,25 +16,16 @@ const ENV = { PUSHER_UPSTREAM_RATE: '5', PUSHER_UPSTREAM_BURST: '5', PUSHER_UPST
 
 describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
   let s: TestStack;
-  const consumers: Consumer[] = [];
+  const reader = topicReader('bounds-test');
+  const follow = reader.follow;
   before(async () => {
     s = await startStack({ env: ENV });
   });
   after(async () => {
-    await Promise.all(consumers.map((c) => c.disconnect()));
+    await reader.close();
     await s?.stop();
   });
 
-  async function follow<T>(topic: string, decode: (v: Buffer | null, h: any) => T): Promise<T[]> {
-    const kafka = createKafka({ clientId: 'bounds-test', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) });
-    const consumer = kafka.consumer({ groupId: uniqueId('reader') });
-    consumers.push(consumer);
-    const out: T[] = [];
-    await consumer.connect();
-    await consumer.subscribe({ topic, fromBeginning: true });
-    await consumer.run({ eachMessage: async ({ message }) => void out.push(decode(message.value, message.headers)) });
-    return out;
-  }
 
   /** A token from auth with a lifetime of `ttlSeconds` (auth's minimum is 10). */
   async function shortToken(userId: string, deviceId: string, ttlSeconds: number) {

@@ -175,3 +175,16 @@ export function connectClient(url: string, token: string, headers: Record<string
     );
   });
 }
+
+export const OPERATOR_AUTH = 'Bearer operator-key';
+
+/** Calls a dispatcher admin API (GET without a body, POST with one) and parses the JSON answer. */
+export async function adminCall(s: TestStack, path: string, body?: unknown, auth = OPERATOR_AUTH): Promise<{ status: number; body: any }> {
+  const res = await fetch(`${s.dispatchers[0]!.url}${path}`, {
+    method: body === undefined ? 'GET' : 'POST',
+    headers: { authorization: auth, 'content-type': 'application/json' },
+    ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : undefined };
+}
