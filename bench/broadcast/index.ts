@@ -5,7 +5,7 @@
  * any socket is written), deliveries/s, and where the lead time goes per hop
  * (from the message's trace record: collector -> dispatcher -> pusher write).
  *
- *   npm run bench -- broadcast [--sizes 15000x1,30000x2,100000x6] [--repeats 3]
+ *   npm run bench -- broadcast [--sizes 16000x1,32000x2,100000x6] (the limit scenario's bare ws uses 16,000; quick 8,000) [--repeats 3]
  */
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -103,7 +103,7 @@ const median = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => b
 
 export const run: Scenario = async (o) => {
   const sizesArg = o.args.sizes;
-  const sizes = typeof sizesArg === 'string' ? parseSizes(sizesArg) : o.quick ? parseSizes('2000x1,4000x2') : parseSizes('15000x1,30000x2,100000x6');
+  const sizes = typeof sizesArg === 'string' ? parseSizes(sizesArg) : o.quick ? parseSizes('4000x1,8000x2') : parseSizes('16000x1,32000x2,100000x6');
   const repeats = num(o, 'repeats', 2, 3);
   const options = { sizes, repeats, persistent: false, submit: 'HTTP to: all' };
   const all: Shot[][] = [];
