@@ -102,11 +102,36 @@ function combinedReport(reports: ScenarioReport[], runDir: string, quick: boolea
     '|---|---|---|---|---|',
   ];
   for (const r of reports) for (const t of r.targets ?? []) lines.push(`| ${r.scenario} | ${t.name} | ${t.target} | ${t.measured} | ${t.met ? 'met' : '**missed**'} |`);
+  lines.push(...sameRunRatios(reports));
   for (const r of reports) {
     lines.push('', `## ${r.scenario}`, '', ...r.summary.map((s) => `- ${s}`), '', `Options: \`${JSON.stringify(r.options)}\` (${String(r.metrics.durationSeconds ?? '?')} s, load average ${JSON.stringify(r.metrics.loadAverage ?? {})}). Data: [${r.scenario}.json](latest/${r.scenario}.json)`);
     for (const c of r.charts) lines.push('', `![${c}](latest/${c})`);
   }
   return `${lines.join('\n')}\n`;
+}
+
+/** Ours against the bare `ws` server of the limit scenario, from the same run (targets that span two scenarios). */
+function sameRunRatios(reports: ScenarioReport[]): string[] {
+  const limit = reports.find((r) => r.scenario === 'limit')?.metrics as
+    | { wsClients?: number; wsRssPerConnKB?: number; wsBroadcastRawPerSec?: number; wsBroadcastSendPerSec?: number }
+    | undefined;
+  const broadcast = reports.find((r) => r.scenario === 'broadcast')?.metrics.runs as { clients: number; pushers: number; deliveriesPerSecond: number; latency: { max: number } }[][] | undefined;
+  const density = reports.find((r) => r.scenario === 'density')?.metrics.single as { perConnection?: { rssKB: number } } | undefined;
+  const out: string[] = [];
+  if (limit?.wsBroadcastRawPerSec && broadcast) {
+    for (const shots of broadcast) {
+      const s = [...shots].sort((a, b) => a.latency.max - b.latency.max)[Math.floor((shots.length - 1) / 2)];
+      if (!s || s.clients !== limit.wsClients) continue;
+      const ratio = Math.round((s.deliveriesPerSecond / limit.wsBroadcastRawPerSec) * 100) / 100;
+      out.push(
+        `| broadcast + limit | deliveries/s against the bare ws raw-write limit, ${s.clients} clients (${s.pushers} pusher(s)) | >= 0.8x | ${s.deliveriesPerSecond}/s vs ${limit.wsBroadcastRawPerSec}/s = ${ratio}x | ${ratio >= 0.8 ? 'met' : '**missed**'} |`,
+      );
+    }
+  }
+  if (limit?.wsRssPerConnKB && density?.perConnection) {
+    out.push(`| density + limit | RSS per idle connection against bare ws (same run) | (reference) | ${density.perConnection.rssKB} KB vs ${limit.wsRssPerConnKB} KB = ${Math.round((density.perConnection.rssKB / limit.wsRssPerConnKB) * 100) / 100}x | - |`);
+  }
+  return out;
 }
 
 async function main(): Promise<void> {
