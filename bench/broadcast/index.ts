@@ -125,7 +125,7 @@ export const run: Scenario = async (o) => {
       target(
         'broadcast reach (100,000 clients within 2 s)',
         '100% of 100,000 within 2000 ms',
-        `${biggest.received}/${biggest.clients} in ${biggest.latency.max} ms`,
+        `${biggest.received}/${biggest.clients} in ${biggest.latency.max} ms${biggest.clients < 100_000 ? ' (not measured at 100,000)' : ''}`,
         biggest.clients >= 100_000 && all100 && biggest.latency.max <= 2000,
       ),
     );
