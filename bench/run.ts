@@ -120,7 +120,7 @@ function sameRunRatios(reports: ScenarioReport[]): string[] {
   const out: string[] = [];
   if (limit?.wsBroadcastRawPerSec && broadcast) {
     for (const shots of broadcast) {
-      const s = [...shots].sort((a, b) => a.latency.max - b.latency.max)[Math.floor((shots.length - 1) / 2)];
+      const s = [...shots].sort((a, b) => a.latency.max - b.latency.max)[Math.ceil((shots.length - 1) / 2)];
       if (!s || s.clients !== limit.wsClients) continue;
       const ratio = Math.round((s.deliveriesPerSecond / limit.wsBroadcastRawPerSec) * 100) / 100;
       out.push(
