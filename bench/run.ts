@@ -8,7 +8,7 @@
  * combined report bench/results/latest.md with its charts in
  * bench/results/latest/.
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { gitCommit, machineInfo, newRunDir, RESULTS_DIR, writeReport } from './lib/results.js';
@@ -147,7 +147,7 @@ async function main(): Promise<void> {
     const latestDir = path.join(RESULTS_DIR, 'latest');
     rmSync(latestDir, { recursive: true, force: true });
     mkdirSync(latestDir, { recursive: true });
-    for (const f of readdirSync(outDir)) if (existsSync(path.join(outDir, f))) copyFileSync(path.join(outDir, f), path.join(latestDir, f));
+    cpSync(outDir, latestDir, { recursive: true });
     writeFileSync(path.join(RESULTS_DIR, 'latest.md'), combinedReport(reports, path.relative(process.cwd(), outDir), quick, args));
     console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.md'))} (charts and data in ${path.relative(process.cwd(), latestDir)}/)`);
   }
