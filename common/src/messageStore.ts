@@ -214,10 +214,14 @@ export function createMessageStore(db: Db): MessageStore {
           for (const w of writeErrors) existing.push(part[w.index]!);
         }
       }
+      // One update batch at a time per process: FerretDB (SQLite) stalled for minutes when the
+      // dispatcher's partitions sent their update batches at once (4 x 50 updates).
       for (const part of chunks(existing, UPDATE_CHUNK)) {
-        await inboxes.bulkWrite(
-          part.map((e) => ({ updateOne: { filter: { _id: inboxKey(e.app, e.user) }, update: { $push: { items: { $each: e.items } } }, upsert: true } })),
-          { ordered: false },
+        await oneAtATime('inbox-update-batches', () =>
+          inboxes.bulkWrite(
+            part.map((e) => ({ updateOne: { filter: { _id: inboxKey(e.app, e.user) }, update: { $push: { items: { $each: e.items } } }, upsert: true } })),
+            { ordered: false },
+          ),
         );
       }
       for (const e of entries.filter((x) => !plain.includes(x))) {
