@@ -1,29 +1,8 @@
 /** Process figures read from /proc (Linux): resident memory and CPU time. */
 import { readFileSync } from 'node:fs';
+import { cpuSeconds, rssBytes } from './procs.js';
 
-const TICKS_PER_SECOND = 100;
-
-/** Resident set size in bytes (VmRSS), or 0 if the process is gone. */
-export function rssBytes(pid: number): number {
-  try {
-    const m = /VmRSS:\s+(\d+) kB/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'));
-    return m ? Number(m[1]) * 1024 : 0;
-  } catch {
-    return 0;
-  }
-}
-
-/** User + system CPU seconds the process has used so far. */
-export function cpuSeconds(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the command name (which may contain spaces) start at ") ".
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND;
-  } catch {
-    return 0;
-  }
-}
+export { cpuSeconds, rssBytes };
 
 /** CPU use of each process over `ms`, in percent of one core. */
 export async function cpuPercent(pids: number[], ms: number): Promise<number[]> {
