@@ -82,3 +82,22 @@ export async function ensureTopics(kafka: Kafka, topics: { topic: string; numPar
 export async function commitThrough(consumer: Consumer, topic: string, partition: number, offset: string): Promise<void> {
   await consumer.commitOffsets([{ topic, partition, offset: (BigInt(offset) + 1n).toString() }]);
 }
+
+/**
+ * Leaves the group, but gives up after `ms`: a consumer caught in a rebalance
+ * or a retry can take its whole session timeout to disconnect, which would
+ * eat the service's shutdown budget. Offsets are committed as records are
+ * handled, so not waiting loses nothing; the group notices the member is gone
+ * when its session expires.
+ */
+export async function disconnectWithin(consumer: Consumer, ms: number, onTimeout: () => void): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timedOut = new Promise<'timeout'>((resolve) => {
+    timer = setTimeout(() => resolve('timeout'), ms);
+  });
+  try {
+    if ((await Promise.race([consumer.disconnect().then(() => 'done' as const), timedOut])) === 'timeout') onTimeout();
+  } finally {
+    clearTimeout(timer);
+  }
+}

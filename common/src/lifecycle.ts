@@ -19,13 +19,15 @@ export async function runService(
     if (stopping) return;
     stopping = true;
     logger.info({ signal }, 'shutting down');
+    let closing = '';
     const timer = setTimeout(() => {
-      logger.error({ timeoutMs: shutdownTimeoutMs }, 'shutdown timed out');
+      logger.error({ timeoutMs: shutdownTimeoutMs, resource: closing }, 'shutdown timed out');
       process.exit(1);
     }, shutdownTimeoutMs);
     timer.unref();
     let failed = false;
     for (const { name, close } of closers.reverse()) {
+      closing = name;
       try {
         await close();
       } catch (err) {

@@ -4,7 +4,7 @@ import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
-import { commitThrough, createProducer, ensureTopics } from '../../common/src/kafka.js';
+import { commitThrough, createProducer, disconnectWithin, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
 import { groupNodes, lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
@@ -176,7 +176,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   };
 
   await consumer.connect();
-  onClose('consumer', () => consumer.disconnect());
+  onClose('consumer', () => disconnectWithin(consumer, 3000, () => logger.warn('the consumer did not leave its group within 3 s; its session will expire')));
   await consumer.subscribe({ topic: topics.ingest, fromBeginning: true });
   await consumer.run({
     autoCommit: false,
