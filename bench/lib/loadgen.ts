@@ -26,15 +26,8 @@ export interface LoadgenOptions {
   firstAddress?: number;
 }
 
-export interface Collected {
-  histogram: LatencyHistogram;
-  unique: number;
-  duplicates: number;
-  foreign: number;
-  acksSent: number;
-  perSecond: number[];
-  lastReceiptAt: number;
-}
+/** What the workers collected, summed, with their histograms decoded and merged. */
+export type Collected = Omit<CollectResult, 'histogram'> & { histogram: LatencyHistogram };
 
 export interface Loadgen {
   workers: number;
