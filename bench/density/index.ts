@@ -16,6 +16,8 @@ import { summarise } from '../lib/profileSummary.js';
 import { kb, metricSum, mib, num, quiesce, round, target, waitUntil, pusherEnvArg, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
+const retries = (r: Record<string, number>) => Object.values(r).reduce((a, v) => a + v, 0);
+
 const perConn = (before: MemoryProbe, after: MemoryProbe, n: number) => ({
   rssKB: kb((after.rss - before.rss) / n),
   heapKB: kb((after.heapUsed - before.heapUsed) / n),
@@ -59,9 +61,9 @@ export const run: Scenario = async (o) => {
     if (idleProfile) metrics.idleProfile = summarise(await idleProfile, 15);
     const after = await p1.memory();
     const one = perConn(before, after, c1.ok);
-    metrics.single = { connected: c1.ok, failed: c1.failed, errors: c1.errors, connectPerSecond: round(c1.perSecond), connectSeconds: round(c1.ms / 1000, 2), settleSeconds, before, after, perConnection: one, idleCpuPercent: idle1, serverConnections: await serverConnections([p1]) };
+    metrics.single = { connected: c1.ok, failed: c1.failed, errors: c1.errors, retried: c1.retried, connectPerSecond: round(c1.perSecond), connectSeconds: round(c1.ms / 1000, 2), settleSeconds, before, after, perConnection: one, idleCpuPercent: idle1, serverConnections: await serverConnections([p1]) };
     summary.push(
-      `one pusher: ${c1.ok} connections (${c1.failed} failed) at ${Math.round(c1.perSecond)}/s (work left behind done ${settleSeconds} s later); RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB = ${one.rssKB} KB/conn, heap ${one.heapKB} KB/conn, external ${one.externalKB} KB/conn; idle CPU ${idle1}% of a core over ${idleSeconds} s`,
+      `one pusher: ${c1.ok} connections (${c1.failed} failed, ${retries(c1.retried)} attempts retried) at ${Math.round(c1.perSecond)}/s (work left behind done ${settleSeconds} s later); RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB = ${one.rssKB} KB/conn, heap ${one.heapKB} KB/conn, external ${one.externalKB} KB/conn; idle CPU ${idle1}% of a core over ${idleSeconds} s`,
     );
     targets.push(target('memory per idle connection (one pusher at its max)', '<= 8 KB RSS', `${one.rssKB} KB RSS (${one.heapKB} KB heap) at ${c1.ok} connections${o.quick ? ' (quick run: below the per-process maximum)' : ''}`, one.rssKB <= 8));
 
@@ -88,6 +90,7 @@ export const run: Scenario = async (o) => {
         connected: expected,
         failed: c2.failed,
         errors: c2.errors,
+        retried: c2.retried,
         serverConnections: held,
         connectPerSecond: round(c2.perSecond),
         connectSeconds: round(c2.ms / 1000, 2),
@@ -100,7 +103,7 @@ export const run: Scenario = async (o) => {
       };
       const avgRss = round(perPusher.reduce((a, p) => a + p.rssKB, 0) / perPusher.length);
       summary.push(
-        `${b.pushers.length} pushers: ${held} connections held (${c2.failed} of ${total - single} failed) at ${Math.round(c2.perSecond)}/s; new pushers ${avgRss} KB RSS/conn on average; pushers' RSS total ${mib(rssTotal)} MiB`,
+        `${b.pushers.length} pushers: ${held} connections held (${c2.failed} of ${total - single} failed, ${retries(c2.retried)} attempts retried) at ${Math.round(c2.perSecond)}/s; new pushers ${avgRss} KB RSS/conn on average; pushers' RSS total ${mib(rssTotal)} MiB`,
         `idle with heartbeats every ${heartbeatMs / 1000} s: pushers use ${idleSum}% of one core in total (${machinePercent}% of the machine), per pusher ${idle.join(', ')}%`,
         `load generator: ${lg.workers} processes, ${lgStats.open} clients open, ${lgStats.closedUnexpectedly} closed unexpectedly, ${mib(lgStats.rssBytes)} MiB RSS`,
       );

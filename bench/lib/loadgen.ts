@@ -42,15 +42,21 @@ export interface Loadgen {
   ticks(label: string): LatencyHistogram[];
   /** Closes `fraction` of the open clients from the client side (TCP reset); returns their users. */
   drop(fraction: number): Promise<string[]>;
-  reconnect(opts?: { concurrency?: number; timeoutMs?: number }): Promise<ConnectResult>;
+  /** The users whose clients of `url` lost their socket (the server was killed); they stay away until `reconnect`. */
+  orphans(url: string): Promise<string[]>;
+  reconnect(opts?: { concurrency?: number; timeoutMs?: number; urls?: string[] }): Promise<ConnectResult>;
   stats(): Promise<WorkerStats>;
   close(): Promise<void>;
 }
 
 function mergeConnect(parts: ConnectResult[], ms: number): ConnectResult {
   const errors: Record<string, number> = {};
-  for (const p of parts) for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
-  return { ok: parts.reduce((a, p) => a + p.ok, 0), failed: parts.reduce((a, p) => a + p.failed, 0), ms, errors };
+  const retried: Record<string, number> = {};
+  for (const p of parts) {
+    for (const [k, v] of Object.entries(p.errors)) errors[k] = (errors[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(p.retried)) retried[k] = (retried[k] ?? 0) + v;
+  }
+  return { ok: parts.reduce((a, p) => a + p.ok, 0), failed: parts.reduce((a, p) => a + p.failed, 0), ms, errors, retried };
 }
 
 export async function startLoadgen(opts: LoadgenOptions): Promise<Loadgen> {
@@ -83,7 +89,7 @@ export async function startLoadgen(opts: LoadgenOptions): Promise<Loadgen> {
         workers.map((w, i) => {
           const c = Math.max(0, Math.min(share, count - i * share));
           return c === 0
-            ? { ok: 0, failed: 0, ms: 0, errors: {} }
+            ? { ok: 0, failed: 0, ms: 0, errors: {}, retried: {} }
             : w.call<ConnectResult>({ cmd: 'connect', range: { userPrefix, from: from + i * share, count: c, urls }, concurrency: Math.ceil(concurrency / n), timeoutMs });
         }),
       );
@@ -122,9 +128,13 @@ export async function startLoadgen(opts: LoadgenOptions): Promise<Loadgen> {
       const parts = await all<{ users: string[] }>({ cmd: 'drop', fraction });
       return parts.flatMap((p) => p.users);
     },
-    async reconnect({ concurrency = 1000, timeoutMs = 30_000 } = {}) {
+    async orphans(url) {
+      const parts = await all<{ users: string[] }>({ cmd: 'orphans', url });
+      return parts.flatMap((p) => p.users);
+    },
+    async reconnect({ concurrency = 1000, timeoutMs = 30_000, urls } = {}) {
       const started = performance.now();
-      const parts = await all<ConnectResult>({ cmd: 'reconnect', concurrency: Math.ceil(concurrency / n), timeoutMs });
+      const parts = await all<ConnectResult>({ cmd: 'reconnect', concurrency: Math.ceil(concurrency / n), timeoutMs, ...(urls ? { urls } : {}) });
       return mergeConnect(parts, performance.now() - started);
     },
     async stats() {

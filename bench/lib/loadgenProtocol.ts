@@ -32,15 +32,22 @@ export type ParentCommand =
   | { cmd: 'collect'; req: number }
   /** Closes `fraction` of this worker's open clients (every k-th), keeping them away until `reconnect`. */
   | { cmd: 'drop'; req: number; fraction: number }
-  | { cmd: 'reconnect'; req: number; concurrency: number; timeoutMs: number }
+  /** Marks this worker's clients of `url` that lost their socket (their server died) as away. */
+  | { cmd: 'orphans'; req: number; url: string }
+  /** Reconnects every away client; those whose server is not in `urls` (when given) move to one that is. */
+  | { cmd: 'reconnect'; req: number; concurrency: number; timeoutMs: number; urls?: string[] }
   | { cmd: 'stats'; req: number }
   | { cmd: 'close'; req: number };
 
 export interface ConnectResult {
   ok: number;
+  /** Clients still not connected after their last attempt. */
   failed: number;
   ms: number;
+  /** Why the last attempt of each failed client failed. */
   errors: Record<string, number>;
+  /** Attempts that failed and were retried (like an SDK would), by reason. */
+  retried: Record<string, number>;
 }
 
 export interface CollectResult {

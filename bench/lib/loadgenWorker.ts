@@ -127,10 +127,15 @@ function open(c: Client, timeoutMs: number): Promise<void> {
   });
 }
 
-/** Runs `open` for `list` with bounded concurrency. */
+/** Attempts per client before it counts as failed; an SDK retries too. */
+const CONNECT_ATTEMPTS = 4;
+const RETRY_BASE_MS = 250;
+
+/** Runs `open` for `list` with bounded concurrency, retrying a failed client with jittered backoff. */
 async function openAll(list: Client[], concurrency: number, timeoutMs: number): Promise<ConnectResult> {
   const started = performance.now();
   const errors: Record<string, number> = {};
+  const retried: Record<string, number> = {};
   let ok = 0;
   let next = 0;
   await Promise.all(
@@ -139,20 +144,31 @@ async function openAll(list: Client[], concurrency: number, timeoutMs: number): 
         const c = list[next++]!;
         connecting++;
         try {
-          if (!c.token) c.token = await tokenFor(c.user);
-          await open(c, timeoutMs);
-          ok++;
-        } catch (err) {
-          const code = (err as Error).message.slice(0, 60);
-          errors[code] = (errors[code] ?? 0) + 1;
-          c.away = true;
+          for (let attempt = 1; ; attempt++) {
+            try {
+              if (!c.token) c.token = await tokenFor(c.user);
+              await open(c, timeoutMs);
+              ok++;
+              break;
+            } catch (err) {
+              const code = (err as Error).message.slice(0, 60);
+              c.ws?.terminate();
+              c.away = true;
+              if (attempt >= CONNECT_ATTEMPTS) {
+                errors[code] = (errors[code] ?? 0) + 1;
+                break;
+              }
+              retried[code] = (retried[code] ?? 0) + 1;
+              await new Promise((r) => setTimeout(r, RETRY_BASE_MS * 2 ** (attempt - 1) * (0.5 + Math.random())));
+            }
+          }
         } finally {
           connecting--;
         }
       }
     }),
   );
-  return { ok, failed: list.length - ok, ms: performance.now() - started, errors };
+  return { ok, failed: list.length - ok, ms: performance.now() - started, errors, retried };
 }
 
 function connect(range: ClientRange, concurrency: number, timeoutMs: number): Promise<ConnectResult> {
@@ -218,12 +234,22 @@ async function handle(m: ParentCommand): Promise<unknown> {
       }
       return { users };
     }
-    case 'reconnect':
-      return openAll(
-        clients.filter((c) => c.away),
-        m.concurrency,
-        m.timeoutMs,
-      );
+    case 'orphans': {
+      const users: string[] = [];
+      for (const c of clients) {
+        if (c.url !== m.url || c.away || c.ws?.readyState === WebSocket.OPEN) continue;
+        c.away = true;
+        c.ws?.terminate();
+        users.push(c.user);
+      }
+      return { users };
+    }
+    case 'reconnect': {
+      const away = clients.filter((c) => c.away);
+      const urls = m.urls;
+      if (urls && urls.length > 0) away.forEach((c) => !urls.includes(c.url) && (c.url = urls[c.idx % urls.length]!));
+      return openAll(away, m.concurrency, m.timeoutMs);
+    }
     case 'stats':
       return stats();
     case 'close': {

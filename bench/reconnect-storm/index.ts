@@ -5,7 +5,11 @@
  * reconnections/s, time until all are back, the offline messages delivered
  * on reconnect (and their latency from submission) and the lost count.
  *
- *   npm run bench -- reconnect-storm [--clients 30000] [--pushers 2] [--drop 0.5] [--messages-per-user 2]
+ *   npm run bench -- reconnect-storm [--clients 30000] [--pushers 2] [--drop 0.5] [--messages-per-user 2] [--kill]
+ *
+ * With --kill the storm comes from the server side instead: one pusher is
+ * SIGKILLed, its clients (1/pushers of them) lose their sockets, the messages
+ * are sent while they are away, and they reconnect together to the others.
  */
 import path from 'node:path';
 import { writeLineChart } from '../lib/chart.js';
@@ -21,12 +25,17 @@ const sumMetric = async (pushers: BenchPusher[], name: string, filter?: string) 
 
 export const run: Scenario = async (o) => {
   const clients = num(o, 'clients', 3000, 30_000);
-  const pushers = num(o, 'pushers', 2, 2);
+  const kill = o.args.kill === true;
+  const pushers = num(o, 'pushers', kill ? 3 : 2, kill ? 3 : 2);
   const drop = num(o, 'drop', 0.5, 0.5);
   const perUser = num(o, 'messages-per-user', 2, 2);
   const concurrency = num(o, 'concurrency', 2000, 4000);
   if (drop <= 0 || drop > 1) throw new Error('--drop must be a fraction in (0, 1]');
-  const options = { clients, pushers, drop, messagesPerUser: perUser, reconnectConcurrency: concurrency, how: 'client-side TCP reset, then all reconnect at once' };
+  if (kill && pushers < 2) throw new Error('--kill needs at least 2 pushers');
+  const options = {
+    clients, pushers, drop: kill ? 1 / pushers : drop, messagesPerUser: perUser, reconnectConcurrency: concurrency,
+    how: kill ? 'one pusher SIGKILLed, its clients reconnect at once to the others' : 'client-side TCP reset, then all reconnect at once',
+  };
 
   const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'reconnect-storm'), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
@@ -34,11 +43,22 @@ export const run: Scenario = async (o) => {
   try {
     const c = await lg.connect({ userPrefix: 'r', count: clients, urls: b.pushers.map((p) => p.wsUrl), concurrency: 300 });
     if (c.failed > 0) throw new Error(`${c.failed} of ${clients} clients could not connect: ${JSON.stringify(c.errors)}`);
-    o.log(`reconnect-storm: ${clients} clients on ${pushers} pushers in ${round(c.ms / 1000)} s; dropping ${Math.round(drop * 100)}%`);
+    const victim = kill ? b.pushers[0]! : undefined;
+    const alive = b.pushers.filter((p) => p !== victim);
+    o.log(`reconnect-storm: ${clients} clients on ${pushers} pushers in ${round(c.ms / 1000)} s; ${victim ? `killing ${victim.nodeId}` : `dropping ${Math.round(drop * 100)}%`}`);
 
-    const away = await lg.drop(drop);
-    const gone = await waitUntil(async () => (await sumMetric(b.pushers, 'push_connections')) <= clients - away.length, 30_000, 200);
-    if (!gone) throw new Error('the pushers did not see the dropped clients leave within 30 s');
+    let away: string[];
+    if (victim) {
+      victim.proc.kill('SIGKILL');
+      const held = Math.floor(clients / pushers); // clients are spread over the pushers round robin
+      const lost = await waitUntil(async () => (await lg.stats()).open <= clients - held, 30_000, 100);
+      if (!lost) throw new Error(`the clients of ${victim.nodeId} did not see it die within 30 s`);
+      away = await lg.orphans(victim.wsUrl);
+    } else {
+      away = await lg.drop(drop);
+      const gone = await waitUntil(async () => (await sumMetric(b.pushers, 'push_connections')) <= clients - away.length, 30_000, 200);
+      if (!gone) throw new Error('the pushers did not see the dropped clients leave within 30 s');
+    }
 
     // Persistent messages for the users who are away: stored, then delivered on reconnect.
     const sub = await submitter.run({
@@ -66,14 +86,14 @@ export const run: Scenario = async (o) => {
     const filingSeconds = round((Date.now() - filingStarted) / 1000);
     if (!drained) o.log(`the dispatcher had not filed every offline message after ${filingSeconds} s; reconnecting anyway`);
 
-    const resumedBefore = await sumMetric(b.pushers, 'push_delivered_total', 'path="resume"');
+    const resumedBefore = await sumMetric(alive, 'push_delivered_total', 'path="resume"');
     await lg.record('storm');
     const t0 = nowMs();
-    const r = await lg.reconnect({ concurrency, timeoutMs: 30_000 });
+    const r = await lg.reconnect({ concurrency, timeoutMs: 30_000, urls: alive.map((p) => p.wsUrl) });
     const reconnectsPerSecond = round(r.ok / (r.ms / 1000));
     const got = await settle(() => lg.peek(), sub.accepted, { quietMs: 10_000, maxMs: o.quick ? 45_000 : 120_000 });
     const collected = await lg.collect();
-    const resumed = (await sumMetric(b.pushers, 'push_delivered_total', 'path="resume"')) - resumedBefore;
+    const resumed = (await sumMetric(alive, 'push_delivered_total', 'path="resume"')) - resumedBefore;
     const lost = Math.max(0, sub.accepted - got);
     const latency = collected.histogram.summary();
     const stats = await lg.stats();
@@ -82,6 +102,7 @@ export const run: Scenario = async (o) => {
       reconnected: r.ok,
       reconnectFailed: r.failed,
       reconnectErrors: r.errors,
+      reconnectRetried: r.retried,
       reconnectSeconds: round(r.ms / 1000, 2),
       reconnectsPerSecond,
       offlineMessagesAccepted: sub.accepted,
@@ -106,7 +127,7 @@ export const run: Scenario = async (o) => {
       series: [{ name: 'delivered', points: collected.perSecond.map((v, i) => [i, v] as [number, number]) }],
     });
     const summary = [
-      `${clients} clients on ${pushers} pushers; ${away.length} dropped at once (client-side reset) and reconnected together: ${r.ok} back (${r.failed} failed) in ${round(r.ms / 1000, 2)} s = ${reconnectsPerSecond} reconnections/s`,
+      `${clients} clients on ${pushers} pushers; ${away.length} ${victim ? `lost their pusher (SIGKILL) and reconnected together to the other ${alive.length}` : 'dropped at once (client-side reset) and reconnected together'}: ${r.ok} back (${r.failed} failed) in ${round(r.ms / 1000, 2)} s = ${reconnectsPerSecond} reconnections/s`,
       `offline persistent messages: ${sub.accepted} accepted while away (in ${round(sub.ms / 1000, 1)} s; the dispatcher had filed them ${filingSeconds} s later${drained ? '' : ', NOT all'}), ${collected.unique} delivered after reconnect (${resumed} from the store on resume; the last ${metrics.allDeliveredAfterReconnectStartMs} ms after the storm began), ${collected.duplicates} duplicates, lost ${lost}; submit-to-receipt ${formatLatency(latency)}`,
     ];
     return {
