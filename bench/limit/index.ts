@@ -11,6 +11,7 @@
  *       HSET, one at a time and pipelined (-P 16).
  *
  *   npm run bench -- limit [--quick] [--clients 16000] [--broadcasts 3]
+ *     [--burst-clients 1000] [--burst-messages 20] (0: no burst; frame coalescing off/on)
  *     [--kafka-records 1000000] [--redis-requests 200000] [--parts ws,kafka,redis]
  */
 import { randomBytes } from 'node:crypto';
@@ -64,12 +65,34 @@ interface WsResult {
   rssPerConnKB: number;
   heapPerConnKB: number;
   gcExposed: boolean;
-  send: { ms99: number; ms100: number | null; deliveriesPerSec: number | null; loopMs: number; runs: number[] };
-  raw: { ms99: number; ms100: number | null; deliveriesPerSec: number | null; loopMs: number; runs: number[] };
-  cdf: Record<'send' | 'raw', Array<[number, number]>>;
+  send: BroadcastSummary;
+  raw: BroadcastSummary;
+  /** The pusher's own write path (Connection.send of a pre-built WireFrame) on the same server and clients. */
+  pusher: BroadcastSummary;
+  cdf: Record<BroadcastMode, Array<[number, number]>>;
+  /** Bursts of `messages` frames to each of `clients` clients in one turn, frame coalescing off and on. */
+  burst: { clients: number; messagesPerClient: number; off: BurstSummary; on: BurstSummary } | null;
 }
 
-async function wsLimit(n: number, broadcasts: number, log: (l: string) => void): Promise<WsResult> {
+type BroadcastMode = 'send' | 'raw' | 'pusher';
+interface BroadcastSummary {
+  ms99: number;
+  ms100: number | null;
+  deliveriesPerSec: number | null;
+  loopMs: number;
+  runs: number[];
+}
+interface BurstSummary {
+  /** Median time from the burst's start until the last message was received, and messages/s over it. */
+  ms100: number;
+  messagesPerSec: number;
+  /** Median server time to write the burst (the end-of-turn flush included), and per message. */
+  loopMs: number;
+  loopUsPerMessage: number;
+  runs: number[];
+}
+
+async function wsLimit(n: number, broadcasts: number, burstCfg: { clients: number; messages: number }, log: (l: string) => void): Promise<WsResult> {
   const port = await freePort();
   const server = forkTs(path.join(here, 'wsServer.ts'), [], { execArgv: ['--expose-gc', '--import', 'tsx'], env: { ...process.env, PORT: String(port) } });
   let pool: ClientPool | undefined;
@@ -89,11 +112,13 @@ async function wsLimit(n: number, broadcasts: number, log: (l: string) => void):
     const heapPerConnKB = round((after.heapUsed - before.heapUsed) / conn.ok / 1024, 2);
     log(`limit/ws: ${rssPerConnKB} KB RSS, ${heapPerConnKB} KB heap per idle connection (${after.connections} held)`);
 
-    const runs: Record<'send' | 'raw', Array<{ ms99: number; ms100: number | null; loopMs: number }>> = { send: [], raw: [] };
-    const cdf: WsResult['cdf'] = { send: [], raw: [] };
+    const modes = ['send', 'raw', 'pusher'] as const;
+    const runs: Record<BroadcastMode, Array<{ ms99: number; ms100: number | null; loopMs: number }>> = { send: [], raw: [], pusher: [] };
+    const cdf: WsResult['cdf'] = { send: [], raw: [], pusher: [] };
+    let run = 0;
     for (let i = 0; i < broadcasts; i++) {
-      for (const mode of ['send', 'raw'] as const) {
-        const run = i * 2 + (mode === 'send' ? 1 : 2);
+      for (const mode of modes) {
+        run++;
         await pool.reset(run);
         server.send({ cmd: 'broadcast', mode, run });
         const b = await nextMessage<{ loopMs: number }>(server, (m) => m.ev === 'broadcast', 30_000, 'broadcast');
@@ -108,14 +133,49 @@ async function wsLimit(n: number, broadcasts: number, log: (l: string) => void):
         await sleep(300);
       }
     }
-    const sum = (mode: 'send' | 'raw') => {
+    const bursts: Record<'off' | 'on', Array<{ ms100: number; loopMs: number }>> = { off: [], on: [] };
+    const burstClients = Math.min(burstCfg.clients, conn.ok);
+    const burstTotal = burstClients * burstCfg.messages;
+    if (burstCfg.messages > 0) {
+      for (let i = 0; i < broadcasts; i++) {
+        // Alternate the order, so neither setting always runs on a warmer process.
+        for (const coalesce of i % 2 === 0 ? [false, true] : [true, false]) {
+          run++;
+          await pool.reset(run);
+          server.send({ cmd: 'burst', run, clients: burstClients, messages: burstCfg.messages, coalesce });
+          const b = await nextMessage<{ loopMs: number; messages: number }>(server, (m) => m.ev === 'burst', 60_000, 'burst');
+          await pool.waitFor((c) => c.received >= b.messages, { idleMs: 3000, timeoutMs: 60_000 });
+          const got = await pool.collect();
+          if (got.received < b.messages) throw new Error(`burst: ${got.received}/${b.messages} messages received`);
+          bursts[coalesce ? 'on' : 'off'].push({ ms100: got.hist.summary().max, loopMs: b.loopMs });
+          await sleep(300);
+        }
+      }
+    }
+    const burstSum = (k: 'off' | 'on'): BurstSummary => {
+      const ms100 = round(median(bursts[k].map((x) => x.ms100)));
+      const loopMs = round(median(bursts[k].map((x) => x.loopMs)));
+      return { ms100, messagesPerSec: Math.round(burstTotal / (ms100 / 1000)), loopMs, loopUsPerMessage: round((loopMs * 1000) / burstTotal, 2), runs: bursts[k].map((x) => round(x.ms100)) };
+    };
+    const burst = burstCfg.messages > 0 ? { clients: burstClients, messagesPerClient: burstCfg.messages, off: burstSum('off'), on: burstSum('on') } : null;
+    if (burst) {
+      log(
+        `limit/ws: burst of ${burst.messagesPerClient} messages to each of ${burst.clients} clients through Connection.send: coalescing off 100% ${burst.off.ms100} ms (${burst.off.messagesPerSec}/s, server ${burst.off.loopUsPerMessage} us/message), ` +
+          `on 100% ${burst.on.ms100} ms (${burst.on.messagesPerSec}/s, server ${burst.on.loopUsPerMessage} us/message)`,
+      );
+    }
+
+    const sum = (mode: BroadcastMode) => {
       const r = runs[mode];
       const full = r.every((x) => x.ms100 !== null);
       const ms100 = full ? round(median(r.map((x) => x.ms100!))) : null;
       return { ms99: round(median(r.map((x) => x.ms99))), ms100, deliveriesPerSec: ms100 ? Math.round(conn.ok / (ms100 / 1000)) : null, loopMs: round(median(r.map((x) => x.loopMs))), runs: r.map((x) => (x.ms100 === null ? NaN : round(x.ms100))) };
     };
-    const res: WsResult = { clients: n, connected: conn.ok, connectPerSec: Math.round(conn.perSecond), rssPerConnKB, heapPerConnKB, gcExposed: after.gc, send: sum('send'), raw: sum('raw'), cdf };
-    log(`limit/ws: broadcast to ${conn.ok}: ws.send 100% ${res.send.ms100} ms (${res.send.deliveriesPerSec}/s, loop ${res.send.loopMs} ms), raw frame 100% ${res.raw.ms100} ms (${res.raw.deliveriesPerSec}/s, loop ${res.raw.loopMs} ms)`);
+    const res: WsResult = { clients: n, connected: conn.ok, connectPerSec: Math.round(conn.perSecond), rssPerConnKB, heapPerConnKB, gcExposed: after.gc, send: sum('send'), raw: sum('raw'), pusher: sum('pusher'), cdf, burst };
+    log(
+      `limit/ws: broadcast to ${conn.ok}: ws.send 100% ${res.send.ms100} ms (${res.send.deliveriesPerSec}/s, loop ${res.send.loopMs} ms), raw frame 100% ${res.raw.ms100} ms (${res.raw.deliveriesPerSec}/s, loop ${res.raw.loopMs} ms), ` +
+        `pusher write path 100% ${res.pusher.ms100} ms (${res.pusher.deliveriesPerSec}/s, loop ${res.pusher.loopMs} ms)`,
+    );
     return res;
   } finally {
     await pool?.close().catch(() => undefined);
@@ -212,6 +272,8 @@ export const run: Scenario = async (opts) => {
   const cfg = {
     clients: num(args.clients, quick ? 8000 : 16_000),
     broadcasts: num(args.broadcasts, quick ? 2 : 3),
+    burstClients: num(args['burst-clients'], 1000),
+    burstMessages: num(args['burst-messages'], 20),
     kafkaRecords: num(args['kafka-records'], quick ? 200_000 : 1_000_000),
     redisRequests: num(args['redis-requests'], quick ? 50_000 : 200_000),
     parts: String(typeof args.parts === 'string' ? args.parts : 'ws,kafka,redis').split(','),
@@ -229,7 +291,7 @@ export const run: Scenario = async (opts) => {
       return undefined;
     }
   };
-  const ws = await attempt('ws', () => wsLimit(cfg.clients, cfg.broadcasts, log));
+  const ws = await attempt('ws', () => wsLimit(cfg.clients, cfg.broadcasts, { clients: cfg.burstClients, messages: cfg.burstMessages }, log));
   const kafka = await attempt('kafka', () => kafkaLimit(cfg.kafkaRecords, log));
   const redis = await attempt('redis', () => redisLimit(cfg.redisRequests, log));
 
@@ -242,6 +304,7 @@ export const run: Scenario = async (opts) => {
       series: [
         { name: 'ws.send', points: ws.cdf.send },
         { name: 'raw frame', points: ws.cdf.raw },
+        { name: 'pusher write path', points: ws.cdf.pusher },
       ],
     });
     charts.push('limit-ws-broadcast.svg');
@@ -250,6 +313,17 @@ export const run: Scenario = async (opts) => {
   if (ws) {
     summary.push(`bare ws, ${ws.connected} idle clients: ${ws.rssPerConnKB} KB RSS and ${ws.heapPerConnKB} KB heap per connection${ws.gcExposed ? ' (after GC)' : ''}; connect ${ws.connectPerSec}/s (issue reference at 16,000: 5.7 KB RSS, 2.5 KB heap)`);
     summary.push(`bare ws broadcast to ${ws.connected}: ws.send 99% ${ws.send.ms99} ms, 100% ${ws.send.ms100 ?? 'not reached'} ms = ${ws.send.deliveriesPerSec ?? '-'} deliveries/s; raw pre-built frame 99% ${ws.raw.ms99} ms, 100% ${ws.raw.ms100 ?? 'not reached'} ms = ${ws.raw.deliveriesPerSec ?? '-'} deliveries/s (median of ${cfg.broadcasts}; issue reference at 16,000: ~340 ms ws.send, ~220 ms raw)`);
+    summary.push(
+      `the pusher's write path (Connection.send of one pre-built frame) on the same server: 99% ${ws.pusher.ms99} ms, 100% ${ws.pusher.ms100 ?? 'not reached'} ms = ${ws.pusher.deliveriesPerSec ?? '-'} deliveries/s` +
+        (ws.pusher.deliveriesPerSec && ws.raw.deliveriesPerSec ? ` = ${round(ws.pusher.deliveriesPerSec / ws.raw.deliveriesPerSec, 2)}x the raw frame` : ''),
+    );
+    if (ws.burst) {
+      const b = ws.burst;
+      summary.push(
+        `burst of ${b.messagesPerClient} messages to each of ${b.clients} clients in one turn (Connection.send): coalescing off ${b.off.messagesPerSec} messages/s (100% at ${b.off.ms100} ms, server ${b.off.loopUsPerMessage} us/message), ` +
+          `on ${b.on.messagesPerSec} messages/s (100% at ${b.on.ms100} ms, server ${b.on.loopUsPerMessage} us/message) = ${round(b.on.messagesPerSec / Math.max(1, b.off.messagesPerSec), 2)}x delivered, ${round(b.off.loopMs / Math.max(0.001, b.on.loopMs), 2)}x less server write time`,
+      );
+    }
   }
   if (kafka) {
     summary.push(`Kafka ProducerPerformance (${kafka.records} x ${kafka.recordSize} B, acks=all, 4 partitions): ${kafka.producer.recordsPerSec} records/s, ${kafka.producer.mbPerSec} MB/s, p50 ${kafka.producer.p50Ms} / p99 ${kafka.producer.p99Ms} ms`);
@@ -280,6 +354,9 @@ export const run: Scenario = async (opts) => {
       wsBroadcastRawMs100: ws?.raw.ms100 ?? null,
       wsBroadcastSendPerSec: ws?.send.deliveriesPerSec ?? null,
       wsBroadcastRawPerSec: ws?.raw.deliveriesPerSec ?? null,
+      wsBroadcastPusherPathPerSec: ws?.pusher.deliveriesPerSec ?? null,
+      wsBurstCoalesceOffPerSec: ws?.burst?.off.messagesPerSec ?? null,
+      wsBurstCoalesceOnPerSec: ws?.burst?.on.messagesPerSec ?? null,
       kafkaProducerRecordsPerSec: kafka?.producer.recordsPerSec ?? null,
       kafkaProducerP99Ms: kafka?.producer.p99Ms ?? null,
       kafkaConsumerRecordsPerSec: kafka?.consumer.recordsPerSec ?? null,

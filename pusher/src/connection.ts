@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
 import { CLOSE } from '../../common/src/codes.js';
+import { socketOf, writeFrame, type WireFrame } from './wireFrame.js';
 
 /** How long ids sent on resume are remembered to skip their live copies. */
 const RESUMED_GRACE_MS = 10_000;
@@ -13,6 +14,28 @@ export interface ConnectionLimits {
   upstreamRate: number;
   upstreamBurst: number;
   upstreamMaxRefused: number;
+  /** Coalesce a connection's frames written in one event-loop turn into one socket write (default on). */
+  coalesce?: boolean;
+}
+
+/**
+ * Frame coalescing. The first write to a socket in a turn goes out at once
+ * (a broadcast costs one write per socket, as before); a second write in
+ * the same turn corks the socket, and every corked socket is uncorked when
+ * the turn ends (setImmediate), so a burst of N frames costs two writes
+ * instead of N. Each message is still its own WebSocket frame.
+ */
+let turn = 1;
+let turnEndScheduled = false;
+const corkedConnections: Connection[] = [];
+/** Bytes one corked socket may hold back before it is flushed within the turn: the slow-consumer cut-off counts them. */
+const MAX_CORKED_BYTES = 64 * 1024;
+
+function endTurn(): void {
+  turn++;
+  turnEndScheduled = false;
+  for (const conn of corkedConnections) conn.flushWrites();
+  corkedConnections.length = 0;
 }
 
 /**
@@ -22,7 +45,7 @@ export interface ConnectionLimits {
  */
 export class Connection {
   /** Live message frames that arrived while offline messages were loading (id, frame). */
-  pending: [string, string][] | undefined = [];
+  pending: [string, string | WireFrame][] | undefined = [];
   /** Ids sent from the offline store during resume (and a grace period after), to skip their live copies. */
   resumed: Set<string> | undefined = new Set();
   alive = true;
@@ -38,12 +61,17 @@ export class Connection {
   tokenWarned = false;
   /** The second of the token clock this connection waits in (see tokenClock.ts). */
   clockSlot: number | undefined;
+  /** Presence epoch of this connection (presence.ts); 0 until its ONLINE is due, or if it could not get one. */
+  presenceEpoch = 0;
   private tokens: number;
   private refilledAt = Date.now();
   private upstreamTokens: number;
   private upstreamRefilledAt = Date.now();
   private upstreamRefused = 0;
   private upstreamRefusedSince = 0;
+  /** The coalescing turn of this connection's last write, and whether its socket is corked now. */
+  private writeTurn = 0;
+  private corked = false;
 
   constructor(
     readonly ws: WebSocket,
@@ -70,20 +98,50 @@ export class Connection {
   /**
    * Writes a frame unless the client is too far behind, in which case it is
    * cut off (4008) rather than allowed to grow this process's memory.
-   * Returns false when the frame was not written.
+   * Returns false when the frame was not written. A `WireFrame` (built once
+   * for every socket a message goes to) is written as is; a string is framed
+   * by `ws`.
    */
-  send(frame: string): boolean {
+  send(frame: string | WireFrame): boolean {
     if (this.closed) return false;
-    if (this.ws.bufferedAmount > this.limits.maxBufferedBytes) {
+    const ws = this.ws;
+    if (ws.bufferedAmount > this.limits.maxBufferedBytes) {
       this.close(CLOSE.SLOW_CONSUMER, 'slow consumer: send queue full');
       return false;
     }
-    this.ws.send(frame);
+    if (this.limits.coalesce !== false) this.beforeWrite();
+    if (typeof frame === 'string') ws.send(frame);
+    else writeFrame(ws, frame);
+    if (this.corked && ws.bufferedAmount >= MAX_CORKED_BYTES) this.flushWrites();
     return true;
   }
 
+  private beforeWrite(): void {
+    if (this.corked) return;
+    if (this.writeTurn !== turn) {
+      this.writeTurn = turn;
+      if (!turnEndScheduled) {
+        turnEndScheduled = true;
+        setImmediate(endTurn);
+      }
+      return;
+    }
+    const socket = socketOf(this.ws);
+    if (!socket) return;
+    socket.cork();
+    this.corked = true;
+    corkedConnections.push(this);
+  }
+
+  /** Uncorks this connection's socket: what was written this turn goes out in one write. */
+  flushWrites(): void {
+    if (!this.corked) return;
+    this.corked = false;
+    socketOf(this.ws)?.uncork();
+  }
+
   /** Delivers a live message, or holds it until the resume finishes. False if dropped. */
-  deliverLive(id: string, frame: string): boolean {
+  deliverLive(id: string, frame: string | WireFrame): boolean {
     if (this.resumed?.has(id)) return true; // already sent from the store
     if (this.pending) {
       if (this.pending.length >= this.limits.maxPendingLive) {

@@ -2,6 +2,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../common/src/logger.js';
 import { TASK_EVENTS_CHANNEL, type TaskState, type TaskStore } from '../../common/src/tasks.js';
 import type { Connection } from './connection.js';
+import type { WireFrame } from './wireFrame.js';
 
 /** Pacing tick when a rate is set. */
 const TICK_MS = 50;
@@ -81,15 +82,15 @@ export function createTaskRunner({
   const waitForChange = (taskId: string) => new Promise<void>((resolve) => wakers.set(taskId, [...(wakers.get(taskId) ?? []), resolve]));
   const tick = () => new Promise<void>((resolve) => setTimeout(resolve, TICK_MS));
 
-  async function run(taskId: string, messageId: string, frame: string, conns: Connection[], expiresAt: number): Promise<void> {
+  async function run(taskId: string, messageId: string, frame: string | WireFrame, conns: Connection[], expiresAt: number): Promise<void> {
     const job: Job = { taskId, messageId, written: 0, acked: 0, flushedWritten: 0, flushedAcked: 0 };
     byMessage.set(messageId, job);
     if (byMessage.size > MAX_TRACKED_MESSAGES) byMessage.delete(byMessage.keys().next().value!);
     active.add(job);
     try {
-      const hot = await tasks.hotState(taskId);
+      // One round trip before the first write: both go out on the same Redis connection, in order.
+      const [hot] = await Promise.all([tasks.hotState(taskId), tasks.addProgress(taskId, nodeId, { targeted: conns.length })]);
       states.set(taskId, hot?.state ?? 'running');
-      await tasks.addProgress(taskId, nodeId, { targeted: conns.length });
       // This node's share of the cluster rate, paced by elapsed time (not by
       // counting ticks, which run late under load and would slow the task down).
       const share = hot?.rate ? hot.rate / Math.max(1, hot.fanout) : Infinity;
