@@ -6,12 +6,15 @@ import type { Redis } from 'ioredis';
  * at it are then ignored by the dispatcher.
  *
  *   push:nodes            zset  nodeId -> expiry (ms since epoch)
+ *   push:boots            hash  nodeId -> "<bootId>|<expiry>": which run of the node is live
  *   push:node:<nodeId>    hash  url, connections, draining, adminUrl
  *   push:lastnode:<app>|<user>  string  the node the user last connected to
  *
  * (All keys carry REDIS_KEY_PREFIX in front.)
  */
 const NODES = 'push:nodes';
+/** Routes name the boot that wrote them (see routes.ts); this hash says which boot of each node is running. */
+export const BOOTS_KEY = 'push:boots';
 const nodeKey = (id: string) => `push:node:${id}`;
 export const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
 
@@ -24,10 +27,12 @@ export interface NodeInfo {
   adminUrl?: string;
 }
 
-export async function heartbeatNode(redis: Redis, info: NodeInfo, ttlMs: number): Promise<void> {
+/** Registers or refreshes a node; `boot` (a fresh id per process start) makes its routes count. */
+export async function heartbeatNode(redis: Redis, info: NodeInfo & { boot?: string }, ttlMs: number): Promise<void> {
   const expiry = Date.now() + ttlMs;
-  await redis
-    .multi()
+  const tx = redis.multi();
+  if (info.boot) tx.hset(BOOTS_KEY, info.id, `${info.boot}|${expiry}`);
+  await tx
     .zadd(NODES, expiry, info.id)
     .hset(nodeKey(info.id), { url: info.url, connections: info.connections, draining: info.draining ? 1 : 0, ...(info.adminUrl ? { adminUrl: info.adminUrl } : {}) })
     .pexpire(nodeKey(info.id), ttlMs)
@@ -35,7 +40,18 @@ export async function heartbeatNode(redis: Redis, info: NodeInfo, ttlMs: number)
 }
 
 export async function removeNode(redis: Redis, id: string): Promise<void> {
-  await redis.multi().zrem(NODES, id).del(nodeKey(id)).exec();
+  await redis.multi().zrem(NODES, id).del(nodeKey(id)).hdel(BOOTS_KEY, id).exec();
+}
+
+/** The running boot of each node and when its heartbeat lapses, from the push:boots hash. */
+export function parseBoots(hash: Record<string, string> | undefined): Map<string, { boot: string; expiresAt: number }> {
+  const boots = new Map<string, { boot: string; expiresAt: number }>();
+  for (const id in hash) {
+    const v = hash[id]!;
+    const sep = v.lastIndexOf('|');
+    if (sep > 0) boots.set(id, { boot: v.slice(0, sep), expiresAt: Number(v.slice(sep + 1)) });
+  }
+  return boots;
 }
 
 /** Ids of nodes whose heartbeat has not expired. */
@@ -60,5 +76,8 @@ export async function liveNodes(redis: Redis): Promise<NodeInfo[]> {
 
 /** Drops entries that expired long ago so the set does not grow with every node ever started. */
 export async function pruneNodes(redis: Redis, olderThanMs = 3_600_000): Promise<void> {
-  await redis.zremrangebyscore(NODES, '-inf', Date.now() - olderThanMs);
+  const before = Date.now() - olderThanMs;
+  await redis.zremrangebyscore(NODES, '-inf', before);
+  const gone = [...parseBoots(await redis.hgetall(BOOTS_KEY))].filter(([, b]) => b.expiresAt < before).map(([id]) => id);
+  if (gone.length > 0) await redis.hdel(BOOTS_KEY, ...gone);
 }

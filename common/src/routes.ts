@@ -1,14 +1,21 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
+import { BOOTS_KEY, parseBoots } from './nodeRegistry.js';
 
 /**
  * Where each user's devices are connected, in Redis:
  *
- *   push:r:<app>|<user>   hash  "<device>|<connId>" -> "<nodeId>|<expiresAtMs>"
+ *   push:r:<app>|<user>   hash  "<device>|<connId>" -> "<nodeId>|<bootId>|<expiresAtMs>"
  *
  * One field per connection, so a device that reconnects before its old
  * socket is noticed dead has two entries for a moment, and a close removes
- * exactly its own. Fields carry their own expiry (Redis 7.0 has no per-field
- * TTL); the key's TTL is refreshed with them and cleans up abandoned users.
+ * exactly its own. A route lives as long as the process that wrote it: the
+ * boot id names that process, and the node registry (push:boots) says which
+ * boot of each node is running and until when its heartbeat holds. So a route
+ * needs no refresh while its node lives, a crashed node's routes stop counting
+ * when its heartbeat lapses, and a node restarted under the same id does not
+ * inherit the routes of its previous life (those are deleted when read).
+ * Fields also carry a long expiry (Redis 7.0 has no per-field TTL), rewritten
+ * once per half of it; the key's TTL moves with them and cleans up abandoned users.
  */
 export const routeKey = (app: string, user: string) => `push:r:${app}|${user}`;
 
@@ -26,19 +33,29 @@ export interface Route {
   expiresAt: number;
 }
 
+/** The process that owns a route: a node id and the boot id of its current run. */
+export interface RouteOwner {
+  id: string;
+  boot: string;
+}
+
 const field = (r: RouteEntry) => `${r.device}|${r.connId}`;
 
-/** Adds or refreshes routes for connections on `nodeId`, pipelined. */
-export async function putRoutes(redis: Redis, nodeId: string, entries: RouteEntry[], ttlMs: number): Promise<void> {
+/** Queues the commands that add or refresh one route on `pipeline` (the caller executes it). */
+export function addRouteCommands(pipeline: ChainableCommander, owner: RouteOwner, e: RouteEntry, ttlMs: number, expiresAt: number): void {
+  const key = routeKey(e.app, e.user);
+  pipeline.hset(key, field(e), `${owner.id}|${owner.boot}|${expiresAt}`);
+  pipeline.pexpire(key, ttlMs);
+}
+
+/** Adds or refreshes routes for connections of `owner`, pipelined. */
+export async function putRoutes(redis: Redis, owner: RouteOwner, entries: RouteEntry[], ttlMs: number): Promise<void> {
   if (entries.length === 0) return;
   const expiresAt = Date.now() + ttlMs;
   const pipeline = redis.pipeline();
-  for (const e of entries) {
-    const key = routeKey(e.app, e.user);
-    pipeline.hset(key, field(e), `${nodeId}|${expiresAt}`);
-    pipeline.pexpire(key, ttlMs);
-  }
-  await pipeline.exec();
+  for (const e of entries) addRouteCommands(pipeline, owner, e, ttlMs, expiresAt);
+  const results = (await pipeline.exec()) ?? [];
+  for (const [err] of results) if (err) throw err;
 }
 
 export async function removeRoutes(redis: Redis, entries: RouteEntry[]): Promise<void> {
@@ -48,30 +65,62 @@ export async function removeRoutes(redis: Redis, entries: RouteEntry[]): Promise
   await pipeline.exec();
 }
 
-function parseRoutes(hash: Record<string, string> | undefined, now: number): Route[] {
+/**
+ * The live routes in one user's hash, and the fields written by an earlier
+ * boot of a node that has restarted since (`stale`, safe to delete: no
+ * process will write them again).
+ */
+function parseRoutes(hash: Record<string, string> | undefined, boots: Map<string, { boot: string; expiresAt: number }>, now: number, stale: string[]): Route[] {
   const routes: Route[] = [];
-  for (const [f, v] of Object.entries(hash ?? {})) {
+  for (const f in hash) {
+    const v = hash[f]!;
     const sep = f.lastIndexOf('|');
     const vsep = v.lastIndexOf('|');
     const expiresAt = Number(v.slice(vsep + 1));
     if (sep < 0 || vsep < 0 || !(expiresAt > now)) continue;
-    routes.push({ device: f.slice(0, sep), connId: f.slice(sep + 1), nodeId: v.slice(0, vsep), expiresAt });
+    const bsep = v.lastIndexOf('|', vsep - 1);
+    // A value without a boot id was written by an older pusher: its own expiry is all it has.
+    const nodeId = bsep < 0 ? v.slice(0, vsep) : v.slice(0, bsep);
+    if (bsep >= 0) {
+      const running = boots.get(nodeId);
+      if (!running) continue;
+      if (running.boot !== v.slice(bsep + 1, vsep)) {
+        stale.push(f);
+        continue;
+      }
+      if (!(running.expiresAt > now)) continue;
+    }
+    routes.push({ device: f.slice(0, sep), connId: f.slice(sep + 1), nodeId, expiresAt });
   }
   return routes;
 }
 
-/** Live routes of many users in one pipelined round trip. */
+/**
+ * Live routes of many users in one pipelined round trip: routes of running
+ * nodes (heartbeat not lapsed) written by their current boot. Fields left by
+ * a previous boot of a restarted node are deleted on the way.
+ */
 export async function lookupRoutes(redis: Redis, users: { app: string; user: string }[]): Promise<Route[][]> {
   if (users.length === 0) return [];
   const pipeline = redis.pipeline();
+  pipeline.hgetall(BOOTS_KEY);
   for (const u of users) pipeline.hgetall(routeKey(u.app, u.user));
   const results = (await pipeline.exec()) ?? [];
+  const [bootsErr, bootsHash] = results[0] ?? [];
+  if (bootsErr) throw bootsErr;
+  const boots = parseBoots(bootsHash as Record<string, string>);
   const now = Date.now();
-  return users.map((_, i) => {
-    const [err, hash] = results[i] ?? [];
+  let cleanup: ChainableCommander | undefined;
+  const found = users.map((u, i) => {
+    const [err, hash] = results[i + 1] ?? [];
     if (err) throw err;
-    return parseRoutes(hash as Record<string, string>, now);
+    const stale: string[] = [];
+    const routes = parseRoutes(hash as Record<string, string>, boots, now, stale);
+    if (stale.length > 0) (cleanup ??= redis.pipeline()).hdel(routeKey(u.app, u.user), ...stale);
+    return routes;
   });
+  if (cleanup) void cleanup.exec().catch(() => undefined);
+  return found;
 }
 
 /**

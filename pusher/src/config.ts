@@ -1,4 +1,4 @@
-import { envInt, envIdentifier, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { envEnum, envInt, envIdentifier, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
 
 export interface PusherConfig extends CommonConfig {
   port: number;
@@ -10,8 +10,14 @@ export interface PusherConfig extends CommonConfig {
   authUrl: string;
   /** Protocol ping interval; a client silent for two intervals is cut off. Default 25000 ms. */
   heartbeatMs: number;
-  /** Lifetime of a route in Redis, refreshed every heartbeat. Default 3 heartbeats. */
+  /**
+   * Lifetime of a route (and of this node's entry in a group index) in Redis. Routes of a
+   * running node count without refresh (its heartbeat proves it live); each is rewritten
+   * once per half this TTL, spread over the heartbeats. Default 3600000 ms (1 hour).
+   */
   routeTtlMs: number;
+  /** Verified tokens remembered (until `exp`, at most 10 minutes) so reconnects skip the signature check; 0 turns it off. Default 10000. */
+  tokenCacheSize: number;
   /** Bytes queued for one client before it is cut off as a slow consumer (4008). Default 1 MiB. */
   maxBufferedBytes: number;
   /** Largest frame a client may send. Default 65536 bytes. */
@@ -38,6 +44,8 @@ export interface PusherConfig extends CommonConfig {
   tokenWarningMs: number;
   /** Message traces (shared with the dispatcher): 0 stops this node annotating them. Default 3600 s. */
   traceTtlSeconds: number;
+  /** Coalesce a connection's frames written in one event-loop turn into one socket write (`PUSHER_COALESCE=on|off`). Default on. */
+  coalesce: boolean;
   /** Where operators and the status API reach this node over HTTP. Default http://<BIND_HOST or the public URL's host>:<port>. */
   adminUrl?: string;
 }
@@ -53,7 +61,8 @@ export function loadConfig(env: Env): PusherConfig {
     publicUrl: envString(env, 'PUSHER_PUBLIC_URL', `ws://${common.host}:${port}/v1/ws`),
     authUrl: envString(env, 'AUTH_URL', 'http://127.0.0.1:8081'),
     heartbeatMs,
-    routeTtlMs: envInt(env, 'PUSHER_ROUTE_TTL_MS', heartbeatMs * 3, { min: heartbeatMs * 2 }),
+    routeTtlMs: envInt(env, 'PUSHER_ROUTE_TTL_MS', Math.max(3_600_000, heartbeatMs * 2), { min: heartbeatMs * 2, max: 7 * 86_400_000 }),
+    tokenCacheSize: envInt(env, 'PUSHER_TOKEN_CACHE_SIZE', 10_000, { min: 0, max: 1_000_000 }),
     maxBufferedBytes: envInt(env, 'PUSHER_MAX_BUFFERED_BYTES', 1 << 20, { min: 1024 }),
     maxFrameBytes: envInt(env, 'PUSHER_MAX_FRAME_BYTES', 65_536, { min: 256, max: 16 << 20 }),
     frameRate: envInt(env, 'PUSHER_FRAME_RATE', 100, { min: 1, max: 10_000 }),
@@ -67,6 +76,7 @@ export function loadConfig(env: Env): PusherConfig {
     upstreamMaxRefused: envInt(env, 'PUSHER_UPSTREAM_MAX_REFUSED', 50, { min: 1, max: 100_000 }),
     tokenWarningMs: envInt(env, 'PUSHER_TOKEN_WARNING_MS', 30_000, { min: 0, max: 3_600_000 }),
     traceTtlSeconds: envInt(env, 'TRACE_TTL_SECONDS', 3600, { min: 0, max: 7 * 86_400 }),
+    coalesce: envEnum(env, 'PUSHER_COALESCE', ['on', 'off'], 'on') === 'on',
     ...(envOptionalString(env, 'PUSHER_ADMIN_URL') ? { adminUrl: envUrl(env, 'PUSHER_ADMIN_URL', '', ['http:', 'https:']).replace(/\/$/, '') } : {}),
   };
 }

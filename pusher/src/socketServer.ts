@@ -8,10 +8,9 @@ import type { MessageStore } from '../../common/src/messageStore.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
-import { putGroupNodes, putRoutes, removeGroupNodes, removeRoutes, type RouteEntry } from '../../common/src/routes.js';
+import { putGroupNodes, putRoutes, removeGroupNodes, removeRoutes, type RouteEntry, type RouteOwner } from '../../common/src/routes.js';
 import { newId } from '../../common/src/ids.js';
-import { lastNodeKey } from '../../common/src/nodeRegistry.js';
-import { publishKick, type Kick } from '../../common/src/kicks.js';
+import type { Kick } from '../../common/src/kicks.js';
 import type { DeviceMode } from '../../common/src/apps.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import type { NodeDelivery } from '../../schemas/types.js';
@@ -21,13 +20,15 @@ import type { PusherConfig } from './config.js';
 import { Connection, mayJoin, messageFrame } from './connection.js';
 import { ConnectionTable } from './connectionTable.js';
 import { createAppLookup } from './appLookup.js';
-import { handleClientFrame } from './clientFrames.js';
+import { handleClientFrame, type FrameHandlers } from './clientFrames.js';
+import { createConnectWrites } from './connectWrites.js';
 import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
 import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
 import type { TraceWriter } from '../../common/src/traceRecords.js';
 import { createTokenClock } from './tokenClock.js';
+import { wireFrame } from './wireFrame.js';
 
 export interface SocketServerDeps {
   config: PusherConfig;
@@ -61,6 +62,9 @@ function refuse(socket: Duplex, status: number, code: string, message: string): 
 
 const routeOf = (c: Connection): RouteEntry => ({ app: c.app, user: c.user, device: c.device, connId: c.id });
 
+/** Routes rewritten per heartbeat: each connection's once per `beats` ticks, chosen by its id so the work is spread evenly. */
+const refreshSlot = (c: Connection, beats: number) => (c.id.charCodeAt(0) * 4096 + c.id.charCodeAt(1) * 64 + c.id.charCodeAt(2)) % beats;
+
 /**
  * The WebSocket side of a pusher: authenticates before the upgrade, keeps the
  * connection table and the Redis routes, resumes each device from the store
@@ -72,6 +76,9 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
   let accepting = true;
   const appOf = createAppLookup(deps.apps);
+  // This run of the node: its routes name it, and the node registry says it is the live one.
+  const owner: RouteOwner = { id: config.nodeId, boot: randomBytes(6).toString('base64url') };
+  const writes = createConnectWrites({ redis, owner, routeTtlMs: config.routeTtlMs, onWritten: (conns) => deps.presence.online(conns) });
   // A token's lifetime bounds its session: warn before `exp` so the client can send a
   // fresh token (`auth` frame), and close with 4001 if none came.
   const tokenClock = createTokenClock({
@@ -113,35 +120,36 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     });
   });
 
+  // One set of frame handlers for every connection (they receive it as an argument).
+  const frameHandlers: FrameHandlers = {
+    ack: (c, ids) => {
+      metrics.acks.inc(ids.length);
+      if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()));
+      deps.taskRunner.onAck(ids);
+      return deps.acks.add(c.app, c.user, c.device, ids);
+    },
+    upstream: (c, payload) => publishUpstream(c, payload),
+    auth: (c, token) => void reauthenticate(c, token),
+    subscribe: async (c, group) => {
+      if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
+      if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
+      // The reply waits for the group index: once a client sees "subscribed", a group message reaches it.
+      if (table.subscribe(c, group)) await putGroupNodes(redis, config.nodeId, [{ app: c.app, group }], config.routeTtlMs);
+      return undefined;
+    },
+    unsubscribe: (c, group) => {
+      if (table.unsubscribe(c, group)) void removeGroupNodes(redis, config.nodeId, [{ app: c.app, group }]).catch(() => undefined);
+    },
+    onBadFrame: (reason) => metrics.badFrames.inc({ reason }),
+  };
+
   const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open', deviceMode: DeviceMode, tokenExpiresAt: number) => {
     const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, grants, config);
     conn.tokenExpiresAt = tokenExpiresAt;
     table.add(conn);
     conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
     ws.on('pong', () => (conn.alive = true));
-    ws.on('message', (data, isBinary) =>
-      handleClientFrame(conn, data, isBinary, {
-        ack: (c, ids) => {
-          metrics.acks.inc(ids.length);
-          if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()));
-          deps.taskRunner.onAck(ids);
-          return deps.acks.add(c.app, c.user, c.device, ids);
-        },
-        upstream: (c, payload) => publishUpstream(c, payload),
-        auth: (c, token) => void reauthenticate(c, token),
-        subscribe: async (c, group) => {
-          if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
-          if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
-          // The reply waits for the group index: once a client sees "subscribed", a group message reaches it.
-          if (table.subscribe(c, group)) await putGroupNodes(redis, config.nodeId, [{ app: c.app, group }], config.routeTtlMs);
-          return undefined;
-        },
-        unsubscribe: (c, group) => {
-          if (table.unsubscribe(c, group)) void removeGroupNodes(redis, config.nodeId, [{ app: c.app, group }]).catch(() => undefined);
-        },
-        onBadFrame: (reason) => metrics.badFrames.inc({ reason }),
-      }),
-    );
+    ws.on('message', (data, isBinary) => handleClientFrame(conn, data, isBinary, frameHandlers));
     ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
     ws.on('close', (code) => {
       conn.closed = true;
@@ -150,18 +158,17 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       if (emptied.length > 0) void removeGroupNodes(redis, config.nodeId, emptied.map((group) => ({ app: conn.app, group }))).catch(() => undefined);
       metrics.closes.inc({ code: String(conn.closeCode ?? code) });
       void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
-      // OFFLINE after ONLINE, with its epoch.
-      void online.then((epoch) => deps.presence.offline(conn, epoch));
+      // OFFLINE after ONLINE, with its epoch (nothing if ONLINE never went out).
+      deps.presence.offline(conn);
     });
     tokenClock.track(conn); // after the welcome: a token close to expiry is warned at once
-    const online = deps.presence.online(conn);
     try {
       // Route first, then read the store: a message stored after the read is routed
       // here live; one stored before it is in the read. Nothing falls in between.
-      await putRoutes(redis, config.nodeId, [routeOf(conn)], config.routeTtlMs);
-      void redis.set(lastNodeKey(app, user), config.nodeId, 'EX', 86_400).catch(() => undefined);
-      // One device at a time: this login replaces the user's other connections, on any node.
-      if (deviceMode === 'single') await publishKick(redis, { app, user, exceptConn: conn.id, reason: 'signed in on another device' });
+      // The route, last node, presence epoch and (one device at a time) the kick of the
+      // user's other connections go out with those of other connections opening now.
+      const failed = await writes.add(conn, deviceMode === 'single');
+      if (failed.has(conn)) throw new Error('route not written');
       await resume(conn);
     } catch (err) {
       logger.warn({ err: (err as Error).message, app, user, device }, 'resume failed; closing');
@@ -232,8 +239,17 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       .catch(() => conn.send(`{"type":"error","code":"${FRAME_ERROR.UPSTREAM_UNAVAILABLE}","message":"upstream could not be published; retry later"}`));
   };
 
-  // Heartbeat: ping everyone, cut off who did not answer the last ping, refresh routes.
+  // Heartbeat: ping everyone, cut off who did not answer the last ping. Routes need no
+  // refresh while this node lives (see routes.ts); each is rewritten once per half its
+  // TTL, a slice of the connections per tick, and the group index with the first slice.
+  const refreshBeats = Math.max(1, Math.floor(config.routeTtlMs / 2 / config.heartbeatMs));
+  let tick = 0;
+  const refreshRoutes = async (routes: RouteEntry[], groups: boolean) => {
+    for (let i = 0; i < routes.length; i += 1000) await putRoutes(redis, owner, routes.slice(i, i + 1000), config.routeTtlMs);
+    if (groups) await putGroupNodes(redis, config.nodeId, table.groups(), config.routeTtlMs);
+  };
   const heartbeat = setInterval(() => {
+    const slot = tick++ % refreshBeats;
     const routes: RouteEntry[] = [];
     for (const conn of table.all()) {
       if (!conn.alive) {
@@ -243,16 +259,23 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
       conn.alive = false;
       conn.ws.ping();
-      routes.push(routeOf(conn));
+      if (refreshBeats === 1 || refreshSlot(conn, refreshBeats) === slot) routes.push(routeOf(conn));
     }
-    void (async () => {
-      for (let i = 0; i < routes.length; i += 1000) await putRoutes(redis, config.nodeId, routes.slice(i, i + 1000), config.routeTtlMs);
-      await putGroupNodes(redis, config.nodeId, table.groups(), config.routeTtlMs);
-    })().catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
+    if (routes.length > 0 || slot === 0) void refreshRoutes(routes, slot === 0).catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
   }, config.heartbeatMs);
+  // Redis came back after a disconnect: it may have lost its data (a restart without
+  // persistence), so every route and group entry is written again, not left to the slow refresh.
+  let redisWasReady = redis.status === 'ready';
+  const onRedisReady = () => {
+    if (!redisWasReady) return void (redisWasReady = true);
+    void refreshRoutes([...table.all()].filter((c) => !c.closed).map(routeOf), true).catch((err: Error) => logger.warn({ err: err.message }, 'route rewrite after reconnect failed'));
+  };
+  redis.on('ready', onRedisReady);
 
   return {
     table,
+    /** This run's boot id: the node heartbeat registers it, and only routes carrying it count. */
+    boot: owner.boot,
     /** Writes a routed message to every local connection of its user. */
     /** Writes a routed message to the local connections it is for (task messages through the task runner). */
     deliver(rec: NodeDelivery) {
@@ -262,7 +285,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         return;
       }
       const conns = rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
-      const frame = messageFrame(rec);
+      // Framed once, written as is to every socket it is for.
+      const frame = wireFrame(messageFrame(rec));
       if (rec.taskId) {
         void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : [], rec.expiresAt);
         return;
@@ -315,6 +339,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     async close() {
       accepting = false;
       clearInterval(heartbeat);
+      redis.off('ready', onRedisReady);
       tokenClock.close();
       const all = [...table.all()];
       for (const conn of all) conn.close(CLOSE.GOING_AWAY, 'server shutting down');

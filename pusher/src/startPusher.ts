@@ -79,7 +79,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   onClose('trace', () => trace.close());
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher, taskRunner, trace,
-    presence: createPresence({ redis, publisher, topic: topics.presence, nodeId: config.nodeId, logger }),
+    presence: createPresence({ publisher, topic: topics.presence, nodeId: config.nodeId, logger }),
     stoppedTasks: async (ids) => {
       const states = await Promise.all(ids.map((id) => taskStore.hotState(id).catch(() => undefined)));
       return new Set(ids.filter((_, i) => states[i]?.state === 'stopped'));
@@ -124,7 +124,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   await withTimeout(joined, 60_000, 'joining the node consumer group');
 
   const beat = () =>
-    heartbeatNode(redis, { id: config.nodeId, url: config.publicUrl, adminUrl: adminUrl(config), connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS).catch(
+    heartbeatNode(redis, { id: config.nodeId, boot: sockets.boot, url: config.publicUrl, adminUrl: adminUrl(config), connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS).catch(
       (err: Error) => logger.warn({ err: err.message }, 'node heartbeat failed'),
     );
   await beat();
@@ -136,7 +136,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
 
   // Lets a browser tell "token refused" from "network down": a failed WebSocket
   // handshake shows no status to page scripts. Verified locally, like the handshake.
-  const verify = createTokenVerifier(config.authUrl);
+  const verify = createTokenVerifier(config.authUrl, { cacheSize: config.tokenCacheSize });
   http.app.get('/v1/session', async (req, res) => {
     res.set('Access-Control-Allow-Origin', '*');
     res.set('Cache-Control', 'no-store');

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, errors } from 'jose';
 import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER, type TokenClaims } from '../../common/src/tokens.js';
 
@@ -9,14 +10,25 @@ export class TokenError extends Error {
   }
 }
 
+/** How long the auth service's key set is trusted before it is fetched again; a cached verdict lives no longer. */
+const KEYS_MAX_AGE_MS = 600_000;
+
 /**
  * Verifies connection tokens locally. The auth service's public keys are
  * fetched once and cached; a token signed with an unknown key id (rotation)
  * triggers one re-fetch, rate limited by the cooldown.
+ *
+ * Verdicts on valid tokens are remembered (up to `cacheSize`, least recently
+ * used first out), so a reconnect storm of the same tokens costs no ES256
+ * verification: an entry answers until the token's `exp` and for at most as
+ * long as the key set itself is trusted, so a key withdrawn by rotation stops
+ * being honoured no later than it would without the cache. Entries are keyed
+ * by a SHA-256 of the whole token.
  */
-export function createTokenVerifier(authUrl: string): TokenVerifier {
-  const jwks = createRemoteJWKSet(new URL(JWKS_PATH, authUrl), { cooldownDuration: 1000, cacheMaxAge: 600_000, timeoutDuration: 3000 });
-  return async (token) => {
+export function createTokenVerifier(authUrl: string, { cacheSize = 10_000 }: { cacheSize?: number } = {}): TokenVerifier {
+  const jwks = createRemoteJWKSet(new URL(JWKS_PATH, authUrl), { cooldownDuration: 1000, cacheMaxAge: KEYS_MAX_AGE_MS, timeoutDuration: 3000 });
+  const verified = new Map<string, { claims: TokenClaims; until: number }>();
+  const check = async (token: string): Promise<TokenClaims> => {
     if (!token) throw new TokenError('TOKEN_MISSING', 'missing token');
     try {
       const { payload } = await jwtVerify(token, jwks, { issuer: TOKEN_ISSUER, audience: TOKEN_AUDIENCE, algorithms: ['ES256'] });
@@ -34,5 +46,26 @@ export function createTokenVerifier(authUrl: string): TokenVerifier {
       }
       throw new TokenError('TOKEN_INVALID', 'invalid token');
     }
+  };
+  if (cacheSize <= 0) return check;
+  return async (token) => {
+    const key = token ? createHash('sha256').update(token).digest('base64') : '';
+    const hit = key ? verified.get(key) : undefined;
+    const now = Date.now();
+    if (hit) {
+      verified.delete(key);
+      if (hit.claims.exp * 1000 <= now) throw new TokenError('TOKEN_EXPIRED', 'token expired');
+      if (hit.until > now) {
+        verified.set(key, hit);
+        return hit.claims;
+      }
+    }
+    const claims = await check(token);
+    // Tokens without `exp` are not remembered: their verdict would have no end.
+    if (claims.exp > 0) {
+      if (verified.size >= cacheSize) verified.delete(verified.keys().next().value!);
+      verified.set(key, { claims, until: Math.min(claims.exp * 1000, Date.now() + KEYS_MAX_AGE_MS) });
+    }
+    return claims;
   };
 }
