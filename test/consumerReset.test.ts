@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { pino } from 'pino';
 import { createKafka } from '../common/src/kafka.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createMessageStore, inboxCollection } from '../common/src/messageStore.js';
 import { topicNames } from '../common/src/topics.js';
 import { kafkaLibsDir } from '../infra/kafka.js';
 import { connectClient, receiveAndAck, startStack, wsOf, type TestStack } from './support/stack.js';
@@ -111,7 +111,7 @@ describe('resetting the dispatcher group with Kafka tools', () => {
     const marker = await send(['lee'], 'marker');
     await lee.waitFor(9);
     assert.deepEqual(lee.messages.map((m) => m.id), [...before, ...during, after, marker]);
-    const inbox = await s.mongo.db(s.env.MONGO_DB).collection<{ _id: string; items: { m: string }[] }>('inboxes').findOne({ _id: `${s.app}|lee` });
+    const inbox = await inboxCollection(s.mongo.db(s.env.MONGO_DB), s.app, 'lee').findOne({ _id: `${s.app}|lee` });
     const items = inbox!.items.map((i) => i.m);
     assert.equal(new Set(items).size, items.length, `duplicates in lee's inbox: ${items.join(',')}`);
     await kim.close();

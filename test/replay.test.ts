@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAppStore } from '../common/src/apps.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createMessageStore, inboxCollection } from '../common/src/messageStore.js';
 import { pino } from 'pino';
 import { createKafka, createProducer } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
@@ -77,7 +77,7 @@ describe('replay of push.ingest', () => {
     await alice.close();
 
     // Lost delivery state: the inboxes of alice and bob are gone.
-    await db.collection('inboxes').deleteMany({ _id: { $in: [`${s.app}|alice`, `${s.app}|bob`] } as never });
+    for (const u of ['alice', 'bob']) await inboxCollection(db, s.app, u).deleteOne({ _id: `${s.app}|${u}` });
 
     const dry = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from: new Date(from).toISOString(), to, dryRun: true });
     assert.equal(dry.status, 200, JSON.stringify(dry.body));
@@ -144,7 +144,7 @@ describe('replay of push.ingest', () => {
     const marker2 = await send(['alice'], 'marker-2');
     await alice2.waitFor(3);
     assert.deepEqual(ids(alice2), [r3, markerA, marker2]);
-    const inbox = await db.collection<{ _id: string; items: { m: string }[] }>('inboxes').findOne({ _id: `${s.app}|alice` });
+    const inbox = await inboxCollection(db, s.app, 'alice').findOne({ _id: `${s.app}|alice` });
     const inboxIds = inbox!.items.map((i) => i.m);
     assert.equal(new Set(inboxIds).size, inboxIds.length, `duplicate ids in the inbox: ${inboxIds.join(',')}`);
     assert.ok([r1, r2, r3].every((i) => inboxIds.includes(i)));

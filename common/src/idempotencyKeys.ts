@@ -1,4 +1,5 @@
-import type { Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
+import { bucketName, byBucket } from './mongo.js';
 
 interface IdempotencyRecord {
   _id: string;
@@ -26,35 +27,75 @@ export interface IdempotencyKeys {
    * cannot stay stuck pointing at a message that was never accepted.
    */
   claim(app: string, key: string, msgId: string): Promise<IdempotencyClaim>;
-  complete(app: string, key: string): Promise<void>;
+  /**
+   * Claims many keys at once: one insert per collection part for all of them
+   * (keys must be distinct); only keys already present cost more round trips.
+   * Results are in the order of `claims`.
+   */
+  claimMany(claims: { app: string; key: string; msgId: string }[]): Promise<IdempotencyClaim[]>;
+  /** Marks a claim done; `msgId` replaces the id it was claimed for (a caller that learns the id later). */
+  complete(app: string, key: string, msgId?: string): Promise<void>;
   release(app: string, key: string): Promise<void>;
 }
 
-/** Idempotency keys in the `idempotency` collection, one document per (app, key); every operation is by `_id`. */
+/**
+ * Idempotency keys in the `idempotency_XX` collections (split by a hash of
+ * `_id`, see bucketName), one document per (app, key); every operation is by `_id`.
+ */
 export function createIdempotencyKeys(db: Db): IdempotencyKeys {
-  const idem = db.collection<IdempotencyRecord>('idempotency');
+  const idem = (id: string): Collection<IdempotencyRecord> => db.collection<IdempotencyRecord>(bucketName('idempotency', id));
+  const record = (_id: string, msgId: string, now: Date): IdempotencyRecord => ({ _id, msg: msgId, done: false, at: now, exp: new Date(now.getTime() + WINDOW_MS) });
+
+  /** The key exists already: a duplicate, still in progress, or abandoned and taken over. */
+  const resolveExisting = async (app: string, key: string, msgId: string, now: Date): Promise<IdempotencyClaim> => {
+    const _id = `${app}|${key}`;
+    const existing = await idem(_id).findOne({ _id });
+    if (!existing) return keys.claim(app, key, msgId);
+    if (existing.done) return { state: 'duplicate', id: existing.msg };
+    if (now.getTime() - existing.at.getTime() < STALE_MS) return { state: 'in-progress', id: existing.msg };
+    const taken = await idem(_id).updateOne({ _id, msg: existing.msg, done: false }, { $set: { msg: msgId, at: now } });
+    return taken.modifiedCount === 1 ? { state: 'claimed' } : { state: 'in-progress', id: existing.msg };
+  };
+
   const keys: IdempotencyKeys = {
     async claim(app, key, msgId) {
       const _id = `${app}|${key}`;
       const now = new Date();
       try {
-        await idem.insertOne({ _id, msg: msgId, done: false, at: now, exp: new Date(now.getTime() + WINDOW_MS) });
+        await idem(_id).insertOne(record(_id, msgId, now));
         return { state: 'claimed' };
       } catch (err) {
         if ((err as { code?: number }).code !== 11000) throw err;
       }
-      const existing = await idem.findOne({ _id });
-      if (!existing) return keys.claim(app, key, msgId);
-      if (existing.done) return { state: 'duplicate', id: existing.msg };
-      if (now.getTime() - existing.at.getTime() < STALE_MS) return { state: 'in-progress', id: existing.msg };
-      const taken = await idem.updateOne({ _id, msg: existing.msg, done: false }, { $set: { msg: msgId, at: now } });
-      return taken.modifiedCount === 1 ? { state: 'claimed' } : { state: 'in-progress', id: existing.msg };
+      return resolveExisting(app, key, msgId, now);
     },
-    async complete(app, key) {
-      await idem.updateOne({ _id: `${app}|${key}` }, { $set: { done: true } });
+    async claimMany(claims) {
+      const now = new Date();
+      const out: IdempotencyClaim[] = claims.map(() => ({ state: 'claimed' }));
+      const indexed = claims.map((c, i) => ({ ...c, i, _id: `${c.app}|${c.key}` }));
+      const taken: typeof indexed = [];
+      for (const [name, group] of byBucket('idempotency', indexed, (c) => c._id)) {
+        try {
+          await db.collection<IdempotencyRecord>(name).insertMany(
+            group.map((c) => record(c._id, c.msgId, now)),
+            { ordered: false },
+          );
+        } catch (err) {
+          const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
+          if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
+          for (const w of writeErrors) taken.push(group[w.index]!);
+        }
+      }
+      for (const c of taken) out[c.i] = await resolveExisting(c.app, c.key, c.msgId, now);
+      return out;
+    },
+    async complete(app, key, msgId) {
+      const _id = `${app}|${key}`;
+      await idem(_id).updateOne({ _id }, { $set: { done: true, ...(msgId ? { msg: msgId } : {}) } });
     },
     async release(app, key) {
-      await idem.deleteOne({ _id: `${app}|${key}` });
+      const _id = `${app}|${key}`;
+      await idem(_id).deleteOne({ _id });
     },
   };
   return keys;

@@ -1,5 +1,6 @@
-import type { Db } from 'mongodb';
+import type { Collection, Db, Document } from 'mongodb';
 import { BROADCAST_INBOX } from './tokens.js';
+import { bucketName, bucketNames, byBucket } from './mongo.js';
 
 /**
  * Persistent messages in MongoDB, laid out so that every hot-path operation
@@ -8,13 +9,22 @@ import { BROADCAST_INBOX } from './tokens.js';
  *
  *   messages  one document per message (the payload is stored once)
  *   outbox    ids of stored messages not yet published to Kafka
- *   inboxes   one document per (app, user): the ids, expiry and collapse key
+ *   inboxes_XX one document per (app, user): the ids, expiry and collapse key
  *             of the user's recent persistent messages, in arrival order; the
  *             "user" #all holds the app's persistent broadcasts
- *   acks      one document per (app, user, device): the ids it acknowledged
- *   tries     one document per (app, user, device): deliveries on connect per id
+ *   acks_XX   one document per (app, user, device): the ids it acknowledged
+ *   tries_XX  one document per (app, user, device): deliveries on connect per id
  *
- * A reconnect therefore costs three reads plus one read per undelivered message.
+ * The collections that are updated (inboxes, acks, tries, and the idempotency
+ * keys) are split in COLLECTION_BUCKETS parts by a hash of `_id` (XX = 00-3f,
+ * see bucketName in mongo.ts): FerretDB finds a document by `_id` through its
+ * index, but runs an update or delete as a scan of the whole SQLite table, so
+ * an update cost grows with the collection (18 updates/s at 20,000 documents
+ * in one collection, 407/s over 64). Use inboxCollection/deviceCollection to
+ * reach a document.
+ *
+ * A connect of a device with nothing stored costs two reads (its inbox and the
+ * #all inbox); with items, two more (acks, tries) plus one per undelivered message.
  *
  * Every document has a single writer, because FerretDB 1.x applies updates
  * as read-modify-write without isolation (two concurrent $push to one
@@ -50,10 +60,9 @@ export interface InboxItem {
   t?: string;
 }
 
-interface Inbox {
+export interface Inbox {
   _id: string;
   items: InboxItem[];
-  /** Version, bumped by every write, for optimistic read-modify-write. */
 }
 
 interface AckState {
@@ -75,6 +84,16 @@ interface OutboxEntry {
 export const inboxKey = (app: string, user: string) => `${app}|${user}`;
 export const deviceKey = (app: string, user: string, device: string) => `${app}|${user}|${device}`;
 
+/** The part of `inboxes` that holds a user's inbox (`user` = BROADCAST_INBOX for the app's broadcasts). */
+export function inboxCollection<T extends Document = Inbox>(db: Db, app: string, user: string): Collection<T> {
+  return db.collection<T>(bucketName('inboxes', inboxKey(app, user)));
+}
+
+/** The part of `acks` or `tries` that holds a device's document. */
+export function deviceCollection<T extends Document = Document>(db: Db, base: 'acks' | 'tries', app: string, user: string, device: string): Collection<T> {
+  return db.collection<T>(bucketName(base, deviceKey(app, user, device)));
+}
+
 /** An inbox keeps at most this many items; the oldest go first. */
 export const MAX_INBOX_ITEMS = 5000;
 const READ_CONCURRENCY = 16;
@@ -88,7 +107,7 @@ const INSERT_CHUNK = 500;
 /** A device's ack list is pruned to the ids still in its inbox past this size. */
 const PRUNE_ACKS_AT = 2 * MAX_INBOX_ITEMS;
 /** Collections whose documents carry their own expiry. */
-const EXPIRING = [['messages', 'expiresAt'], ['idempotency', 'exp']] as const;
+const EXPIRING: [string, string][] = [['messages', 'expiresAt'], ...bucketNames('idempotency').map((name): [string, string] => [name, 'exp'])];
 
 export interface MessageStore {
   /** Creates indexes; resolves false when the server lacks TTL indexes (call sweepExpired instead). */
@@ -125,27 +144,28 @@ export interface MessageStore {
 export function createMessageStore(db: Db): MessageStore {
   const messages = db.collection<StoredMessage>('messages');
   const outbox = db.collection<OutboxEntry>('outbox');
-  const inboxes = db.collection<Inbox>('inboxes');
-  const acks = db.collection<AckState>('acks');
-  const tries = db.collection<TryState>('tries');
+  const inbox = (app: string, user: string) => inboxCollection<Inbox>(db, app, user);
+  const inboxById = (id: string) => db.collection<Inbox>(bucketName('inboxes', id));
+  const acks = (id: string) => db.collection<AckState>(bucketName('acks', id));
+  const tries = (id: string) => db.collection<TryState>(bucketName('tries', id));
 
   /** Adds acked ids to a device's list (pruned now and then); callers serialise per device. */
   const writeAcks = async (app: string, user: string, _id: string, ids: string[]): Promise<void> => {
     // Now and then (amortised), keep only ids still in the inbox: the rest can
     // never be delivered again, and the list would otherwise grow forever.
     if (Math.random() < 1 / 50) {
-      const [inbox, broadcasts, full] = await Promise.all([
-        inboxes.findOne({ _id: inboxKey(app, user) }),
-        inboxes.findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
-        acks.findOne({ _id }),
+      const [own, broadcasts, full] = await Promise.all([
+        inbox(app, user).findOne({ _id: inboxKey(app, user) }),
+        inbox(app, BROADCAST_INBOX).findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
+        acks(_id).findOne({ _id }),
       ]);
       if (full && full.acked.length > PRUNE_ACKS_AT) {
-        const live = new Set([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])].map((i) => i.m));
-        await acks.updateOne({ _id }, { $set: { acked: [...new Set([...full.acked, ...ids])].filter((id) => live.has(id)) } });
+        const live = new Set([...(own?.items ?? []), ...(broadcasts?.items ?? [])].map((i) => i.m));
+        await acks(_id).updateOne({ _id }, { $set: { acked: [...new Set([...full.acked, ...ids])].filter((id) => live.has(id)) } });
         return;
       }
     }
-    await upsertRetrying(() => acks.updateOne({ _id }, { $addToSet: { acked: { $each: ids } } }, { upsert: true }));
+    await upsertRetrying(() => acks(_id).updateOne({ _id }, { $addToSet: { acked: { $each: ids } } }, { upsert: true }));
   };
 
   const readMessages = async (ids: string[]): Promise<StoredMessage[]> => {
@@ -165,17 +185,17 @@ export function createMessageStore(db: Db): MessageStore {
     async ensureIndexes() {
       // MongoDB removes expired messages itself; FerretDB 1.x lacks TTL indexes
       // and the collector sweeps instead. Reads filter on expiry either way.
-      let ttl = true;
+      // FerretDB never uses an index on a field other than _id, so without TTL indexes
+      // none is created (64 idempotency parts would only cost start-up time).
       for (const [name, field] of EXPIRING) {
         try {
           await db.collection(name).createIndex({ [field]: 1 }, { expireAfterSeconds: 0 });
         } catch (err) {
           if ((err as { code?: number }).code !== 238) throw err; // NotImplemented
-          ttl = false;
-          await db.collection(name).createIndex({ [field]: 1 });
+          return false;
         }
       }
-      return ttl;
+      return true;
     },
 
     async sweepExpired() {
@@ -201,34 +221,40 @@ export function createMessageStore(db: Db): MessageStore {
     },
 
     async appendToInboxes(entries) {
-      const plain = entries.filter((e) => !e.compact && !e.items.some((i) => i.k));
+      const plainSet = new Set(entries.filter((e) => !e.compact && !e.items.some((i) => i.k)));
+      const plain = [...plainSet];
+      const idOf = (e: (typeof entries)[number]) => inboxKey(e.app, e.user);
       // Most recipients of a big list have no inbox yet: create those in bulk
-      // (cheap), then append to the ones that exist (one update each).
+      // (cheap, one insert per collection part), then append to the ones that exist.
       const existing: typeof plain = [];
-      for (const part of chunks(plain, INSERT_CHUNK)) {
-        try {
-          await inboxes.insertMany(part.map((e) => ({ _id: inboxKey(e.app, e.user), items: e.items })), { ordered: false });
-        } catch (err) {
-          const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
-          if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
-          for (const w of writeErrors) existing.push(part[w.index]!);
+      for (const [name, group] of byBucket('inboxes', plain, idOf)) {
+        for (const part of chunks(group, INSERT_CHUNK)) {
+          try {
+            await db.collection<Inbox>(name).insertMany(part.map((e) => ({ _id: idOf(e), items: e.items })), { ordered: false });
+          } catch (err) {
+            const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
+            if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
+            for (const w of writeErrors) existing.push(part[w.index]!);
+          }
         }
       }
       // One update batch at a time per process: FerretDB (SQLite) stalled for minutes when the
-      // dispatcher's partitions sent their update batches at once (4 x 50 updates).
-      for (const part of chunks(existing, UPDATE_CHUNK)) {
-        await oneAtATime('inbox-update-batches', () =>
-          inboxes.bulkWrite(
-            part.map((e) => ({ updateOne: { filter: { _id: inboxKey(e.app, e.user) }, update: { $push: { items: { $each: e.items } } }, upsert: true } })),
-            { ordered: false },
-          ),
-        );
+      // dispatcher's partitions sent their update batches at once (4 x 50 updates on one big table).
+      for (const [name, group] of byBucket('inboxes', existing, idOf)) {
+        for (const part of chunks(group, UPDATE_CHUNK)) {
+          await oneAtATime('inbox-update-batches', () =>
+            db.collection<Inbox>(name).bulkWrite(
+              part.map((e) => ({ updateOne: { filter: { _id: idOf(e) }, update: { $push: { items: { $each: e.items } } }, upsert: true } })),
+              { ordered: false },
+            ),
+          );
+        }
       }
-      for (const e of entries.filter((x) => !plain.includes(x))) {
-        const _id = inboxKey(e.app, e.user);
-        const doc = await inboxes.findOne({ _id });
+      for (const e of entries.filter((x) => !plainSet.has(x))) {
+        const _id = idOf(e);
+        const doc = await inboxById(_id).findOne({ _id });
         const items = compactItems([...(doc?.items ?? []), ...e.items]);
-        await inboxes.updateOne({ _id }, { $set: { items } }, { upsert: true });
+        await inboxById(_id).updateOne({ _id }, { $set: { items } }, { upsert: true });
       }
     },
 
@@ -249,19 +275,19 @@ export function createMessageStore(db: Db): MessageStore {
 
     async loadUndelivered(app, user, device, { afterId, limit, maxAttempts, stoppedTasks }) {
       const key = deviceKey(app, user, device);
-      // The user's own inbox plus the app's persistent broadcasts.
-      const [inbox, broadcasts, ackDoc, tryDoc] = await Promise.all([
-        inboxes.findOne({ _id: inboxKey(app, user) }),
-        inboxes.findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
-        acks.findOne({ _id: key }),
-        tries.findOne({ _id: key }),
+      // The user's own inbox plus the app's persistent broadcasts; most devices have
+      // nothing stored, so their acks and tries are read only when there is something.
+      const [own, broadcasts] = await Promise.all([
+        inbox(app, user).findOne({ _id: inboxKey(app, user) }),
+        inbox(app, BROADCAST_INBOX).findOne({ _id: inboxKey(app, BROADCAST_INBOX) }),
       ]);
-      if (!inbox && !broadcasts) return [];
       const now = Date.now();
+      const live = compactItems([...(own?.items ?? []), ...(broadcasts?.items ?? [])], now).filter((i) => i.m > afterId);
+      if (live.length === 0) return [];
+      const [ackDoc, tryDoc] = await Promise.all([acks(key).findOne({ _id: key }), tries(key).findOne({ _id: key })]);
       const acked = new Set(ackDoc?.acked ?? []);
       const n = tryDoc?.n ?? {};
-      const live = compactItems([...(inbox?.items ?? []), ...(broadcasts?.items ?? [])]).filter((i) => i.e > now);
-      let due = live.filter((i) => i.m > afterId && !acked.has(i.m) && (n[i.m] ?? 0) < maxAttempts);
+      let due = live.filter((i) => !acked.has(i.m) && (n[i.m] ?? 0) < maxAttempts);
       const taskIds = [...new Set(due.flatMap((i) => (i.t ? [i.t] : [])))];
       if (taskIds.length > 0 && stoppedTasks) {
         const stopped = await stoppedTasks(taskIds);
@@ -276,8 +302,8 @@ export function createMessageStore(db: Db): MessageStore {
       if (ids.length === 0) return [];
       const _id = deviceKey(app, user, device);
       return oneAtATime(`tries|${_id}`, async () => {
-        await upsertRetrying(() => tries.updateOne({ _id }, { $inc: Object.fromEntries(ids.map((id) => [`n.${id}`, 1])) }, { upsert: true }));
-        const doc = await tries.findOne({ _id });
+        await upsertRetrying(() => tries(_id).updateOne({ _id }, { $inc: Object.fromEntries(ids.map((id) => [`n.${id}`, 1])) }, { upsert: true }));
+        const doc = await tries(_id).findOne({ _id });
         return ids.filter((id) => (doc?.n?.[id] ?? 0) >= maxAttempts);
       });
     },
@@ -290,7 +316,7 @@ export function createMessageStore(db: Db): MessageStore {
 
     async deviceState(app, user, device) {
       const key = deviceKey(app, user, device);
-      const [a, t] = await Promise.all([acks.findOne({ _id: key }), tries.findOne({ _id: key })]);
+      const [a, t] = await Promise.all([acks(key).findOne({ _id: key }), tries(key).findOne({ _id: key })]);
       return { acked: a?.acked ?? [], tries: t?.n ?? {} };
     },
   };

@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import type { Redis } from 'ioredis';
-import type { StoredMessage } from '../../common/src/messageStore.js';
+import { deviceCollection, inboxCollection, type StoredMessage } from '../../common/src/messageStore.js';
 import { readTrace, type TraceMeta } from '../../common/src/traceRecords.js';
 
 export type TraceHopName = 'stored' | 'outbox' | 'ingested' | 'dispatched' | 'written' | 'acked' | 'parked' | 'dropped' | 'expired';
@@ -148,15 +148,15 @@ export async function traceMessage({ db, redis }: { db: Db; redis: Redis }, mess
   // Durable state: inboxes of persistent unicast recipients, acks and tries of known devices.
   if (persistent && target === 'USER') {
     const users = [...recipients.keys()].slice(0, 50);
-    const inboxes = await Promise.all(users.map((u) => db.collection<{ _id: string; items: { m: string }[] }>('inboxes').findOne({ _id: `${app}|${u}` })));
+    const inboxes = await Promise.all(users.map((u) => inboxCollection(db, app, u).findOne({ _id: `${app}|${u}` })));
     users.forEach((u, i) => (recipient(u).inInbox = inboxes[i]?.items.some((it) => it.m === messageId) ?? false));
   }
   const known = [...devices.values()].slice(0, 50);
   const docs = await Promise.all(
     known.map((d) =>
       Promise.all([
-        db.collection<{ _id: string; acked: string[] }>('acks').findOne({ _id: `${app}|${d.user}|${d.device}` }),
-        db.collection<{ _id: string; n: Record<string, number> }>('tries').findOne({ _id: `${app}|${d.user}|${d.device}` }),
+        deviceCollection<{ _id: string; acked: string[] }>(db, 'acks', app, d.user, d.device).findOne({ _id: `${app}|${d.user}|${d.device}` }),
+        deviceCollection<{ _id: string; n: Record<string, number> }>(db, 'tries', app, d.user, d.device).findOne({ _id: `${app}|${d.user}|${d.device}` }),
       ]),
     ),
   );

@@ -5,6 +5,8 @@ import { encodeRecord } from '../../schemas/registry.js';
 
 /** Ids in one `Ack` record on push.acks: keeps records small whatever a device acked in one flush. */
 const MAX_IDS_PER_RECORD = 500;
+/** Devices whose acks are written at the same time in a flush (each device's document has one writer). */
+const WRITE_CONCURRENCY = 4;
 
 export interface AckWriterDeps {
   store: MessageStore;
@@ -60,16 +62,22 @@ export function createAckWriter(deps: AckWriterDeps) {
     pending = new Map();
     size = 0;
     flushing = (async () => {
-      const stored = [];
-      for (const entry of batch.values()) {
-        const { app, user, device, ids } = entry;
-        try {
-          await store.ack(app, user, device, ids);
-          stored.push(entry);
-        } catch (err) {
-          logger.warn({ err: (err as Error).message, app, user, device }, 'ack write failed');
+      const stored: { app: string; user: string; device: string; ids: string[] }[] = [];
+      const entries = [...batch.values()];
+      let next = 0;
+      const worker = async () => {
+        while (next < entries.length) {
+          const entry = entries[next++]!;
+          const { app, user, device, ids } = entry;
+          try {
+            await store.ack(app, user, device, ids);
+            stored.push(entry);
+          } catch (err) {
+            logger.warn({ err: (err as Error).message, app, user, device }, 'ack write failed');
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, entries.length) }, worker));
       announce(stored);
     })();
     await flushing;
