@@ -76,6 +76,91 @@ export function encodeRecord<K extends RecordKind>(kind: K, value: RecordTypes[K
   return { value: v.type.toBuffer(value), headers: { [SCHEMA_HEADER]: v.id } };
 }
 
+/**
+ * Encodes records of `kind` that differ only in `field`, with the same bytes
+ * as `encodeRecord` for each: an Avro record is its fields' encodings in
+ * order, so the fields before and after `field` are encoded once and only
+ * `field` once per value (a message to many users is one encode, not many).
+ */
+export function encodeRecordsVarying<K extends RecordKind, F extends keyof RecordTypes[K] & string>(
+  kind: K,
+  base: Omit<RecordTypes[K], F>,
+  field: F,
+  values: readonly RecordTypes[K][F][],
+): Buffer[] {
+  const v = latestVersion(kind);
+  const split = splitOf(v, field);
+  const head = split.head.toBuffer(base);
+  const tail = split.tail.toBuffer(base);
+  return values.map((value) => {
+    const mid = split.field.toBuffer(value);
+    return Buffer.concat([head, mid, tail], head.length + mid.length + tail.length);
+  });
+}
+
+interface Split {
+  head: avro.Type;
+  field: avro.Type;
+  tail: avro.Type;
+}
+const splits = new Map<string, Split>();
+
+function splitOf(v: Version, field: string): Split {
+  const cacheKey = `${v.id}|${field}`;
+  let split = splits.get(cacheKey);
+  if (split) return split;
+  const schema = v.schema as { name: string; namespace?: string; fields: { name: string; type: avro.Schema }[] };
+  const at = schema.fields.findIndex((f) => f.name === field);
+  if (at < 0) throw new Error(`${v.id} has no field ${field}`);
+  // One registry for the three parts, so a named type defined in one part resolves in the others.
+  const registry = {};
+  const part = (suffix: string, fields: { name: string; type: avro.Schema }[]) =>
+    avro.Type.forSchema({ type: 'record', name: `${schema.name}__${suffix}`, namespace: schema.namespace, fields } as avro.Schema, { registry });
+  split = {
+    head: part(`head_${field}`, schema.fields.slice(0, at)),
+    field: avro.Type.forSchema(schema.fields[at]!.type, { registry }),
+    tail: part(`tail_${field}`, schema.fields.slice(at + 1)),
+  };
+  splits.set(cacheKey, split);
+  return split;
+}
+
+/**
+ * Whether a record written with schema `writerId` is, byte for byte, a valid
+ * record of the newest `kind` with the same values: the same fields in the
+ * same order with the same types (names of named types aside, which Avro does
+ * not encode). Such a record can be forwarded as `kind` without re-encoding.
+ */
+export function sameEncoding(writerId: string, kind: RecordKind): boolean {
+  const cacheKey = `${writerId}>${kind}`;
+  let same = sameCache.get(cacheKey);
+  if (same === undefined) {
+    const writer = versions.get(writerId);
+    same = writer !== undefined && JSON.stringify(shape(writer.schema)) === JSON.stringify(shape(latestVersion(kind).schema));
+    sameCache.set(cacheKey, same);
+  }
+  return same;
+}
+const sameCache = new Map<string, boolean>();
+
+/**
+ * A schema without what does not reach the bytes: the names of named types,
+ * namespaces, docs, defaults and aliases (field names stay: readers match
+ * fields by name). A reference to a named type by name keeps the name, so
+ * such schemas compare as different, which is the safe answer.
+ */
+function shape(schema: unknown): unknown {
+  if (Array.isArray(schema)) return schema.map(shape);
+  if (typeof schema !== 'object' || schema === null) return schema;
+  const named = ['record', 'enum', 'fixed'].includes((schema as { type?: unknown }).type as string);
+  const out: Record<string, unknown> = {};
+  for (const [k, val] of Object.entries(schema)) {
+    if ((k === 'name' && named) || k === 'namespace' || k === 'doc' || k === 'default' || k === 'aliases') continue;
+    out[k] = shape(val);
+  }
+  return out;
+}
+
 type RawHeaders = Record<string, Buffer | string | (Buffer | string)[] | undefined> | undefined;
 
 /** The schema id a record carries, or undefined. */

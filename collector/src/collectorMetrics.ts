@@ -5,8 +5,16 @@ export type CollectorMetrics = ReturnType<typeof createCollectorMetrics>;
 export function createCollectorMetrics(registry: Registry) {
   const counter = (name: string, help: string, labelNames: string[] = []) =>
     new Counter({ name, help, labelNames, registers: [registry] });
+  const received = counter('push_messages_received_total', 'Submissions received, by source and outcome', ['source', 'outcome']);
+  // Bound once per outcome: a label lookup on every request is measurable at thousands per second.
+  const http = new Map<string, ReturnType<typeof received.labels>>();
   return {
-    received: counter('push_messages_received_total', 'Submissions received, by source and outcome', ['source', 'outcome']),
+    received,
+    receivedHttp(outcome: string) {
+      let child = http.get(outcome);
+      if (!child) http.set(outcome, (child = received.labels('http', outcome)));
+      return child;
+    },
     stored: counter('push_messages_stored_total', 'Persistent messages stored in MongoDB'),
     published: counter('push_ingest_records_published_total', 'Ingest records published to push.ingest'),
     deferred: counter('push_messages_deferred_total', 'Stored messages whose publish was left to the outbox'),

@@ -14,7 +14,8 @@ import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
-import { messageRoutes } from './messageRoutes.js';
+import { createMessageListener, messageRoutes } from './messageRoutes.js';
+import { createApiKeyLookup } from './apiKeyLookup.js';
 import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
 import { startEventsConsumer } from './eventsConsumer.js';
@@ -67,7 +68,11 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
 
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
   const limiter = createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting'));
-  http.app.use(messageRoutes({ ...submitDeps, apps, maxBodyBytes: config.maxBodyBytes, limiter }));
+  const messageDeps = { ...submitDeps, apps, apiKeys: createApiKeyLookup(apps), maxBodyBytes: config.maxBodyBytes, limiter };
+  http.app.use(messageRoutes(messageDeps));
+  // Submissions are answered ahead of express; every other request still goes to the express app.
+  http.server.removeAllListeners('request');
+  http.server.on('request', createMessageListener(messageDeps, http.app));
   // Business systems follow their own tasks with their API key; operators use the dispatcher's admin API.
   http.app.use(taskRoutes({ tasks, auth: requireApp(apps), scope: (res) => appOf(res)._id }));
   http.app.use(presenceRoutes({ redis, auth: requireApp(apps) }));

@@ -6,7 +6,7 @@ import type { IdempotencyKeys } from '../../common/src/idempotencyKeys.js';
 import type { TaskStore } from '../../common/src/tasks.js';
 import { newId } from '../../common/src/ids.js';
 import { PushError } from '../../common/src/errors.js';
-import { encodeRecord } from '../../schemas/registry.js';
+import { encodeRecord, encodeRecordsVarying, latestSchemaId, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import type { Submission } from './validateMessage.js';
 import type { CollectorMetrics } from './collectorMetrics.js';
@@ -51,13 +51,13 @@ export function ingestMessages(msg: StoredMessage) {
     traceId: msg.traceId,
     taskId: msg.taskId ?? null,
   };
-  const record = (key: string, user: string | null) => {
-    const rec = encodeRecord('IngestRecord', { ...base, user });
-    return { key, value: rec.value, headers: { ...rec.headers, 'push-trace': msg.traceId } };
-  };
-  if (msg.target === 'GROUP') return [record(`${msg.app}|#g:${msg.group}`, null)];
-  if (msg.target === 'ALL') return [record(`${msg.app}|#all`, null)];
-  return (msg.users ?? []).map((user) => record(`${msg.app}|${user}`, user));
+  // One header object for all of a message's records (the producer only reads it).
+  const headers = { [SCHEMA_HEADER]: latestSchemaId('IngestRecord'), 'push-trace': msg.traceId };
+  if (msg.target === 'GROUP') return [{ key: `${msg.app}|#g:${msg.group}`, value: encodeRecord('IngestRecord', { ...base, user: null }).value, headers }];
+  if (msg.target === 'ALL') return [{ key: `${msg.app}|#all`, value: encodeRecord('IngestRecord', { ...base, user: null }).value, headers }];
+  const users = msg.users ?? [];
+  const values = encodeRecordsVarying('IngestRecord', base, 'user', users);
+  return users.map((user, i) => ({ key: `${msg.app}|${user}`, value: values[i]!, headers }));
 }
 
 /**

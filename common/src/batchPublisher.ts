@@ -50,7 +50,11 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
       count += p.messages.length;
     }
     const byTopic = new Map<string, Message[]>();
-    for (const p of batch) byTopic.set(p.topic, [...(byTopic.get(p.topic) ?? []), ...p.messages]);
+    for (const p of batch) {
+      const list = byTopic.get(p.topic);
+      if (list) for (const m of p.messages) list.push(m);
+      else byTopic.set(p.topic, p.messages.slice());
+    }
     inFlight = (async () => {
       try {
         await withTimeout(

@@ -1,4 +1,4 @@
-import { Kafka, logLevel, Partitioners, type Consumer, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
+import { Kafka, logLevel, Partitioners, type Consumer, type ICustomPartitioner, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
 import type { Logger } from './logger.js';
 
 export interface KafkaOptions {
@@ -31,10 +31,35 @@ export function createKafka({ clientId, brokers, logger }: KafkaOptions): Kafka 
   });
 }
 
+/**
+ * Kafka's Java-compatible murmur2 partitioner, remembering the partition of
+ * each string key: it depends only on the key and the partition count, and
+ * hashing the key (and filtering the partition list) on every record costs
+ * more than the rest of partitioning. Bounded: past `maxKeys` it starts over.
+ */
+export function createMemoPartitioner({ maxKeys = 100_000 } = {}): ICustomPartitioner {
+  return () => {
+    const inner = Partitioners.DefaultPartitioner();
+    const memo = new Map<string, number>();
+    return (args) => {
+      const { message, partitionMetadata } = args;
+      if (typeof message.key !== 'string' || (message.partition !== undefined && message.partition !== null)) return inner(args);
+      const k = `${partitionMetadata.length}|${message.key}`;
+      let p = memo.get(k);
+      if (p === undefined) {
+        p = inner(args);
+        if (memo.size >= maxKeys) memo.clear();
+        memo.set(k, p);
+      }
+      return p;
+    };
+  };
+}
+
 /** Java-compatible murmur2 partitioning, so keys land where Kafka's own tools expect. */
 export function createProducer(kafka: Kafka, config: ProducerConfig = {}): Producer {
   return kafka.producer({
-    createPartitioner: Partitioners.DefaultPartitioner,
+    createPartitioner: createMemoPartitioner(),
     allowAutoTopicCreation: false,
     ...config,
   });

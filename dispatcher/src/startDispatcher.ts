@@ -10,7 +10,7 @@ import { groupNodes, lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
 import { Counter, Gauge, Histogram } from '../../common/src/metrics.js';
-import { decodeRecord, encodeRecord, RecordDecodeError } from '../../schemas/registry.js';
+import { decodeRecord, encodeRecord, latestSchemaId, RecordDecodeError, sameEncoding, SCHEMA_HEADER, schemaIdOf } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords } from './routeRecords.js';
 import { createInboxAppender } from './appendInboxes.js';
@@ -100,11 +100,14 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     const end = batchSeconds.startTimer();
     const records: IngestRecord[] = [];
     const recordOf = new Map<KafkaMessage, IngestRecord>();
+    // Ingest records whose bytes are already a valid NodeDelivery are forwarded as they came.
+    const bytesOf = new Map<IngestRecord, Buffer>();
     for (const message of messages) {
       try {
         const rec = decodeRecord('IngestRecord', message.value, message.headers);
         records.push(rec);
         recordOf.set(message, rec);
+        if (sameEncoding(schemaIdOf(message.headers)!, 'NodeDelivery')) bytesOf.set(rec, message.value!);
       } catch (err) {
         if (!(err instanceof RecordDecodeError)) throw err;
         routed.inc({ outcome: 'dead-lettered' });
@@ -146,14 +149,15 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     // Tasks learn their fan-out before any pusher starts, so each knows its share of the rate.
     for (const [taskId, nodes] of result.fanout) await tasks.recordFanout(taskId, nodes);
 
+    const nodeSchema = latestSchemaId('NodeDelivery');
     await Promise.all(
       [...result.byNode].map(([nodeId, recs]) =>
         publisher.publish(
           topics.node(nodeId),
           recs.map((r) => {
-            const enc = encodeRecord('NodeDelivery', r);
+            const value = bytesOf.get(r) ?? encodeRecord('NodeDelivery', r).value;
             const key = r.target === 'USER' ? `${r.app}|${r.user}` : r.target === 'GROUP' ? `${r.app}|#g:${r.group}` : `${r.app}|#all`;
-            return { key, value: enc.value, headers: { ...enc.headers, 'push-trace': r.traceId } };
+            return { key, value, headers: { [SCHEMA_HEADER]: nodeSchema, 'push-trace': r.traceId } };
           }),
         ),
       ),
