@@ -110,10 +110,16 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         metrics.handshakes.inc({ outcome: 'origin' });
         return refuse(socket, 403, 'ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed for app ${app._id}`);
       }
-      wss.handleUpgrade(req, socket, head, (ws) => {
-        metrics.handshakes.inc({ outcome: 'ok' });
-        void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode, claims.exp * 1000);
-      });
+      // The 101 response and the welcome frame leave in one write.
+      socket.cork();
+      try {
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          metrics.handshakes.inc({ outcome: 'ok' });
+          void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode, claims.exp * 1000);
+        });
+      } finally {
+        socket.uncork();
+      }
     })().catch((err: unknown) => {
       logger.error({ err }, 'upgrade failed');
       refuse(socket, 503, 'UNAVAILABLE', 'cannot accept the connection now');
