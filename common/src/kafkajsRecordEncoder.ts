@@ -62,8 +62,25 @@ const pieceSize = (p: Piece) => {
   return varintSize(n) + n;
 };
 
-function encoded(buf: Buffer): EncodedRecord {
-  return { buf, offset: buf.length, get buffer() { return buf; }, size: () => buf.length };
+class Encoded implements EncodedRecord {
+  readonly offset: number;
+  constructor(readonly buf: Buffer) {
+    this.offset = buf.length;
+  }
+  get buffer(): Buffer {
+    return this.buf;
+  }
+  size(): number {
+    return this.offset;
+  }
+}
+
+/** Writes a length-prefixed piece at `at`; returns where it ends. (Top-level: no closure per record.) */
+function writePiece(buf: Buffer, at: number, p: Piece): number {
+  if (p === null) return writeUVarInt(buf, at, zigzag(-1));
+  const n = lengthOf(p);
+  at = writeUVarInt(buf, at, zigzag(n));
+  return at + (typeof p === 'string' ? buf.write(p, at, n, 'utf8') : p.copy(buf, at));
 }
 
 /** Encodes one record; undefined when it is outside what this encoder handles. */
@@ -84,20 +101,11 @@ export function encodeRecordV2({ offsetDelta = 0, timestampDelta = 0, key, value
   buf[at++] = 0; // attributes: none used
   at = writeUVarInt(buf, at, zigzag(timestampDelta));
   at = writeUVarInt(buf, at, zigzag(offsetDelta));
-  const put = (p: Piece) => {
-    if (p === null) {
-      at = writeUVarInt(buf, at, zigzag(-1));
-      return;
-    }
-    const n = lengthOf(p);
-    at = writeUVarInt(buf, at, zigzag(n));
-    at += typeof p === 'string' ? buf.write(p, at, n, 'utf8') : p.copy(buf, at);
-  };
-  put(k);
-  put(v);
+  at = writePiece(buf, at, k);
+  at = writePiece(buf, at, v);
   at = writeUVarInt(buf, at, zigzag(hs.length / 2));
-  for (const p of hs) put(p);
-  return encoded(buf);
+  for (const p of hs) at = writePiece(buf, at, p);
+  return new Encoded(buf);
 }
 
 /** KafkaJS's own record encoder, for comparison in tests; undefined when KafkaJS is not the supported version. */
