@@ -19,6 +19,8 @@ export type IdempotencyClaim =
 const WINDOW_MS = 24 * 3600 * 1000;
 /** A claim not completed within this long is considered abandoned. */
 const STALE_MS = 10_000;
+/** Bulk inserts sent at once by claimMany (one per collection part). */
+const CLAIM_CONCURRENCY = 4;
 
 export interface IdempotencyKeys {
   /**
@@ -74,18 +76,24 @@ export function createIdempotencyKeys(db: Db): IdempotencyKeys {
       const out: IdempotencyClaim[] = claims.map(() => ({ state: 'claimed' }));
       const indexed = claims.map((c, i) => ({ ...c, i, _id: `${c.app}|${c.key}` }));
       const taken: typeof indexed = [];
-      for (const [name, group] of byBucket('idempotency', indexed, (c) => c._id)) {
-        try {
-          await db.collection<IdempotencyRecord>(name).insertMany(
-            group.map((c) => record(c._id, c.msgId, now)),
-            { ordered: false },
-          );
-        } catch (err) {
-          const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
-          if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
-          for (const w of writeErrors) taken.push(group[w.index]!);
+      const groups = [...byBucket('idempotency', indexed, (c) => c._id)];
+      // Inserts into different collection parts, a few at once.
+      const worker = async () => {
+        for (let g = groups.shift(); g; g = groups.shift()) {
+          const [name, group] = g;
+          try {
+            await db.collection<IdempotencyRecord>(name).insertMany(
+              group.map((c) => record(c._id, c.msgId, now)),
+              { ordered: false },
+            );
+          } catch (err) {
+            const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
+            if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
+            for (const w of writeErrors) taken.push(group[w.index]!);
+          }
         }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(CLAIM_CONCURRENCY, groups.length) }, worker));
       for (const c of taken) out[c.i] = await resolveExisting(c.app, c.key, c.msgId, now);
       return out;
     },

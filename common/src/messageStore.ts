@@ -227,29 +227,30 @@ export function createMessageStore(db: Db): MessageStore {
       // Most recipients of a big list have no inbox yet: create those in bulk
       // (cheap, one insert per collection part), then append to the ones that exist.
       const existing: typeof plain = [];
-      for (const [name, group] of byBucket('inboxes', plain, idOf)) {
-        for (const part of chunks(group, INSERT_CHUNK)) {
-          try {
-            await db.collection<Inbox>(name).insertMany(part.map((e) => ({ _id: idOf(e), items: e.items })), { ordered: false });
-          } catch (err) {
-            const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
-            if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
-            for (const w of writeErrors) existing.push(part[w.index]!);
-          }
+      const inserts = [...byBucket('inboxes', plain, idOf)].flatMap(([name, group]) => chunks(group, INSERT_CHUNK).map((part) => ({ name, part })));
+      await inParallel(inserts, WRITE_CONCURRENCY, async ({ name, part }) => {
+        try {
+          await db.collection<Inbox>(name).insertMany(part.map((e) => ({ _id: idOf(e), items: e.items })), { ordered: false });
+        } catch (err) {
+          const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
+          if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
+          for (const w of writeErrors) existing.push(part[w.index]!);
         }
-      }
-      // One update batch at a time per process: FerretDB (SQLite) stalled for minutes when the
-      // dispatcher's partitions sent their update batches at once (4 x 50 updates on one big table).
-      for (const [name, group] of byBucket('inboxes', existing, idOf)) {
-        for (const part of chunks(group, UPDATE_CHUNK)) {
-          await oneAtATime('inbox-update-batches', () =>
+      });
+      // Update batches go through one limiter per process (WRITE_CONCURRENCY at once): FerretDB
+      // (SQLite) stalled for minutes when the dispatcher's partitions sent 4 x 50 updates at once
+      // to one big table; on the small collection parts an update is short.
+      const updates = [...byBucket('inboxes', existing, idOf)].flatMap(([name, group]) => chunks(group, UPDATE_CHUNK).map((part) => ({ name, part })));
+      await Promise.all(
+        updates.map(({ name, part }) =>
+          updateSlots(() =>
             db.collection<Inbox>(name).bulkWrite(
               part.map((e) => ({ updateOne: { filter: { _id: idOf(e) }, update: { $push: { items: { $each: e.items } } }, upsert: true } })),
               { ordered: false },
             ),
-          );
-        }
-      }
+          ),
+        ),
+      );
       for (const e of entries.filter((x) => !plainSet.has(x))) {
         const _id = idOf(e);
         const doc = await inboxById(_id).findOne({ _id });
@@ -333,6 +334,34 @@ export function compactItems(items: InboxItem[], now = Date.now()): InboxItem[] 
   const newestOfKey = new Map<string, string>();
   for (const i of sorted) if (i.k) newestOfKey.set(i.k, i.m);
   return sorted.filter((i) => !i.k || newestOfKey.get(i.k) === i.m).slice(-MAX_INBOX_ITEMS);
+}
+
+/** Writes of one kind sent to FerretDB at the same time by this process. */
+const WRITE_CONCURRENCY = 4;
+
+/** Runs `fn` over `items`, at most `limit` at a time. */
+async function inParallel<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await fn(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+}
+
+/** A process-wide limiter: at most WRITE_CONCURRENCY inbox update batches at once. */
+const waiting: (() => void)[] = [];
+let running = 0;
+async function updateSlots<T>(fn: () => Promise<T>): Promise<T> {
+  // A freed slot passes straight to the next waiter, so the count never exceeds the limit.
+  if (running >= WRITE_CONCURRENCY) await new Promise<void>((resolve) => waiting.push(resolve));
+  else running++;
+  try {
+    return await fn();
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
 }
 
 function chunks<T>(items: T[], size: number): T[][] {
