@@ -13,6 +13,7 @@ import { Counter, Gauge, Histogram } from '../../common/src/metrics.js';
 import { decodeRecord, encodeRecord, latestSchemaId, RecordDecodeError, sameEncoding, SCHEMA_HEADER, schemaIdOf } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords } from './routeRecords.js';
+import { createForwardedCommits } from './forwardedCommits.js';
 import { createInboxAppender } from './appendInboxes.js';
 import { createMessageStore } from '../../common/src/messageStore.js';
 import { createTaskStore } from '../../common/src/tasks.js';
@@ -77,6 +78,17 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     maxBytesPerPartition: 512 * 1024,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
+  // What a partition has forwarded is recorded (the replay guard's high-water mark, then the
+  // group offset) off the slice's path: the next slice need not wait for two more round trips.
+  // One record-then-commit at a time per partition, always of the latest forwarded offset.
+  const commits = createForwardedCommits({
+    record: async (topic, partition, offset) => {
+      await guard.raiseHighWater(topic, partition, offset);
+      await commitThrough(consumer, topic, partition, offset);
+    },
+    onError: (err) => logger.warn({ err: err.message }, 'could not commit forwarded offsets; the next slice commits past them'),
+  });
+
   // A fetched batch is handled in slices, each committed on its own, with a
   // heartbeat between them: a large batch (a 10,000-user list) must not hold
   // the group session past its timeout, or the partition would be taken away
@@ -166,9 +178,8 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     // Offsets move only after every forward succeeded: a crash before this line replays the batch.
     const last = messages.at(-1);
     if (last) {
-      await guard.raiseHighWater(batch.topic, batch.partition, last.offset);
       resolveOffset(last.offset);
-      await commitThrough(consumer, batch.topic, batch.partition, last.offset);
+      commits.done(batch.topic, batch.partition, last.offset);
     }
     let forwarded = 0;
     for (const recs of result.byNode.values()) forwarded += recs.length;
@@ -181,6 +192,8 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
 
   await consumer.connect();
   onClose('consumer', () => disconnectWithin(consumer, 3000, () => logger.warn('the consumer did not leave its group within 3 s; its session will expire')));
+  // Runs before the consumer leaves (handlers run last registered first): forwarded offsets land first.
+  onClose('commits', () => commits.settle());
   await consumer.subscribe({ topic: topics.ingest, fromBeginning: true });
   await consumer.run({
     autoCommit: false,
