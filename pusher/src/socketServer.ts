@@ -250,13 +250,19 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   // TTL, a slice of the connections per tick, and the group index with the first slice.
   const refreshBeats = Math.max(1, Math.floor(config.routeTtlMs / 2 / config.heartbeatMs));
   let tick = 0;
-  const refreshRoutes = async (routes: RouteEntry[], groups: boolean) => {
-    for (let i = 0; i < routes.length; i += 1000) await putRoutes(redis, owner, routes.slice(i, i + 1000), config.routeTtlMs);
+  const refreshRoutes = async (conns: Connection[], groups: boolean) => {
+    // Slice by slice, each built when it is sent: a connection closed meanwhile (its route
+    // already deleted) must not get it back.
+    for (let i = 0; i < conns.length; i += 1000) {
+      const slice: RouteEntry[] = [];
+      for (let j = i; j < i + 1000 && j < conns.length; j++) if (!conns[j]!.closed) slice.push(routeOf(conns[j]!));
+      await putRoutes(redis, owner, slice, config.routeTtlMs);
+    }
     if (groups) await putGroupNodes(redis, config.nodeId, table.groups(), config.routeTtlMs);
   };
   const heartbeat = setInterval(() => {
     const slot = tick++ % refreshBeats;
-    const routes: RouteEntry[] = [];
+    const routes: Connection[] = [];
     for (const conn of table.all()) {
       if (!conn.alive) {
         conn.closeCode = CLOSE.HEARTBEAT_TIMEOUT;
@@ -265,7 +271,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       }
       conn.alive = false;
       conn.ws.ping();
-      if (refreshBeats === 1 || refreshSlot(conn, refreshBeats) === slot) routes.push(routeOf(conn));
+      if (refreshBeats === 1 || refreshSlot(conn, refreshBeats) === slot) routes.push(conn);
     }
     if (routes.length > 0 || slot === 0) void refreshRoutes(routes, slot === 0).catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
   }, config.heartbeatMs);
@@ -274,7 +280,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   let redisWasReady = redis.status === 'ready';
   const onRedisReady = () => {
     if (!redisWasReady) return void (redisWasReady = true);
-    void refreshRoutes([...table.all()].filter((c) => !c.closed).map(routeOf), true).catch((err: Error) => logger.warn({ err: err.message }, 'route rewrite after reconnect failed'));
+    void refreshRoutes([...table.all()], true).catch((err: Error) => logger.warn({ err: err.message }, 'route rewrite after reconnect failed'));
   };
   redis.on('ready', onRedisReady);
 
