@@ -9,6 +9,7 @@
  * scenario's bare ws server writing one pre-built frame to each raw socket,
  * its own clients): one raw broadcast after each of ours (before it on odd
  * repeats), so the pair sees the same load; the ratio is read pair by pair.
+ * Both sides' clients run in the same number of processes.
  *
  *   npm run bench -- broadcast [--sizes 16000x1,32000x2,100000x6] (the limit scenario's bare ws uses 16,000; quick 8,000) [--repeats 3]
  *     [--raw off] (no raw-limit comparison; sizes above 16,000 clients have none)
@@ -22,7 +23,7 @@ import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
 import { num, quiesce, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
-import { RAW_LIMIT_MAX_CLIENTS, startRawLimit } from './rawLimit.js';
+import { RAW_LIMIT_MAX_CLIENTS, rawClientProcesses, startRawLimit } from './rawLimit.js';
 
 interface Shot {
   clients: number;
@@ -72,7 +73,9 @@ async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: num
   const raw = compareRaw && clients <= RAW_LIMIT_MAX_CLIENTS ? await startRawLimit(clients, o.log) : undefined;
   if (compareRaw && !raw) o.log(`broadcast: no raw-limit comparison above ${RAW_LIMIT_MAX_CLIENTS} clients (one bare ws process)`);
   const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', `broadcast-${clients}x${pushers}`), pushers, log: o.log });
-  const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
+  // With a raw-limit comparison, our clients are spread over as many processes as its clients
+  // (on two cores one receiving process is itself the bottleneck of a broadcast to 8,000).
+  const lg = await startLoadgen({ maxClients: clients, ...(raw ? { perWorker: Math.ceil(clients / rawClientProcesses(clients)) } : {}), app: b.stack.app, ...(await b.signingKey()) });
   const shots: Shot[] = [];
   try {
     const c = await lg.connect({ userPrefix: 'b', count: clients, urls: b.pushers.map((p) => p.wsUrl), concurrency: 300 });

@@ -16,6 +16,9 @@ const wsServerFile = path.join(path.dirname(fileURLToPath(import.meta.url)), '..
 /** One bare ws process holds at most this many (the open-file limit is 20,000 per process). */
 export const RAW_LIMIT_MAX_CLIENTS = 2 * CLIENTS_PER_PROCESS;
 
+/** Client processes the raw limit's N clients use (as ClientPool.start picks them); ours get as many, so neither side's clients are the bottleneck alone. */
+export const rawClientProcesses = (n: number) => Math.max(2, Math.ceil(n / CLIENTS_PER_PROCESS));
+
 export async function startRawLimit(n: number, log: (l: string) => void) {
   const port = await freePort();
   const server = forkTs(wsServerFile, [], { env: { ...process.env, PORT: String(port) } });
