@@ -93,7 +93,9 @@ export async function settle(peek: () => Promise<{ unique: number }>, expected: 
 
 /** `--profile`: every service of the stack writes a V8 CPU profile into `<outDir>/profiles/` when it exits. */
 export function profileEnv(o: ScenarioOptions): Record<string, string> {
-  return o.args.profile ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.join(o.outDir, 'profiles')}` } : {};
+  // Node refuses --cpu-prof in NODE_OPTIONS; the preload starts the profiler itself.
+  const preload = new URL('./cpuProfilePreload.mjs', import.meta.url).href;
+  return o.args.profile ? { NODE_OPTIONS: `--import ${preload}`, PUSH_CPU_PROFILE_DIR: path.join(o.outDir, 'profiles') } : {};
 }
 
 /** `--pusher-env K=V,K2=V2`: extra environment for the pushers (experiments). */
