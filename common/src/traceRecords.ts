@@ -153,8 +153,16 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
     await flushing;
   };
 
-  const timer = setInterval(() => void flush(), flushMs);
-  timer.unref();
+  // A timer only while records wait: an idle service does not wake up for nothing.
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    if (timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void flush().then(() => queue.length > 0 && schedule());
+    }, flushMs);
+    timer.unref();
+  };
   const push = (op: Op) => {
     if (ttlSeconds <= 0 || closed) return;
     if (queue.length >= maxQueued) {
@@ -162,6 +170,7 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
       return;
     }
     queue.push(op);
+    schedule();
   };
 
   return {
@@ -170,7 +179,7 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
     incr: (id, field, by) => push({ id, field, incr: by }),
     flush,
     async close() {
-      clearInterval(timer);
+      clearTimeout(timer);
       await flush();
       closed = true;
     },

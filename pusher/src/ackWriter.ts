@@ -83,7 +83,14 @@ export function createAckWriter(deps: AckWriterDeps) {
     await flushing;
     flushing = undefined;
   };
-  const timer = setInterval(() => void flush(), flushMs);
+  // A timer only while acks wait: an idle pusher does not wake up for nothing.
+  let timer: NodeJS.Timeout | undefined;
+  const schedule = () => {
+    timer ??= setTimeout(() => {
+      timer = undefined;
+      void flush().then(() => size > 0 && schedule());
+    }, flushMs);
+  };
 
   return {
     /** Queues acks; false when the writer is saturated (the client should retry). */
@@ -94,11 +101,12 @@ export function createAckWriter(deps: AckWriterDeps) {
       if (!entry) pending.set(key, (entry = { app, user, device, ids: [] }));
       entry.ids.push(...ids);
       size += ids.length;
+      schedule();
       return true;
     },
     /** Stops the timer and writes what is queued; call before the publisher closes. */
     async close() {
-      clearInterval(timer);
+      clearTimeout(timer);
       await flushing;
       await flush();
     },
