@@ -1,4 +1,5 @@
 import type { App, AppStore } from '../../common/src/apps.js';
+import { createCachedLookup } from '../../common/src/cachedLookup.js';
 
 export type ApiKeyLookup = (apiKey: string) => Promise<App | undefined>;
 
@@ -11,31 +12,5 @@ export type ApiKeyLookup = (apiKey: string) => Promise<App | undefined>;
  * Unknown keys are not served stale: each lookup past `refreshMs` asks again.
  */
 export function createApiKeyLookup(apps: AppStore, { refreshMs = 2500, maxStaleMs = 60_000, maxEntries = 10_000 } = {}): ApiKeyLookup {
-  const entries = new Map<string, { app: App | undefined; at: number }>();
-  const loading = new Map<string, Promise<App | undefined>>();
-
-  const load = (key: string): Promise<App | undefined> => {
-    let p = loading.get(key);
-    if (!p) {
-      p = apps.findByApiKey(key).then((app) => {
-        if (!entries.has(key) && entries.size >= maxEntries) entries.delete(entries.keys().next().value!);
-        entries.set(key, { app, at: Date.now() });
-        return app;
-      });
-      p.finally(() => loading.delete(key)).catch(() => undefined);
-      loading.set(key, p);
-    }
-    return p;
-  };
-
-  return (key) => {
-    const e = entries.get(key);
-    const age = e ? Date.now() - e.at : Infinity;
-    if (e && age < refreshMs) return Promise.resolve(e.app);
-    if (e?.app && age < maxStaleMs) {
-      load(key).catch(() => undefined);
-      return Promise.resolve(e.app);
-    }
-    return load(key);
-  };
+  return createCachedLookup((key) => apps.findByApiKey(key), { refreshMs, maxStaleMs, maxEntries });
 }
