@@ -168,29 +168,28 @@ export async function startEventsConsumer(
     }
     const queue = [...lanes.values()];
     let failure: unknown;
+    /** Handles one record; false (and the first failure kept) when it failed. */
+    const attempt = async (p: Prepared): Promise<boolean> => {
+      try {
+        await one(p);
+        done.add(p.message.offset);
+        return true;
+      } catch (err) {
+        failure ??= err;
+        return false;
+      }
+    };
     const worker = async () => {
       for (let lane = queue.shift(); lane; lane = queue.shift()) {
         for (const p of lane) {
-          if (failure !== undefined || !keepGoing()) return;
-          try {
-            await one(p);
-            done.add(p.message.offset);
-          } catch (err) {
-            failure ??= err;
-            return;
-          }
+          if (failure !== undefined || !keepGoing() || !(await attempt(p))) return;
         }
       }
     };
     await Promise.all(Array.from({ length: Math.min(EVENTS_CONCURRENCY, queue.length) }, worker));
     for (const p of late) {
       if (failure !== undefined || !keepGoing()) break;
-      try {
-        await one(p);
-        done.add(p.message.offset);
-      } catch (err) {
-        failure ??= err;
-      }
+      await attempt(p);
     }
     if (failure !== undefined) throw Object.assign(failure as object, { handled: done });
     return done;
