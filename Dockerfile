@@ -11,5 +11,10 @@ COPY collector ./collector
 COPY dispatcher ./dispatcher
 COPY pusher ./pusher
 COPY cli ./cli
+# Production mode, explicitly (it is also the services' default): no demo app, and no
+# default operator key, so a container refuses to start until OPERATOR_KEY is given.
+# A container must listen on its own network interface to be reachable at all; the
+# ports it publishes decide who can reach it.
+ENV PUSH_MODE=production
 ENV BIND_HOST=0.0.0.0
 USER node

@@ -148,7 +148,8 @@ describe('demo page in headless Chromium', () => {
     assert.equal((await fetch(demoUrl + '/nope')).status, 404);
 
     assert.throws(() => loadConfig({ PUSH_MODE: 'production', OPERATOR_KEY: 'secret', DEMO_API_KEY: 'k' }), /PUSH_MODE: .*runs only when PUSH_MODE=development/);
-    assert.equal(loadConfig({}).port, 8088);
-    assert.throws(() => loadConfig({ DEMO_PORT: 'x' }), /DEMO_PORT/);
+    assert.throws(() => loadConfig({}), /PUSH_MODE: .*runs only when PUSH_MODE=development/);
+    assert.equal(loadConfig({ PUSH_MODE: 'development' }).port, 8088);
+    assert.throws(() => loadConfig({ PUSH_MODE: 'development', DEMO_PORT: 'x' }), /DEMO_PORT/);
   });
 });

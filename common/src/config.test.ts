@@ -24,16 +24,18 @@ test('envIdentifier keeps node ids safe for topic names and keys', () => {
 });
 
 test('production mode refuses the default operator key', () => {
-  assert.equal(loadCommonConfig({}).operatorKey, 'operator-key');
+  assert.equal(loadCommonConfig({ PUSH_MODE: 'development' }).operatorKey, 'operator-key');
+  assert.throws(() => loadCommonConfig({}), /OPERATOR_KEY: required in production mode/);
   assert.throws(() => loadCommonConfig({ PUSH_MODE: 'production' }), /OPERATOR_KEY/);
   assert.throws(() => loadCommonConfig({ PUSH_MODE: 'production', OPERATOR_KEY: 'operator-key' }), /OPERATOR_KEY/);
   assert.equal(loadCommonConfig({ PUSH_MODE: 'production', OPERATOR_KEY: 's3cret' }).operatorKey, 's3cret');
-  assert.throws(() => loadCommonConfig({ REDIS_URL: 'http://x' }), /REDIS_URL: expected a redis: or rediss: URL/);
+  assert.throws(() => loadCommonConfig({ PUSH_MODE: 'development', REDIS_URL: 'http://x' }), /REDIS_URL: expected a redis: or rediss: URL/);
   assert.throws(() => loadCommonConfig({ PUSH_MODE: 'staging' }), /PUSH_MODE: expected one of development, production/);
 });
 
 test('topic and key prefixes are checked against what Kafka and Redis accept', () => {
-  assert.equal(loadCommonConfig({ KAFKA_TOPIC_PREFIX: 'staging.', REDIS_KEY_PREFIX: 'staging:' }).redisKeyPrefix, 'staging:');
-  assert.throws(() => loadCommonConfig({ KAFKA_TOPIC_PREFIX: 'a:b' }), /KAFKA_TOPIC_PREFIX: expected up to 100 characters of \[A-Za-z0-9._-\]/);
-  assert.throws(() => loadCommonConfig({ REDIS_KEY_PREFIX: 'a b' }), /REDIS_KEY_PREFIX/);
+  const dev = { PUSH_MODE: 'development' };
+  assert.equal(loadCommonConfig({ ...dev, KAFKA_TOPIC_PREFIX: 'staging.', REDIS_KEY_PREFIX: 'staging:' }).redisKeyPrefix, 'staging:');
+  assert.throws(() => loadCommonConfig({ ...dev, KAFKA_TOPIC_PREFIX: 'a:b' }), /KAFKA_TOPIC_PREFIX: expected up to 100 characters of \[A-Za-z0-9._-\]/);
+  assert.throws(() => loadCommonConfig({ ...dev, REDIS_KEY_PREFIX: 'a b' }), /REDIS_KEY_PREFIX/);
 });

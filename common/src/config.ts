@@ -122,16 +122,33 @@ export interface CommonConfig {
 
 const DEV_OPERATOR_KEY = 'operator-key';
 
+/**
+ * Production is the default: a service started with nothing set must not come
+ * up with the well-known development keys and the demo app. `npm start` and
+ * the test harness ask for development mode explicitly.
+ */
 export function loadCommonConfig(env: Env): CommonConfig {
-  const mode = envEnum(env, 'PUSH_MODE', ['development', 'production'] as const, 'development');
+  const mode = envEnum(env, 'PUSH_MODE', ['development', 'production'] as const, 'production');
   const operatorKey = envString(env, 'OPERATOR_KEY', mode === 'development' ? DEV_OPERATOR_KEY : '');
-  if (mode === 'production' && (operatorKey === '' || operatorKey === DEV_OPERATOR_KEY)) {
-    throw new ConfigError('OPERATOR_KEY', 'must be set to a non-default secret when PUSH_MODE=production');
+  if (mode === 'production' && operatorKey === '') {
+    throw new ConfigError('OPERATOR_KEY', 'required in production mode (the default PUSH_MODE): set it to a secret, or set PUSH_MODE=development for a local stack');
+  }
+  if (mode === 'production' && operatorKey === DEV_OPERATOR_KEY) {
+    throw new ConfigError('OPERATOR_KEY', `the development key "${DEV_OPERATOR_KEY}" is refused in production mode; set a secret`);
+  }
+  const host = envString(env, 'BIND_HOST', '127.0.0.1');
+  // Development mode has well-known keys and a demo app: reachable from this machine only,
+  // unless whoever runs it says otherwise (a container's own network, say).
+  if (mode === 'development' && !isLoopbackHost(host) && !envBool(env, 'ALLOW_DEV_PUBLIC_BIND', false)) {
+    throw new ConfigError(
+      'BIND_HOST',
+      `"${host}" is not a loopback address, and development mode (demo app, default keys) listens on loopback only; use PUSH_MODE=production with real keys, or set ALLOW_DEV_PUBLIC_BIND=true to expose it anyway`,
+    );
   }
   return {
     mode,
     logLevel: envEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
-    host: envString(env, 'BIND_HOST', '127.0.0.1'),
+    host,
     kafkaBrokers: envBrokers(env, 'KAFKA_BROKERS', '127.0.0.1:9092'),
     redisUrl: envUrl(env, 'REDIS_URL', 'redis://127.0.0.1:6379', ['redis:', 'rediss:']),
     mongoUrl: envUrl(env, 'MONGO_URL', 'mongodb://127.0.0.1:27017', ['mongodb:', 'mongodb+srv:']),
@@ -148,4 +165,12 @@ function envPrefix(env: Env, name: string): string {
   const chars = name.startsWith('REDIS') ? 'A-Za-z0-9._:-' : 'A-Za-z0-9._-';
   if (!new RegExp(`^[${chars}]{0,100}$`).test(value)) throw new ConfigError(name, `expected up to 100 characters of [${chars}], got "${value}"`);
   return value;
+}
+
+/** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: addresses no other machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost' || h.endsWith('.localhost') || h === '::1' || h === '0:0:0:0:0:0:0:1') return true;
+  const v4 = h.startsWith('::ffff:') ? h.slice(7) : h;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
 }

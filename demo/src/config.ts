@@ -16,7 +16,7 @@ export interface DemoConfig extends Pick<CommonConfig, 'mode' | 'logLevel' | 'ho
  * anyone who can reach it, so it runs in development mode only.
  */
 export function loadConfig(env: Env): DemoConfig {
-  if (envEnum(env, 'PUSH_MODE', ['development', 'production'] as const, 'development') !== 'development') {
+  if (envEnum(env, 'PUSH_MODE', ['development', 'production'] as const, 'production') !== 'development') {
     throw new ConfigError('PUSH_MODE', 'the demo server acts with an app API key for any caller; it runs only when PUSH_MODE=development');
   }
   const common = loadCommonConfig(env);

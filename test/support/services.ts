@@ -84,10 +84,15 @@ export async function startService(
   throw new Error(`${name} did not become ${waitReady ? 'ready' : 'healthy'} within ${timeoutMs} ms:\n${out}`);
 }
 
+/**
+ * Services default to production mode; tests run them in development mode (the
+ * `operator-key` operator key, the demo app) unless `env` says otherwise: pass
+ * `PUSH_MODE: ''` to see what an unconfigured service does.
+ */
 export function spawnService(name: ServiceName, env: Record<string, string>): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, name, 'src/main.ts')], {
     cwd: ROOT,
-    env: { ...process.env, ...env },
+    env: { ...process.env, PUSH_MODE: 'development', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
 }

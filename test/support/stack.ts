@@ -40,6 +40,8 @@ export async function startStack({
     REDIS_KEY_PREFIX: `${id}:`,
     MONGO_DB: id,
     INGEST_PARTITIONS: '4',
+    // Explicit (services default to production): tests and benchmarks use the development operator key.
+    PUSH_MODE: 'development',
     DEMO_API_KEY: `${id}-demo`,
     ...extraEnv,
   };
