@@ -92,7 +92,9 @@ function stackServers(): ServerDef[] {
   const kPort = kafkaPort();
   const kDir = infraPath('kafka');
   const rPort = redisPort();
-  const rDir = infraPath('redis');
+  // A Redis on another port than the default gets its own directory (and pid file), so a
+  // second local stack never takes the shared server for its own, nor stops it.
+  const rDir = infraPath(rPort === 6379 ? 'redis' : `redis-${rPort}`);
   const mPort = mongoPort();
   const mDir = infraPath('mongo');
   return [
@@ -213,7 +215,8 @@ export async function infraUp(opts: { log?: Log } = {}): Promise<UpResult> {
     }),
   );
   errors.push(...describeFailures(startedResults, ready));
-  if (errors.length) throw new Error(errors.join('\n'));
+  // The caller still owns what did start (npm start stops it on its way out).
+  if (errors.length) throw Object.assign(new Error(errors.join('\n')), { started: result.started });
   return result;
 }
 

@@ -4,15 +4,20 @@
  * collector, dispatcher and PUSHERS pushers (default 2, on 8090, 8091, ...),
  * and, in development mode, the demo page (DEMO_PORT, default 8088); waits
  * until each is ready, prints the addresses and stays in the foreground.
- * Ctrl-C stops the services, then the infrastructure this run started.
+ * Ctrl-C, or a service that fails to start or exits, stops the services, then
+ * the infrastructure this run started (see stopStack.ts).
+ *
+ * Services default to production mode; `npm start` is the local development
+ * experience, so it runs them with PUSH_MODE=development unless told otherwise.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { infraDown, infraUp } from '../infra/stack.js';
+import { infraDown, infraUp, type UpResult } from '../infra/stack.js';
+import { createStackStopper } from './stopStack.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const env = process.env;
+const env: NodeJS.ProcessEnv = { ...process.env, PUSH_MODE: process.env.PUSH_MODE?.trim() || 'development' };
 const pusherCount = Number(env.PUSHERS ?? '2');
 if (!Number.isInteger(pusherCount) || pusherCount < 1 || pusherCount > 16) {
   console.error(`PUSHERS: expected an integer from 1 to 16, got "${env.PUSHERS}"`);
@@ -48,39 +53,43 @@ const services: Svc[] = [
 ];
 // The demo server acts with the demo app's API key for whoever reaches it: development only.
 const demo: Svc | undefined =
-  (env.PUSH_MODE ?? 'development') === 'development'
+  env.PUSH_MODE === 'development'
     ? { name: 'demo', script: 'demo', url: `http://127.0.0.1:${port('DEMO_PORT', 8088)}`, env: { AUTH_URL: services[0]!.url, COLLECTOR_URL: services[1]!.url } }
     : undefined;
 if (demo) services.push(demo);
 const pushers = services.filter((s) => s.script === 'pusher');
 
-let stopping = false;
-let startedInfra: string[] = [];
+// What infraUp started, once it has settled: a stop that comes while it is still
+// provisioning or starting servers waits for it, then stops what it started.
+let infraStart: Promise<string[]> = Promise.resolve([]);
 
-async function stopAll(code: number): Promise<never> {
-  if (stopping) process.exit(code);
-  stopping = true;
-  console.log('\n[start] stopping services...');
-  await Promise.all(
-    services.map(
-      (s) =>
-        new Promise<void>((resolve) => {
-          if (!s.proc || s.proc.exitCode !== null) return resolve();
-          s.proc.once('exit', () => resolve());
-          s.proc.kill('SIGTERM');
-          setTimeout(() => s.proc?.kill('SIGKILL'), 10_000).unref();
-        }),
-    ),
-  );
-  if (startedInfra.length > 0) await infraDown({ only: startedInfra, log: (l) => console.log(l) });
-  process.exit(code);
-}
-process.on('SIGINT', () => void stopAll(0));
-process.on('SIGTERM', () => void stopAll(0));
+const stopper = createStackStopper({
+  stopServices: () =>
+    Promise.all(
+      services.map(
+        (s) =>
+          new Promise<void>((resolve) => {
+            if (!s.proc || s.proc.exitCode !== null || s.proc.signalCode !== null) return resolve();
+            s.proc.once('exit', () => resolve());
+            s.proc.kill('SIGTERM');
+            setTimeout(() => s.proc?.kill('SIGKILL'), 10_000).unref();
+          }),
+      ),
+    ).then(() => undefined),
+  startedInfra: () => infraStart,
+  infraDown: async (only) => {
+    await infraDown({ only, log: (l) => console.log(l) });
+  },
+  log: (line) => console.log(line),
+  exit: (code) => process.exit(code),
+});
+process.on('SIGINT', () => void stopper.stop(0));
+process.on('SIGTERM', () => void stopper.stop(0));
 
 async function waitReady(s: Svc, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
+    if (stopper.stopping) throw new Error('stopping');
     if (s.proc?.exitCode !== null && s.proc?.exitCode !== undefined) throw new Error(`${s.name} exited with code ${s.proc.exitCode}`);
     try {
       if ((await fetch(`${s.url}/readyz`, { signal: AbortSignal.timeout(2000) })).ok) return;
@@ -93,30 +102,41 @@ async function waitReady(s: Svc, timeoutMs = 60_000): Promise<void> {
 }
 
 function launch(s: Svc): void {
+  // A stop that came while infraUp was still running must not be followed by new processes.
+  if (stopper.stopping) return;
   s.proc = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, s.script, 'src/main.ts')], {
     cwd: ROOT,
     env: { ...env, ...s.env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });
   s.proc.once('exit', (code, signal) => {
-    if (!stopping) {
+    if (!stopper.stopping) {
       console.error(`[start] ${s.name} exited (${code ?? signal}); stopping the stack`);
-      void stopAll(1);
+      void stopper.stop(1);
     }
   });
 }
 
 try {
-  ({ started: startedInfra } = await infraUp({ log: (l) => console.log(l) }));
+  const up = infraUp({ log: (l) => console.log(l) });
+  // infraUp attaches what it did start to its error when another server failed.
+  infraStart = up.then(
+    (r) => r.started,
+    (err: { started?: UpResult['started'] }) => err.started ?? [],
+  );
+  await up;
   // auth first: pushers fetch its keys; the others are independent.
   launch(services[0]!);
   await waitReady(services[0]!);
   for (const s of services.slice(1)) launch(s);
   await Promise.all(services.slice(1).map((s) => waitReady(s)));
 } catch (err) {
-  console.error(`[start] ${(err as Error).message}`);
-  await stopAll(1);
+  // After Ctrl-C the services' exits make the waits above fail: that is no error of its own.
+  if (!stopper.stopping) console.error(`[start] ${(err as Error).message}`);
+  await stopper.stop(stopper.stopping ? 0 : 1);
 }
+// Ctrl-C while the last service was getting ready: wait for the stop (it exits the process).
+if (stopper.stopping) await stopper.stop(0);
 
 const demoKey = env.DEMO_API_KEY ?? 'demo-key';
 console.log(`
@@ -132,7 +152,7 @@ ${pushers
   redis       ${env.REDIS_URL ?? 'redis://127.0.0.1:6379'}
   mongodb     ${env.MONGO_URL ?? 'mongodb://127.0.0.1:27017'}
 ${demo ? `  demo page   ${demo.url}/   (browser SDK demo; development mode only)\n` : ''}
-  demo app: demo   API key: ${demoKey}   operator key: ${env.OPERATOR_KEY ?? 'operator-key'}
+${env.PUSH_MODE === 'development' ? `  demo app: demo   API key: ${demoKey}   operator key: ${env.OPERATOR_KEY ?? 'operator-key'}` : "  production mode: no demo app; use your OPERATOR_KEY and your apps' API keys"}
   every service answers /healthz, /readyz and /metrics
   operator CLI: npx push status   (npx push --help)
 

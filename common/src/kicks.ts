@@ -10,6 +10,20 @@ import { ID_PATTERN } from './tokens.js';
  */
 export const KICK_CHANNEL = 'push:kicks';
 
+/**
+ * The kick channel of this stack. ioredis's `keyPrefix` applies to keys, not
+ * to channel names, so the prefix is put in front here: two stacks sharing one
+ * Redis (each with its own REDIS_KEY_PREFIX) must not kick each other's users.
+ * With no prefix the name is the same as before.
+ */
+export const kickChannel = (redis: Redis): string => `${redis.options.keyPrefix ?? ''}${KICK_CHANNEL}`;
+
+/**
+ * Longest kick reason accepted, in UTF-8 bytes (the `kick` frame carries it in
+ * full; the close frame carries at most 123 bytes of it, cut on a character boundary).
+ */
+export const MAX_KICK_REASON_BYTES = 200;
+
 export interface Kick {
   app: string;
   user: string;
@@ -21,13 +35,22 @@ export interface Kick {
 }
 
 export async function publishKick(redis: Redis, kick: Kick): Promise<void> {
-  await redis.publish(KICK_CHANNEL, JSON.stringify(kick));
+  await redis.publish(kickChannel(redis), JSON.stringify(kick));
 }
 
+const optionalString = (v: unknown) => v === undefined || typeof v === 'string';
+
+/**
+ * Reads a kick from the channel. Anything that can publish to Redis can put
+ * text there, so every field is checked and a bad message is ignored (never thrown).
+ */
 export function parseKick(text: string): Kick | undefined {
   try {
-    const k = JSON.parse(text) as Kick;
-    return typeof k.app === 'string' && typeof k.user === 'string' && typeof k.reason === 'string' ? k : undefined;
+    const k = JSON.parse(text) as Record<string, unknown> | null;
+    if (typeof k !== 'object' || k === null) return undefined;
+    if (typeof k.app !== 'string' || typeof k.user !== 'string' || typeof k.reason !== 'string') return undefined;
+    if (!optionalString(k.device) || !optionalString(k.exceptConn)) return undefined;
+    return k as unknown as Kick;
   } catch {
     return undefined;
   }
@@ -47,8 +70,9 @@ export function kickRoutes({ redis, auth, appOf }: { redis: Redis; auth: Request
     if (body.deviceId !== undefined && (typeof body.deviceId !== 'string' || !ID_PATTERN.test(body.deviceId))) {
       throw invalid('deviceId must be a device id', { field: 'deviceId' });
     }
-    if (body.reason !== undefined && (typeof body.reason !== 'string' || body.reason.length > 200)) {
-      throw invalid('reason must be a string of at most 200 characters', { field: 'reason' });
+    // Bytes, not UTF-16 units: 62 'é' are 62 characters but 124 bytes.
+    if (body.reason !== undefined && (typeof body.reason !== 'string' || Buffer.byteLength(body.reason) > MAX_KICK_REASON_BYTES)) {
+      throw invalid(`reason must be a string of at most ${MAX_KICK_REASON_BYTES} bytes (UTF-8)`, { field: 'reason' });
     }
     const app = appOf(res, body);
     if (!app) throw invalid('app is required', { field: 'app' });

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import { addRouteCommands, type RouteOwner } from '../../common/src/routes.js';
 import { lastNodeKey } from '../../common/src/nodeRegistry.js';
-import { KICK_CHANNEL } from '../../common/src/kicks.js';
+import { kickChannel } from '../../common/src/kicks.js';
 import type { Connection } from './connection.js';
 import { EPOCH_TTL_SECONDS, epochKey } from './presence.js';
 
@@ -58,7 +58,7 @@ export function createConnectWrites({ redis, owner, routeTtlMs, maxBatch = 500, 
       pipeline.set(lastNodeKey(c.app, c.user), owner.id, 'EX', LAST_NODE_TTL_SECONDS);
       pipeline.incr(epochKey(c));
       pipeline.expire(epochKey(c), EPOCH_TTL_SECONDS);
-      if (kickOthers[i]) pipeline.publish(KICK_CHANNEL, JSON.stringify({ app: c.app, user: c.user, exceptConn: c.id, reason: 'signed in on another device' }));
+      if (kickOthers[i]) pipeline.publish(kickChannel(redis), JSON.stringify({ app: c.app, user: c.user, exceptConn: c.id, reason: 'signed in on another device' }));
     }
     if (open.length === 0) return done.resolve(failed);
     pipeline.exec().then(

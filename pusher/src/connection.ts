@@ -1,6 +1,7 @@
 import type { WebSocket } from 'ws';
 import { CLOSE } from '../../common/src/codes.js';
 import { socketOf, writeFrame, type WireFrame } from './wireFrame.js';
+import { closeReason } from './closeReason.js';
 
 /** How long ids sent on resume are remembered to skip their live copies. */
 const RESUMED_GRACE_MS = 10_000;
@@ -202,7 +203,12 @@ export class Connection {
     if (this.closed) return;
     this.closed = true;
     this.closeCode = code;
-    this.ws.close(code, reason);
+    try {
+      // Reasons may come from outside (a kick's): ws throws on one over 123 bytes.
+      this.ws.close(code, closeReason(reason));
+    } catch {
+      this.ws.terminate();
+    }
     // A client that does not complete the closing handshake is dropped.
     setTimeout(() => this.ws.terminate(), 2000).unref();
   }

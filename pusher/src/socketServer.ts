@@ -325,8 +325,14 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     kick(k: Kick) {
       for (const conn of [...(table.forUser(k.app, k.user) ?? [])]) {
         if ((k.device && conn.device !== k.device) || conn.id === k.exceptConn) continue;
-        conn.send(JSON.stringify({ type: 'kick', reason: k.reason }));
-        conn.close(CLOSE.KICKED, k.reason.slice(0, 100));
+        // Runs inside the Redis listener: one bad kick must not take the node down.
+        try {
+          conn.send(JSON.stringify({ type: 'kick', reason: k.reason }));
+          conn.close(CLOSE.KICKED, k.reason); // cut to 123 bytes on a character boundary
+        } catch (err) {
+          logger.warn({ err: (err as Error).message, conn: conn.id }, 'kick failed; dropping the socket');
+          conn.ws.terminate();
+        }
       }
     },
     isAccepting: () => accepting,

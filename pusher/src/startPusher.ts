@@ -20,7 +20,7 @@ import { createAckWriter } from './ackWriter.js';
 import { createTaskRunner } from './taskRunner.js';
 import { createPresence } from './presence.js';
 import { createTaskStore } from '../../common/src/tasks.js';
-import { KICK_CHANNEL, parseKick } from '../../common/src/kicks.js';
+import { kickChannel, parseKick } from '../../common/src/kicks.js';
 import { createTraceWriter } from '../../common/src/traceRecords.js';
 import { Counter, Gauge } from '../../common/src/metrics.js';
 // KafkaJS's idle timer loop costs every pusher a few % of a core (see the module).
@@ -90,10 +90,17 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     upstreamTopic: topics.upstream,
   });
   connections = () => sockets.table.size;
-  await subscriber.subscribe(KICK_CHANNEL);
+  // Prefixed like the keys (REDIS_KEY_PREFIX): another stack's kicks are not ours.
+  const kicks = kickChannel(subscriber);
+  await subscriber.subscribe(kicks);
   subscriber.on('message', (channel: string, text: string) => {
-    const kick = channel === KICK_CHANNEL ? parseKick(text) : undefined;
-    if (kick) sockets.kick(kick);
+    // Anyone who can publish to Redis writes here: a bad message is logged, never thrown.
+    try {
+      const kick = channel === kicks ? parseKick(text) : undefined;
+      if (kick) sockets.kick(kick);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'kick not applied');
+    }
   });
 
   // Start from the end of our topic: records written while this node was down were
