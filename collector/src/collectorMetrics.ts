@@ -21,5 +21,9 @@ export function createCollectorMetrics(registry: Registry) {
     outboxRepublished: counter('push_outbox_republished_total', 'Messages republished by the outbox sweeper'),
     duplicates: counter('push_messages_duplicate_total', 'Submissions answered from an idempotency key'),
     deadLettered: counter('push_dead_letters_total', 'Records sent to push.dlq, by reason', ['code']),
+    // push.events: an app over its rate limit is waited for, an infrastructure failure retried, then the partition paused.
+    eventsThrottled: counter('push_events_throttled_total', 'Waits of the push.events consumer for an app over its rate limit'),
+    eventsRetried: counter('push_events_retries_total', 'Retries of push.events records after an infrastructure failure'),
+    eventsPaused: counter('push_events_paused_total', 'push.events partitions paused after their retries were used up'),
   };
 }

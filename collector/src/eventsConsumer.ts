@@ -1,26 +1,49 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import type { AppStore } from '../../common/src/apps.js';
+import type { App, AppStore } from '../../common/src/apps.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
 import { commitThrough } from '../../common/src/kafka.js';
 import { PushError } from '../../common/src/errors.js';
 import type { Topics } from '../../common/src/topics.js';
-import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
+import { decodeRecord, schemaIdOf } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import { submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission, type Submission } from './validateMessage.js';
 import { eventIdempotencyKey } from '../../common/src/eventOrigin.js';
+import { checkEventSignature, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
 import type { IdempotencyClaim } from '../../common/src/idempotencyKeys.js';
-import type { App } from '../../common/src/apps.js';
 import { newId } from '../../common/src/ids.js';
+import type { RateLimiter } from './rateLimiter.js';
+import { isInfrastructureFailure, poisonOf } from './eventFailures.js';
 
 /** Records handled at once (claims in one bulk insert); a fetched batch is cut into parts of this size. */
 const EVENTS_BATCH = 500;
 /** Records submitted at the same time within a part (distinct Kafka keys). */
 const EVENTS_CONCURRENCY = 32;
+/** Longest backoff between two attempts after an infrastructure failure. */
+const MAX_BACKOFF_MS = 5000;
+
+export interface EventsOptions {
+  /** Dead-letter unsigned records of every app (an app with signing secrets always requires them). */
+  requireSignature: boolean;
+  /** Attempts at a part after an infrastructure failure before its partition is paused. */
+  retries: number;
+  /** First backoff between attempts; doubles, up to MAX_BACKOFF_MS. */
+  retryBackoffMs: number;
+  /** How long a partition stays paused once its attempts are used up. */
+  pauseMs: number;
+}
+
+export type EventsDeps = SubmitDeps & { apps: AppStore; dlq: BatchPublisher; limiter: RateLimiter; options: EventsOptions };
 
 type Submittable = { message: KafkaMessage; app: App; sub: Submission; lane: string };
 type Prepared = Submittable | { message: KafkaMessage; reject: { code: string; reason: string } };
+
+const headerText = (headers: KafkaMessage['headers'], name: string): string | undefined => {
+  const h = headers?.[name];
+  return (Array.isArray(h) ? h[0] : h)?.toString();
+};
 
 /** Maps an Avro BusinessEvent to the same shape HTTP submissions are validated in. */
 function toBody(ev: BusinessEvent): Record<string, unknown> {
@@ -41,15 +64,18 @@ function toBody(ev: BusinessEvent): Record<string, unknown> {
 
 /**
  * Consumes Avro records from push.events through the same path as HTTP.
- * Records that cannot be decoded or validated go to push.dlq and never stop
- * the consumer; a retriable failure (store or Kafka down) stops the batch
- * without committing, so the record is retried, not lost.
+ *
+ * - A record that retrying cannot fix (undecodable, unknown app, missing or bad
+ *   signature, invalid, or any error other than an infrastructure one) goes to
+ *   push.dlq with its reason, and the consumer moves on.
+ * - An infrastructure failure (MongoDB, Kafka or Redis down) is retried with
+ *   backoff, `retries` times; then the partition is paused for `pauseMs` and
+ *   read again from the first record not handled. Nothing is skipped.
+ * - An app over its rate limit is waited for (the records keep their order
+ *   and are never dropped), which slows the partitions its records are on.
  */
-export async function startEventsConsumer(
-  kafka: Kafka,
-  deps: SubmitDeps & { apps: AppStore; dlq: BatchPublisher },
-  topics: Topics,
-): Promise<Consumer> {
+export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics: Topics): Promise<Consumer> {
+  const { options } = deps;
   const consumer = kafka.consumer({
     groupId: topics.groups.collectorEvents,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
@@ -59,45 +85,97 @@ export async function startEventsConsumer(
   await consumer.subscribe({ topic: topics.events, fromBeginning: true });
 
   const reject = async (topic: string, partition: number, message: KafkaMessage, code: string, reason: string) => {
+    await sendToDeadLetters(deps.dlq, { topic, partition, message }, code, reason, topics.groups.collectorEvents, topics.dlq);
     deps.metrics.deadLettered.inc({ code });
     deps.metrics.received.inc({ source: 'kafka', outcome: 'dead-lettered' });
-    deps.logger.warn({ topic, partition, offset: message.offset, code, reason }, 'record sent to dead letters');
-    await sendToDeadLetters(deps.dlq, { topic, partition, message }, code, reason, topics.groups.collectorEvents, topics.dlq);
+    deps.logger.warn({ topic, partition, offset: message.offset, code, reason: reason.slice(0, 300) }, 'record sent to dead letters');
   };
 
-  /** Decodes and validates a record: a submission, or the reason it goes to dead letters. */
+  /** Whether the record's app identity holds: signed by one of the app's secrets, or unsigned where that is allowed. */
+  const signatureProblem = (app: App, message: KafkaMessage): { code: string; reason: string } | undefined => {
+    const header = headerText(message.headers, SIGNATURE_HEADER);
+    const secrets = app.eventSigningSecrets ?? [];
+    if (header === undefined && secrets.length === 0 && !options.requireSignature) return undefined;
+    const check = checkEventSignature(header, secrets, { schemaId: schemaIdOf(message.headers) ?? '', key: message.key, value: message.value! });
+    return check.ok ? undefined : { code: check.code, reason: check.reason };
+  };
+
+  /**
+   * Decodes, authenticates and validates a record: a submission, or the reason
+   * it goes to dead letters. Throws only for an infrastructure failure.
+   */
   const prepare = async (partition: number, message: KafkaMessage): Promise<Prepared> => {
     let ev: BusinessEvent;
     try {
       ev = decodeRecord('BusinessEvent', message.value, message.headers);
     } catch (err) {
-      if (err instanceof RecordDecodeError) return { message, reject: { code: err.code, reason: err.message } };
-      throw err;
+      return { message, reject: poisonOf(err) };
     }
-    const app = await deps.apps.get(ev.app);
-    if (!app) return { message, reject: { code: 'UNKNOWN_APP', reason: `unknown app "${ev.app}"` } };
+    let app: App | undefined;
+    try {
+      app = await deps.apps.get(ev.app);
+    } catch (err) {
+      throw new PushError('STORE_UNAVAILABLE', 'cannot look up the app now', { status: 503, retriable: true, cause: err });
+    }
+    if (!app) return { message, reject: { code: 'UNKNOWN_APP', reason: `unknown app "${ev.app.slice(0, 200)}"` } };
+    const bad = signatureProblem(app, message);
+    if (bad) return { message, reject: bad };
     try {
       const sub = validateSubmission(toBody(ev), app.limits);
       sub.idempotencyKey ??= eventIdempotencyKey(partition, message);
       return { message, app, sub, lane: message.key?.toString() ?? `#offset:${message.offset}` };
     } catch (err) {
-      if (err instanceof PushError && !err.retriable) return { message, reject: { code: err.code, reason: err.message } };
-      throw err;
+      if (isInfrastructureFailure(err)) throw err;
+      return { message, reject: poisonOf(err) };
     }
   };
 
   /**
-   * One fetched batch at once: decode and validate every record, claim all
-   * idempotency keys in one bulk insert, then submit the claimed records
-   * concurrently (EVENTS_CONCURRENCY at a time), records with the same Kafka
-   * key one after another so one user's events keep their order. Resolves with
-   * the offsets handled; rejects with the first retriable failure after the
-   * records already started have finished.
+   * Waits, record by record, until each app's rate limit (shared with HTTP
+   * through Redis) lets its records through. Resolves with how many of the
+   * records from the start may go on: fewer than all when the consumer is
+   * asked to stop while waiting (the rest are fetched again).
    */
-  const handleBatch = async (topic: string, partition: number, messages: KafkaMessage[], keepGoing: () => boolean): Promise<Set<string>> => {
+  const throttle = async (prepared: Prepared[], keepGoing: () => boolean, heartbeat: () => Promise<void>): Promise<number> => {
+    for (let i = 0; i < prepared.length; i++) {
+      const p = prepared[i]!;
+      if ('reject' in p) continue;
+      const cost = p.sub.to.kind === 'users' ? p.sub.to.users.length : 1;
+      for (let waitMs = await deps.limiter.take(p.app, cost); waitMs > 0; waitMs = await deps.limiter.take(p.app, cost)) {
+        deps.metrics.eventsThrottled.inc();
+        if (!keepGoing()) return i;
+        await sleep(waitMs);
+        try {
+          await heartbeat();
+        } catch {
+          return i; // a rebalance: let the batch end, the partition's next owner reads on from here
+        }
+        if (!keepGoing()) return i;
+      }
+    }
+    return prepared.length;
+  };
+
+  /**
+   * One part of a fetched batch at once: decode and validate every record, wait
+   * for rate limits, claim all idempotency keys in one bulk insert, then submit
+   * the claimed records concurrently (EVENTS_CONCURRENCY at a time), records with
+   * the same Kafka key one after another so one user's events keep their order.
+   * Resolves with the offsets handled; rejects with the first infrastructure
+   * failure (carrying the offsets handled) after the records already started
+   * have finished.
+   */
+  const handleBatch = async (
+    topic: string,
+    partition: number,
+    messages: KafkaMessage[],
+    keepGoing: () => boolean,
+    heartbeat: () => Promise<void>,
+  ): Promise<Set<string>> => {
     const done = new Set<string>();
-    const prepared: Prepared[] = [];
-    for (const m of messages) prepared.push(await prepare(partition, m));
+    const all: Prepared[] = [];
+    for (const m of messages) all.push(await prepare(partition, m));
+    const prepared = all.slice(0, await throttle(all, keepGoing, heartbeat));
 
     // Bulk claim; a key seen twice in the batch is claimed by its first record only,
     // the later ones go through the single-record path (which finds it done: a duplicate).
@@ -148,8 +226,9 @@ export async function startEventsConsumer(
         );
         deps.metrics.received.inc({ source: 'kafka', outcome: result.status });
       } catch (err) {
-        if (err instanceof PushError && !err.retriable) return reject(topic, partition, p.message, err.code, err.message);
-        throw err;
+        if (isInfrastructureFailure(err)) throw err;
+        const poison = poisonOf(err);
+        return reject(topic, partition, p.message, poison.code, poison.reason);
       }
     };
 
@@ -167,9 +246,11 @@ export async function startEventsConsumer(
       list.push(p);
     }
     const queue = [...lanes.values()];
+    const started = new Set<Prepared>();
     let failure: unknown;
     /** Handles one record; false (and the first failure kept) when it failed. */
     const attempt = async (p: Prepared): Promise<boolean> => {
+      started.add(p);
       try {
         await one(p);
         done.add(p.message.offset);
@@ -191,25 +272,68 @@ export async function startEventsConsumer(
       if (failure !== undefined || !keepGoing()) break;
       await attempt(p);
     }
+    // Claims of records never started are given back, so the retry (or the next
+    // owner of the partition) can claim them at once instead of waiting them out.
+    const unstarted = firsts.filter((p) => !started.has(p) && claimOf.get(p)?.state === 'claimed');
+    await Promise.all(unstarted.map((p) => deps.idempotency.release(p.app._id, p.sub.idempotencyKey!).catch(() => undefined)));
     if (failure !== undefined) throw Object.assign(failure as object, { handled: done });
     return done;
   };
+
+  /** Partitions paused after their attempts were used up, with the timer that resumes each. */
+  const paused = new Map<string, NodeJS.Timeout>();
+  const pauseFor = (topic: string, partition: number, err: unknown) => {
+    const k = `${topic}:${partition}`;
+    if (paused.has(k)) return;
+    deps.metrics.eventsPaused.inc();
+    deps.logger.error(
+      { topic, partition, attempts: options.retries, pauseMs: options.pauseMs, err: (err as Error)?.message },
+      'push.events partition paused after repeated infrastructure failures; it is read again from the first record not handled',
+    );
+    consumer.pause([{ topic, partitions: [partition] }]);
+    const timer = setTimeout(() => {
+      paused.delete(k);
+      consumer.resume([{ topic, partitions: [partition] }]);
+    }, options.pauseMs);
+    timer.unref();
+    paused.set(k, timer);
+  };
+  consumer.on(consumer.events.STOP, () => {
+    for (const t of paused.values()) clearTimeout(t);
+    paused.clear();
+  });
 
   await consumer.run({
     autoCommit: false,
     eachBatchAutoResolve: false,
     partitionsConsumedConcurrently: 4,
     eachBatch: async ({ batch, resolveOffset, heartbeat, isRunning, isStale }) => {
-      let handled = new Set<string>();
+      const keepGoing = () => isRunning() && !isStale();
+      const handled = new Set<string>();
+      let gaveUp: unknown;
       try {
-        for (let i = 0; i < batch.messages.length; i += EVENTS_BATCH) {
-          if (!isRunning() || isStale()) break;
+        parts: for (let i = 0; i < batch.messages.length; i += EVENTS_BATCH) {
+          if (!keepGoing()) break;
           const part = batch.messages.slice(i, i + EVENTS_BATCH);
-          try {
-            for (const o of await handleBatch(batch.topic, batch.partition, part, () => isRunning() && !isStale())) handled.add(o);
-          } catch (err) {
-            for (const o of (err as { handled?: Set<string> }).handled ?? []) handled.add(o);
-            throw err;
+          for (let attempt = 1; ; attempt++) {
+            try {
+              const todo = part.filter((m) => !handled.has(m.offset));
+              for (const o of await handleBatch(batch.topic, batch.partition, todo, keepGoing, heartbeat)) handled.add(o);
+              break;
+            } catch (err) {
+              for (const o of (err as { handled?: Set<string> } | null)?.handled ?? []) handled.add(o);
+              // Only infrastructure failures get here (a poison record was dead-lettered instead).
+              if (!keepGoing()) break parts;
+              if (attempt >= options.retries) {
+                gaveUp = err;
+                break parts;
+              }
+              deps.metrics.eventsRetried.inc();
+              const backoffMs = Math.min(MAX_BACKOFF_MS, options.retryBackoffMs * 2 ** (attempt - 1));
+              deps.logger.warn({ topic: batch.topic, partition: batch.partition, attempt, backoffMs, err: (err as Error)?.message }, 'push.events record failed; retrying');
+              await sleep(backoffMs);
+              await heartbeat();
+            }
           }
           // Stop at the first record not handled (a stop request): the rest is fetched again.
           if (part.some((m) => !handled.has(m.offset))) break;
@@ -228,8 +352,9 @@ export async function startEventsConsumer(
           resolveOffset(done);
           await commitThrough(consumer, batch.topic, batch.partition, done);
         }
-        handled = new Set();
       }
+      // The next fetch of this partition starts after the last resolved offset, that is at the record that failed.
+      if (gaveUp !== undefined) pauseFor(batch.topic, batch.partition, gaveUp);
     },
   });
   return consumer;

@@ -63,7 +63,19 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const outbox = startOutboxSweeper({ store, publisher, redis, logger, metrics, ingestTopic: topics.ingest });
   onClose('outbox', () => outbox.close());
 
-  const consumer = await startEventsConsumer(kafka, { ...submitDeps, apps, dlq: publisher }, topics);
+  if (config.mode === 'production' && !config.eventsRequireSignature) logger.warn('EVENTS_REQUIRE_SIGNATURE=false: push.events accepts unsigned records for apps without a signing secret');
+  const consumer = await startEventsConsumer(
+    kafka,
+    {
+      ...submitDeps,
+      apps,
+      dlq: publisher,
+      // The same Redis buckets as HTTP submissions, so an app's limit holds across both ways in.
+      limiter: createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting')),
+      options: { requireSignature: config.eventsRequireSignature, retries: config.eventsRetries, retryBackoffMs: config.eventsRetryBackoffMs, pauseMs: config.eventsPauseMs },
+    },
+    topics,
+  );
   onClose('events-consumer', () => consumer.disconnect());
 
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });

@@ -23,6 +23,31 @@ export const MAX_TTL_SECONDS = 30 * 86_400;
 const ALLOWED_FIELDS = new Set(['to', 'payload', 'persistent', 'ttlSeconds', 'idempotencyKey', 'collapseKey', 'traceId', 'ratePerSecond']);
 export const MAX_RATE_PER_SECOND = 10_000_000;
 const KEY_PATTERN = /^[\x21-\x7e]{1,256}$/;
+/**
+ * Deepest nesting of arrays and objects a payload may have. JSON.parse copes
+ * with any depth, but JSON.stringify (here, and again in every service that
+ * re-serialises the payload) recurses and throws a RangeError a few thousand
+ * levels down; real payloads are a handful of levels deep.
+ */
+export const MAX_PAYLOAD_DEPTH = 32;
+
+/**
+ * Whether `value` nests arrays/objects deeper than `max` (a scalar is depth 0,
+ * `{}` and `[]` depth 1). Iterative, so it cannot itself overflow the stack,
+ * and it stops at the first container past the limit.
+ */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: { v: unknown; depth: number }[] = [{ v: value, depth: 0 }];
+  for (let item = stack.pop(); item; item = stack.pop()) {
+    const { v, depth } = item;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth + 1 > max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) {
+      if (typeof child === 'object' && child !== null) stack.push({ v: child, depth: depth + 1 });
+    }
+  }
+  return false;
+}
 
 const fieldError = (field: string, message: string) => invalid(`${field}: ${message}`, { field });
 
@@ -78,6 +103,12 @@ export function validateSubmission(body: unknown, limits: AppLimits): Submission
 
   const to = readTarget(b.to, limits);
   if (b.payload === undefined) throw fieldError('payload', 'is required (any JSON value)');
+  if (nestsDeeperThan(b.payload, MAX_PAYLOAD_DEPTH)) {
+    throw new PushError('PAYLOAD_TOO_DEEP', `payload: nests arrays/objects deeper than ${MAX_PAYLOAD_DEPTH} levels`, {
+      status: 400,
+      details: { field: 'payload', maxDepth: MAX_PAYLOAD_DEPTH },
+    });
+  }
   const payload = JSON.stringify(b.payload);
   if (Buffer.byteLength(payload) > limits.maxPayloadBytes) {
     throw new PushError('PAYLOAD_TOO_LARGE', `payload is ${Buffer.byteLength(payload)} bytes; at most ${limits.maxPayloadBytes}`, {

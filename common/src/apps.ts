@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db } from 'mongodb';
+import { MIN_SIGNING_SECRET_LENGTH } from './eventSignature.js';
 
 export type DeviceMode = 'coexist' | 'single';
 
@@ -15,6 +16,12 @@ export interface App {
   /** Any client may join any group (true), or only the groups its token grants (false). */
   openGroups: boolean;
   limits: AppLimits;
+  /**
+   * Secrets that sign this app's push.events records (HMAC, see eventSignature.ts).
+   * Kept as given, not hashed: checking an HMAC needs the secret. When there is
+   * at least one, the collector refuses the app's unsigned records whatever its mode.
+   */
+  eventSigningSecrets?: string[];
   createdAt: Date;
 }
 
@@ -37,7 +44,7 @@ export interface AppStore {
   findByApiKey(apiKey: string): Promise<App | undefined>;
   get(appId: string): Promise<App | undefined>;
   /** Creates or updates an app; used by development mode and tests. */
-  upsert(app: { id: string; name?: string; apiKeys: string[]; allowedOrigins?: string[]; deviceMode?: DeviceMode; openGroups?: boolean; limits?: Partial<AppLimits> }): Promise<App>;
+  upsert(app: { id: string; name?: string; apiKeys: string[]; allowedOrigins?: string[]; deviceMode?: DeviceMode; openGroups?: boolean; limits?: Partial<AppLimits>; eventSigningSecrets?: string[] }): Promise<App>;
   ensureIndexes(): Promise<void>;
 }
 
@@ -68,7 +75,10 @@ export function createAppStore({ db, cacheTtlMs = 5000, maxEntries = 10_000 }: {
     get(appId) {
       return cached(`a:${appId}`, () => apps.findOne({ _id: appId }).then(withDefaults));
     },
-    async upsert({ id, name, apiKeys, allowedOrigins, deviceMode, openGroups, limits }) {
+    async upsert({ id, name, apiKeys, allowedOrigins, deviceMode, openGroups, limits, eventSigningSecrets }) {
+      if (eventSigningSecrets?.some((s) => typeof s !== 'string' || s.length < MIN_SIGNING_SECRET_LENGTH)) {
+        throw new Error(`eventSigningSecrets: each must be at least ${MIN_SIGNING_SECRET_LENGTH} characters`);
+      }
       const app: App = {
         _id: id,
         name: name ?? id,
@@ -77,6 +87,8 @@ export function createAppStore({ db, cacheTtlMs = 5000, maxEntries = 10_000 }: {
         deviceMode: deviceMode ?? 'coexist',
         openGroups: openGroups ?? true,
         limits: { ...DEFAULT_LIMITS, ...limits },
+        // Left as stored when not given, so re-upserting an app (development mode's demo) keeps its secrets.
+        ...(eventSigningSecrets ? { eventSigningSecrets } : {}),
         createdAt: new Date(),
       };
       const { createdAt, ...rest } = app;

@@ -3,7 +3,8 @@ import { pino, type Logger } from 'pino';
 import type { RecordMetadata } from 'kafkajs';
 import { createKafka, createProducer } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
-import { encodeRecord } from '../../schemas/registry.js';
+import { encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
+import { signEvent, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import { PublishError } from './publishError.js';
 import type { PushMessage } from './pushMessage.js';
@@ -17,6 +18,13 @@ export interface KafkaPublisherOptions {
   clientId?: string;
   /** kafkajs logs go here. Default: a silent pino logger. */
   logger?: Logger;
+  /**
+   * The app's push.events signing secret. When given, every record carries a
+   * `push-signature` header, which proves to the collector that the record
+   * comes from the app it names. Required when the collector runs with
+   * `EVENTS_REQUIRE_SIGNATURE=true` or the app has a signing secret.
+   */
+  signingSecret?: string;
 }
 
 export interface PushEvent extends PushMessage {
@@ -65,6 +73,9 @@ export function eventKey(ev: BusinessEvent): string {
 /** Publishes messages as Avro records on `push.events` instead of over HTTP. Connects on first use. */
 export function createKafkaPublisher(options: KafkaPublisherOptions): KafkaPublisher {
   if (!Array.isArray(options.brokers) || options.brokers.length === 0) throw new TypeError('createKafkaPublisher: brokers must be a non-empty array');
+  if (options.signingSecret !== undefined && (typeof options.signingSecret !== 'string' || options.signingSecret === '')) {
+    throw new TypeError('createKafkaPublisher: signingSecret must be a non-empty string');
+  }
   const topic = topicNames(options.topicPrefix ?? '').events;
   const kafka = createKafka({ clientId: options.clientId ?? 'push-publisher', brokers: options.brokers, logger: options.logger ?? pino({ level: 'silent' }) });
   const producer = createProducer(kafka);
@@ -80,10 +91,13 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): KafkaPubli
       } catch (err) {
         throw new PublishError('INVALID_MESSAGE', `does not fit the BusinessEvent schema: ${(err as Error).message}`, { cause: err });
       }
+      const key = eventKey(ev);
+      const headers: Record<string, string> = { ...record.headers };
+      if (options.signingSecret) headers[SIGNATURE_HEADER] = signEvent(options.signingSecret, { schemaId: record.headers[SCHEMA_HEADER]!, key, value: record.value });
       let meta: RecordMetadata[];
       try {
         await (connected ??= producer.connect());
-        meta = await producer.send({ topic, acks: -1, messages: [{ key: eventKey(ev), value: record.value, headers: record.headers }] });
+        meta = await producer.send({ topic, acks: -1, messages: [{ key, value: record.value, headers }] });
       } catch (err) {
         connected = undefined;
         throw new PublishError('KAFKA_UNAVAILABLE', `could not produce to ${topic}: ${(err as Error).message}`, { retriable: true, cause: err });

@@ -1,0 +1,79 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { gzipSync } from 'node:zlib';
+import { topicNames, type Topics } from '../common/src/topics.js';
+import { decodeRecord } from '../schemas/registry.js';
+import type { DeadLetter } from '../schemas/types.js';
+import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { eventually } from './support/services.js';
+import { topicReader } from './support/topicReader.js';
+import { businessEvent, eventRecord, eventsLag, kafkaTools } from './support/eventRecords.js';
+
+/** A payload of `n` nested arrays, as JSON text. */
+const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
+
+describe('a poison push.events record cannot stall its partition (issue 12 #4)', () => {
+  let s: TestStack;
+  let topics: Topics;
+  let kafka: Awaited<ReturnType<typeof kafkaTools>>;
+  const reader = topicReader('poison-test');
+  let letters: DeadLetter[];
+  before(async () => {
+    s = await startStack();
+    topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+    kafka = await kafkaTools('poison-test');
+    letters = await reader.follow(topics.dlq, (v, h) => decodeRecord('DeadLetter', v, h));
+  });
+  after(async () => {
+    await reader.close();
+    await kafka?.close();
+    await s?.stop();
+  });
+
+  test('a payload of 100,000 nested brackets goes to push.dlq as PAYLOAD_TOO_DEEP, the next record is delivered, the lag returns to zero', { timeout: 90_000 }, async () => {
+    const client = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('pia', 'phone')).token);
+    try {
+      // Same key, same partition: the good record queues behind the poison one.
+      const deep = eventRecord(businessEvent(s.app, ['pia'], null, { payload: nested(100_000) }), `${s.app}|pia`);
+      const good = eventRecord(businessEvent(s.app, ['pia'], { after: 'poison' }), `${s.app}|pia`);
+      await kafka.producer.send({ topic: topics.events, messages: [deep, good] });
+      await client.waitFor(1, 30_000);
+      assert.deepEqual(client.messages.map((m) => m.payload), [{ after: 'poison' }]);
+      const letter = await eventually(() => letters.find((l) => l.sourceTopic === topics.events), { timeoutMs: 20_000, what: 'the dead letter' });
+      assert.equal(letter.errorCode, 'PAYLOAD_TOO_DEEP');
+      assert.match(letter.reason, /deeper than 32 levels/);
+      assert.equal(letter.consumer, topics.groups.collectorEvents);
+      assert.equal(Buffer.compare(Buffer.from(letter.value!), deep.value!), 0, 'the original value is kept for a replay');
+      await eventually(async () => (await eventsLag(kafka.admin, topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
+      assert.equal(letters.filter((l) => l.sourceTopic === topics.events).length, 1);
+    } finally {
+      await client.close();
+    }
+  });
+
+  test('over HTTP the same body is a 400 PAYLOAD_TOO_DEEP, on the fast path and on the express path (gzip); 32 levels pass, 33 do not', { timeout: 60_000 }, async () => {
+    const body = (depth: number) => `{"to":{"users":["pia"]},"payload":${nested(depth)},"persistent":false}`;
+    const post = (text: string, headers: Record<string, string> = {}, raw: Buffer | string = text) =>
+      fetch(`${s.collector.url}/v1/messages`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${s.apiKey}`, 'content-type': 'application/json', ...headers },
+        body: raw,
+      }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+
+    const fast = await post(body(100_000));
+    assert.equal(fast.status, 400, JSON.stringify(fast.body));
+    assert.equal(fast.body.error.code, 'PAYLOAD_TOO_DEEP');
+    assert.deepEqual(fast.body.error.details, { field: 'payload', maxDepth: 32 });
+
+    // A compressed body is left to the express route (body-parser inflates it).
+    const slow = await post('', { 'content-encoding': 'gzip' }, gzipSync(body(100_000)));
+    assert.equal(slow.status, 400, JSON.stringify(slow.body));
+    assert.equal(slow.body.error.code, 'PAYLOAD_TOO_DEEP');
+
+    assert.equal((await post(body(32))).status, 202);
+    assert.equal((await post(body(33))).body.error?.code, 'PAYLOAD_TOO_DEEP');
+    assert.equal((await post(`{"to":{"users":["pia"]},"payload":${'{"a":'.repeat(33)}1${'}'.repeat(33)}}`)).body.error?.code, 'PAYLOAD_TOO_DEEP');
+    // The collector is still there for everyone else.
+    assert.equal((await s.send({ to: { users: ['pia'] }, payload: { ok: true }, persistent: false })).status, 202);
+  });
+});
