@@ -8,6 +8,16 @@ export interface CollectorConfig extends CommonConfig {
   ingestPartitions: number;
   /** How long a submission waits for Kafka before a persistent one is left to the outbox (transient: 503). Default 2000 ms. */
   publishTimeoutMs: number;
+  /** Bytes of records in one Kafka produce request (bigger publishes are split; a bigger record is refused). Default 524288. */
+  kafkaMaxRequestBytes: number;
+  /** Bytes of ingest records waiting for Kafka before submissions are refused with 503. Default 64 MiB. */
+  publishQueueBytes: number;
+  /** Bytes of ingest records one message may fan out to (recipients x record size); over it: 413 FANOUT_TOO_LARGE. Default 16 MiB. */
+  maxFanoutBytes: number;
+  /** Outbox sweep period. Default 2000 ms. */
+  outboxIntervalMs: number;
+  /** Outbox entries read per step of a sweep. Default 200. */
+  outboxBatch: number;
   /** push.events: refuse (dead-letter) records without a valid app signature. Default true in production mode, false in development. */
   eventsRequireSignature: boolean;
   /** push.events: attempts at a record after an infrastructure failure before its partition is paused. Default 5. */
@@ -26,9 +36,20 @@ export function loadConfig(env: Env): CollectorConfig {
     maxBodyBytes: envInt(env, 'COLLECTOR_MAX_BODY_BYTES', 1 << 20, { min: 1024, max: 16 * 1024 * 1024 }),
     ingestPartitions: envInt(env, 'INGEST_PARTITIONS', 8, { min: 1, max: 1024 }),
     publishTimeoutMs: envInt(env, 'COLLECTOR_PUBLISH_TIMEOUT_MS', 2000, { min: 100, max: 60_000 }),
+    ...publishLimits(env),
+    outboxIntervalMs: envInt(env, 'COLLECTOR_OUTBOX_INTERVAL_MS', 2000, { min: 100, max: 60_000 }),
+    outboxBatch: envInt(env, 'COLLECTOR_OUTBOX_BATCH', 200, { min: 1, max: 5000 }),
     eventsRequireSignature: envBool(env, 'EVENTS_REQUIRE_SIGNATURE', common.mode === 'production'),
     eventsRetries: envInt(env, 'EVENTS_RETRIES', 5, { min: 1, max: 100 }),
     eventsRetryBackoffMs: envInt(env, 'EVENTS_RETRY_BACKOFF_MS', 200, { min: 10, max: 5000 }),
     eventsPauseMs: envInt(env, 'EVENTS_PAUSE_MS', 30_000, { min: 100, max: 600_000 }),
   };
+}
+
+/** One message's records must fit the publish queue, or it could never be published. */
+function publishLimits(env: Env): Pick<CollectorConfig, 'kafkaMaxRequestBytes' | 'publishQueueBytes' | 'maxFanoutBytes'> {
+  const kafkaMaxRequestBytes = envInt(env, 'KAFKA_MAX_REQUEST_BYTES', 512 * 1024, { min: 16 * 1024, max: 64 * 1024 * 1024 });
+  const publishQueueBytes = envInt(env, 'COLLECTOR_PUBLISH_QUEUE_BYTES', 64 * 1024 * 1024, { min: 1024 * 1024, max: 2 ** 31 });
+  const maxFanoutBytes = envInt(env, 'COLLECTOR_MAX_FANOUT_BYTES', Math.min(16 * 1024 * 1024, publishQueueBytes), { min: kafkaMaxRequestBytes, max: publishQueueBytes });
+  return { kafkaMaxRequestBytes, publishQueueBytes, maxFanoutBytes };
 }

@@ -1,8 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { MessageStore } from '../../common/src/messageStore.js';
+import type { MessageStore, StoredMessage } from '../../common/src/messageStore.js';
 import type { Logger } from '../../common/src/logger.js';
-import { ingestMessages } from './submitMessage.js';
+import { PushError } from '../../common/src/errors.js';
+import { encodeRecord } from '../../schemas/registry.js';
+import { DEFAULT_FANOUT_LIMITS, ingestMessages } from './submitMessage.js';
+import { checkFanout, type FanoutLimits } from './checkFanout.js';
 import type { CollectorMetrics } from './collectorMetrics.js';
 
 /**
@@ -37,6 +40,10 @@ export interface OutboxDeps {
   logger: Logger;
   metrics: CollectorMetrics;
   ingestTopic: string;
+  /** Where an entry that can never be published goes, with the reason, instead of blocking the outbox. */
+  dlqTopic: string;
+  /** The same bounds as at submit time (a message stored before they applied may exceed them). */
+  fanout?: FanoutLimits;
   /** Only messages older than this are swept, so in-flight requests are left alone. Default 5000 ms. */
   graceMs?: number;
   intervalMs?: number;
@@ -46,37 +53,109 @@ export interface OutboxDeps {
 const LOCK_KEY = 'push:outbox:lock';
 
 /**
+ * The sweeper's lease, changed only by its holder: each script compares the
+ * owner and acts in one step, so a sweeper whose lease lapsed (and was taken
+ * by another collector) can neither extend nor release the new holder's lease.
+ */
+const EXTEND_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
+const RELEASE_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
+
+/** Errors no retry can fix: the entry is dead-lettered and the sweep goes on. */
+const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_TOO_LARGE', 'PUBLISH_TOO_LARGE', 'RECORD_REJECTED']);
+
+/**
  * Republishes stored-but-unpublished persistent messages (Kafka was down when
- * they arrived). One collector sweeps at a time, holding a Redis lease.
+ * they arrived). One collector sweeps at a time, holding a Redis lease. An
+ * entry that can never be published is dead-lettered, not retried forever in
+ * front of every later entry; an infrastructure error ends the sweep (the
+ * next one retries from the same entry, in order).
  */
 export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>; close(): Promise<void> } {
-  const { store, publisher, redis, logger, metrics, ingestTopic, graceMs = 5000, intervalMs = 2000, batchSize = 200 } = deps;
+  const { store, publisher, redis, logger, metrics, ingestTopic, dlqTopic, fanout = DEFAULT_FANOUT_LIMITS, graceMs = 5000, intervalMs = 2000, batchSize = 200 } = deps;
   const owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const leaseMs = intervalMs * 5;
   let running: Promise<number> | undefined;
 
-  const sweepOnce = async (): Promise<number> => {
-    const got = await redis.set(LOCK_KEY, owner, 'PX', intervalMs * 5, 'NX').catch(() => null);
-    if (got !== 'OK' && (await redis.get(LOCK_KEY).catch(() => null)) !== owner) return 0;
-    let total = 0;
-    try {
-      for (;;) {
-        const batch = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
-        if (batch.length === 0) break;
-        for (const msg of batch) {
-          await publisher.publish(ingestTopic, ingestMessages(msg));
-        }
-        await store.markPublished(batch.map((m) => m._id));
-        total += batch.length;
-        metrics.outboxRepublished.inc(batch.length);
-        await redis.pexpire(LOCK_KEY, intervalMs * 5);
-      }
-    } finally {
-      if ((await redis.get(LOCK_KEY).catch(() => null)) === owner) await redis.del(LOCK_KEY).catch(() => undefined);
-    }
-    if (total > 0) logger.info({ count: total }, 'outbox republished stored messages');
-    return total;
+  const extend = async () => (await redis.eval(EXTEND_IF_OWNER, 1, LOCK_KEY, owner, String(leaseMs))) === 1;
+
+  const deadLetter = async (msg: StoredMessage, err: PushError) => {
+    const summary = {
+      id: msg._id,
+      app: msg.app,
+      target: msg.target,
+      recipients: msg.users?.length ?? null,
+      payloadBytes: Buffer.byteLength(msg.payload),
+      createdAt: msg.createdAt.toISOString(),
+      traceId: msg.traceId,
+    };
+    // The summary, not the message: the message itself is what could not be published
+    // (it stays in the store, by id, until it expires).
+    const rec = encodeRecord('DeadLetter', {
+      sourceTopic: 'outbox',
+      partition: -1,
+      offset: msg._id,
+      key: Buffer.from(msg.app),
+      value: Buffer.from(JSON.stringify(summary)),
+      headers: { 'push-message-id': msg._id, 'push-app': msg.app, 'push-trace': msg.traceId },
+      errorCode: err.code,
+      reason: err.message,
+      consumer: 'collector-outbox',
+      failedAt: Date.now(),
+    });
+    await publisher.publish(dlqTopic, [{ key: msg.app, value: rec.value, headers: rec.headers }]);
+    await store.markPublished([msg._id]);
+    metrics.deadLettered.inc({ code: err.code });
+    logger.warn({ id: msg._id, app: msg.app, code: err.code, reason: err.message }, 'outbox entry cannot be published; dead-lettered');
   };
 
+  /** Publishes one entry; false when it was dead-lettered instead. */
+  const publishOne = async (msg: StoredMessage): Promise<boolean> => {
+    try {
+      checkFanout({ app: msg.app, users: msg.target === 'USER' ? (msg.users ?? []) : undefined, group: msg.group, payload: msg.payload, traceId: msg.traceId, collapseKey: msg.collapseKey }, fanout);
+      await publisher.publish(ingestTopic, ingestMessages(msg));
+      return true;
+    } catch (err) {
+      if (!(err instanceof PushError) || !UNPUBLISHABLE.has(err.code)) throw err;
+      await deadLetter(msg, err);
+      return false;
+    }
+  };
+
+  const sweepOnce = async (): Promise<number> => {
+    const got = await redis.set(LOCK_KEY, owner, 'PX', leaseMs, 'NX').catch(() => null);
+    if (got !== 'OK') return 0;
+    let total = 0;
+    try {
+      let extendedAt = Date.now();
+      let leased = true;
+      while (leased) {
+        const batch = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
+        if (batch.length === 0) break;
+        const published: string[] = [];
+        try {
+          for (const msg of batch) {
+            // A long batch keeps the lease; a lease lost meanwhile ends the sweep.
+            if (Date.now() - extendedAt > intervalMs) {
+              if (!(leased = await extend())) break;
+              extendedAt = Date.now();
+            }
+            if (await publishOne(msg)) published.push(msg._id);
+          }
+        } finally {
+          // What went out is marked even when a later entry failed (else it is published again).
+          await store.markPublished(published);
+          total += published.length;
+          metrics.outboxRepublished.inc(published.length);
+        }
+        if (leased) leased = await extend();
+        extendedAt = Date.now();
+      }
+    } finally {
+      await redis.eval(RELEASE_IF_OWNER, 1, LOCK_KEY, owner).catch(() => undefined);
+      if (total > 0) logger.info({ count: total }, 'outbox republished stored messages');
+    }
+    return total;
+  };
   const sweep = () => {
     running ??= sweepOnce()
       .catch((err: Error) => {

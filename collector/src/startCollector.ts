@@ -50,17 +50,24 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const producer = createProducer(kafka, { maxInFlightRequests: 1 });
   await producer.connect();
   onClose('producer', () => producer.disconnect());
-  const publisher = createBatchPublisher({ producer, timeoutMs: config.publishTimeoutMs });
+  // Bounded by bytes as well as records, and split under the broker's request limit (issue 12 #6).
+  const publisher = createBatchPublisher({
+    producer, name: 'ingest', timeoutMs: config.publishTimeoutMs, maxRequestBytes: config.kafkaMaxRequestBytes, maxQueuedBytes: config.publishQueueBytes,
+  });
+  const fanout = { maxFanoutBytes: config.maxFanoutBytes, maxRecordBytes: config.kafkaMaxRequestBytes };
   onClose('publisher', () => publisher.close());
   new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
+  new Gauge({ name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queuedBytes?.() ?? 0); } });
 
   const marker = createPublishedMarker(store, logger);
   onClose('published-marker', () => marker.close());
   const tasks = createTaskStore({ db, redis });
   await tasks.ensureIndexes();
-  const submitDeps = { store, idempotency: createIdempotencyKeys(db), tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest };
+  const submitDeps = { store, idempotency: createIdempotencyKeys(db), tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
 
-  const outbox = startOutboxSweeper({ store, publisher, redis, logger, metrics, ingestTopic: topics.ingest });
+  const outbox = startOutboxSweeper({
+    store, publisher, redis, logger, metrics, ingestTopic: topics.ingest, dlqTopic: topics.dlq, fanout, intervalMs: config.outboxIntervalMs, batchSize: config.outboxBatch,
+  });
   onClose('outbox', () => outbox.close());
 
   if (config.mode === 'production' && !config.eventsRequireSignature) logger.warn('EVENTS_REQUIRE_SIGNATURE=false: push.events accepts unsigned records for apps without a signing secret');

@@ -10,6 +10,7 @@ import { encodeRecord, encodeRecordsVarying, latestSchemaId, SCHEMA_HEADER } fro
 import type { IngestRecord } from '../../schemas/types.js';
 import type { Submission } from './validateMessage.js';
 import type { CollectorMetrics } from './collectorMetrics.js';
+import { checkFanout, type FanoutLimits } from './checkFanout.js';
 
 export interface SubmitResult {
   id: string;
@@ -30,7 +31,12 @@ export interface SubmitDeps {
   /** Marks published messages in batches, off the request path. */
   markPublished: (id: string) => void;
   ingestTopic: string;
+  /** Bounds on what one message may fan out to (defaults: DEFAULT_FANOUT_LIMITS). */
+  fanout?: FanoutLimits;
 }
+
+/** 16 MiB of ingest records per message; one record at most the default produce request (512 KiB). */
+export const DEFAULT_FANOUT_LIMITS: FanoutLimits = { maxFanoutBytes: 16 * 1024 * 1024, maxRecordBytes: 512 * 1024 };
 
 /**
  * Ingest records for a message: one per recipient for a user list (keyed
@@ -66,6 +72,9 @@ export function ingestMessages(msg: StoredMessage) {
  * is never lost: if Kafka fails it stays unpublished for the outbox sweeper.
  */
 export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission): Promise<SubmitResult> {
+  // Before anything is claimed, stored or built: a message whose records could never be
+  // published is refused here (413), not answered "stored" and left to fail in the outbox.
+  checkFanout({ app: app._id, users: sub.to.kind === 'users' ? sub.to.users : undefined, group: sub.to.kind === 'group' ? sub.to.group : undefined, payload: sub.payload, traceId: sub.traceId, collapseKey: sub.collapseKey }, deps.fanout ?? DEFAULT_FANOUT_LIMITS);
   const id = newId();
   if (sub.idempotencyKey) {
     let claim;
@@ -133,6 +142,8 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
         target: to.kind === 'group' ? { group: to.group } : { all: true },
         persistent: sub.persistent,
         ratePerSecond: sub.ratePerSecond ?? null,
+        // A stop must outlive the message (common/src/tasks.ts).
+        expiresAt: msg.expiresAt,
       });
     } catch (err) {
       // A stored persistent broadcast without its task could not be tracked or stopped.
@@ -145,11 +156,15 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
   try {
     await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg));
   } catch (err) {
-    if (msg.persistent) {
+    // Refused before anything was queued (it can never fit): nothing was published, so
+    // nothing is kept either. checkFanout catches these first; this is the backstop.
+    const neverFits = err instanceof PushError && (err.code === 'RECORD_TOO_LARGE' || err.code === 'PUBLISH_TOO_LARGE');
+    if (msg.persistent && !neverFits) {
       deps.logger.warn({ id, traceId: msg.traceId, err: (err as Error).message }, 'stored; publish deferred to the outbox');
       deps.metrics.deferred.inc();
       return { id, status: 'stored', ...(taskId ? { taskId } : {}) };
     }
+    if (msg.persistent) await deps.store.unstore(id).catch(() => undefined);
     await release();
     throw err;
   }
