@@ -7,10 +7,13 @@ import { liveNodeIds } from './nodeRegistry.js';
  * change, and progress per pusher node.
  *
  *   MongoDB  tasks                          the task record (survives everything)
- *   Redis    push:task:<id>                 hash: state, rate, fanout (hot copy)
+ *   Redis    push:task:<id>                 hash: state, rate, fanout (hot copy); lives until
+ *                                           the message expires, plus a day: a stop is
+ *                                           honoured as long as the message could be delivered
  *            push:task:<id>:nodes           set of nodes the dispatcher sent it to
  *            push:task:<id>:n:<nodeId>      hash: targeted, written, acked, finished
- *            channel push:task-events       "<id> <state>" on every state change
+ *                                           (both: 7 days while running, a day once finished or stopped)
+ *            channel <prefix>push:task-events  "<id> <state>" on every state change
  */
 export type TaskState = 'running' | 'paused' | 'stopped' | 'done' | 'failed';
 
@@ -25,6 +28,8 @@ export interface TaskRecord {
   state: TaskState;
   createdAt: Date;
   updatedAt: Date;
+  /** When the task's message expires (absent on tasks created before it was recorded). */
+  expiresAt?: Date;
 }
 
 export interface NodeProgress {
@@ -46,10 +51,25 @@ export interface TaskView extends Omit<TaskRecord, '_id'> {
 }
 
 export const TASK_EVENTS_CHANNEL = 'push:task-events';
+/** The task channel of this stack: ioredis's keyPrefix does not apply to channel names, so it is put in front here. */
+export const taskEventsChannel = (redis: Redis): string => `${redis.options.keyPrefix ?? ''}${TASK_EVENTS_CHANNEL}`;
 const key = (id: string) => `push:task:${id}`;
 const nodesKey = (id: string) => `push:task:${id}:nodes`;
 const nodeKey = (id: string, node: string) => `push:task:${id}:n:${node}`;
+/** Progress of a running task. */
 const TASK_TTL_S = 7 * 86_400;
+/** How long operators still see a finished or stopped task's progress (and its state after its message expired). */
+export const FINISHED_TASK_KEEP_S = 86_400;
+/** The longest message TTL the collector accepts (collector/src/validateMessage.ts), for tasks that do not record their expiry. */
+const MAX_MESSAGE_TTL_S = 30 * 86_400;
+
+/**
+ * Seconds the hot state (and so a stop) must live: until the message can no
+ * longer be delivered, plus the keep period. A stop that expired before its
+ * message would let the message out again to every device that connects.
+ */
+export const stateTtlSeconds = (expiresAt: Date | undefined, now = Date.now()): number =>
+  Math.ceil(expiresAt ? Math.max(0, expiresAt.getTime() - now) / 1000 : MAX_MESSAGE_TTL_S) + FINISHED_TASK_KEEP_S;
 
 const TRANSITIONS: Record<TaskState, TaskState[]> = {
   running: ['paused', 'stopped', 'done'],
@@ -74,12 +94,33 @@ export interface TaskStore {
   /** The hot state pushers consult before each chunk of writes. */
   hotState(id: string): Promise<{ state: TaskState; rate: number | null; fanout: number } | undefined>;
   recordFanout(id: string, nodes: string[]): Promise<void>;
+  /**
+   * Which of these tasks an operator stopped. The hot state answers; a task
+   * missing from Redis (lost, or from before the state outlived its message)
+   * is looked up in MongoDB, so a stop is never forgotten while its message lives.
+   */
+  stopped(ids: string[]): Promise<Set<string>>;
   addProgress(id: string, node: string, delta: { targeted?: number; written?: number; acked?: number; finished?: boolean }): Promise<void>;
   ensureIndexes(): Promise<void>;
 }
 
 export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskStore {
   const tasks = db.collection<TaskRecord>('tasks');
+
+  /**
+   * Writes a new state to the hot copy, always with its lifetime (an HSET on a
+   * key that expired would create one that never expires). Once a task is over
+   * its progress rows are kept only for the keep period; its state (a stop)
+   * stays as long as its message could still be delivered.
+   */
+  const writeState = async (t: TaskRecord, state: TaskState, nodes: string[]) => {
+    const m = redis.multi().hset(key(t._id), 'state', state).expire(key(t._id), stateTtlSeconds(t.expiresAt));
+    if (state === 'stopped' || state === 'done' || state === 'failed') {
+      m.expire(nodesKey(t._id), FINISHED_TASK_KEEP_S);
+      for (const n of nodes) m.expire(nodeKey(t._id, n), FINISHED_TASK_KEEP_S);
+    }
+    await m.exec();
+  };
 
   const view = async (t: TaskRecord): Promise<TaskView> => {
     const [nodes, live, fannedOut] = await Promise.all([redis.smembers(nodesKey(t._id)), liveNodeIds(redis), redis.hget(key(t._id), 'fannedOut')]);
@@ -109,7 +150,7 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
     if (state === 'running' && fannedOut === '1' && progress.every((p) => p.finished || p.missed)) {
       state = 'done';
       await tasks.updateOne({ _id: t._id, state: 'running' }, { $set: { state, updatedAt: new Date() } });
-      await redis.hset(key(t._id), 'state', state);
+      await writeState(t, state, nodes);
     }
     const left = totals.targeted - totals.written;
     const { _id, ...rest } = t;
@@ -130,7 +171,7 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
       await redis
         .multi()
         .hset(key(task._id), { state: 'running', rate: task.ratePerSecond ?? 0, fanout: 0 })
-        .expire(key(task._id), TASK_TTL_S)
+        .expire(key(task._id), stateTtlSeconds(task.expiresAt))
         .exec();
     },
 
@@ -150,8 +191,8 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
       const current = (await view(t)).state;
       if (!TRANSITIONS[current].includes(to)) throw new TaskTransitionError(current, to);
       await tasks.updateOne({ _id: id }, { $set: { state: to, updatedAt: new Date() } });
-      await redis.hset(key(id), 'state', to);
-      await redis.publish(TASK_EVENTS_CHANNEL, `${id} ${to}`);
+      await writeState(t, to, await redis.smembers(nodesKey(id)));
+      await redis.publish(taskEventsChannel(redis), `${id} ${to}`);
       return view({ ...t, state: to });
     },
 
@@ -164,7 +205,8 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
     async recordFanout(id, nodes) {
       const m = redis.multi();
       if (nodes.length > 0) m.sadd(nodesKey(id), ...nodes);
-      await m.hset(key(id), { fanout: nodes.length, fannedOut: 1 }).expire(nodesKey(id), TASK_TTL_S).exec();
+      // NX: the hot key already has its lifetime (until the message expires); one recreated here must not live forever.
+      await m.hset(key(id), { fanout: nodes.length, fannedOut: 1 }).expire(key(id), stateTtlSeconds(undefined), 'NX').expire(nodesKey(id), TASK_TTL_S).exec();
     },
 
     async addProgress(id, node, delta) {
@@ -174,7 +216,20 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
       if (delta.written) m.hincrby(k, 'written', delta.written);
       if (delta.acked) m.hincrby(k, 'acked', delta.acked);
       if (delta.finished) m.hset(k, 'finished', 1);
-      await m.expire(k, TASK_TTL_S).exec();
+      // A node that finished has nothing more to report: its row is kept for operators a day.
+      await m.expire(k, delta.finished ? FINISHED_TASK_KEEP_S : TASK_TTL_S).exec();
+    },
+
+    async stopped(ids) {
+      if (ids.length === 0) return new Set();
+      // Redis unreachable: MongoDB answers for every id.
+      const states = await Promise.all(ids.map((id) => redis.hget(key(id), 'state').catch(() => null)));
+      const out = new Set(ids.filter((_, i) => states[i] === 'stopped'));
+      const unknown = ids.filter((_, i) => states[i] === null);
+      if (unknown.length > 0) {
+        for (const t of await tasks.find({ _id: { $in: unknown }, state: 'stopped' }, { projection: { _id: 1 } }).toArray()) out.add(t._id);
+      }
+      return out;
     },
 
     async ensureIndexes() {

@@ -74,6 +74,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     logger,
     onWritten: (n) => metrics.delivered.inc({ path: 'task' }, n),
     onDropped: () => metrics.dropped.inc({ reason: 'task-not-written' }),
+    registry,
   });
   onClose('task-runner', () => taskRunner.close());
   // Annotates the dispatcher's trace records: written, acked, parked, dropped (common/src/traceRecords.ts).
@@ -82,10 +83,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const sockets = createSocketServer(http.server, {
     config, logger, redis, apps, store, metrics, acks, publisher, taskRunner, trace,
     presence: createPresence({ publisher, topic: topics.presence, nodeId: config.nodeId, logger }),
-    stoppedTasks: async (ids) => {
-      const states = await Promise.all(ids.map((id) => taskStore.hotState(id).catch(() => undefined)));
-      return new Set(ids.filter((_, i) => states[i]?.state === 'stopped'));
-    },
+    stoppedTasks: (ids) => taskStore.stopped(ids),
     verify: (token) => verify(token),
     upstreamTopic: topics.upstream,
   });

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../common/src/logger.js';
-import { TASK_EVENTS_CHANNEL, type TaskState, type TaskStore } from '../../common/src/tasks.js';
+import { taskEventsChannel, type TaskState, type TaskStore } from '../../common/src/tasks.js';
+import { Gauge, type Registry } from '../../common/src/metrics.js';
 import type { Connection } from './connection.js';
 import type { WireFrame } from './wireFrame.js';
 
@@ -12,6 +13,7 @@ const PROGRESS_FLUSH_MS = 200;
 const STATE_POLL_MS = 500;
 /** Message ids of recent tasks remembered for counting acks. */
 const MAX_TRACKED_MESSAGES = 1000;
+const STATES = new Set<string>(['running', 'paused', 'stopped', 'done', 'failed']);
 
 interface Job {
   taskId: string;
@@ -36,6 +38,7 @@ export function createTaskRunner({
   logger,
   onWritten = () => undefined,
   onDropped = () => undefined,
+  registry,
 }: {
   tasks: TaskStore;
   subscriber: Redis;
@@ -44,11 +47,17 @@ export function createTaskRunner({
   /** Metrics hooks: frames written (per chunk) and not written. */
   onWritten?: (n: number) => void;
   onDropped?: () => void;
+  /** Where the runner's gauges (jobs, connections held, waiters) are registered. */
+  registry?: Registry;
 }) {
+  /** State of each task with a job on this node; dropped with its last job. */
   const states = new Map<string, TaskState>();
-  const wakers = new Map<string, (() => void)[]>();
+  /** Paused jobs waiting for a state change: one waker each, removed when it fires or times out. */
+  const wakers = new Map<string, Set<() => void>>();
   const byMessage = new Map<string, Job>();
   const active = new Set<Job>();
+  /** Connections each running job still holds (a paused job keeps only the open ones). */
+  const held = new Map<Job, () => number>();
   let closed = false;
 
   const setState = (taskId: string, state: TaskState) => {
@@ -56,15 +65,41 @@ export function createTaskRunner({
     for (const wake of wakers.get(taskId) ?? []) wake();
     wakers.delete(taskId);
   };
-  void subscriber.subscribe(TASK_EVENTS_CHANNEL).catch((err: Error) => logger.warn({ err: err.message }, 'task channel subscribe failed'));
-  subscriber.on('message', (channel: string, text: string) => {
-    if (channel !== TASK_EVENTS_CHANNEL) return;
-    const [id, state] = text.split(' ');
-    if (id && state && states.has(id)) setState(id, state as TaskState);
+  // Prefixed like the keys: another stack's task events are not ours.
+  const channel = taskEventsChannel(subscriber);
+  void subscriber.subscribe(channel).catch((err: Error) => logger.warn({ err: err.message }, 'task channel subscribe failed'));
+  subscriber.on('message', (from: string, text: string) => {
+    if (from !== channel) return;
+    // Anyone who can publish to Redis writes here: ignore what is not "<id> <state>".
+    try {
+      const [id, state] = text.split(' ');
+      if (id && state && STATES.has(state) && states.has(id)) setState(id, state as TaskState);
+    } catch (err) {
+      logger.warn({ err: (err as Error).message }, 'task event not applied');
+    }
   });
+  if (registry) {
+    const registers = [registry];
+    new Gauge({ name: 'push_task_jobs', help: 'Broadcast task jobs on this node, by state (running, paused)', labelNames: ['state'], registers, collect() {
+      let paused = 0;
+      for (const job of active) if (states.get(job.taskId) === 'paused') paused++;
+      this.set({ state: 'paused' }, paused);
+      this.set({ state: 'running' }, active.size - paused);
+    } });
+    new Gauge({ name: 'push_task_held_connections', help: 'Connections still to be written by the task jobs on this node', registers, collect() {
+      let n = 0;
+      for (const count of held.values()) n += count();
+      this.set(n);
+    } });
+    new Gauge({ name: 'push_task_waiters', help: 'Paused task jobs waiting for a state change (at most one per job)', registers, collect() {
+      let n = 0;
+      for (const w of wakers.values()) n += w.size;
+      this.set(n);
+    } });
+  }
   const poll = setInterval(() => {
     for (const job of active) {
-      void tasks.hotState(job.taskId).then((h) => h && states.get(job.taskId) !== h.state && setState(job.taskId, h.state)).catch(() => undefined);
+      void tasks.hotState(job.taskId).then((h) => h && states.has(job.taskId) && states.get(job.taskId) !== h.state && setState(job.taskId, h.state)).catch(() => undefined);
     }
   }, STATE_POLL_MS);
 
@@ -79,7 +114,26 @@ export function createTaskRunner({
     for (const job of byMessage.values()) if (job.written !== job.flushedWritten || job.acked !== job.flushedAcked) void flush(job);
   }, PROGRESS_FLUSH_MS);
 
-  const waitForChange = (taskId: string) => new Promise<void>((resolve) => wakers.set(taskId, [...(wakers.get(taskId) ?? []), resolve]));
+  /**
+   * Resolves on the task's next state change or after `ms`. The waker is
+   * removed either way: a paused task polls every 500 ms for as long as its
+   * message lives (up to 30 days), and must not leave one behind each time.
+   */
+  const waitForChange = (taskId: string, ms: number) =>
+    new Promise<void>((resolve) => {
+      const set = wakers.get(taskId) ?? new Set();
+      wakers.set(taskId, set);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        set.delete(wake);
+        if (set.size === 0 && wakers.get(taskId) === set) wakers.delete(taskId);
+        resolve();
+      }, ms);
+      set.add(wake);
+    });
   const tick = () => new Promise<void>((resolve) => setTimeout(resolve, TICK_MS));
 
   async function run(taskId: string, messageId: string, frame: string | WireFrame, conns: Connection[], expiresAt: number): Promise<void> {
@@ -87,6 +141,8 @@ export function createTaskRunner({
     byMessage.set(messageId, job);
     if (byMessage.size > MAX_TRACKED_MESSAGES) byMessage.delete(byMessage.keys().next().value!);
     active.add(job);
+    let i = 0;
+    held.set(job, () => conns.length - i);
     try {
       // One round trip before the first write: both go out on the same Redis connection, in order.
       const [hot] = await Promise.all([tasks.hotState(taskId), tasks.addProgress(taskId, nodeId, { targeted: conns.length })]);
@@ -96,15 +152,20 @@ export function createTaskRunner({
       const share = hot?.rate ? hot.rate / Math.max(1, hot.fanout) : Infinity;
       let pacedFrom = Date.now();
       let pacedWritten = 0;
-      let i = 0;
       while (i < conns.length && !closed) {
         const state = states.get(taskId);
         if (state === 'stopped' || state === 'failed') break;
         // A slow or long-paused task must not deliver its message after it expired.
         if (Date.now() >= expiresAt) break;
         if (state === 'paused') {
+          // A pause may last as long as the message lives: keep only the connections
+          // still to be written that are open (a closed one would be dropped anyway).
+          const before = conns.length - i;
+          conns = conns.slice(i).filter((c) => !c.closed);
+          i = 0;
+          for (let n = conns.length; n < before; n++) onDropped();
           await flush(job);
-          await Promise.race([waitForChange(taskId), new Promise((r) => setTimeout(r, STATE_POLL_MS))]);
+          await waitForChange(taskId, STATE_POLL_MS);
           pacedFrom = Date.now();
           pacedWritten = 0;
           continue;
@@ -127,6 +188,10 @@ export function createTaskRunner({
       logger.warn({ err: (err as Error).message, taskId }, 'task delivery failed');
     } finally {
       active.delete(job);
+      held.delete(job);
+      conns = [];
+      // The state is kept only while a job of the task runs here (acks are counted by message id).
+      if (![...active].some((j) => j.taskId === taskId)) states.delete(taskId);
     }
   }
 
