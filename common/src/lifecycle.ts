@@ -1,17 +1,52 @@
 import type { Logger } from './logger.js';
 import { createLogger } from './logger.js';
+import { processErrors } from './metrics.js';
 
 export type Closer = () => Promise<void> | void;
+
+/** sysexits' EX_SOFTWARE: the process ended itself on an internal error, not on a signal or a bad config (2). */
+export const EXIT_UNCAUGHT = 70;
+
+/**
+ * Last resort for an error that escaped every listener's own handling.
+ *
+ * An uncaught exception leaves the process in an unknown state (half-updated
+ * tables, a socket callback cut short), so the process logs it with its stack
+ * and exits EXIT_UNCAUGHT at once, on purpose, for its supervisor to restart
+ * it: crash-only. Closers are not run (they could hang on that same state);
+ * pino's exit hook flushes the log line synchronously, and a plain line goes
+ * to stderr as well in case the logger itself is what failed.
+ *
+ * An unhandled rejection is a lost async result, not corrupted synchronous
+ * state: it is logged with its stack and counted
+ * (`push_unhandled_rejections_total`), and the process goes on.
+ */
+export function installProcessGuard(logger: Logger, service: string): void {
+  process.on('uncaughtException', (err, origin) => {
+    try {
+      process.stderr.write(`${service}: ${origin}, exiting ${EXIT_UNCAUGHT}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
+      logger.fatal({ err, origin, service, exitCode: EXIT_UNCAUGHT }, 'uncaught exception; exiting for the supervisor to restart the process');
+    } finally {
+      process.exit(EXIT_UNCAUGHT);
+    }
+  });
+  process.on('unhandledRejection', (err) => {
+    processErrors.unhandledRejections.inc();
+    logger.error({ err, service }, 'unhandled rejection');
+  });
+}
 
 /**
  * Runs a service: starts it, then on SIGTERM/SIGINT closes its resources in
  * reverse order of registration and exits 0 (1 if closing failed or timed out).
+ * An uncaught exception exits EXIT_UNCAUGHT (see installProcessGuard).
  */
 export async function runService(
   logger: Logger,
   start: (onClose: (name: string, close: Closer) => void) => Promise<void>,
-  { shutdownTimeoutMs = 8000 }: { shutdownTimeoutMs?: number } = {},
+  { shutdownTimeoutMs = 8000, service = 'service' }: { shutdownTimeoutMs?: number; service?: string } = {},
 ): Promise<void> {
+  installProcessGuard(logger, service);
   const closers: { name: string; close: Closer }[] = [];
   let stopping = false;
 
@@ -41,7 +76,6 @@ export async function runService(
 
   process.on('SIGTERM', () => void shutdown('SIGTERM'));
   process.on('SIGINT', () => void shutdown('SIGINT'));
-  process.on('unhandledRejection', (err) => logger.error({ err }, 'unhandled rejection'));
 
   try {
     await start((name, close) => closers.push({ name, close }));
@@ -78,5 +112,5 @@ export async function bootService<C extends { logLevel: string }>(
     exitOnConfigError(service, err);
   }
   const logger = createLogger(service, config.logLevel);
-  await runService(logger, (onClose) => start({ config, logger, onClose }), { shutdownTimeoutMs: shutdownTimeoutMs(config) });
+  await runService(logger, (onClose) => start({ config, logger, onClose }), { shutdownTimeoutMs: shutdownTimeoutMs(config), service });
 }
