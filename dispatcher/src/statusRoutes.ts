@@ -4,6 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
 import type { Topics } from '../../common/src/topics.js';
 import type { TaskStore, TaskView } from '../../common/src/tasks.js';
+import { showTask } from './taskDisplay.js';
 import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
 import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
 import { notFound, unavailable, withTimeout } from '../../common/src/errors.js';
@@ -153,7 +154,13 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
 
   const taskSummary = async () => {
     try {
-      const recent: TaskView[] = await withTimeout(deps.tasks.list({ limit: 20 }), 5000, 'task list');
+      const listed: TaskView[] = await withTimeout(deps.tasks.list({ limit: 20 }), 5000, 'task list');
+      // Whether each live-looking task still has a state in Redis (undefined: Redis did not answer).
+      const hot = await Promise.all(
+        listed.map((t) => (t.state === 'running' || t.state === 'paused' ? deps.tasks.hotState(t.id).then((h) => h !== undefined, () => undefined) : undefined)),
+      );
+      const now = Date.now();
+      const recent = listed.map((t, i) => showTask(t, hot[i], now));
       const counts: Record<string, number> = {};
       for (const t of recent) counts[t.state] = (counts[t.state] ?? 0) + 1;
       return { counts, recent };

@@ -75,7 +75,8 @@
       const live = t.state === 'running' || t.state === 'paused';
       return el('tr', { 'data-task': t.id, 'data-state': t.state },
         el('td', {}, t.id), el('td', {}, t.target.group ? `group ${t.target.group}` : 'all'),
-        el('td', { class: 'state' }, t.state),
+        // unknown / expired: the record says running but nothing will progress (note says why).
+        el('td', { class: t.note ? 'state bad' : 'state', title: t.note ?? '' }, t.state, t.recordedState ? ` (recorded ${t.recordedState})` : ''),
         el('td', {}, bar, ` ${t.totals.written}/${t.totals.targeted}`, t.ratePerSecond ? ` @${t.ratePerSecond}/s` : ''),
         el('td', {}, live ? el('button', { class: 'stop', onclick: () => act(`/v1/tasks/${t.id}/stop`, `stop task ${t.id}`) }, 'stop') : ''));
     }));

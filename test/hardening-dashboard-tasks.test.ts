@@ -1,0 +1,90 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Redis } from 'ioredis';
+import { OPERATOR_AUTH, startStack, type TestStack } from './support/stack.js';
+import { eventually, startService, type RunningService } from './support/services.js';
+import { stack as infra } from './support/env.js';
+
+/**
+ * Issue 12 #18 (dashboard part): broadcast tasks that will never progress are
+ * not shown "running 0/0" forever. The status API (what the dashboard draws)
+ * shows a task whose state Redis lost (an earlier stack, a Redis restart) as
+ * unknown, one whose message expired before it was delivered as expired, and
+ * a task with no one to reach as done at once.
+ */
+
+interface ShownTask {
+  id: string;
+  state: string;
+  recordedState?: string;
+  note?: string;
+  totals: { targeted: number; written: number };
+}
+
+describe('broadcast tasks on the dashboard', () => {
+  let s: TestStack;
+  let observer: RunningService | undefined;
+  let redis: Redis;
+  before(async () => {
+    // No dispatcher yet: tasks are created by the collector and nobody routes them.
+    s = await startStack({ pushers: 1, dispatchers: 0 });
+    redis = new Redis(infra.redisUrl, { keyPrefix: s.env.REDIS_KEY_PREFIX, lazyConnect: true });
+  });
+  after(async () => {
+    redis?.disconnect();
+    await observer?.stop();
+    await s?.stop();
+  });
+
+  const tasksOf = async (dispatcherUrl: string): Promise<{ counts: Record<string, number>; recent: ShownTask[] }> => {
+    const res = await fetch(`${dispatcherUrl}/v1/admin/status`, { headers: { authorization: OPERATOR_AUTH } });
+    assert.equal(res.status, 200);
+    return ((await res.json()) as { tasks: { counts: Record<string, number>; recent: ShownTask[] } }).tasks;
+  };
+  const broadcast = async (body: Record<string, unknown>) => {
+    const sent = await s.send({ to: { all: true }, payload: 'news', persistent: false, ...body });
+    assert.equal(sent.status, 202, JSON.stringify(sent.body));
+    return sent.body.taskId as string;
+  };
+
+  test('a task whose state Redis lost is unknown, one whose message expired undelivered is expired; neither is running', { timeout: 60_000 }, async () => {
+    const lost = await broadcast({});
+    const expiring = await broadcast({ ttlSeconds: 1 });
+    // Redis restarted without its data (it runs without persistence), as it does between two `npm start`s.
+    assert.equal(await redis.del(`push:task:${lost}`, `push:task:${lost}:nodes`), 1);
+    // A dispatcher that reads the same store and Redis but routes another stack's topics,
+    // so neither task is ever routed: like the dashboard of a later stack.
+    observer = await startService('dispatcher', { ...s.env, KAFKA_TOPIC_PREFIX: `${s.env.KAFKA_TOPIC_PREFIX}obs.` });
+
+    const shown = await eventually(
+      async () => {
+        const { recent, counts } = await tasksOf(observer!.url);
+        const a = recent.find((t) => t.id === lost);
+        const b = recent.find((t) => t.id === expiring);
+        return a?.state === 'unknown' && b?.state === 'expired' ? { a, b, counts } : undefined;
+      },
+      { timeoutMs: 15_000, what: 'the lost task shown unknown and the expired one expired' },
+    );
+    assert.equal(shown.a.recordedState, 'running');
+    assert.match(shown.a.note ?? '', /state is gone from Redis/);
+    assert.deepEqual(shown.a.totals, { targeted: 0, written: 0, acked: 0 });
+    assert.equal(shown.b.recordedState, 'running');
+    assert.match(shown.b.note ?? '', /message expired at .*nothing more will be delivered/);
+    assert.equal(shown.counts.running ?? 0, 0, 'nothing counted as running');
+    assert.equal(shown.counts.unknown, 1);
+    assert.equal(shown.counts.expired, 1);
+  });
+
+  test('a broadcast with no one to reach (an empty group) is done at once, 0/0', { timeout: 60_000 }, async () => {
+    const dispatcher = await s.startDispatcher();
+    const sent = await s.send({ to: { group: 'nobody-subscribed' }, payload: 'hello?', persistent: false });
+    assert.equal(sent.status, 202);
+    const taskId = sent.body.taskId as string;
+    const done = await eventually(
+      async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.state === 'done'),
+      { timeoutMs: 10_000, what: 'the empty-group task done' },
+    );
+    assert.deepEqual(done.totals, { targeted: 0, written: 0, acked: 0 });
+    assert.equal(done.recordedState, undefined);
+  });
+});
