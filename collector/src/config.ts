@@ -26,6 +26,8 @@ export interface CollectorConfig extends CommonConfig {
   eventsRetryBackoffMs: number;
   /** push.events: how long a partition stays paused once its retries are used up, before it is read again. Default 30000 ms. */
   eventsPauseMs: number;
+  /** How long an idempotency key is remembered (push.events keys: at least as long as their message lives). Default 86400 s. */
+  idempotencyWindowSeconds: number;
 }
 
 export function loadConfig(env: Env): CollectorConfig {
@@ -43,6 +45,7 @@ export function loadConfig(env: Env): CollectorConfig {
     eventsRetries: envInt(env, 'EVENTS_RETRIES', 5, { min: 1, max: 100 }),
     eventsRetryBackoffMs: envInt(env, 'EVENTS_RETRY_BACKOFF_MS', 200, { min: 10, max: 5000 }),
     eventsPauseMs: envInt(env, 'EVENTS_PAUSE_MS', 30_000, { min: 100, max: 600_000 }),
+    idempotencyWindowSeconds: envInt(env, 'IDEMPOTENCY_WINDOW_SECONDS', 86_400, { min: 1, max: 30 * 86_400 }),
   };
 }
 

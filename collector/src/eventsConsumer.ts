@@ -221,7 +221,8 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
           await deps.idempotency.release(p.app._id, key).catch(() => undefined);
           throw err;
         }
-        await deps.idempotency.complete(p.app._id, key, result.id).catch((err: Error) =>
+        // Kept while the message lives, so a replay of this record finds it (idempotencyKeys.ts).
+        await deps.idempotency.complete(p.app._id, key, result.id, new Date(Date.now() + p.sub.ttlSeconds * 1000)).catch((err: Error) =>
           deps.logger.warn({ err: err.message, id: result.id }, 'could not mark the idempotency key complete'),
         );
         deps.metrics.received.inc({ source: 'kafka', outcome: result.status });

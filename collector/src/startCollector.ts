@@ -63,7 +63,7 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   onClose('published-marker', () => marker.close());
   const tasks = createTaskStore({ db, redis });
   await tasks.ensureIndexes();
-  const submitDeps = { store, idempotency: createIdempotencyKeys(db), tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
+  const submitDeps = { store, idempotency: createIdempotencyKeys(db, { windowMs: config.idempotencyWindowSeconds * 1000 }), tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
 
   const outbox = startOutboxSweeper({
     store, publisher, redis, logger, metrics, ingestTopic: topics.ingest, dlqTopic: topics.dlq, fanout, intervalMs: config.outboxIntervalMs, batchSize: config.outboxBatch,

@@ -9,6 +9,8 @@ export const CLOSE = {
   GOING_AWAY: 1001,
   /** A frame larger than the server accepts (set by `ws`). */
   TOO_LARGE: 1009,
+  /** The server failed while handling a frame of this connection (a bug, logged and counted). Reconnect with backoff. */
+  INTERNAL_ERROR: 1011,
   /** The token expired during the session: fetch a new one, then reconnect. */
   TOKEN_EXPIRED: 4001,
   /** Too many malformed frames. Do not reconnect without a fix. */

@@ -9,7 +9,8 @@ import type { Redis } from 'ioredis';
  *     r:<user|#all|#g:group>        JSON: at, outcome (forwarded|offline|dropped-transient|expired), nodes
  *     n:<outcome>                   recipients per outcome (counted even past the per-message cap of r: fields)
  *     w:<nodeId>|<user>|<device>    JSON: at, path (live|resume): the pusher wrote it to that socket
- *     a:<user>|<device>             ms: the device acknowledged it
+ *     a:<user>|<device>             ms: the device acknowledged it (written only onto an existing record:
+ *                                   an ack is client input, and client input never creates a key)
  *     p:<user>|<device>             ms: parked for the device (delivery attempts exhausted)
  *     x:<nodeId>|<reason>           ms: a pusher dropped it (expired, slow-persistent, ...)
  *
@@ -36,10 +37,11 @@ export interface TraceMeta {
   taskId?: string | null;
 }
 
-type Op = { id: string; field: string; value: string; nx?: boolean } | { id: string; field: string; incr: number };
+type Op = { id: string; field: string; value: string; nx?: boolean; ifExists?: boolean } | { id: string; field: string; incr: number };
 
 export interface TraceWriter {
-  set(messageId: string, field: string, value: string): void;
+  /** `ifExists`: only on a record that already exists (for facts that come from clients, e.g. acks). */
+  set(messageId: string, field: string, value: string, opts?: { ifExists?: boolean }): void;
   /** Sets the field only if it has no value yet (the first fact wins). */
   setIfAbsent(messageId: string, field: string, value: string): void;
   incr(messageId: string, field: string, by: number): void;
@@ -66,7 +68,9 @@ export interface TraceWriterOptions {
  * Applies one flush's writes to many trace records in one call: per record
  * its HSETNX fields, its HSET fields, its HINCRBY counts and its lifetime.
  * ARGV: ttl, "nx" (EXPIRE NX) or "", then per key: count and field/value pairs
- * for HSETNX, then for HSET, then field/increment pairs for HINCRBY.
+ * for HSETNX, then for HSET, then field/increment pairs for HINCRBY, then
+ * field/value pairs for HSET on an existing key only (a key that is still
+ * missing after the others is neither created nor given a lifetime).
  * A script per batch of records costs the client a fraction of what a
  * command per field does (ioredis spends several microseconds per command).
  */
@@ -82,6 +86,9 @@ for k = 1, #KEYS do
   if n > 0 then redis.call('HSET', key, unpack(ARGV, i, i + n * 2 - 1)); i = i + n * 2 end
   n = tonumber(ARGV[i]); i = i + 1
   for _ = 1, n do redis.call('HINCRBY', key, ARGV[i], ARGV[i + 1]); i = i + 2 end
+  n = tonumber(ARGV[i]); i = i + 1
+  if n > 0 and redis.call('EXISTS', key) == 1 then redis.call('HSET', key, unpack(ARGV, i, i + n * 2 - 1)) end
+  i = i + n * 2
   if nx then redis.call('EXPIRE', key, ttl, 'NX') else redis.call('EXPIRE', key, ttl) end
 end
 return #KEYS`;
@@ -101,6 +108,7 @@ interface PendingRecord {
   nx: [string, string][];
   set: Map<string, string>;
   incr: Map<string, number>;
+  ifExists: Map<string, string>;
 }
 
 export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
@@ -115,8 +123,9 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
     const byId = new Map<string, PendingRecord>();
     for (const op of ops) {
       let rec = byId.get(op.id);
-      if (!rec) byId.set(op.id, (rec = { nx: [], set: new Map(), incr: new Map() }));
+      if (!rec) byId.set(op.id, (rec = { nx: [], set: new Map(), incr: new Map(), ifExists: new Map() }));
       if (!('value' in op)) rec.incr.set(op.field, (rec.incr.get(op.field) ?? 0) + op.incr);
+      else if (op.ifExists) rec.ifExists.set(op.field, op.value);
       else if (op.nx) rec.nx.push([op.field, op.value]);
       else rec.set.set(op.field, op.value);
     }
@@ -136,6 +145,8 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
       for (const [f, v] of rec.set) args.push(f, v);
       args.push(rec.incr.size);
       for (const [f, n] of rec.incr) args.push(f, n);
+      args.push(rec.ifExists.size);
+      for (const [f, v] of rec.ifExists) args.push(f, v);
       if (keys.length >= RECORDS_PER_CALL) send();
     }
     if (keys.length > 0) send();
@@ -174,7 +185,7 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   };
 
   return {
-    set: (id, field, value) => push({ id, field, value }),
+    set: (id, field, value, opts) => push(opts?.ifExists ? { id, field, value, ifExists: true } : { id, field, value }),
     setIfAbsent: (id, field, value) => push({ id, field, value, nx: true }),
     incr: (id, field, by) => push({ id, field, incr: by }),
     flush,

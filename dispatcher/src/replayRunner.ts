@@ -8,6 +8,7 @@ import { newId } from '../../common/src/ids.js';
 import { ORIGIN_HEADER } from '../../common/src/eventOrigin.js';
 import { PushError, unavailable } from '../../common/src/errors.js';
 import { decodeRecord } from '../../schemas/registry.js';
+import { DEFAULT_TTL_SECONDS } from '../../collector/src/validateMessage.js';
 import { headerText, REPLAY_HEADER } from './replayGuard.js';
 import type { ReplayRequest, ReplayTopic } from './replayRequest.js';
 import type { PartitionProgress, Replay, ReplayProgress, ReplayStore } from './replayStore.js';
@@ -59,8 +60,13 @@ const offsetsOf = (kafka: Kafka, topic: string, req: ReplayRequest) =>
 
 /**
  * Decides whether one record of the range is replayed: not a copy made by an
- * earlier replay, decodable, and passing the app/user filter; for push.ingest
- * also persistent and unexpired (transient records were for their moment).
+ * earlier replay, decodable, passing the app/user filter, and unexpired (its
+ * ttl counted from the original record); for push.ingest also persistent
+ * (transient records were for their moment). A push.events record that became
+ * a message keeps its identity: the collector finds the idempotency key it was
+ * submitted under (its own, or its original position, see eventOrigin.ts),
+ * kept for as long as the message lives, and answers with the original id
+ * instead of submitting it again, so no device gets it twice, acked, parked or not.
  * Returns the app, or the reason it is skipped.
  */
 type Verdict = { app: string; skip?: undefined } | { skip: string; app?: undefined };
@@ -79,6 +85,8 @@ function classify(topic: ReplayTopic, m: KafkaMessage, filter: { app?: string; u
     }
     const ev = decodeRecord('BusinessEvent', m.value, m.headers);
     if (filter.app && ev.app !== filter.app) return { skip: 'filtered' }
+    // Its lifetime counts from when it was first produced, not from the replay.
+    if (ts + (ev.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000 <= now) return { skip: 'expired' }
     return { app: ev.app };
   } catch {
     return { skip: 'undecodable' }

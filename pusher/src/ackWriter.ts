@@ -21,18 +21,22 @@ export interface AckWriterDeps {
   flushMs?: number;
   /** Ids waiting to be written before add() refuses. Default 100000. */
   maxPending?: number;
+  /** Ids of one device waiting to be written before add() refuses that device (PUSHER_ACK_QUOTA). Default 5000. */
+  maxPendingPerDevice?: number;
 }
 
 /**
  * Batches ACKs per device into one write every `flushMs`. Bounded: past
- * `maxPending` ids the caller is told to refuse further acks for now.
+ * `maxPending` ids the caller is told to refuse further acks for now, and
+ * past `maxPendingPerDevice` ids of one device that device is refused, so one
+ * busy socket cannot take the whole queue from every other client.
  * Once a device's acks are stored, they are published to `push.acks` as
  * `Ack` records, one produce per flush through the batch publisher, whose
  * queue bounds them; MongoDB stays the source of truth, so a record that
  * Kafka refuses is logged and counted, not retried.
  */
 export function createAckWriter(deps: AckWriterDeps) {
-  const { store, logger, publisher, topic, nodeId, flushMs = 100, maxPending = 100_000 } = deps;
+  const { store, logger, publisher, topic, nodeId, flushMs = 100, maxPending = 100_000, maxPendingPerDevice = 5000 } = deps;
   let pending = new Map<string, { app: string; user: string; device: string; ids: string[] }>();
   let size = 0;
   let flushing: Promise<void> | undefined;
@@ -93,11 +97,12 @@ export function createAckWriter(deps: AckWriterDeps) {
   };
 
   return {
-    /** Queues acks; false when the writer is saturated (the client should retry). */
+    /** Queues acks; false when the writer, or this device's share of it, is full (the client should retry). */
     add(app: string, user: string, device: string, ids: string[]): boolean {
       if (size + ids.length > maxPending) return false;
       const key = `${app}|${user}|${device}`;
       let entry = pending.get(key);
+      if (entry && entry.ids.length + ids.length > maxPendingPerDevice) return false;
       if (!entry) pending.set(key, (entry = { app, user, device, ids: [] }));
       entry.ids.push(...ids);
       size += ids.length;

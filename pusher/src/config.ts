@@ -1,4 +1,5 @@
-import { envEnum, envInt, envIdentifier, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { isIP } from 'node:net';
+import { ConfigError, envEnum, envInt, envIdentifier, envList, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
 
 export interface PusherConfig extends CommonConfig {
   port: number;
@@ -48,6 +49,26 @@ export interface PusherConfig extends CommonConfig {
   coalesce: boolean;
   /** Where operators and the status API reach this node over HTTP. Default http://<BIND_HOST or the public URL's host>:<port>. */
   adminUrl?: string;
+  /** Deepest nesting of arrays/objects in a client frame (the frame object itself is depth 1). Default 32. */
+  maxFrameDepth: number;
+  /** Malformed frames a connection may send before it is closed with 4002. Default 10. */
+  maxBadFrames: number;
+  /** Persistent message ids delivered to one connection and not yet acked that it may ack (oldest forgotten past this). Default 10000. */
+  maxUnackedPerConnection: number;
+  /** Ack ids of messages never delivered on a connection that are dropped silently; past this each such ack frame is a bad frame. Default 1000. */
+  maxUnknownAcks: number;
+  /** Ack ids one device may have waiting in this node's ack queue (its share of the node-wide 100,000). Default 5000. */
+  ackQuotaPerDevice: number;
+  /** Open sockets per (app, user, device) on this node; a newer one closes the oldest with 4009. Default 1. */
+  maxSocketsPerDevice: number;
+  /** Open sockets per (app, user) on this node; a handshake over it is refused with 429. Default 10. */
+  maxSocketsPerUser: number;
+  /** WebSocket handshakes per second per source address (token bucket refill); 0 turns the limit off. Default 50. */
+  handshakeRate: number;
+  /** Handshakes one source address may make in a burst (bucket size). Default 200. */
+  handshakeBurst: number;
+  /** Source addresses the handshake rate does not apply to: `loopback` (127.0.0.0/8, ::1), exact addresses, or `none`. Default `loopback`. */
+  handshakeExempt: string[];
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -77,6 +98,26 @@ export function loadConfig(env: Env): PusherConfig {
     tokenWarningMs: envInt(env, 'PUSHER_TOKEN_WARNING_MS', 30_000, { min: 0, max: 3_600_000 }),
     traceTtlSeconds: envInt(env, 'TRACE_TTL_SECONDS', 3600, { min: 0, max: 7 * 86_400 }),
     coalesce: envEnum(env, 'PUSHER_COALESCE', ['on', 'off'], 'on') === 'on',
+    maxFrameDepth: envInt(env, 'PUSHER_MAX_FRAME_DEPTH', 32, { min: 2, max: 512 }),
+    maxBadFrames: envInt(env, 'PUSHER_MAX_BAD_FRAMES', 10, { min: 0, max: 1_000_000 }),
+    maxUnackedPerConnection: envInt(env, 'PUSHER_MAX_UNACKED', 10_000, { min: 100, max: 1_000_000 }),
+    maxUnknownAcks: envInt(env, 'PUSHER_MAX_UNKNOWN_ACKS', 1000, { min: 0, max: 10_000_000 }),
+    ackQuotaPerDevice: envInt(env, 'PUSHER_ACK_QUOTA', 5000, { min: 500, max: 100_000 }),
+    maxSocketsPerDevice: envInt(env, 'PUSHER_MAX_SOCKETS_PER_DEVICE', 1, { min: 1, max: 1000 }),
+    maxSocketsPerUser: envInt(env, 'PUSHER_MAX_SOCKETS_PER_USER', 10, { min: 1, max: 100_000 }),
+    handshakeRate: envInt(env, 'PUSHER_HANDSHAKE_RATE', 50, { min: 0, max: 1_000_000 }),
+    handshakeBurst: envInt(env, 'PUSHER_HANDSHAKE_BURST', 200, { min: 1, max: 1_000_000 }),
+    handshakeExempt: envHandshakeExempt(env),
     ...(envOptionalString(env, 'PUSHER_ADMIN_URL') ? { adminUrl: envUrl(env, 'PUSHER_ADMIN_URL', '', ['http:', 'https:']).replace(/\/$/, '') } : {}),
   };
+}
+
+/** `loopback`, exact IPv4/IPv6 addresses, or `none` (nothing is exempt). */
+function envHandshakeExempt(env: Env): string[] {
+  const list = envList(env, 'PUSHER_HANDSHAKE_EXEMPT', ['loopback']);
+  if (list.length === 1 && list[0] === 'none') return [];
+  for (const item of list) {
+    if (item !== 'loopback' && isIP(item) === 0) throw new ConfigError('PUSHER_HANDSHAKE_EXEMPT', `expected loopback, none or IP addresses, got "${item}"`);
+  }
+  return list;
 }

@@ -17,6 +17,8 @@ export interface ConnectionLimits {
   upstreamMaxRefused: number;
   /** Coalesce a connection's frames written in one event-loop turn into one socket write (default on). */
   coalesce?: boolean;
+  /** Delivered, unacked persistent ids remembered per connection (PUSHER_MAX_UNACKED); default 10000. */
+  maxUnackedPerConnection?: number;
 }
 
 /**
@@ -54,6 +56,15 @@ export class Connection {
   /** The close code this server chose, when it closed the connection. */
   closeCode: number | undefined;
   badFrames = 0;
+  /** Ack ids this connection sent for messages it was never given (dropped; see clientFrames.ts). */
+  unknownAcks = 0;
+  /**
+   * Persistent ids written to this socket and not acked yet: the only ids its
+   * acks may name. Created on the first persistent delivery, dropped when
+   * empty; insertion-ordered, so past the cap the oldest is forgotten (its
+   * ack is then dropped and the message comes again on the next connect).
+   */
+  private delivered: Set<string> | undefined;
   /** Groups this connection subscribed to (created on first subscribe). */
   groups: Set<string> | undefined;
   /** When the token expires (ms since epoch); an `auth` frame with a fresh token moves it. */
@@ -168,6 +179,28 @@ export class Connection {
   }
 
   /** Token bucket for client frames. */
+  /** Remembers that persistent message `id` was (or is about to be) written to this socket, so its ack is taken. */
+  noteDelivered(id: string): void {
+    const set = (this.delivered ??= new Set());
+    set.delete(id); // a redelivered id counts as the newest
+    set.add(id);
+    if (set.size > (this.limits.maxUnackedPerConnection ?? 10_000)) set.delete(set.values().next().value!);
+  }
+
+  /** The ids among `ids` that were delivered on this connection and not acked yet. */
+  deliveredAmong(ids: string[]): string[] {
+    const set = this.delivered;
+    return set ? ids.filter((id) => set.has(id)) : [];
+  }
+
+  /** Forgets acked ids (an ack repeated later is unknown). */
+  forgetDelivered(ids: string[]): void {
+    const set = this.delivered;
+    if (!set) return;
+    for (const id of ids) set.delete(id);
+    if (set.size === 0) this.delivered = undefined;
+  }
+
   takeFrameToken(): boolean {
     const now = Date.now();
     this.tokens = Math.min(this.limits.frameRate * 2, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.frameRate);

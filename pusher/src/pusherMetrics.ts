@@ -14,6 +14,8 @@ export function createPusherMetrics(registry: Registry, connections: () => numbe
     parked: new Counter({ name: 'push_parked_total', help: 'Messages parked for a device after too many unacknowledged deliveries', registers }),
     closes: new Counter({ name: 'push_closes_total', help: 'Connections closed, by close code', labelNames: ['code'], registers }),
     badFrames: new Counter({ name: 'push_bad_frames_total', help: 'Client frames refused, by reason', labelNames: ['reason'], registers }),
+    unknownAcks: new Counter({ name: 'push_ack_unknown_ids_total', help: 'Ack ids dropped because they were not delivered on that connection', registers }),
+    frameErrors: new Counter({ name: 'push_frame_handler_errors_total', help: 'Client frames whose handling threw (a bug; the connection was closed with 1011)', registers }),
     latency: new Histogram({
       name: 'push_end_to_end_seconds',
       help: 'Submission to socket write, live path',

@@ -20,7 +20,9 @@ import type { PusherConfig } from './config.js';
 import { Connection, mayJoin, messageFrame } from './connection.js';
 import { ConnectionTable } from './connectionTable.js';
 import { createAppLookup } from './appLookup.js';
-import { handleClientFrame, type FrameHandlers } from './clientFrames.js';
+import { handleClientFrame, handleControlFrame, type FrameHandlers } from './clientFrames.js';
+import { createHandshakeLimiter } from './handshakeLimiter.js';
+import { checkConnectionCaps } from './connectionCaps.js';
 import { createConnectWrites } from './connectWrites.js';
 import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
@@ -52,13 +54,19 @@ export interface SocketServerDeps {
 /** Subscriptions one connection may hold. */
 const MAX_GROUPS_PER_CONNECTION = 100;
 
-function refuse(socket: Duplex, status: number, code: string, message: string): void {
+const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' };
+
+function refuse(socket: Duplex, status: number, code: string, message: string, retryAfterSeconds?: number): void {
   const body = JSON.stringify({ error: { code, message } });
   socket.end(
-    `HTTP/1.1 ${status} ${status === 401 ? 'Unauthorized' : status === 403 ? 'Forbidden' : status === 404 ? 'Not Found' : 'Service Unavailable'}\r\n` +
+    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Service Unavailable'}\r\n` +
+      (retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`) +
       `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
 }
+
+/** Sent to a socket that a newer socket of the same device replaces (PUSHER_MAX_SOCKETS_PER_DEVICE), before close 4009. */
+const REPLACED_REASON = 'replaced by a newer connection of this device';
 
 const routeOf = (c: Connection): RouteEntry => ({ app: c.app, user: c.user, device: c.device, connId: c.id });
 
@@ -87,10 +95,18 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     onExpire: (c) => c.close(CLOSE.TOKEN_EXPIRED, 'token expired'),
   });
 
+  // Per source address, before anything that costs: token verification, Redis writes, a store read.
+  const handshakes = createHandshakeLimiter({ rate: config.handshakeRate, burst: config.handshakeBurst, exempt: config.handshakeExempt });
+
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'NOT_FOUND', 'WebSocket endpoint is /v1/ws');
+      const rate = handshakes.take(req.socket.remoteAddress);
+      if (!rate.ok) {
+        metrics.handshakes.inc({ outcome: 'rate_limited' });
+        return refuse(socket, 429, 'RATE_LIMITED', 'too many connection attempts from this address; retry later', rate.retryAfterSeconds);
+      }
       if (!accepting) return refuse(socket, 503, 'DRAINING', 'this node is not accepting connections');
       let claims;
       try {
@@ -110,11 +126,21 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         metrics.handshakes.inc({ outcome: 'origin' });
         return refuse(socket, 403, 'ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed for app ${app._id}`);
       }
+      const caps = checkConnectionCaps(table, claims.app, claims.user, claims.device, config);
+      if (!caps.ok) {
+        metrics.handshakes.inc({ outcome: 'too_many_connections' });
+        return refuse(socket, 429, 'TOO_MANY_CONNECTIONS', `user ${claims.user} already has ${config.maxSocketsPerUser} connections on this node; close one first`);
+      }
       // The 101 response and the welcome frame leave in one write.
       socket.cork();
       try {
         wss.handleUpgrade(req, socket, head, (ws) => {
           metrics.handshakes.inc({ outcome: 'ok' });
+          // The device reconnected (or opened another socket): its oldest sockets make way, told why.
+          for (const old of caps.replace) {
+            old.send(JSON.stringify({ type: 'kick', reason: REPLACED_REASON }));
+            old.close(CLOSE.KICKED, REPLACED_REASON);
+          }
           void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode, claims.exp * 1000);
         });
       } finally {
@@ -128,11 +154,20 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
 
   // One set of frame handlers for every connection (they receive it as an argument).
   const frameHandlers: FrameHandlers = {
+    limits: config,
+    // Only ids delivered on `c` get here (clientFrames.ts); queued first, counted and traced once taken.
     ack: (c, ids) => {
+      if (!deps.acks.add(c.app, c.user, c.device, ids)) return false;
       metrics.acks.inc(ids.length);
-      if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()));
+      // ifExists: an ack annotates the dispatcher's trace record, never creates one.
+      if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()), { ifExists: true });
       deps.taskRunner.onAck(ids);
-      return deps.acks.add(c.app, c.user, c.device, ids);
+      return true;
+    },
+    onUnknownAcks: (n) => metrics.unknownAcks.inc(n),
+    onFrameError: (c, err) => {
+      metrics.frameErrors.inc();
+      logger.error({ err, conn: c.id, app: c.app, user: c.user, device: c.device }, 'client frame handler failed; closing the connection');
     },
     upstream: (c, payload) => publishUpstream(c, payload),
     auth: (c, token) => void reauthenticate(c, token),
@@ -154,7 +189,9 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     conn.tokenExpiresAt = tokenExpiresAt;
     table.add(conn);
     conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
-    ws.on('pong', () => (conn.alive = true));
+    // Control frames count against the frame rate too (ws answers pings by itself).
+    ws.on('pong', () => handleControlFrame(conn, frameHandlers));
+    ws.on('ping', () => handleControlFrame(conn, frameHandlers));
     ws.on('message', (data, isBinary) => handleClientFrame(conn, data, isBinary, frameHandlers));
     ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
     ws.on('close', (code) => {
@@ -194,6 +231,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       if (conn.closed || page.length === 0) break;
       for (const m of page) {
         conn.resumed?.add(m._id);
+        conn.noteDelivered(m._id); // its ack is now this connection's to send
         if (conn.send(messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }))) {
           metrics.delivered.inc({ path: 'resume' });
           deps.trace?.set(m._id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
@@ -300,6 +338,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       // Framed once, written as is to every socket it is for.
       const frame = wireFrame(messageFrame(rec));
       if (rec.taskId) {
+        // A persistent group/broadcast message may be acked by every connection it is for (the task writes it at its pace).
+        if (rec.persistent && conns) for (const c of conns) c.noteDelivered(rec.id);
         void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : [], rec.expiresAt);
         return;
       }
@@ -311,6 +351,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const at = Date.now();
       for (const conn of conns) {
         if (conn.deliverLive(rec.id, frame)) {
+          if (rec.persistent) conn.noteDelivered(rec.id);
           metrics.delivered.inc({ path: 'live' });
           deps.trace?.set(rec.id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${at},"path":"live"}`);
         } else {

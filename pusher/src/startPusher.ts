@@ -59,7 +59,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
   const acks = createAckWriter({
-    store, logger, publisher, topic: topics.acks, nodeId: config.nodeId,
+    store, logger, publisher, topic: topics.acks, nodeId: config.nodeId, maxPendingPerDevice: config.ackQuotaPerDevice,
     onPublished: (outcome, n) => metrics.ackRecords.inc({ outcome }, n),
   });
   onClose('acks', () => acks.close());
