@@ -116,7 +116,10 @@ describe('operator CLI against a live stack', () => {
       return l.nodes.length === 2 ? l : undefined;
     }, { what: 'two nodes' });
     assert.deepEqual(listed.nodes.map((n: any) => n.id).sort(), [nodeId(), id2].sort());
-    assert.equal(listed.nodes.find((n: any) => n.id === id2).adminUrl, extra.url);
+    // The node's admin listener: loopback, apart from its public port.
+    const adminUrl2 = listed.nodes.find((n: any) => n.id === id2).adminUrl;
+    assert.match(adminUrl2, /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.notEqual(adminUrl2, extra.url);
     const drained = await ok(['nodes', 'drain', id2]);
     assert.deepEqual(drained, { status: 'draining', nodeId: id2 });
     assert.equal(await new Promise((r) => extra.proc.once('exit', r)), 0);

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, wsOf, type TestClient, type TestStack, receiveAndAck } from './support/stack.js';
+import { adminCall, connectClient, startStack, wsOf, type TestClient, type TestStack, receiveAndAck } from './support/stack.js';
 import { eventually } from './support/services.js';
 
 describe('draining a pusher', () => {
@@ -42,7 +42,13 @@ describe('draining a pusher', () => {
       }
     })();
     await eventually(() => [...received.values()].some((ids) => ids.size > 0), { what: 'deliveries before the drain' });
-    const res = await fetch(`${leaving.url}/v1/admin/drain`, { method: 'POST', headers: { authorization: 'Bearer operator-key' } });
+    // The drain endpoint is on the node's admin listener (loopback), found in the status API; not on the public port.
+    const publicDrain = await fetch(`${leaving.url}/v1/admin/drain`, { method: 'POST', headers: { authorization: 'Bearer operator-key' } });
+    assert.equal(publicDrain.status, 404);
+    const { body: status } = await adminCall(s, '/v1/admin/status');
+    const leavingAdmin = status.nodes.find((n: { url: string }) => n.url === wsOf(leaving.url)).adminUrl as string;
+    assert.notEqual(leavingAdmin, leaving.url);
+    const res = await fetch(`${leavingAdmin}/v1/admin/drain`, { method: 'POST', headers: { authorization: 'Bearer operator-key' } });
     assert.equal(res.status, 202);
     assert.equal(await leaving.stop('SIGTERM', 20_000), 0, 'the drained node exits cleanly');
     s.pushers.splice(s.pushers.indexOf(leaving), 1);

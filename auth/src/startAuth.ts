@@ -25,6 +25,7 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>): Promise<void> {
       keys,
       redis: redis!,
       operatorKey: config.operatorKey,
+      operatorAuth: config.operatorAuth,
       tokenTtlSeconds: config.tokenTtlSeconds,
       staticNodes: config.staticNodes,
     }),

@@ -16,6 +16,8 @@ export interface TokenRoutesDeps {
   keys: SigningKeys;
   redis: Redis;
   operatorKey: string;
+  /** Failed operator authentications tolerated per source address (common/src/operatorAuthThrottle.ts). */
+  operatorAuth?: { maxFailures: number; windowMs: number };
   tokenTtlSeconds: number;
   /** Used when no pusher has registered itself in Redis (e.g. a static deployment). */
   staticNodes: string[];
@@ -72,7 +74,7 @@ export function tokenRoutes(deps: TokenRoutesDeps): Router {
     res.json({ token, expiresAt: new Date(exp * 1000).toISOString(), nodes: nodes.length > 0 ? nodes : deps.staticNodes });
   });
 
-  router.post('/v1/admin/keys/rotate', requireOperator(deps.operatorKey), async (_req, res) => {
+  router.post('/v1/admin/keys/rotate', requireOperator(deps.operatorKey, deps.operatorAuth), async (_req, res) => {
     res.json({ kid: await deps.keys.rotate() });
   });
 

@@ -118,6 +118,8 @@ export interface CommonConfig {
   topicPrefix: string;
   /** Prefix of every Redis key (ioredis keyPrefix). Default empty. */
   redisKeyPrefix: string;
+  /** Failed operator authentications per source address before 429 (OPERATOR_AUTH_MAX_FAILURES, default 10) within OPERATOR_AUTH_WINDOW_SECONDS (default 60). */
+  operatorAuth: { maxFailures: number; windowMs: number };
 }
 
 const DEV_OPERATOR_KEY = 'operator-key';
@@ -156,6 +158,10 @@ export function loadCommonConfig(env: Env): CommonConfig {
     operatorKey,
     topicPrefix: envPrefix(env, 'KAFKA_TOPIC_PREFIX'),
     redisKeyPrefix: envPrefix(env, 'REDIS_KEY_PREFIX'),
+    operatorAuth: {
+      maxFailures: envInt(env, 'OPERATOR_AUTH_MAX_FAILURES', 10, { min: 1, max: 1_000_000 }),
+      windowMs: envInt(env, 'OPERATOR_AUTH_WINDOW_SECONDS', 60, { min: 1, max: 86_400 }) * 1000,
+    },
   };
 }
 

@@ -2,6 +2,7 @@ import { timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { App, AppStore } from './apps.js';
 import { PushError, unauthorized } from './errors.js';
+import { createOperatorAuthThrottle, DEFAULT_OPERATOR_AUTH_LIMITS, type OperatorAuthLimits, type OperatorAuthThrottle } from './operatorAuthThrottle.js';
 
 function bearer(req: Request): string | undefined {
   const h = req.headers.authorization;
@@ -28,14 +29,41 @@ export function requireApp(apps: AppStore) {
 
 export const appOf = (res: Response): App => res.locals.app as App;
 
-/** Guards admin routes with the operator key (constant-time comparison). */
-export function requireOperator(operatorKey: string) {
+/** One throttle per process and limits, shared by every operator route of the service. */
+const throttles = new Map<string, OperatorAuthThrottle>();
+const throttleFor = (limits: OperatorAuthLimits) => {
+  const key = `${limits.maxFailures}/${limits.windowMs}`;
+  let t = throttles.get(key);
+  if (!t) throttles.set(key, (t = createOperatorAuthThrottle(limits)));
+  return t;
+};
+
+/**
+ * Guards admin routes with the operator key (constant-time comparison). A
+ * source address with too many failures (OPERATOR_AUTH_MAX_FAILURES within
+ * OPERATOR_AUTH_WINDOW_SECONDS) is answered 429 RATE_LIMITED with Retry-After
+ * until its window ends, even with the right key, so the key cannot be guessed
+ * at the speed of the network. The address is the TCP peer's: a forwarded-for
+ * header is the client's to invent.
+ */
+export function requireOperator(operatorKey: string, limits: OperatorAuthLimits = DEFAULT_OPERATOR_AUTH_LIMITS) {
   const expected = Buffer.from(operatorKey);
-  return (req: Request, _res: Response, next: NextFunction) => {
+  const throttle = throttleFor(limits);
+  const refuse = (res: Response, next: NextFunction, waitMs: number) => {
+    const seconds = Math.ceil(waitMs / 1000);
+    res.set('Retry-After', String(seconds));
+    next(new PushError('RATE_LIMITED', `too many failed operator authentications from this address; retry in ${seconds} s`, { status: 429 }));
+  };
+  return (req: Request, res: Response, next: NextFunction) => {
+    const address = req.socket.remoteAddress ?? 'unknown';
+    const blocked = throttle.blockedFor(address);
+    if (blocked > 0) return refuse(res, next, blocked);
     const given = Buffer.from(bearer(req) ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
+      throttle.failed(address);
       return next(unauthorized('operator key required'));
     }
+    throttle.succeeded(address);
     next();
   };
 }

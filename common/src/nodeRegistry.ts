@@ -74,10 +74,26 @@ export async function liveNodes(redis: Redis): Promise<NodeInfo[]> {
   return nodes;
 }
 
-/** Drops entries that expired long ago so the set does not grow with every node ever started. */
-export async function pruneNodes(redis: Redis, olderThanMs = 3_600_000): Promise<void> {
-  const before = Date.now() - olderThanMs;
-  await redis.zremrangebyscore(NODES, '-inf', before);
-  const gone = [...parseBoots(await redis.hgetall(BOOTS_KEY))].filter(([, b]) => b.expiresAt < before).map(([id]) => id);
-  if (gone.length > 0) await redis.hdel(BOOTS_KEY, ...gone);
+/**
+ * Drops entries whose heartbeat lapsed more than `olderThanMs` ago, so push:nodes
+ * and push:boots do not grow with every node ever started (node ids of pushers on
+ * ephemeral ports or containers are new on each start). One script, so it is
+ * atomic and any number of pushers may run it on every heartbeat: a node that
+ * comes back simply registers again. Its push:node:<id> hash expires on its own.
+ * Returns the ids dropped.
+ */
+const PRUNE = `local before = tonumber(ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
+local boots = redis.call('HGETALL', KEYS[2])
+local gone = {}
+for i = 1, #boots, 2 do
+  local v = boots[i + 1]
+  local exp = tonumber(string.match(v, '|(%d+)$'))
+  if exp == nil or exp < before then gone[#gone + 1] = boots[i] end
+end
+for i = 1, #gone, 500 do redis.call('HDEL', KEYS[2], unpack(gone, i, math.min(i + 499, #gone))) end
+return gone`;
+
+export async function pruneNodes(redis: Redis, olderThanMs = 3_600_000): Promise<string[]> {
+  return (await redis.eval(PRUNE, 2, NODES, BOOTS_KEY, String(Date.now() - olderThanMs))) as string[];
 }

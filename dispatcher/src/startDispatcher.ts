@@ -23,7 +23,7 @@ import { kickRoutes } from '../../common/src/kicks.js';
 import { createTraceWriter } from '../../common/src/traceRecords.js';
 import { createDispatchTracer } from './traceDispatch.js';
 import { statusRoutes } from './statusRoutes.js';
-import { createStatusSampler } from './statusSampler.js';
+import { createNodeUrlPolicy, createStatusSampler } from './statusSampler.js';
 import { dashboardRoutes } from './dashboard/dashboardRoutes.js';
 import { createReplayGuard } from './replayGuard.js';
 import { createReplayStore } from './replayStore.js';
@@ -203,17 +203,19 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   });
 
   const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
-  http.app.use(taskRoutes({ tasks, auth: requireOperator(config.operatorKey), scope: () => undefined }));
+  http.app.use(taskRoutes({ tasks, auth: requireOperator(config.operatorKey, config.operatorAuth), scope: () => undefined }));
   http.app.use(
-    kickRoutes({ redis, auth: requireOperator(config.operatorKey), appOf: (_res, body) => (typeof body.app === 'string' ? body.app : '') }),
+    kickRoutes({ redis, auth: requireOperator(config.operatorKey, config.operatorAuth), appOf: (_res, body) => (typeof body.app === 'string' ? body.app : '') }),
   );
   let selfUrl = '';
-  const sampler = createStatusSampler({ redis, collectorUrl: config.status.collectorUrl, ownMetrics: () => registry.metrics(), intervalMs: config.status.sampleMs });
+  // Node URLs come from Redis: only allowed hosts are called (NODE_URL_ALLOWED_HOSTS).
+  const allowNodeUrl = createNodeUrlPolicy(config.status.nodeUrlHosts);
+  const sampler = createStatusSampler({ redis, collectorUrl: config.status.collectorUrl, ownMetrics: () => registry.metrics(), intervalMs: config.status.sampleMs, allowNodeUrl });
   onClose('status-sampler', () => sampler.close());
   const status = statusRoutes({
-    kafka, redis, db: clients.mongo!.db, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey),
+    kafka, redis, db: clients.mongo!.db, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey, config.operatorAuth),
     selfUrl: () => selfUrl, collectorUrl: config.status.collectorUrl, authUrl: config.status.authUrl, dispatcherUrls: config.status.dispatcherUrls,
-    registry, operatorKey: config.operatorKey, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
+    registry, operatorKey: config.operatorKey, allowNodeUrl, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
   });
   http.app.use(status);
   onClose('status', () => status.close());
@@ -221,11 +223,11 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const replayStore = createReplayStore(clients.mongo!.db);
   const replays = createReplayRunner({ kafka, redis, store: replayStore, publisher, topics, logger, maxRunning: config.replayMaxRunning });
   onClose('replays', () => replays.close());
-  http.app.use(replayRoutes({ runner: replays, store: replayStore, auth: requireOperator(config.operatorKey), maxRangeMs: config.replayMaxRangeHours * 3_600_000 }));
+  http.app.use(replayRoutes({ runner: replays, store: replayStore, auth: requireOperator(config.operatorKey, config.operatorAuth), maxRangeMs: config.replayMaxRangeHours * 3_600_000 }));
   const dlqStore = createDlqStore(clients.mongo!.db);
   const dlqIndex = await startDlqIndex({ kafka, store: dlqStore, topic: topics.dlq, groupId: dlqIndexGroup(config.topicPrefix), logger });
   onClose('dlq-index', () => dlqIndex.disconnect());
-  http.app.use(dlqRoutes({ store: dlqStore, publisher, auth: requireOperator(config.operatorKey), eventsTopic: topics.events }));
+  http.app.use(dlqRoutes({ store: dlqStore, publisher, auth: requireOperator(config.operatorKey, config.operatorAuth), eventsTopic: topics.events }));
   const addr = await http.listen();
   selfUrl = `http://${addr.host}:${addr.port}`;
   onClose('http', () => http.close());

@@ -12,6 +12,12 @@ export interface StatusConfig {
   sampleMs: number;
   /** Lifetime of a message's trace record in Redis; 0 turns tracing off. Default 3600 s. */
   traceTtlSeconds: number;
+  /**
+   * Hosts of pusher URLs (read from Redis) this dispatcher may call for metrics, health and drains:
+   * host names or addresses, `loopback`, or `*` (NODE_URL_ALLOWED_HOSTS). Default: loopback plus the
+   * hosts of BIND_HOST, COLLECTOR_URL, AUTH_URL and DISPATCHER_URLS.
+   */
+  nodeUrlHosts: string[];
 }
 
 export function loadStatusConfig(env: Env): StatusConfig {
@@ -19,9 +25,22 @@ export function loadStatusConfig(env: Env): StatusConfig {
   for (const u of urls) {
     if (!/^https?:\/\/[^\s/]+/.test(u)) throw new ConfigError('DISPATCHER_URLS', `expected comma-separated http(s) URLs, got "${u}"`);
   }
+  const collectorUrl = envUrl(env, 'COLLECTOR_URL', 'http://127.0.0.1:8080', ['http:', 'https:']).replace(/\/$/, '');
+  const authUrl = envUrl(env, 'AUTH_URL', 'http://127.0.0.1:8081', ['http:', 'https:']).replace(/\/$/, '');
+  const bind = env.BIND_HOST?.trim();
+  const configured = [
+    'loopback',
+    ...(bind && bind !== '0.0.0.0' && bind !== '::' ? [bind] : []),
+    ...[collectorUrl, authUrl, ...urls].map((u) => new URL(u).hostname),
+  ];
+  const nodeUrlHosts = envList(env, 'NODE_URL_ALLOWED_HOSTS', [...new Set(configured)]);
+  for (const h of nodeUrlHosts) {
+    if (!/^(\*|[A-Za-z0-9.\-:[\]]{1,255})$/.test(h)) throw new ConfigError('NODE_URL_ALLOWED_HOSTS', `expected host names, addresses, loopback or *, got "${h}"`);
+  }
   return {
-    collectorUrl: envUrl(env, 'COLLECTOR_URL', 'http://127.0.0.1:8080', ['http:', 'https:']).replace(/\/$/, ''),
-    authUrl: envUrl(env, 'AUTH_URL', 'http://127.0.0.1:8081', ['http:', 'https:']).replace(/\/$/, ''),
+    collectorUrl,
+    authUrl,
+    nodeUrlHosts,
     dispatcherUrls: urls.map((u) => u.replace(/\/$/, '')),
     sampleMs: envInt(env, 'STATUS_SAMPLE_MS', 5000, { min: 200, max: 60_000 }),
     traceTtlSeconds: envInt(env, 'TRACE_TTL_SECONDS', 3600, { min: 0, max: 7 * 86_400 }),

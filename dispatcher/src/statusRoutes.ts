@@ -7,7 +7,7 @@ import type { TaskStore, TaskView } from '../../common/src/tasks.js';
 import { showTask } from './taskDisplay.js';
 import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
 import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
-import { notFound, unavailable, withTimeout } from '../../common/src/errors.js';
+import { notFound, PushError, unavailable, withTimeout } from '../../common/src/errors.js';
 import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
 import { Gauge, type Registry } from '../../common/src/metrics.js';
 import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
@@ -71,6 +71,8 @@ export interface StatusDeps {
   dispatcherUrls: string[];
   /** Sent to a pusher's own drain endpoint by `POST /v1/admin/nodes/:nodeId/drain`. */
   operatorKey: string;
+  /** Node URLs (from Redis) this dispatcher may call (statusSampler.ts createNodeUrlPolicy). Default: any. */
+  allowNodeUrl?: (url: string) => boolean;
   /** Dead letters not purged (the DLQ index); the topic's record count is reported either way. */
   dlqEntries?: () => Promise<number>;
   /** Where `push_consumer_lag` and `push_dead_letter_records` are exported (computed on scrape). */
@@ -85,6 +87,7 @@ export interface StatusDeps {
  */
 export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void> } {
   const { kafka, redis, topics, auth } = deps;
+  const allowNodeUrl = deps.allowNodeUrl ?? (() => true);
   let admin: Admin | undefined;
   let connecting: Promise<Admin> | undefined;
   const getAdmin = () =>
@@ -193,7 +196,11 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
       ...nodes.map((n): [string, string] => [`pusher ${n.id}`, nodeHttpUrl(n)]),
     ];
     const [services, lagReport, tasks, dlq] = await Promise.all([
-      mapBounded(targets, 16, ([name, url]) => checkService(name, url)),
+      mapBounded(targets, 16, async ([name, url]): Promise<ServiceHealth> =>
+        name.startsWith('pusher ') && !allowNodeUrl(url)
+          ? { name, url, healthy: false, ready: false, error: 'host not in NODE_URL_ALLOWED_HOSTS: not called' }
+          : checkService(name, url),
+      ),
       lag(nodes),
       taskSummary(),
       dlqSize(),
@@ -230,6 +237,9 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
     const nodes = await liveNodes(redis);
     const node = nodes.find((n) => n.id === id);
     if (!node) throw notFound(`no live node ${id}; live nodes: ${nodes.map((n) => n.id).join(', ') || 'none'}`);
+    if (!allowNodeUrl(nodeHttpUrl(node))) {
+      throw new PushError('NODE_URL_NOT_ALLOWED', `node ${id} registered the admin URL ${nodeHttpUrl(node)}, whose host is not in NODE_URL_ALLOWED_HOSTS; it was not called`, { status: 403 });
+    }
     let answer: Response;
     try {
       answer = await fetch(`${nodeHttpUrl(node)}/v1/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${deps.operatorKey}` }, signal: AbortSignal.timeout(5000) });

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
+import { isLoopbackHost } from '../../common/src/config.js';
 
 /** One series of a Prometheus text exposition: labels and value. */
 export interface PromSample {
@@ -66,6 +67,32 @@ export function nodeHttpUrl(node: NodeInfo): string {
   const u = new URL(node.url);
   return `${u.protocol === 'wss:' ? 'https' : 'http'}://${u.host}`;
 }
+
+/**
+ * Which node URLs the dispatcher may call. Node URLs come from Redis (each
+ * pusher registers its own), so whoever can write Redis could otherwise point
+ * the dispatcher's scrapes and drains (which carry the operator key) at any
+ * host: only hosts in NODE_URL_ALLOWED_HOSTS are called. `loopback` stands for
+ * 127.0.0.0/8, ::1 and localhost; `*` allows every host.
+ */
+export function createNodeUrlPolicy(allowedHosts: string[]): (url: string) => boolean {
+  const any = allowedHosts.includes('*');
+  const loopback = allowedHosts.includes('loopback');
+  const hosts = new Set(allowedHosts.map(hostOnly));
+  return (url) => {
+    let host: string;
+    try {
+      const u = new URL(url);
+      if (u.protocol !== 'http:' && u.protocol !== 'https:') return false;
+      host = hostOnly(u.hostname);
+    } catch {
+      return false;
+    }
+    return any || hosts.has(host) || (loopback && isLoopbackHost(host));
+  };
+}
+
+const hostOnly = (h: string) => h.toLowerCase().replace(/^\[|\]$/g, '');
 
 export interface NodeCounters {
   connections: number;
@@ -149,8 +176,10 @@ export function createStatusSampler(deps: {
   intervalMs: number;
   keep?: number;
   timeoutMs?: number;
+  /** Node URLs this dispatcher may call (createNodeUrlPolicy); others count as down, unscraped. Default: any. */
+  allowNodeUrl?: (url: string) => boolean;
 }): StatusSampler {
-  const { redis, collectorUrl, ownMetrics, intervalMs, keep = 120, timeoutMs = 2000 } = deps;
+  const { redis, collectorUrl, ownMetrics, intervalMs, keep = 120, timeoutMs = 2000, allowNodeUrl = () => true } = deps;
   const ring: Sample[] = [];
   const scrape = async (url: string) => {
     const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -166,7 +195,9 @@ export function createStatusSampler(deps: {
       while (next < nodes.length) {
         const node = nodes[next++]!;
         try {
-          const m = await scrape(nodeHttpUrl(node));
+          const url = nodeHttpUrl(node);
+          if (!allowNodeUrl(url)) throw new Error(`node URL ${url} is not allowed`);
+          const m = await scrape(url);
           sample.nodes[node.id] = {
             connections: sumOf(m, 'push_connections'),
             delivered: sumOf(m, 'push_delivered_total'),

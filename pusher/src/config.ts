@@ -47,8 +47,17 @@ export interface PusherConfig extends CommonConfig {
   traceTtlSeconds: number;
   /** Coalesce a connection's frames written in one event-loop turn into one socket write (`PUSHER_COALESCE=on|off`). Default on. */
   coalesce: boolean;
-  /** Where operators and the status API reach this node over HTTP. Default http://<BIND_HOST or the public URL's host>:<port>. */
+  /**
+   * Where operators and the status API reach this node's admin listener (drain, metrics, health).
+   * Default http://<PUSHER_ADMIN_HOST, or the public URL's host when that is a wildcard>:<admin port>.
+   */
   adminUrl?: string;
+  /** Interface of the admin listener (drain, metrics, health), apart from the public WebSocket port. Default 127.0.0.1. */
+  adminHost: string;
+  /** Port of the admin listener; 0 picks a free one (announced in the node registry and the log). Default 0. */
+  adminPort: number;
+  /** Node entries whose heartbeat lapsed this long ago are dropped from push:nodes/push:boots (by any pusher, on its heartbeat). Default 3600000 ms. */
+  nodePruneMs: number;
   /** Deepest nesting of arrays/objects in a client frame (the frame object itself is depth 1). Default 32. */
   maxFrameDepth: number;
   /** Malformed frames a connection may send before it is closed with 4002. Default 10. */
@@ -108,6 +117,9 @@ export function loadConfig(env: Env): PusherConfig {
     handshakeRate: envInt(env, 'PUSHER_HANDSHAKE_RATE', 50, { min: 0, max: 1_000_000 }),
     handshakeBurst: envInt(env, 'PUSHER_HANDSHAKE_BURST', 200, { min: 1, max: 1_000_000 }),
     handshakeExempt: envHandshakeExempt(env),
+    adminHost: envString(env, 'PUSHER_ADMIN_HOST', '127.0.0.1'),
+    adminPort: envPort(env, 'PUSHER_ADMIN_PORT', 0),
+    nodePruneMs: envInt(env, 'PUSHER_NODE_PRUNE_MS', 3_600_000, { min: 1000, max: 30 * 86_400_000 }),
     ...(envOptionalString(env, 'PUSHER_ADMIN_URL') ? { adminUrl: envUrl(env, 'PUSHER_ADMIN_URL', '', ['http:', 'https:']).replace(/\/$/, '') } : {}),
   };
 }

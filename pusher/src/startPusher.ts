@@ -7,7 +7,7 @@ import { createMessageStore } from '../../common/src/messageStore.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
-import { heartbeatNode, liveNodes, removeNode } from '../../common/src/nodeRegistry.js';
+import { heartbeatNode, liveNodes, pruneNodes, removeNode } from '../../common/src/nodeRegistry.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import { withTimeout } from '../../common/src/errors.js';
@@ -130,10 +130,26 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   });
   await withTimeout(joined, 60_000, 'joining the node consumer group');
 
+  // Operator endpoints (drain, metrics, health) on a listener of their own, loopback by default:
+  // the public port faces every browser, and a drain there was one guessed key away.
+  const adminHttp = createHttpService({ name: 'pusher', host: config.adminHost, port: config.adminPort, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
+  adminHttp.app.post('/v1/admin/drain', requireOperator(config.operatorKey, config.operatorAuth), (_req, res) => {
+    res.status(202).json({ status: 'draining', nodeId: config.nodeId });
+    // The same path as SIGTERM: drain, close everything, exit 0.
+    setImmediate(() => process.kill(process.pid, 'SIGTERM'));
+  });
+  const adminAddr = await adminHttp.listen();
+  onClose('admin-http', () => adminHttp.close());
+  const registeredAdminUrl = adminUrl(config, adminAddr.port);
+
   const beat = () =>
-    heartbeatNode(redis, { id: config.nodeId, boot: sockets.boot, url: config.publicUrl, adminUrl: adminUrl(config), connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS).catch(
-      (err: Error) => logger.warn({ err: err.message }, 'node heartbeat failed'),
-    );
+    heartbeatNode(redis, { id: config.nodeId, boot: sockets.boot, url: config.publicUrl, adminUrl: registeredAdminUrl, connections: sockets.table.size, draining: !sockets.isAccepting() }, NODE_TTL_MS)
+      // Every pusher prunes on its heartbeat (one idempotent script), so push:nodes and push:boots stay bounded.
+      .then(() => pruneNodes(redis, config.nodePruneMs))
+      .then((gone) => {
+        if (gone.length > 0) logger.info({ nodes: gone }, 'pruned nodes whose heartbeat lapsed long ago');
+      })
+      .catch((err: Error) => logger.warn({ err: err.message }, 'node heartbeat failed'));
   await beat();
   const beatTimer = setInterval(() => void beat(), NODE_TTL_MS / 3);
   onClose('node-registration', async () => {
@@ -162,10 +178,9 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
       res.status(e.code === 'KEYS_UNAVAILABLE' ? 503 : 401).json({ error: { code: e.code, message: e.message } });
     }
   });
-  http.app.post('/v1/admin/drain', requireOperator(config.operatorKey), (_req, res) => {
-    res.status(202).json({ status: 'draining', nodeId: config.nodeId });
-    // The same path as SIGTERM: drain, close everything, exit 0.
-    setImmediate(() => process.kill(process.pid, 'SIGTERM'));
+  // Admin endpoints are served on the admin listener only; say where instead of a bare 404.
+  http.app.use('/v1/admin', (_req, res) => {
+    res.status(404).json({ error: { code: 'NOT_FOUND', message: "admin endpoints are served on the node's admin listener (PUSHER_ADMIN_HOST/PUSHER_ADMIN_PORT, its adminUrl in the node list), not on the public port" } });
   });
   const addr = await http.listen();
   onClose('http', () => http.close());
@@ -179,14 +194,14 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     const left = await sockets.drain(others, others.length > 0 ? config.drainTimeoutMs : 0);
     logger.info({ others: others.length, remaining: left, ms: Date.now() - started }, 'drained');
   });
-  logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, nodeId: config.nodeId }, 'pusher listening');
+  logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, admin: registeredAdminUrl, nodeId: config.nodeId }, 'pusher listening');
 }
 
-/** Where operators reach this node's HTTP endpoints (health, metrics, drain). */
-function adminUrl(config: PusherConfig): string {
+/** Where operators reach this node's admin listener (health, metrics, drain). */
+function adminUrl(config: PusherConfig, port: number): string {
   if (config.adminUrl) return config.adminUrl;
-  const host = config.host === '0.0.0.0' || config.host === '::' ? new URL(config.publicUrl).hostname : config.host;
-  return `http://${host.includes(':') ? `[${host}]` : host}:${config.port}`;
+  const host = config.adminHost === '0.0.0.0' || config.adminHost === '::' ? new URL(config.publicUrl).hostname : config.adminHost;
+  return `http://${host.includes(':') && !host.startsWith('[') ? `[${host}]` : host}:${port}`;
 }
 
 async function skipToEnd(kafka: Kafka, groupId: string, topic: string): Promise<void> {
