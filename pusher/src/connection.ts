@@ -112,9 +112,10 @@ export class Connection {
    * cut off (4008) rather than allowed to grow this process's memory.
    * Returns false when the frame was not written. A `WireFrame` (built once
    * for every socket a message goes to) is written as is; a string is framed
-   * by `ws`.
+   * by `ws`. `onFlushed` (string frames only) is called once the frame left
+   * for the kernel, or with an error if the socket went away first.
    */
-  send(frame: string | WireFrame): boolean {
+  send(frame: string | WireFrame, onFlushed?: (err?: Error | null) => void): boolean {
     if (this.closed) return false;
     const ws = this.ws;
     if (ws.bufferedAmount > this.limits.maxBufferedBytes) {
@@ -122,7 +123,7 @@ export class Connection {
       return false;
     }
     if (this.limits.coalesce !== false) this.beforeWrite();
-    if (typeof frame === 'string') ws.send(frame);
+    if (typeof frame === 'string') ws.send(frame, onFlushed);
     else writeFrame(ws, frame);
     if (this.corked && ws.bufferedAmount >= MAX_CORKED_BYTES) this.flushWrites();
     return true;

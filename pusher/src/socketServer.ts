@@ -24,6 +24,7 @@ import { handleClientFrame, handleControlFrame, type FrameHandlers } from './cli
 import { createHandshakeLimiter } from './handshakeLimiter.js';
 import { checkConnectionCaps } from './connectionCaps.js';
 import { createConnectWrites } from './connectWrites.js';
+import { writeResumed } from './writeResumed.js';
 import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
 import type { PusherMetrics } from './pusherMetrics.js';
@@ -219,6 +220,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     }
   };
 
+  /** Bytes a resume lets wait unsent before it waits for the socket: half the slow-consumer limit. */
+  const resumeHighWater = Math.max(1, Math.floor(config.maxBufferedBytes / 2));
   const resume = async (conn: Connection) => {
     let after = '';
     for (;;) {
@@ -229,17 +232,22 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         stoppedTasks: deps.stoppedTasks,
       });
       if (conn.closed || page.length === 0) break;
-      for (const m of page) {
-        conn.resumed?.add(m._id);
-        conn.noteDelivered(m._id); // its ack is now this connection's to send
-        if (conn.send(messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }))) {
-          metrics.delivered.inc({ path: 'resume' });
-          deps.trace?.set(m._id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
-        }
-      }
-      const parked = await deps.store.recordAttempts(conn.app, conn.user, conn.device, page.map((m) => m._id), config.maxDeliveryAttempts);
+      // Written as the socket drains (half the slow-consumer limit may wait unsent), and
+      // only what reached the kernel counts as an attempt: a slow link is paced, not cut
+      // off, and a message it never got is not parked for it.
+      const frames = page.map((m) => ({
+        id: m._id,
+        frame: messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }),
+      }));
+      const written = await writeResumed(conn, frames, resumeHighWater, (id) => {
+        conn.noteDelivered(id); // its ack is now this connection's to send
+        metrics.delivered.inc({ path: 'resume' });
+        deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
+      });
+      const parked = await deps.store.recordAttempts(conn.app, conn.user, conn.device, written, config.maxDeliveryAttempts);
       metrics.parked.inc(parked.length);
       for (const id of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
+      if (conn.closed) break;
       after = page.at(-1)!._id;
       if (page.length < config.offlinePageSize) break;
     }
