@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { bucketsOf, parsePromText, pointBetween, quantileOf, sumOf, type Sample } from './statusSampler.js';
+import { bucketsOf, createNodeUrlPolicy, parsePromText, pointBetween, quantileOf, sumOf, type Sample } from './statusSampler.js';
 import { loadStatusConfig } from './statusConfig.js';
 
 const TEXT = `# HELP push_delivered_total Message frames written
@@ -45,8 +45,19 @@ test('rates between samples ignore counter resets and nodes that just appeared',
 
 test('status configuration: defaults, and a bad DISPATCHER_URLS names the variable', () => {
   const c = loadStatusConfig({});
-  assert.deepEqual(c, { collectorUrl: 'http://127.0.0.1:8080', authUrl: 'http://127.0.0.1:8081', dispatcherUrls: [], sampleMs: 5000, traceTtlSeconds: 3600 });
+  assert.deepEqual(c, { collectorUrl: 'http://127.0.0.1:8080', authUrl: 'http://127.0.0.1:8081', nodeUrlHosts: ['loopback', '127.0.0.1'], dispatcherUrls: [], sampleMs: 5000, traceTtlSeconds: 3600 });
   assert.deepEqual(loadStatusConfig({ DISPATCHER_URLS: 'http://a:8082/, http://b:8082' }).dispatcherUrls, ['http://a:8082', 'http://b:8082']);
   assert.throws(() => loadStatusConfig({ DISPATCHER_URLS: 'a:8082' }), /DISPATCHER_URLS: expected comma-separated http\(s\) URLs, got "a:8082"/);
   assert.throws(() => loadStatusConfig({ TRACE_TTL_SECONDS: '-1' }), /TRACE_TTL_SECONDS: must be >= 0/);
+});
+
+test('node URLs are called only on allowed hosts (NODE_URL_ALLOWED_HOSTS)', () => {
+  const cfg = loadStatusConfig({ BIND_HOST: '10.0.0.5', COLLECTOR_URL: 'http://collector:8080', DISPATCHER_URLS: 'http://d2.internal:8082' });
+  assert.deepEqual(cfg.nodeUrlHosts, ['loopback', '10.0.0.5', 'collector', '127.0.0.1', 'd2.internal']);
+  const allow = createNodeUrlPolicy(cfg.nodeUrlHosts);
+  for (const ok of ['http://127.0.0.1:9000', 'http://127.8.0.1:9000', 'http://localhost:1', 'http://[::1]:9090', 'http://10.0.0.5:9090', 'https://COLLECTOR:1']) assert.ok(allow(ok), ok);
+  for (const no of ['http://169.254.169.254/latest', 'http://10.0.0.6:9090', 'http://evil.example', 'file:///etc/passwd', 'gopher://127.0.0.1:1', 'not a url']) assert.ok(!allow(no), no);
+  assert.ok(createNodeUrlPolicy(['*'])('http://anywhere.example:1'));
+  assert.deepEqual(loadStatusConfig({ NODE_URL_ALLOWED_HOSTS: 'pusher-1, pusher-2' }).nodeUrlHosts, ['pusher-1', 'pusher-2']);
+  assert.throws(() => loadStatusConfig({ NODE_URL_ALLOWED_HOSTS: 'http://x/' }), /NODE_URL_ALLOWED_HOSTS: expected host names/);
 });
