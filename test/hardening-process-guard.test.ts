@@ -87,4 +87,20 @@ describe('process guard of the service runner', () => {
       if (f.proc.exitCode === null) f.proc.kill('SIGKILL');
     }
   });
+
+  test('a Kafka consumer that KafkaJS stops for good makes the process exit 70, not linger deaf', { timeout: 60_000 }, async () => {
+    const f = startFixture();
+    try {
+      const started = await eventually(() => f.lines().find((l) => l.msg === 'fixture listening'), { timeoutMs: 30_000, what: 'the fixture service to listen' });
+      assert.equal((await fetch(`http://127.0.0.1:${started.port}/trigger/consumer-crash`, { method: 'POST' })).status, 202);
+      const code = await Promise.race([f.exited, new Promise<'hung'>((r) => setTimeout(() => r('hung'), 30_000))]);
+      assert.equal(code, 70, f.stdout() + f.stderr());
+      const fatal = f.lines().find((l) => l.level === 'fatal')!;
+      assert.equal(fatal.msg, 'consumer fixture stopped for good after an error KafkaJS does not retry; exiting for the supervisor to restart the process');
+      assert.equal(fatal.exitCode, 70);
+      assert.match(f.stderr(), /fixture: consumer fixture stopped for good .*exiting 70: .*handler failed on every record/s);
+    } finally {
+      if (f.proc.exitCode === null) f.proc.kill('SIGKILL');
+    }
+  });
 });

@@ -21,18 +21,11 @@ export const EXIT_UNCAUGHT = 70;
  * state: it is logged with its stack and counted
  * (`push_unhandled_rejections_total`), and the process goes on.
  */
-export function installProcessGuard(logger: Logger, service: string): void {
-  process.on('uncaughtException', (err, origin) => {
-    try {
-      process.stderr.write(`${service}: ${origin}, exiting ${EXIT_UNCAUGHT}: ${err instanceof Error ? err.stack ?? err.message : String(err)}\n`);
-      logger.fatal({ err, origin, service, exitCode: EXIT_UNCAUGHT }, 'uncaught exception; exiting for the supervisor to restart the process');
-    } finally {
-      process.exit(EXIT_UNCAUGHT);
-    }
-  });
+export function installProcessGuard(logger: Logger): void {
+  process.on('uncaughtException', (err, origin) => exitForRestart(logger, origin, err, { origin }));
   process.on('unhandledRejection', (err) => {
     processErrors.unhandledRejections.inc();
-    logger.error({ err, service }, 'unhandled rejection');
+    logger.error({ err }, 'unhandled rejection');
   });
 }
 
@@ -44,9 +37,9 @@ export function installProcessGuard(logger: Logger, service: string): void {
 export async function runService(
   logger: Logger,
   start: (onClose: (name: string, close: Closer) => void) => Promise<void>,
-  { shutdownTimeoutMs = 8000, service = 'service' }: { shutdownTimeoutMs?: number; service?: string } = {},
+  { shutdownTimeoutMs = 8000 }: { shutdownTimeoutMs?: number } = {},
 ): Promise<void> {
-  installProcessGuard(logger, service);
+  installProcessGuard(logger);
   const closers: { name: string; close: Closer }[] = [];
   let stopping = false;
 
@@ -85,6 +78,22 @@ export async function runService(
   }
 }
 
+/**
+ * Ends the process on purpose, for its supervisor to restart it: logs why
+ * (level fatal, with the error's stack), writes a plain line to stderr in
+ * case the logger is what failed, and exits EXIT_UNCAUGHT without running
+ * closers. For states a process cannot recover from by itself.
+ */
+export function exitForRestart(logger: Logger, reason: string, err: unknown, context: Record<string, unknown> = {}): never {
+  try {
+    const service = (logger.bindings().service as string | undefined) ?? 'service';
+    process.stderr.write(`${service}: ${reason}, exiting ${EXIT_UNCAUGHT}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    logger.fatal({ err, ...context, exitCode: EXIT_UNCAUGHT }, reason === 'uncaughtException' ? 'uncaught exception; exiting for the supervisor to restart the process' : `${reason}; exiting for the supervisor to restart the process`);
+  } finally {
+    process.exit(EXIT_UNCAUGHT);
+  }
+}
+
 /** Prints a configuration error without a stack trace and exits 2. */
 export function exitOnConfigError(service: string, err: unknown): never {
   const message = err instanceof Error ? err.message : String(err);
@@ -112,5 +121,5 @@ export async function bootService<C extends { logLevel: string }>(
     exitOnConfigError(service, err);
   }
   const logger = createLogger(service, config.logLevel);
-  await runService(logger, (onClose) => start({ config, logger, onClose }), { shutdownTimeoutMs: shutdownTimeoutMs(config), service });
+  await runService(logger, (onClose) => start({ config, logger, onClose }), { shutdownTimeoutMs: shutdownTimeoutMs(config) });
 }

@@ -17,6 +17,7 @@ import { createForwardedCommits } from './forwardedCommits.js';
 import { createInboxAppender } from './appendInboxes.js';
 import { createMessageStore } from '../../common/src/messageStore.js';
 import { createTaskStore } from '../../common/src/tasks.js';
+import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
 import { kickRoutes } from '../../common/src/kicks.js';
@@ -194,6 +195,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   onClose('consumer', () => disconnectWithin(consumer, 3000, () => logger.warn('the consumer did not leave its group within 3 s; its session will expire')));
   // Runs before the consumer leaves (handlers run last registered first): forwarded offsets land first.
   onClose('commits', () => commits.settle());
+  exitWhenConsumerGivesUp(consumer, logger, 'ingest', onClose);
   await consumer.subscribe({ topic: topics.ingest, fromBeginning: true });
   await consumer.run({
     autoCommit: false,

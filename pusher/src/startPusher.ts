@@ -20,6 +20,7 @@ import { createAckWriter } from './ackWriter.js';
 import { createTaskRunner } from './taskRunner.js';
 import { createPresence } from './presence.js';
 import { createTaskStore } from '../../common/src/tasks.js';
+import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
 import { kickChannel, parseKick } from '../../common/src/kicks.js';
 import { createTraceWriter } from '../../common/src/traceRecords.js';
 import { Counter, Gauge } from '../../common/src/metrics.js';
@@ -111,6 +112,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const consumer = kafka.consumer({ groupId, sessionTimeout: 10_000, heartbeatInterval: 2000, maxBytesPerPartition: 1 << 20 });
   await consumer.connect();
   onClose('consumer', () => consumer.disconnect());
+  exitWhenConsumerGivesUp(consumer, logger, 'node', onClose);
   const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
   await consumer.subscribe({ topic: ownTopic, fromBeginning: false });
   await consumer.run({
