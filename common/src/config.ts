@@ -138,15 +138,7 @@ export function loadCommonConfig(env: Env): CommonConfig {
   if (mode === 'production' && operatorKey === DEV_OPERATOR_KEY) {
     throw new ConfigError('OPERATOR_KEY', `the development key "${DEV_OPERATOR_KEY}" is refused in production mode; set a secret`);
   }
-  const host = envString(env, 'BIND_HOST', '127.0.0.1');
-  // Development mode has well-known keys and a demo app: reachable from this machine only,
-  // unless whoever runs it says otherwise (a container's own network, say).
-  if (mode === 'development' && !isLoopbackHost(host) && !envBool(env, 'ALLOW_DEV_PUBLIC_BIND', false)) {
-    throw new ConfigError(
-      'BIND_HOST',
-      `"${host}" is not a loopback address, and development mode (demo app, default keys) listens on loopback only; use PUSH_MODE=production with real keys, or set ALLOW_DEV_PUBLIC_BIND=true to expose it anyway`,
-    );
-  }
+  const host = devBindChecked(env, mode, 'BIND_HOST', envString(env, 'BIND_HOST', '127.0.0.1'));
   return {
     mode,
     logLevel: envEnum(env, 'LOG_LEVEL', ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const, 'info'),
@@ -171,6 +163,22 @@ function envPrefix(env: Env, name: string): string {
   const chars = name.startsWith('REDIS') ? 'A-Za-z0-9._:-' : 'A-Za-z0-9._-';
   if (!new RegExp(`^[${chars}]{0,100}$`).test(value)) throw new ConfigError(name, `expected up to 100 characters of [${chars}], got "${value}"`);
   return value;
+}
+
+/**
+ * Development mode has well-known keys and a demo app: it listens on loopback
+ * only, unless whoever runs it says otherwise with ALLOW_DEV_PUBLIC_BIND=true
+ * (a container's own network, say). For every address a service listens on
+ * (`variable` names the setting it came from); returns `host` when allowed.
+ */
+export function devBindChecked(env: Env, mode: Mode, variable: string, host: string): string {
+  if (mode === 'development' && !isLoopbackHost(host) && !envBool(env, 'ALLOW_DEV_PUBLIC_BIND', false)) {
+    throw new ConfigError(
+      variable,
+      `"${host}" is not a loopback address, and development mode (demo app, default keys) listens on loopback only; use PUSH_MODE=production with real keys, or set ALLOW_DEV_PUBLIC_BIND=true to expose it anyway`,
+    );
+  }
+  return host;
 }
 
 /** 127.0.0.0/8, ::1 (also IPv4-mapped) and localhost: addresses no other machine can reach. */
