@@ -4,6 +4,8 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import type { Registry } from 'prom-client';
 import type { Logger } from './logger.js';
 import { PushError } from './errors.js';
+import { requestErrorOf } from './requestErrors.js';
+import { allowedMethods } from './allowedMethods.js';
 import { runChecks, type DependencyCheck } from './dependencyChecks.js';
 
 export interface HttpServiceOptions {
@@ -56,6 +58,13 @@ export function createHttpService(opts: HttpServiceOptions): HttpService {
     server,
     listen() {
       app.use((req, res) => {
+        // A path the service knows, asked with another method: 405 with Allow, not a misleading 404.
+        const allow = allowedMethods((app as unknown as { router?: Parameters<typeof allowedMethods>[0] }).router, req.path);
+        if (allow.length > 0) {
+          res.set('Allow', allow.join(', '));
+          res.status(405).json({ error: { code: 'METHOD_NOT_ALLOWED', message: `${req.method} is not allowed on ${req.path}; use ${allow.join(', ')}` } });
+          return;
+        }
         res.status(404).json({ error: { code: 'NOT_FOUND', message: `no route for ${req.method} ${req.path}` } });
       });
       app.use(errorHandler(opts.logger));
@@ -81,14 +90,14 @@ export function createHttpService(opts: HttpServiceOptions): HttpService {
 /** Maps thrown errors, including body-parser's, to the JSON error shape. */
 function errorHandler(logger: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction) => {
-    const e = err as { type?: string; status?: number; message?: string };
-    let pe: PushError;
-    if (err instanceof PushError) pe = err;
-    else if (e.type === 'entity.too.large') pe = new PushError('PAYLOAD_TOO_LARGE', 'request body is too large', { status: 413 });
-    else if (e.type === 'entity.parse.failed') pe = new PushError('INVALID_JSON', 'request body is not valid JSON', { status: 400 });
-    else if (e.type === 'encoding.unsupported' || e.type === 'charset.unsupported') {
-      pe = new PushError('UNSUPPORTED_ENCODING', e.message ?? 'unsupported encoding', { status: 415 });
-    } else {
+    // Too late for an error answer: end the response rather than throw from here.
+    if (res.headersSent) {
+      logger.error({ err, method: req.method, path: req.path }, 'request failed after its answer started');
+      res.destroy();
+      return;
+    }
+    let pe = requestErrorOf(err);
+    if (!pe) {
       pe = new PushError('INTERNAL', 'internal error', { status: 500, cause: err });
       logger.error({ err, method: req.method, path: req.path }, 'request failed');
     }

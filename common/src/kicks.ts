@@ -64,9 +64,12 @@ export function parseKick(text: string): Kick | undefined {
 export function kickRoutes({ redis, auth, appOf }: { redis: Redis; auth: RequestHandler; appOf: (res: Response, body: Record<string, unknown>) => string }): Router {
   const router = Router();
   router.post('/v1/users/:userId/kick', auth, express.json({ limit: '4kb' }), async (req, res) => {
+    // express.json takes arrays too; `[]` is not "no options" but a wrong body.
+    if (Array.isArray(req.body)) throw invalid('body must be a JSON object');
     const body = (typeof req.body === 'object' && req.body !== null ? req.body : {}) as Record<string, unknown>;
     const user = String(req.params.userId);
     if (!ID_PATTERN.test(user)) throw invalid('userId is not a valid user id', { field: 'userId' });
+    if (body.app !== undefined && (typeof body.app !== 'string' || body.app === '')) throw invalid('app must be a non-empty string', { field: 'app' });
     if (body.deviceId !== undefined && (typeof body.deviceId !== 'string' || !ID_PATTERN.test(body.deviceId))) {
       throw invalid('deviceId must be a device id', { field: 'deviceId' });
     }
