@@ -48,6 +48,8 @@ export const FRAME_ERROR = {
   UPSTREAM_RATE_LIMITED: 'UPSTREAM_RATE_LIMITED',
   /** The upstream payload was not published to Kafka; resend later. */
   UPSTREAM_UNAVAILABLE: 'UPSTREAM_UNAVAILABLE',
+  /** The node's upstream queue to Kafka is full (its byte budget): this frame was not taken. Resend it later. */
+  UPSTREAM_BACKLOG: 'UPSTREAM_BACKLOG',
   /** An `auth` frame's token was refused (bad signature, expired, or for another user, device or app). */
   TOKEN_REFUSED: 'TOKEN_REFUSED',
 } as const;

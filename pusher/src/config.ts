@@ -47,6 +47,14 @@ export interface PusherConfig extends CommonConfig {
   traceTtlSeconds: number;
   /** Coalesce a connection's frames written in one event-loop turn into one socket write (`PUSHER_COALESCE=on|off`). Default on. */
   coalesce: boolean;
+  /** Bytes of records in one Kafka produce request (bigger publishes are split; a bigger record is refused). Default 524288. */
+  kafkaMaxRequestBytes: number;
+  /** Bytes of upstream records waiting for Kafka; an upstream frame over it gets UPSTREAM_BACKLOG. Default 4 MiB. */
+  upstreamQueueBytes: number;
+  /** Bytes of ack records waiting for Kafka (their own budget, apart from upstream). Default 8 MiB. */
+  ackQueueBytes: number;
+  /** Bytes of presence records waiting for Kafka (their own budget). Default 4 MiB. */
+  presenceQueueBytes: number;
   /**
    * Where operators and the status API reach this node's admin listener (drain, metrics, health).
    * Default http://<PUSHER_ADMIN_HOST, or the public URL's host when that is a wildcard>:<admin port>.
@@ -107,6 +115,10 @@ export function loadConfig(env: Env): PusherConfig {
     tokenWarningMs: envInt(env, 'PUSHER_TOKEN_WARNING_MS', 30_000, { min: 0, max: 3_600_000 }),
     traceTtlSeconds: envInt(env, 'TRACE_TTL_SECONDS', 3600, { min: 0, max: 7 * 86_400 }),
     coalesce: envEnum(env, 'PUSHER_COALESCE', ['on', 'off'], 'on') === 'on',
+    kafkaMaxRequestBytes: envInt(env, 'KAFKA_MAX_REQUEST_BYTES', 512 * 1024, { min: 16 * 1024, max: 64 * 1024 * 1024 }),
+    upstreamQueueBytes: envInt(env, 'PUSHER_UPSTREAM_QUEUE_BYTES', 4 * 1024 * 1024, { min: 64 * 1024, max: 2 ** 31 }),
+    ackQueueBytes: envInt(env, 'PUSHER_ACK_QUEUE_BYTES', 8 * 1024 * 1024, { min: 64 * 1024, max: 2 ** 31 }),
+    presenceQueueBytes: envInt(env, 'PUSHER_PRESENCE_QUEUE_BYTES', 4 * 1024 * 1024, { min: 64 * 1024, max: 2 ** 31 }),
     maxFrameDepth: envInt(env, 'PUSHER_MAX_FRAME_DEPTH', 32, { min: 2, max: 512 }),
     maxBadFrames: envInt(env, 'PUSHER_MAX_BAD_FRAMES', 10, { min: 0, max: 1_000_000 }),
     maxUnackedPerConnection: envInt(env, 'PUSHER_MAX_UNACKED', 10_000, { min: 100, max: 1_000_000 }),

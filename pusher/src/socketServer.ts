@@ -288,7 +288,14 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     });
     deps.publisher
       .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
-      .catch(() => conn.send(`{"type":"error","code":"${FRAME_ERROR.UPSTREAM_UNAVAILABLE}","message":"upstream could not be published; retry later"}`));
+      .catch((err: { code?: string }) =>
+        // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
+        conn.send(
+          err.code === 'OVERLOADED'
+            ? `{"type":"error","code":"${FRAME_ERROR.UPSTREAM_BACKLOG}","message":"the node's upstream queue is full; this frame was not taken, resend it later"}`
+            : `{"type":"error","code":"${FRAME_ERROR.UPSTREAM_UNAVAILABLE}","message":"upstream could not be published; retry later"}`,
+        ),
+      );
   };
 
   // Heartbeat: ping everyone, cut off who did not answer the last ping. Routes need no

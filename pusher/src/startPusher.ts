@@ -51,16 +51,35 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const producer = createProducer(kafka);
   await producer.connect();
   onClose('producer', () => producer.disconnect());
-  const publisher = createBatchPublisher({ producer, maxQueued: 10_000 });
-  onClose('publisher', () => publisher.close());
-  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
+  // One publisher per kind of record, each with its own byte budget (issue 12 #13): a burst of
+  // large upstream frames fills only the upstream queue, never the acks' or presence's, and
+  // every produce request stays under the broker's limit.
+  const publisherOf = (name: string, maxQueuedBytes: number, maxQueued = 10_000) =>
+    createBatchPublisher({ producer, name, maxQueued, maxQueuedBytes, maxRequestBytes: config.kafkaMaxRequestBytes });
+  const publishers = {
+    upstream: publisherOf('upstream', config.upstreamQueueBytes),
+    acks: publisherOf('ack', config.ackQueueBytes),
+    presence: publisherOf('presence', config.presenceQueueBytes),
+    dlq: publisherOf('dead-letter', 16 * 1024 * 1024, 1000),
+  };
+  onClose('publisher', async () => {
+    await Promise.all(Object.values(publishers).map((p) => p.close()));
+  });
+  new Gauge({
+    name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', labelNames: ['topic'], registers: [registry],
+    collect() { for (const [topic, p] of Object.entries(publishers)) this.set({ topic }, p.queued()); },
+  });
+  new Gauge({
+    name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', labelNames: ['topic'], registers: [registry],
+    collect() { for (const [topic, p] of Object.entries(publishers)) this.set({ topic }, p.queuedBytes?.() ?? 0); },
+  });
   const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
 
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
   const acks = createAckWriter({
-    store, logger, publisher, topic: topics.acks, nodeId: config.nodeId, maxPendingPerDevice: config.ackQuotaPerDevice,
+    store, logger, publisher: publishers.acks, topic: topics.acks, nodeId: config.nodeId, maxPendingPerDevice: config.ackQuotaPerDevice,
     onPublished: (outcome, n) => metrics.ackRecords.inc({ outcome }, n),
   });
   onClose('acks', () => acks.close());
@@ -82,8 +101,8 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const trace = createTraceWriter({ redis, ttlSeconds: config.traceTtlSeconds, keepExpiry: true, onError: (err) => logger.debug({ err: err.message }, 'trace write failed') });
   onClose('trace', () => trace.close());
   const sockets = createSocketServer(http.server, {
-    config, logger, redis, apps, store, metrics, acks, publisher, taskRunner, trace,
-    presence: createPresence({ publisher, topic: topics.presence, nodeId: config.nodeId, logger }),
+    config, logger, redis, apps, store, metrics, acks, publisher: publishers.upstream, taskRunner, trace,
+    presence: createPresence({ publisher: publishers.presence, topic: topics.presence, nodeId: config.nodeId, logger }),
     stoppedTasks: (ids) => taskStore.stopped(ids),
     verify: (token) => verify(token),
     upstreamTopic: topics.upstream,
@@ -124,7 +143,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
           if (!(err instanceof RecordDecodeError)) throw err;
           logger.warn({ offset: message.offset, code: err.code }, 'undecodable node record sent to dead letters');
           deadLetters.inc({ code: err.code });
-          await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, groupId, topics.dlq);
+          await sendToDeadLetters(publishers.dlq, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, groupId, topics.dlq);
         }
       }
       await heartbeat();
