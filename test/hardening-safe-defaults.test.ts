@@ -47,6 +47,10 @@ describe('safe defaults', () => {
       assert.equal(code, 2, stderr);
       assert.match(stderr, new RegExp(`BIND_HOST: "${host.replace(/\./g, '\\.')}" is not a loopback address.*ALLOW_DEV_PUBLIC_BIND=true`));
     }
+    // The pusher's admin listener (operator drain) follows the same rule.
+    const admin = await runToExit('pusher', { PUSH_MODE: 'development', PUSHER_ADMIN_HOST: '0.0.0.0' });
+    assert.equal(admin.code, 2, admin.stderr);
+    assert.match(admin.stderr, /PUSHER_ADMIN_HOST: "0\.0\.0\.0" is not a loopback address/);
     // Said explicitly, it listens on every interface (reached here through loopback).
     const id = uniqueId('bind').replace(/[^A-Za-z0-9]/g, '');
     const auth = await startService('auth', { PUSH_MODE: 'development', BIND_HOST: '0.0.0.0', ALLOW_DEV_PUBLIC_BIND: 'true', MONGO_DB: id, REDIS_KEY_PREFIX: `${id}:` }, { waitReady: false });

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { ConfigError, envEnum, envInt, envIdentifier, envList, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { ConfigError, devBindChecked, envEnum, envInt, envIdentifier, envList, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
 
 export interface PusherConfig extends CommonConfig {
   port: number;
@@ -129,7 +129,8 @@ export function loadConfig(env: Env): PusherConfig {
     handshakeRate: envInt(env, 'PUSHER_HANDSHAKE_RATE', 50, { min: 0, max: 1_000_000 }),
     handshakeBurst: envInt(env, 'PUSHER_HANDSHAKE_BURST', 200, { min: 1, max: 1_000_000 }),
     handshakeExempt: envHandshakeExempt(env),
-    adminHost: envString(env, 'PUSHER_ADMIN_HOST', '127.0.0.1'),
+    // Development mode's loopback rule (ALLOW_DEV_PUBLIC_BIND) holds for the admin listener too.
+    adminHost: devBindChecked(env, common.mode, 'PUSHER_ADMIN_HOST', envString(env, 'PUSHER_ADMIN_HOST', '127.0.0.1')),
     adminPort: envPort(env, 'PUSHER_ADMIN_PORT', 0),
     nodePruneMs: envInt(env, 'PUSHER_NODE_PRUNE_MS', 3_600_000, { min: 1000, max: 30 * 86_400_000 }),
     ...(envOptionalString(env, 'PUSHER_ADMIN_URL') ? { adminUrl: envUrl(env, 'PUSHER_ADMIN_URL', '', ['http:', 'https:']).replace(/\/$/, '') } : {}),
