@@ -78,6 +78,17 @@ test('a known path asked with the wrong method is 405 METHOD_NOT_ALLOWED with Al
   assert.equal(missing.body.error.code, 'NOT_FOUND');
 });
 
+test('a task action named after an Object.prototype member is 404 "no action", not 409 INVALID_TRANSITION', async () => {
+  const sent = await s.send({ to: { group: 'fuzz-actions' }, payload: 1, persistent: false });
+  assert.equal(sent.status, 202, JSON.stringify(sent.body));
+  for (const action of ['constructor', 'toString', '__proto__', 'hasOwnProperty']) {
+    const res = await call(`${s.collector.url}/v1/tasks/${sent.body.taskId}/${action}`, { method: 'POST' });
+    assert.equal(res.status, 404, `${action}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.code, 'NOT_FOUND');
+    assert.match(res.body.error.message, /no action/);
+  }
+});
+
 test('a kick whose body is not an object, or whose app is not a non-empty string, is 400', async () => {
   for (const body of ['[]', '{"app":{}}', '{"app":""}']) {
     const res = await call(`${s.collector.url}/v1/users/u1/kick`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });

@@ -99,7 +99,7 @@ test(
           name: 'dispatcher',
           url: s.dispatchers[0]!.url,
           share: 30,
-          pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace)|dashboard$|healthz$|readyz$|metrics$)',
+          pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace|nodes)|dashboard$|healthz$|readyz$|metrics$)',
           headers: { Authorization: `Bearer ${OPERATOR_KEY}` },
           operations: DISPATCHER_OPS,
         },

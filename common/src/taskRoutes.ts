@@ -31,7 +31,9 @@ export function taskRoutes({ tasks, auth, scope }: { tasks: TaskStore; auth: Req
   });
 
   router.post('/v1/tasks/:id/:action', auth, async (req, res) => {
-    const to = ACTIONS[String(req.params.action)];
+    // Own keys only: `constructor` or `toString` must not find Object.prototype's.
+    const action = String(req.params.action);
+    const to = Object.hasOwn(ACTIONS, action) ? ACTIONS[action] : undefined;
     if (!to) throw notFound(`no action ${String(req.params.action)}; use pause, resume or stop`);
     const task = await load(String(req.params.id), res);
     try {
