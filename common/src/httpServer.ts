@@ -6,7 +6,7 @@ import type { Logger } from './logger.js';
 import { PushError } from './errors.js';
 import { requestErrorOf } from './requestErrors.js';
 import { allowedMethods } from './allowedMethods.js';
-import { runChecks, type DependencyCheck } from './dependencyChecks.js';
+import { createCachedReadiness, type DependencyCheck } from './dependencyChecks.js';
 
 export interface HttpServiceOptions {
   name: string;
@@ -39,8 +39,11 @@ export function createHttpService(opts: HttpServiceOptions): HttpService {
   app.get('/healthz', (_req, res) => {
     res.json({ status: 'ok', service: opts.name });
   });
-  app.get('/readyz', async (_req, res) => {
-    const report = await runChecks(opts.checks);
+  // Answered from dependency state checked in the background: a probe never waits on
+  // a dependency or queues behind the service's work (a slow /readyz reads as "down").
+  const readiness = createCachedReadiness(opts.checks);
+  app.get('/readyz', (_req, res) => {
+    const report = readiness.report();
     const accepting = opts.isAccepting?.() ?? true;
     const ready = report.ready && accepting;
     res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'not-ready', service: opts.name, accepting, ...report });
@@ -78,6 +81,7 @@ export function createHttpService(opts: HttpServiceOptions): HttpService {
       });
     },
     close() {
+      readiness.close();
       return new Promise((resolve) => {
         server.close(() => resolve());
         server.closeIdleConnections();
