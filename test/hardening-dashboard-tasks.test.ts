@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { OPERATOR_AUTH, startStack, type TestStack } from './support/stack.js';
+import { connectClient, OPERATOR_AUTH, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
 import { eventually, startService, type RunningService } from './support/services.js';
 import { stack as infra } from './support/env.js';
 
@@ -9,14 +9,16 @@ import { stack as infra } from './support/env.js';
  * Issue 12 #18 (dashboard part): broadcast tasks that will never progress are
  * not shown "running 0/0" forever. The status API (what the dashboard draws)
  * shows a task whose state Redis lost (an earlier stack, a Redis restart) as
- * unknown, one whose message expired before it was delivered as expired, and
- * a task with no one to reach as done at once.
+ * unknown, one whose message expired before it was delivered as expired, one
+ * whose pusher restarted under the same node id as done (its share is never
+ * resumed), and a task with no one to reach as done at once.
  */
 
 interface ShownTask {
   id: string;
   state: string;
   recordedState?: string;
+  nodes: { nodeId: string; finished: boolean; missed: boolean }[];
   note?: string;
   totals: { targeted: number; written: number };
 }
@@ -86,5 +88,30 @@ describe('broadcast tasks on the dashboard', () => {
     );
     assert.deepEqual(done.totals, { targeted: 0, written: 0, acked: 0 });
     assert.equal(done.recordedState, undefined);
+  });
+
+  test('a task whose pusher restarted under the same node id before finishing its share is done, not running', { timeout: 90_000 }, async () => {
+    const dispatcher = s.dispatchers[0]!;
+    const nodeId = `${s.env.KAFKA_TOPIC_PREFIX!.replace(/\.$/, '')}-p1`;
+    const clients: TestClient[] = [];
+    for (let i = 0; i < 5; i++) clients.push(await connectClient(wsOf(s.pushers[0]!.url), (await s.token(`reader${i}`, 'd')).token));
+    // 5 connections at 1 per second: the node is still busy when it goes away.
+    const taskId = await broadcast({ ratePerSecond: 1 });
+    await eventually(async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.totals.written >= 1 && t.state === 'running'), {
+      timeoutMs: 15_000,
+      what: 'the task running on the node',
+    });
+    // The node dies mid-task and comes back under the same id, as `npm start` brings node-8090 back.
+    assert.equal(await s.pushers[0]!.stop('SIGKILL'), 'SIGKILL');
+    await s.startPusher('p1');
+    const shown = await eventually(async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.state === 'done'), {
+      timeoutMs: 15_000,
+      what: 'the task shown done once its node restarted',
+    });
+    assert.equal(shown.recordedState, 'running');
+    assert.match(shown.note ?? '', new RegExp(`${nodeId} restarted before finishing its share`));
+    assert.deepEqual(shown.nodes.map((n) => [n.nodeId, n.finished, n.missed]), [[nodeId, false, false]], 'by node id alone the node looks live and busy');
+    assert.ok(shown.totals.written >= 1 && shown.totals.written < 5, `progress kept as it was: ${shown.totals.written}/5`);
+    await Promise.all(clients.map((c) => c.close()));
   });
 });

@@ -18,6 +18,7 @@ import { createInboxAppender } from './appendInboxes.js';
 import { createMessageStore } from '../../common/src/messageStore.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
+import { recordTaskBoots } from './taskBoots.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
 import { kickRoutes } from '../../common/src/kicks.js';
@@ -161,6 +162,8 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     );
     // Tasks learn their fan-out before any pusher starts, so each knows its share of the rate.
     for (const [taskId, nodes] of result.fanout) await tasks.recordFanout(taskId, nodes);
+    // For the status API only (a node restarted under the same id drops its share): never holds up routing.
+    if (result.fanout.size > 0) await recordTaskBoots(redis, result.fanout).catch((err: Error) => logger.debug({ err: err.message }, 'task boots not recorded'));
 
     const nodeSchema = latestSchemaId('NodeDelivery');
     await Promise.all(

@@ -5,6 +5,7 @@ import type { Db } from 'mongodb';
 import type { Topics } from '../../common/src/topics.js';
 import type { TaskStore, TaskView } from '../../common/src/tasks.js';
 import { showTask } from './taskDisplay.js';
+import { currentBoots, restartedTaskNodes } from './taskBoots.js';
 import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
 import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
 import { notFound, PushError, unavailable, withTimeout } from '../../common/src/errors.js';
@@ -162,8 +163,13 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
       const hot = await Promise.all(
         listed.map((t) => (t.state === 'running' || t.state === 'paused' ? deps.tasks.hotState(t.id).then((h) => h !== undefined, () => undefined) : undefined)),
       );
+      // Which nodes run another boot than the one each live-looking task was sent to (taskBoots.ts).
+      const live = listed.filter((t) => t.state === 'running' || t.state === 'paused');
+      const boots = live.length > 0 ? await currentBoots(redis).catch(() => undefined) : undefined;
+      const restarted = new Map<string, string[]>();
+      if (boots) for (const t of live) restarted.set(t.id, await restartedTaskNodes(redis, t.id, boots).catch(() => []));
       const now = Date.now();
-      const recent = listed.map((t, i) => showTask(t, hot[i], now));
+      const recent = listed.map((t, i) => showTask(t, hot[i], now, restarted.get(t.id)));
       const counts: Record<string, number> = {};
       for (const t of recent) counts[t.state] = (counts[t.state] ?? 0) + 1;
       return { counts, recent };
