@@ -2,14 +2,14 @@
  * HTTP fuzzing (issue 12, "Fuzzing, in CI, bounded"): schemathesis, pinned and
  * installed from PyPI into .infra/ on first use, generates requests from
  * docs/openapi.yaml (valid ones, and invalid ones for every constraint) and
- * sends them to a running collector, auth and dispatcher. It fails on any 5xx,
+ * sends them to a running collector, auth, dispatcher and pusher. It fails on any 5xx,
  * on a status code the spec does not list for the operation, on a response
  * body, header or content type that does not match the spec, on a valid
  * request refused or an invalid one accepted, on a wrong answer to an
  * undeclared method (405) and on an operation that ignores its credentials.
  *
  * Bounded: each service has a time budget (PUSH_HTTP_FUZZ_SECONDS in total,
- * default 90, split 50/20/30 between collector, auth and dispatcher) and a hard
+ * default 90, split 45/20/10/25 between collector, auth, pusher and dispatcher) and a hard
  * wall-clock kill on top. PUSH_HTTP_FUZZ_SEED replays a run's seed (each run
  * prints its own).
  */
@@ -21,8 +21,15 @@ import { ROOT } from './support/services.js';
 import { ensureSchemathesis, runSchemathesis, type FuzzRun } from './support/schemathesis.js';
 
 const SPEC = path.join(ROOT, 'docs/openapi.yaml');
-const TOTAL_SECONDS = Number(process.env.PUSH_HTTP_FUZZ_SECONDS ?? 90);
-const SEED = process.env.PUSH_HTTP_FUZZ_SEED ? Number(process.env.PUSH_HTTP_FUZZ_SEED) : Math.floor(Math.random() * 2 ** 31);
+function envNumber(name: string, fallback: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+const TOTAL_SECONDS = envNumber('PUSH_HTTP_FUZZ_SECONDS', 90);
+const SEED = envNumber('PUSH_HTTP_FUZZ_SEED', Math.floor(Math.random() * 2 ** 31));
 const OPERATOR_KEY = `fuzz-operator-${process.pid}`;
 
 const CHECKS = [
@@ -66,13 +73,13 @@ checks.unsupported_method.enabled = false
 `;
 
 test(
-  'schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the collector, auth and dispatcher',
+  'schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the collector, auth, dispatcher and pusher',
   { timeout: 300_000 },
   async (t) => {
     const bin = await ensureSchemathesis();
-    // No pusher: nothing to deliver to; the dispatcher is there for its operator API.
+    // The dispatcher is there for its operator API, the pusher for its session check.
     const s = await startStack({
-      pushers: 0,
+      pushers: 1,
       dispatchers: 1,
       env: { OPERATOR_KEY, OPERATOR_AUTH_MAX_FAILURES: '1000000' },
     });
@@ -82,7 +89,7 @@ test(
         {
           name: 'collector',
           url: s.collector.url,
-          share: 50,
+          share: 45,
           pathRegex: '^/(v1/messages|v1/tasks|v1/users/|healthz$|readyz$|metrics$)',
           headers: { Authorization: `Bearer ${s.apiKey}` },
           operations: KICK_OPS,
@@ -96,10 +103,21 @@ test(
           operations: `[[operations]]\ninclude-path = "/v1/admin/keys/rotate"\nheaders = ${bearer(OPERATOR_KEY)}\n`,
         },
         {
+          // Not /v1/admin/drain: it stops the pusher, as documented.
+          name: 'pusher',
+          url: s.pushers[0]!.url,
+          share: 10,
+          pathRegex: '^/(v1/session$|healthz$|readyz$|metrics$)',
+          headers: {},
+          operations: '',
+        },
+        {
+          // Not /v1/admin/nodes/{nodeId}/drain: the stateful phase finds the pusher's id in
+          // /v1/admin/status and drains it, which stops it (as documented).
           name: 'dispatcher',
           url: s.dispatchers[0]!.url,
-          share: 30,
-          pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace|nodes)|dashboard$|healthz$|readyz$|metrics$)',
+          share: 25,
+          pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace)|dashboard$|healthz$|readyz$|metrics$)',
           headers: { Authorization: `Bearer ${OPERATOR_KEY}` },
           operations: DISPATCHER_OPS,
         },
@@ -125,11 +143,13 @@ test(
         assert.ok(run.operations > 0 && run.testCases > 0, `${target.name}: schemathesis tested nothing:\n${run.output}`);
       }
       // Every service is still up after the run.
-      for (const svc of [s.collector, s.auth, s.dispatchers[0]!]) {
+      for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
         const res = await fetch(`${svc.url}/healthz`, { signal: AbortSignal.timeout(5000) });
         assert.equal(res.status, 200, `${svc.name} is not healthy after fuzzing`);
       }
-      assert.doesNotMatch(s.collector.output() + s.auth.output() + s.dispatchers[0]!.output(), /request failed/, 'a service logged a failed request (500)');
+      for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
+        assert.doesNotMatch(svc.output(), /request failed/, `${svc.name} logged a failed request (500)`);
+      }
     } finally {
       const total = runs.reduce((n, r) => n + Math.max(0, r.run.testCases), 0);
       const secs = runs.reduce((n, r) => n + r.run.seconds, 0);
