@@ -1,0 +1,111 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
+import { eventually, startService } from './support/services.js';
+
+/** A raw WebSocket handshake: the status, headers and body of a refusal (101 when accepted). */
+function handshake(url: string, token: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url.replace(/^ws/, 'http')}?token=${encodeURIComponent(token)}`, {
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
+      timeout: 5000,
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 101, headers: res.headers, body: undefined });
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('timeout', () => req.destroy(new Error('handshake timed out')));
+    req.on('error', reject);
+  });
+}
+
+describe('hardening #10: connection caps and handshake rate', () => {
+  let s: TestStack;
+  before(async () => {
+    // Per-device cap at its default (1); per-user cap lowered to keep the test small.
+    s = await startStack({ env: { PUSHER_MAX_SOCKETS_PER_USER: '3' } });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('a new socket of the same device replaces the old one (kick frame, 4009); it still gets messages', { timeout: 30_000 }, async () => {
+    const url = wsOf(s.pushers[0]!.url);
+    const { token } = await s.token('dina', 'phone');
+    const first = await connectClient(url, token);
+    const second = await connectClient(url, token);
+    const closed = await first.closed;
+    assert.equal(closed.code, 4009);
+    assert.equal(closed.reason, 'replaced by a newer connection of this device');
+    assert.deepEqual(first.frames.find((f) => f.type === 'kick'), { type: 'kick', reason: 'replaced by a newer connection of this device' });
+    const r = await s.send({ to: { users: ['dina'] }, payload: 'to the new socket' });
+    await second.waitFor(1);
+    assert.equal(second.messages[0]!.id, r.body.id);
+    assert.equal(first.messages.length, 0);
+    await second.close();
+  });
+
+  test('a user over the per-user cap is refused with 429 TOO_MANY_CONNECTIONS; a reconnecting device is not', { timeout: 30_000 }, async () => {
+    const url = wsOf(s.pushers[0]!.url);
+    const devices = await Promise.all(['d1', 'd2', 'd3'].map(async (d) => connectClient(url, (await s.token('ugo', d)).token)));
+    const refused = await handshake(url, (await s.token('ugo', 'd4')).token);
+    assert.equal(refused.status, 429);
+    assert.equal(refused.body.error.code, 'TOO_MANY_CONNECTIONS');
+    assert.equal(typeof refused.body.error.message, 'string');
+    // The same device again replaces its socket: the user's count does not grow.
+    const d1again = await connectClient(url, (await s.token('ugo', 'd1')).token);
+    assert.equal((await devices[0]!.closed).code, 4009);
+    // Another user is not affected.
+    const other = await connectClient(url, (await s.token('vera', 'd1')).token);
+    await Promise.all([d1again.close(), devices[1]!.close(), devices[2]!.close(), other.close()]);
+  });
+
+  test('protocol pings count against the frame rate: a ping flood is closed with 4029', { timeout: 30_000 }, async () => {
+    const c = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('pinger', 'phone')).token);
+    for (let i = 0; i < 400; i++) c.ws.ping();
+    const closed = await Promise.race([c.closed, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('a ping flood was not cut off')), 10_000))]);
+    // The server closes with 4029; the client may see 1006 instead, because pings it sent after
+    // the close frame sit unread at the server, whose kernel then resets the connection.
+    assert.ok([4029, 1006].includes(closed.code), `closed with ${closed.code}`);
+    // Counted when the server's side of the socket is gone (the close handshake or its timeout).
+    const metrics = await eventually(async () => {
+      const text = await (await fetch(`${s.pushers[0]!.url}/metrics`)).text();
+      return /^push_closes_total\{[^}]*code="4029"[^}]*\} [1-9]/m.test(text) ? text : undefined;
+    }, { what: 'a close with 4029 counted', timeoutMs: 10_000 }).catch(async (err) => assert.fail(`${err}: ${(await (await fetch(`${s.pushers[0]!.url}/metrics`)).text()).split('\n').filter((l) => /closes|bad_frames/.test(l)).join(' | ')}`));
+    assert.match(metrics, /^push_bad_frames_total\{[^}]*reason="rate"[^}]*\} [1-9]/m, 'pings over the rate were counted');
+  });
+
+  test('handshakes per source address are rate-limited before the token is verified (429 + Retry-After)', { timeout: 40_000 }, async () => {
+    // Loopback is exempt by default (local proxies, the bench); this node limits it.
+    const limited = await startService('pusher', {
+      PUSHER_HEARTBEAT_MS: '2000',
+      ...s.env,
+      NODE_ID: `${s.env.KAFKA_TOPIC_PREFIX.slice(0, -1)}-limited`,
+      PUSHER_HANDSHAKE_EXEMPT: 'none',
+      PUSHER_HANDSHAKE_RATE: '1',
+      PUSHER_HANDSHAKE_BURST: '5',
+    });
+    s.pushers.push(limited);
+    const url = wsOf(limited.url);
+    const statuses: number[] = [];
+    for (let i = 0; i < 5; i++) statuses.push((await handshake(url, 'not-a-token')).status);
+    assert.deepEqual(statuses, [401, 401, 401, 401, 401], 'within the burst, the token is checked');
+    const over = await handshake(url, 'not-a-token');
+    assert.equal(over.status, 429, 'over the rate, refused before the token is looked at');
+    assert.equal(over.body.error.code, 'RATE_LIMITED');
+    assert.ok(Number(over.headers['retry-after']) >= 1, `Retry-After: ${over.headers['retry-after']}`);
+    const good = await handshake(url, (await s.token('walt', 'phone')).token);
+    assert.equal(good.status, 429, 'a good token from the same address waits too');
+    // The bucket refills (1/s): a later handshake gets through.
+    await new Promise((r) => setTimeout(r, Number(over.headers['retry-after']) * 1000 + 100));
+    const later = await connectClient(url, (await s.token('walt', 'phone')).token);
+    await later.close();
+  });
+});
