@@ -5,6 +5,7 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect } from 'node:net';
 import { startStack, type TestStack } from './support/stack.js';
 
 let s: TestStack;
@@ -76,6 +77,33 @@ test('a known path asked with the wrong method is 405 METHOD_NOT_ALLOWED with Al
   const missing = await call(`${s.collector.url}/v1/nothing-here`);
   assert.equal(missing.status, 404);
   assert.equal(missing.body.error.code, 'NOT_FOUND');
+});
+
+/** Sends raw bytes on a fresh connection and resolves with everything the server wrote before closing. */
+function rawRequest(baseUrl: string, bytes: string): Promise<string> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = connect({ host: hostname, port: Number(port) }, () => socket.write(bytes));
+    let got = '';
+    socket.setTimeout(10_000, () => socket.destroy(new Error(`no answer; got ${JSON.stringify(got)}`)));
+    socket.on('data', (d) => (got += d.toString()));
+    socket.once('error', reject);
+    socket.once('close', () => resolve(got));
+  });
+}
+
+test('requests refused by the HTTP parser get the JSON error shape: 431 for oversized headers, 400 for a malformed request', async () => {
+  const longQuery = Array.from({ length: 3000 }, (_, i) => `a${i}=1`).join('&');
+  const big = await call(`${s.collector.url}/v1/tasks?${longQuery}`);
+  assert.equal(big.status, 431);
+  assert.equal(big.body.error.code, 'HEADERS_TOO_LARGE');
+
+  for (const base of [s.collector.url, s.auth.url]) {
+    const answer = await rawRequest(base, 'GET /healthz HTTP/1.1\r\nHost: x\r\nBad Header\r\n\r\n');
+    assert.match(answer, /^HTTP\/1\.1 400 /, answer);
+    const body = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4));
+    assert.equal(body.error.code, 'INVALID_REQUEST');
+  }
 });
 
 test('a task action named after an Object.prototype member is 404 "no action", not 409 INVALID_TRANSITION', async () => {

@@ -85,7 +85,7 @@ test(
     });
     const runs: { name: string; run: FuzzRun }[] = [];
     try {
-      const targets = [
+      const targets: { name: string; url: string; share: number; pathRegex: string; headers: Record<string, string>; operations: string }[] = [
         {
           name: 'collector',
           url: s.collector.url,

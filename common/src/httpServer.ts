@@ -6,6 +6,7 @@ import type { Logger } from './logger.js';
 import { PushError } from './errors.js';
 import { requestErrorOf } from './requestErrors.js';
 import { allowedMethods } from './allowedMethods.js';
+import { answerClientError } from './answerClientError.js';
 import { createCachedReadiness, type DependencyCheck } from './dependencyChecks.js';
 
 export interface HttpServiceOptions {
@@ -55,6 +56,7 @@ export function createHttpService(opts: HttpServiceOptions): HttpService {
 
   const server = http.createServer(app);
   server.keepAliveTimeout = 65_000;
+  server.on('clientError', answerClientError);
 
   return {
     app,
