@@ -73,6 +73,19 @@ describe('a poison push.events record cannot stall its partition (issue 12 #4)',
     assert.equal((await post(body(32))).status, 202);
     assert.equal((await post(body(33))).body.error?.code, 'PAYLOAD_TOO_DEEP');
     assert.equal((await post(`{"to":{"users":["pia"]},"payload":${'{"a":'.repeat(33)}1${'}'.repeat(33)}}`)).body.error?.code, 'PAYLOAD_TOO_DEEP');
+    // Deep values in the other fields are refused by their type checks, never serialised.
+    for (const text of [
+      `{"to":${nested(100_000)},"payload":1}`,
+      `{"to":{"users":${nested(100_000)}},"payload":1}`,
+      `{"to":{"users":["pia"]},"payload":1,"ttlSeconds":${nested(100_000)}}`,
+      `{"to":{"users":["pia"]},"payload":1,"idempotencyKey":${nested(100_000)}}`,
+      `{"deep":${nested(100_000)},"to":{"users":["pia"]},"payload":1}`,
+      nested(100_000),
+    ]) {
+      const r = await post(text);
+      assert.equal(r.status, 400, `${text.slice(0, 40)}: ${JSON.stringify(r.body).slice(0, 200)}`);
+      assert.equal(r.body.error.code, 'INVALID_REQUEST');
+    }
     // The collector is still there for everyone else.
     assert.equal((await s.send({ to: { users: ['pia'] }, payload: { ok: true }, persistent: false })).status, 202);
   });
