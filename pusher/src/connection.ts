@@ -179,7 +179,6 @@ export class Connection {
     else this.resumed = undefined;
   }
 
-  /** Token bucket for client frames. */
   /** Remembers that persistent message `id` was (or is about to be) written to this socket, so its ack is taken. */
   noteDelivered(id: string): void {
     const set = (this.delivered ??= new Set());
@@ -202,6 +201,7 @@ export class Connection {
     if (set.size === 0) this.delivered = undefined;
   }
 
+  /** Token bucket for client frames. */
   takeFrameToken(): boolean {
     const now = Date.now();
     this.tokens = Math.min(this.limits.frameRate * 2, this.tokens + ((now - this.refilledAt) / 1000) * this.limits.frameRate);
