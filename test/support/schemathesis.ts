@@ -19,7 +19,9 @@ const markerOf = (dir: string) => `${dir}/.installed`;
 /** Creates the venv and installs the pinned schemathesis once; returns the path of its CLI. */
 export async function ensureSchemathesis(log: (line: string) => void = (l) => process.stderr.write(`${l}\n`)): Promise<string> {
   if (existsSync(binOf(venvDir)) && existsSync(markerOf(venvDir)) && readFileSync(markerOf(venvDir), 'utf8').trim() === SCHEMATHESIS_VERSION) {
-    return binOf(venvDir);
+    // A venv whose interpreter went away (python3 upgraded or removed) is rebuilt rather than failing later.
+    if (spawnSync(binOf(venvDir), ['--version'], { encoding: 'utf8', timeout: 60_000 }).status === 0) return binOf(venvDir);
+    log(`[schemathesis] ${venvDir} no longer runs; reinstalling`);
   }
   const python = process.env.PYTHON ?? 'python3';
   const probe = spawnSync(python, ['-c', 'import venv, ensurepip'], { encoding: 'utf8' });
@@ -112,6 +114,10 @@ function configText(o: FuzzOptions): string {
     `headers = { ${headers.join(', ')} }`,
     '[checks]',
     ...ALL_CHECKS.map((c) => `${c}.enabled = ${o.checks.includes(c)}`),
+    // A body over a byte limit (auth's 4 KiB, an app's maxPayloadBytes) is refused 413 whatever its
+    // fields: JSON Schema cannot express a size in bytes, so 413 is a right answer to any generated body.
+    'negative_data_rejection.expected-statuses = [400, 401, 403, 404, 405, 406, 409, 413, 415, 422, 428, 429, "5xx"]',
+    'positive_data_acceptance.expected-statuses = ["2xx", "3xx", 401, 403, 404, 409, 413, 429, "5xx"]',
     o.operations ?? '',
     '',
   ].join('\n');
