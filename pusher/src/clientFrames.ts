@@ -44,8 +44,13 @@ function rateOffence(conn: Connection, h: FrameHandlers): void {
  * rate: control frames take from the same frame budget as data frames.
  */
 export function handleControlFrame(conn: Connection, h: FrameHandlers): void {
-  conn.alive = true;
-  if (!conn.takeFrameToken()) rateOffence(conn, h);
+  try {
+    conn.alive = true;
+    if (!conn.takeFrameToken()) rateOffence(conn, h);
+  } catch (err) {
+    h.onFrameError(conn, err);
+    conn.close(CLOSE.INTERNAL_ERROR, 'internal error');
+  }
 }
 
 /**

@@ -171,7 +171,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       logger.error({ err, conn: c.id, app: c.app, user: c.user, device: c.device }, 'client frame handler failed; closing the connection');
     },
     upstream: (c, payload) => publishUpstream(c, payload),
-    auth: (c, token) => void reauthenticate(c, token),
+    // Async: a failure is this connection's, handled like a throwing frame handler.
+    auth: (c, token) =>
+      void reauthenticate(c, token).catch((err: unknown) => {
+        frameHandlers.onFrameError(c, err);
+        c.close(CLOSE.INTERNAL_ERROR, 'internal error');
+      }),
     subscribe: async (c, group) => {
       if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
       if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
