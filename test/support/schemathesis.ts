@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { infraPath } from '../../infra/paths.js';
@@ -153,7 +153,10 @@ export async function runSchemathesis(bin: string, o: FuzzOptions): Promise<Fuzz
     ...(o.extraArgs ?? []),
   ];
   const started = Date.now();
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } });
+  // Its caches (.schemathesis/, .hypothesis/) go under .infra/, not into the work tree.
+  const cwd = infraPath('schemathesis-work');
+  mkdirSync(cwd, { recursive: true });
+  const child = spawn(bin, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', SCHEMATHESIS_TELEMETRY: 'false' } });
   let output = '';
   child.stdout.on('data', (d: Buffer) => (output += d.toString()));
   child.stderr.on('data', (d: Buffer) => (output += d.toString()));
