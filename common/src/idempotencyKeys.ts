@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import { bucketName, byBucket } from './mongo.js';
+import { bucketName, byBucket, duplicateIndexes } from './mongo.js';
 
 interface IdempotencyRecord {
   _id: string;
@@ -98,9 +98,7 @@ export function createIdempotencyKeys(db: Db, { windowMs = DEFAULT_WINDOW_MS }: 
               { ordered: false },
             );
           } catch (err) {
-            const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
-            if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
-            for (const w of writeErrors) taken.push(group[w.index]!);
+            for (const i of duplicateIndexes(err, group.length)) taken.push(group[i]!);
           }
         }
       };

@@ -1,6 +1,6 @@
 import type { Collection, Db, Document } from 'mongodb';
 import { BROADCAST_INBOX } from './tokens.js';
-import { bucketName, bucketNames, byBucket } from './mongo.js';
+import { bucketName, bucketNames, byBucket, duplicateIndexes } from './mongo.js';
 
 /**
  * Persistent messages in MongoDB, laid out so that every hot-path operation
@@ -232,9 +232,7 @@ export function createMessageStore(db: Db): MessageStore {
         try {
           await db.collection<Inbox>(name).insertMany(part.map((e) => ({ _id: idOf(e), items: e.items })), { ordered: false });
         } catch (err) {
-          const writeErrors = (err as { writeErrors?: { index: number; code: number }[] }).writeErrors;
-          if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
-          for (const w of writeErrors) existing.push(part[w.index]!);
+          for (const i of duplicateIndexes(err, part.length)) existing.push(part[i]!);
         }
       });
       // Update batches go through one limiter per process (WRITE_CONCURRENCY at once): FerretDB

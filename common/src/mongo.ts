@@ -59,3 +59,15 @@ export function byBucket<T>(base: string, items: T[], id: (item: T) => string): 
   }
   return out;
 }
+
+/**
+ * The indexes of the documents an unordered `insertMany` found already present (duplicate `_id`),
+ * when that is all that went wrong; rethrows anything else. A lost connection can surface as a
+ * bulk write error with an empty `writeErrors` list: that is a failure, never "all inserted".
+ */
+export function duplicateIndexes(err: unknown, attempted: number): number[] {
+  const { writeErrors, insertedCount } = err as { writeErrors?: { index: number; code: number }[]; insertedCount?: number };
+  if (!Array.isArray(writeErrors) || writeErrors.length === 0 || writeErrors.some((w) => w.code !== 11000)) throw err;
+  if (typeof insertedCount === 'number' && insertedCount + writeErrors.length !== attempted) throw err;
+  return writeErrors.map((w) => w.index);
+}

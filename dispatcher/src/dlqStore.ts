@@ -1,5 +1,6 @@
 import type { Db } from 'mongodb';
 import { Binary } from 'mongodb';
+import { duplicateIndexes } from '../../common/src/mongo.js';
 import type { DeadLetter } from '../../schemas/types.js';
 
 export type DlqState = 'new' | 'replayed' | 'purged';
@@ -95,8 +96,7 @@ export function createDlqStore(db: Db) {
       try {
         await letters.insertMany(docs, { ordered: false });
       } catch (err) {
-        const writeErrors = (err as { writeErrors?: { code: number }[] }).writeErrors;
-        if (!writeErrors || writeErrors.some((w) => w.code !== 11000)) throw err;
+        duplicateIndexes(err, docs.length);
       }
     },
     /** Visible entries (not purged), newest first (DLQ partition, then offset, descending). */
