@@ -225,7 +225,9 @@ export function createStatusSampler(deps: {
   const timer = setInterval(() => {
     if (running) return;
     running = true;
-    void sampleNow().finally(() => (running = false));
+    void sampleNow()
+      .catch(() => undefined) // a failed round leaves a gap in the series; the next one samples again
+      .finally(() => (running = false));
   }, intervalMs);
   timer.unref();
 

@@ -139,7 +139,7 @@ export function loadConfig(env: Env): PusherConfig {
 
 /** `loopback`, exact IPv4/IPv6 addresses, or `none` (nothing is exempt). */
 function envHandshakeExempt(env: Env): string[] {
-  const list = envList(env, 'PUSHER_HANDSHAKE_EXEMPT', ['loopback']);
+  const list = envList(env, 'PUSHER_HANDSHAKE_EXEMPT', ['none']);
   if (list.length === 1 && list[0] === 'none') return [];
   for (const item of list) {
     if (item !== 'loopback' && isIP(item) === 0) throw new ConfigError('PUSHER_HANDSHAKE_EXEMPT', `expected loopback, none or IP addresses, got "${item}"`);

@@ -32,6 +32,7 @@ import type { createAckWriter } from './ackWriter.js';
 import type { TraceWriter } from '../../common/src/traceRecords.js';
 import { createTokenClock } from './tokenClock.js';
 import { wireFrame } from './wireFrame.js';
+import { contain } from '../../common/src/containListenerErrors.js';
 
 export interface SocketServerDeps {
   config: PusherConfig;
@@ -92,8 +93,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   // fresh token (`auth` frame), and close with 4001 if none came.
   const tokenClock = createTokenClock({
     warningMs: config.tokenWarningMs,
-    onWarn: (c) => c.send(`{"type":"token-expiring","expiresAt":"${new Date(c.tokenExpiresAt).toISOString()}"}`),
-    onExpire: (c) => c.close(CLOSE.TOKEN_EXPIRED, 'token expired'),
+    onWarn: contain(logger, 'token-warning', (c: Connection) => c.send(`{"type":"token-expiring","expiresAt":"${new Date(c.tokenExpiresAt).toISOString()}"}`)),
+    onExpire: contain(logger, 'token-expiry', (c: Connection) => c.close(CLOSE.TOKEN_EXPIRED, 'token expired')),
   });
 
   // Per source address, before anything that costs: token verification, Redis writes, a store read.
@@ -200,7 +201,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     ws.on('ping', () => handleControlFrame(conn, frameHandlers));
     ws.on('message', (data, isBinary) => handleClientFrame(conn, data, isBinary, frameHandlers));
     ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
-    ws.on('close', (code) => {
+    ws.on('close', contain(logger, 'socket-close', (code: number) => {
       conn.closed = true;
       tokenClock.untrack(conn);
       const emptied = table.remove(conn);
@@ -209,7 +210,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
       // OFFLINE after ONLINE, with its epoch (nothing if ONLINE never went out).
       deps.presence.offline(conn);
-    });
+    }));
     tokenClock.track(conn); // after the welcome: a token close to expiry is warned at once
     try {
       // Route first, then read the store: a message stored after the read is routed
@@ -318,7 +319,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     }
     if (groups) await putGroupNodes(redis, config.nodeId, table.groups(), config.routeTtlMs);
   };
-  const heartbeat = setInterval(() => {
+  const heartbeat = setInterval(contain(logger, 'heartbeat', () => {
     const slot = tick++ % refreshBeats;
     const routes: Connection[] = [];
     for (const conn of table.all()) {
@@ -332,7 +333,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       if (refreshBeats === 1 || refreshSlot(conn, refreshBeats) === slot) routes.push(conn);
     }
     if (routes.length > 0 || slot === 0) void refreshRoutes(routes, slot === 0).catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
-  }, config.heartbeatMs);
+  }), config.heartbeatMs);
   // Redis came back after a disconnect: it may have lost its data (a restart without
   // persistence), so every route and group entry is written again, not left to the slow refresh.
   let redisWasReady = redis.status === 'ready';

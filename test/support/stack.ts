@@ -43,6 +43,8 @@ export async function startStack({
     // Explicit (services default to production): tests and benchmarks use the development operator key.
     PUSH_MODE: 'development',
     DEMO_API_KEY: `${id}-demo`,
+    // Every test and benchmark client shares 127.0.0.1: the per-address handshake rate is tested on its own.
+    PUSHER_HANDSHAKE_EXEMPT: 'loopback',
     ...extraEnv,
   };
   const app = `app-${id}`;
