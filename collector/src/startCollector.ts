@@ -19,6 +19,7 @@ import { createApiKeyLookup } from './apiKeyLookup.js';
 import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
 import { startEventsConsumer } from './eventsConsumer.js';
+import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
 import { Gauge } from '../../common/src/metrics.js';
 
 export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promise<void> {
@@ -84,6 +85,7 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
     topics,
   );
   onClose('events-consumer', () => consumer.disconnect());
+  exitWhenConsumerGivesUp(consumer, logger, 'events', onClose);
 
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
   const limiter = createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting'));

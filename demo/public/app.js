@@ -5,6 +5,9 @@ import { PushClient } from '/push-sdk.mjs';
 
 const $ = (id) => document.getElementById(id);
 const groups = new Set();
+// Each tab is its own device: a pusher keeps one socket per device, so two tabs with the same
+// device id would replace each other (close 4009).
+$('device').value = `browser-${Math.random().toString(36).slice(2, 6)}`;
 let client;
 
 function el(tag, props = {}, ...children) {
