@@ -86,6 +86,8 @@ export interface PusherConfig extends CommonConfig {
   handshakeBurst: number;
   /** Source addresses the handshake rate does not apply to: `loopback` (127.0.0.0/8, ::1), exact addresses, or `none`. Default `loopback`. */
   handshakeExempt: string[];
+  /** How long a refused handshake's connection is kept for the peer to read the answer and close; then it is destroyed. Default 2000 ms. */
+  refusedHandshakeLingerMs: number;
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -129,6 +131,7 @@ export function loadConfig(env: Env): PusherConfig {
     handshakeRate: envInt(env, 'PUSHER_HANDSHAKE_RATE', 50, { min: 0, max: 1_000_000 }),
     handshakeBurst: envInt(env, 'PUSHER_HANDSHAKE_BURST', 200, { min: 1, max: 1_000_000 }),
     handshakeExempt: envHandshakeExempt(env),
+    refusedHandshakeLingerMs: envInt(env, 'PUSHER_REFUSED_HANDSHAKE_LINGER_MS', 2000, { min: 100, max: 60_000 }),
     // Development mode's loopback rule (ALLOW_DEV_PUBLIC_BIND) holds for the admin listener too.
     adminHost: devBindChecked(env, common.mode, 'PUSHER_ADMIN_HOST', envString(env, 'PUSHER_ADMIN_HOST', '127.0.0.1')),
     adminPort: envPort(env, 'PUSHER_ADMIN_PORT', 0),

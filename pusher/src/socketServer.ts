@@ -58,8 +58,16 @@ const MAX_GROUPS_PER_CONNECTION = 100;
 
 const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' };
 
-function refuse(socket: Duplex, status: number, code: string, message: string, retryAfterSeconds?: number): void {
+/**
+ * Answers a handshake with an HTTP error and closes the connection. Node hands an upgrade
+ * over half-open with no timeout: a peer that never closes its side would keep the socket
+ * (and a file descriptor) forever, so it is destroyed `lingerMs` after the answer.
+ */
+function refuseHandshake(lingerMs: number, socket: Duplex, status: number, code: string, message: string, retryAfterSeconds?: number): void {
   const body = JSON.stringify({ error: { code, message } });
+  const timer = setTimeout(() => socket.destroy(), lingerMs).unref();
+  socket.once('close', () => clearTimeout(timer));
+  socket.resume(); // whatever the peer still sends is read and dropped, so its close is seen
   socket.end(
     `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Service Unavailable'}\r\n` +
       (retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`) +
@@ -82,6 +90,8 @@ const refreshSlot = (c: Connection, beats: number) => (c.id.charCodeAt(0) * 4096
  */
 export function createSocketServer(server: http.Server, deps: SocketServerDeps) {
   const { config, logger, redis, metrics } = deps;
+  const refuse = (socket: Duplex, status: number, code: string, message: string, retryAfterSeconds?: number) =>
+    refuseHandshake(config.refusedHandshakeLingerMs, socket, status, code, message, retryAfterSeconds);
   const table = new ConnectionTable();
   const wss = new WebSocketServer({ noServer: true, maxPayload: config.maxFrameBytes, perMessageDeflate: false, clientTracking: false });
   let accepting = true;
@@ -101,6 +111,11 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const handshakes = createHandshakeLimiter({ rate: config.handshakeRate, burst: config.handshakeBurst, exempt: config.handshakeExempt });
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    // Node's HTTP server stops listening for socket errors once it hands over an upgrade: a
+    // peer that resets while the handshake is checked (or refused) would otherwise raise an
+    // 'error' with no listener and take the process down. ws adds its own once it takes over.
+    const onSocketError = () => socket.destroy();
+    socket.on('error', onSocketError);
     void (async () => {
       const url = new URL(req.url ?? '/', 'http://x');
       if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'NOT_FOUND', 'WebSocket endpoint is /v1/ws');
@@ -137,6 +152,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       socket.cork();
       try {
         wss.handleUpgrade(req, socket, head, (ws) => {
+          socket.off('error', onSocketError);
           metrics.handshakes.inc({ outcome: 'ok' });
           // The device reconnected (or opened another socket): its oldest sockets make way, told why.
           for (const old of caps.replace) {
