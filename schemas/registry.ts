@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import avro from 'avsc';
 import type { RecordTypes } from './types.js';
+import { checkAvroBounds } from './checkAvroBounds.js';
 
 export type RecordKind = keyof RecordTypes;
 export const SCHEMA_HEADER = 'push-schema';
@@ -180,6 +181,9 @@ export function decodeRecord<K extends RecordKind>(kind: K, value: Buffer | null
   if (!value) throw new RecordDecodeError('UNDECODABLE', 'record has no value');
   const reader = latestVersion(kind);
   try {
+    // avsc believes the counts it reads (an array "of 2^31 items" is allocated as such): lengths and
+    // counts are checked against the bytes first, so a small record cannot exhaust the heap.
+    checkAvroBounds(writer.type, value);
     if (writer === reader) return reader.type.fromBuffer(value) as RecordTypes[K];
     let resolver = resolvers.get(id);
     if (!resolver) {

@@ -1,14 +1,12 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAppStore } from '../common/src/apps.js';
 import { newSigningSecret, SIGNATURE_HEADER } from '../common/src/eventSignature.js';
-import { topicNames, type Topics } from '../common/src/topics.js';
 import { decodeRecord, SCHEMA_HEADER } from '../schemas/registry.js';
 import type { BusinessEvent, DeadLetter } from '../schemas/types.js';
-import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { connectClient, wsOf } from './support/stack.js';
+import { useEventsStack } from './support/eventsStack.js';
 import { eventually } from './support/services.js';
-import { topicReader } from './support/topicReader.js';
-import { businessEvent, eventRecord, eventsLag, kafkaTools, type RawRecord } from './support/eventRecords.js';
+import { businessEvent, eventRecord, eventsLag, type RawRecord } from './support/eventRecords.js';
 
 /**
  * Kafka fuzzer (issue 12): random and hand-made poison BusinessEvent records on
@@ -54,28 +52,12 @@ const DECODE = ['UNDECODABLE', 'SCHEMA_HEADER_MISSING', 'SCHEMA_UNKNOWN', 'SCHEM
 const SEMANTIC = ['INVALID_REQUEST', 'PAYLOAD_TOO_LARGE', 'PAYLOAD_TOO_DEEP', 'UNKNOWN_APP'];
 
 describe('Kafka fuzzer: poison records on push.events', () => {
-  let s: TestStack;
-  let topics: Topics;
-  let kafka: Awaited<ReturnType<typeof kafkaTools>>;
-  const reader = topicReader('fuzz-test');
-  let letters: DeadLetter[];
   const secret = newSigningSecret();
-  before(async () => {
-    s = await startStack();
-    topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
-    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: s.app, apiKeys: [s.apiKey], eventSigningSecrets: [secret] });
-    kafka = await kafkaTools('fuzz-test');
-    letters = await reader.follow(topics.dlq, (v, h) => decodeRecord('DeadLetter', v, h));
-  });
-  after(async () => {
-    await reader.close();
-    await kafka?.close();
-    await s?.stop();
-  });
+  const bed = useEventsStack('fuzz-test', { signingSecret: secret });
 
   test(`poison records each reach push.dlq with a reason; valid ones are delivered; lag returns to 0 (seed ${SEED})`, { timeout: 180_000 }, async () => {
     console.log(`# kafka fuzzer seed: ${SEED} (PUSH_FUZZ_SEED=${SEED} to replay)`);
-    const app = s.app;
+    const app = bed.s.app;
     const key = () => `${app}|${pick(['vic', 'u1', 'u2', 'u3'])}`;
     const signed = (ev: BusinessEvent, k: string | null = key()) => eventRecord(ev, k, secret);
     const ok = (over: Partial<BusinessEvent> = {}) => businessEvent(app, ['nobody'], { ok: 1 }, over);
@@ -90,6 +72,8 @@ describe('Kafka fuzzer: poison records on push.events', () => {
     const cases: Case[] = [
       { kind: 'undecodable bytes', codes: ['UNDECODABLE'], record: { key: key(), value: Buffer.from('definitely not avro'), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
       { kind: 'empty value', codes: ['UNDECODABLE'], record: { key: key(), value: Buffer.alloc(0), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
+      // 10 bytes claiming 2^31 users: avsc would allocate them all and exhaust the collector's heap.
+      { kind: 'array count bomb', codes: ['UNDECODABLE'], record: { key: key(), value: Buffer.from([2, 0x61, 0x80, 0x80, 0x80, 0x80, 0x10, 2, 0x61, 0]), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
       { kind: 'null value', codes: ['UNDECODABLE'], record: { key: key(), value: null, headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
       { kind: 'no schema header', codes: ['SCHEMA_HEADER_MISSING'], record: withSchema(signed(ok()), undefined) },
       { kind: 'unknown schema id', codes: ['SCHEMA_UNKNOWN'], record: withSchema(signed(ok()), 'BusinessEvent.v99') },
@@ -154,7 +138,7 @@ describe('Kafka fuzzer: poison records on push.events', () => {
     }
 
     // Valid records for a live client, random payload trees up to the depth limit.
-    const vic = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('vic', 'phone')).token);
+    const vic = await connectClient(wsOf(bed.s.pushers[0]!.url), (await bed.s.token('vic', 'phone')).token);
     const valid: RawRecord[] = Array.from({ length: VALID }, (_, seq) => signed(businessEvent(app, ['vic'], { seq, tree: tree(int(0, 30)) }, { persistent: rnd() < 0.5 }), `${app}|vic`));
 
     // Shuffle poison and valid records together; every record carries its case number.
@@ -167,7 +151,7 @@ describe('Kafka fuzzer: poison records on push.events', () => {
     let chunk: RawRecord[] = [];
     let chunkBytes = 0;
     const flush = async () => {
-      if (chunk.length > 0) await kafka.producer.send({ topic: topics.events, messages: chunk });
+      if (chunk.length > 0) await bed.kafka.producer.send({ topic: bed.topics.events, messages: chunk });
       chunk = [];
       chunkBytes = 0;
     };
@@ -182,14 +166,21 @@ describe('Kafka fuzzer: poison records on push.events', () => {
 
     // Every poison record lands in push.dlq exactly once, with a code it may have and a reason.
     const poisonCount = all.filter((a) => a.poison).length;
-    await eventually(() => letters.filter((l) => l.sourceTopic === topics.events).length >= poisonCount || undefined, { timeoutMs: 120_000, what: `${poisonCount} dead letters` });
+    const lettered = () => new Set(bed.letters.filter((l) => l.sourceTopic === bed.topics.events).map((l) => Number(l.headers['fuzz-case'])));
+    await eventually(() => lettered().size >= poisonCount || undefined, { timeoutMs: 120_000, what: `${poisonCount} dead letters` }).catch(async (err: Error) => {
+      // Say which poison records never arrived, so a seed that finds a stall names the culprit.
+      const got = lettered();
+      const missing = all.flatMap((a, i) => (a.poison && !got.has(i) ? [`case ${i}: ${a.poison.kind} (${a.record.value?.length ?? 0} bytes)`] : []));
+      const lag = await eventsLag(bed.kafka.admin, bed.topics).catch(() => Number.NaN);
+      throw new Error(`${err.message}; ${missing.length} missing, push.events lag ${lag}: ${missing.slice(0, 10).join('; ')}\n${bed.s.collector.output().slice(-3000)}`);
+    });
     await vic.waitFor(VALID, 60_000);
-    await eventually(async () => (await eventsLag(kafka.admin, topics)) === 0, { timeoutMs: 30_000, what: 'push.events lag 0' });
+    await eventually(async () => (await eventsLag(bed.kafka.admin, bed.topics)) === 0, { timeoutMs: 30_000, what: 'push.events lag 0' });
     const elapsed = Date.now() - started;
 
     const seen = new Map<number, DeadLetter>();
     const byCode = new Map<string, number>();
-    for (const l of letters.filter((x) => x.sourceTopic === topics.events)) {
+    for (const l of bed.letters.filter((x) => x.sourceTopic === bed.topics.events)) {
       const i = Number(l.headers['fuzz-case']);
       const item = all[i];
       assert.ok(item?.poison, `a dead letter for a record that is not poison: case ${i} (${JSON.stringify(l.errorCode)}: ${l.reason})`);
@@ -213,7 +204,7 @@ describe('Kafka fuzzer: poison records on push.events', () => {
     }
 
     // Afterwards the consumer still works: one more valid record reaches the live client.
-    await kafka.producer.send({ topic: topics.events, messages: [signed(businessEvent(app, ['vic'], { last: true }), `${app}|vic`)] });
+    await bed.kafka.producer.send({ topic: bed.topics.events, messages: [signed(businessEvent(app, ['vic'], { last: true }), `${app}|vic`)] });
     await vic.waitFor(VALID + 1, 30_000);
     assert.deepEqual(vic.messages.at(-1)!.payload, { last: true });
     await vic.close();

@@ -1,51 +1,33 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
-import { topicNames, type Topics } from '../common/src/topics.js';
-import { decodeRecord } from '../schemas/registry.js';
-import type { DeadLetter } from '../schemas/types.js';
-import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { connectClient, wsOf } from './support/stack.js';
+import { useEventsStack } from './support/eventsStack.js';
 import { eventually } from './support/services.js';
-import { topicReader } from './support/topicReader.js';
-import { businessEvent, eventRecord, eventsLag, kafkaTools } from './support/eventRecords.js';
+import { businessEvent, eventRecord, eventsLag } from './support/eventRecords.js';
 
 /** A payload of `n` nested arrays, as JSON text. */
 const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
 
 describe('a poison push.events record cannot stall its partition (issue 12 #4)', () => {
-  let s: TestStack;
-  let topics: Topics;
-  let kafka: Awaited<ReturnType<typeof kafkaTools>>;
-  const reader = topicReader('poison-test');
-  let letters: DeadLetter[];
-  before(async () => {
-    s = await startStack();
-    topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
-    kafka = await kafkaTools('poison-test');
-    letters = await reader.follow(topics.dlq, (v, h) => decodeRecord('DeadLetter', v, h));
-  });
-  after(async () => {
-    await reader.close();
-    await kafka?.close();
-    await s?.stop();
-  });
+  const bed = useEventsStack('poison-test');
 
   test('a payload of 100,000 nested brackets goes to push.dlq as PAYLOAD_TOO_DEEP, the next record is delivered, the lag returns to zero', { timeout: 90_000 }, async () => {
-    const client = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('pia', 'phone')).token);
+    const client = await connectClient(wsOf(bed.s.pushers[0]!.url), (await bed.s.token('pia', 'phone')).token);
     try {
       // Same key, same partition: the good record queues behind the poison one.
-      const deep = eventRecord(businessEvent(s.app, ['pia'], null, { payload: nested(100_000) }), `${s.app}|pia`);
-      const good = eventRecord(businessEvent(s.app, ['pia'], { after: 'poison' }), `${s.app}|pia`);
-      await kafka.producer.send({ topic: topics.events, messages: [deep, good] });
+      const deep = eventRecord(businessEvent(bed.s.app, ['pia'], null, { payload: nested(100_000) }), `${bed.s.app}|pia`);
+      const good = eventRecord(businessEvent(bed.s.app, ['pia'], { after: 'poison' }), `${bed.s.app}|pia`);
+      await bed.kafka.producer.send({ topic: bed.topics.events, messages: [deep, good] });
       await client.waitFor(1, 30_000);
       assert.deepEqual(client.messages.map((m) => m.payload), [{ after: 'poison' }]);
-      const letter = await eventually(() => letters.find((l) => l.sourceTopic === topics.events), { timeoutMs: 20_000, what: 'the dead letter' });
+      const letter = await eventually(() => bed.letters.find((l) => l.sourceTopic === bed.topics.events), { timeoutMs: 20_000, what: 'the dead letter' });
       assert.equal(letter.errorCode, 'PAYLOAD_TOO_DEEP');
       assert.match(letter.reason, /deeper than 32 levels/);
-      assert.equal(letter.consumer, topics.groups.collectorEvents);
+      assert.equal(letter.consumer, bed.topics.groups.collectorEvents);
       assert.equal(Buffer.compare(Buffer.from(letter.value!), deep.value!), 0, 'the original value is kept for a replay');
-      await eventually(async () => (await eventsLag(kafka.admin, topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
-      assert.equal(letters.filter((l) => l.sourceTopic === topics.events).length, 1);
+      await eventually(async () => (await eventsLag(bed.kafka.admin, bed.topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
+      assert.equal(bed.letters.filter((l) => l.sourceTopic === bed.topics.events).length, 1);
     } finally {
       await client.close();
     }
@@ -54,9 +36,9 @@ describe('a poison push.events record cannot stall its partition (issue 12 #4)',
   test('over HTTP the same body is a 400 PAYLOAD_TOO_DEEP, on the fast path and on the express path (gzip); 32 levels pass, 33 do not', { timeout: 60_000 }, async () => {
     const body = (depth: number) => `{"to":{"users":["pia"]},"payload":${nested(depth)},"persistent":false}`;
     const post = (text: string, headers: Record<string, string> = {}, raw: Buffer | string = text) =>
-      fetch(`${s.collector.url}/v1/messages`, {
+      fetch(`${bed.s.collector.url}/v1/messages`, {
         method: 'POST',
-        headers: { authorization: `Bearer ${s.apiKey}`, 'content-type': 'application/json', ...headers },
+        headers: { authorization: `Bearer ${bed.s.apiKey}`, 'content-type': 'application/json', ...headers },
         body: raw,
       }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
 
@@ -87,6 +69,6 @@ describe('a poison push.events record cannot stall its partition (issue 12 #4)',
       assert.equal(r.body.error.code, 'INVALID_REQUEST');
     }
     // The collector is still there for everyone else.
-    assert.equal((await s.send({ to: { users: ['pia'] }, payload: { ok: true }, persistent: false })).status, 202);
+    assert.equal((await bed.s.send({ to: { users: ['pia'] }, payload: { ok: true }, persistent: false })).status, 202);
   });
 });

@@ -1,16 +1,17 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAppStore } from '../common/src/apps.js';
 import { newSigningSecret, SIGNATURE_HEADER } from '../common/src/eventSignature.js';
-import { topicNames, type Topics } from '../common/src/topics.js';
+import { topicNames } from '../common/src/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
-import type { DeadLetter, IngestRecord } from '../schemas/types.js';
+import type { IngestRecord } from '../schemas/types.js';
 import { createKafkaPublisher } from '../publisher/src/index.js';
-import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { connectClient, wsOf } from './support/stack.js';
+import { useEventsStack } from './support/eventsStack.js';
 import { eventually, startService, type RunningService } from './support/services.js';
 import { topicReader } from './support/topicReader.js';
 import { stack as infra, uniqueId } from './support/env.js';
-import { businessEvent, eventRecord, eventsLag, kafkaTools } from './support/eventRecords.js';
+import { businessEvent, eventRecord, eventsLag } from './support/eventRecords.js';
 
 /**
  * Issue 12 #9: whoever may produce to push.events could act as any app. A record
@@ -20,40 +21,23 @@ import { businessEvent, eventRecord, eventsLag, kafkaTools } from './support/eve
  * push.events too (the consumer waits; nothing is dropped).
  */
 describe('signed app identity and rate limits on push.events (issue 12 #9)', () => {
-  let s: TestStack;
-  let topics: Topics;
-  let kafka: Awaited<ReturnType<typeof kafkaTools>>;
-  const reader = topicReader('signature-test');
-  let letters: DeadLetter[];
   const secret = newSigningSecret();
-  before(async () => {
-    s = await startStack();
-    topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
-    // The stack's app gets a signing secret before the collector has looked it up.
-    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: s.app, apiKeys: [s.apiKey], eventSigningSecrets: [secret] });
-    kafka = await kafkaTools('signature-test');
-    letters = await reader.follow(topics.dlq, (v, h) => decodeRecord('DeadLetter', v, h));
-  });
-  after(async () => {
-    await reader.close();
-    await kafka?.close();
-    await s?.stop();
-  });
+  const bed = useEventsStack('signature-test', { signingSecret: secret });
 
   const letterFor = (partition: number, offset: string) =>
-    eventually(() => letters.find((l) => l.sourceTopic === topics.events && l.partition === partition && l.offset === offset), { timeoutMs: 20_000, what: `dead letter of ${partition}:${offset}` });
+    eventually(() => bed.letters.find((l) => l.sourceTopic === bed.topics.events && l.partition === partition && l.offset === offset), { timeoutMs: 20_000, what: `dead letter of ${partition}:${offset}` });
 
   test('an app with a signing secret: unsigned and forged records go to push.dlq; the publisher signs and its record is delivered', { timeout: 90_000 }, async () => {
-    const client = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('sam', 'phone')).token);
-    const publisher = createKafkaPublisher({ brokers: infra.kafkaBrokers, topicPrefix: s.env.KAFKA_TOPIC_PREFIX, signingSecret: secret });
+    const client = await connectClient(wsOf(bed.s.pushers[0]!.url), (await bed.s.token('sam', 'phone')).token);
+    const publisher = createKafkaPublisher({ brokers: infra.kafkaBrokers, topicPrefix: bed.s.env.KAFKA_TOPIC_PREFIX, signingSecret: secret });
     try {
-      const ev = (n: number) => businessEvent(s.app, ['sam'], { n });
-      const key = `${s.app}|sam`;
+      const ev = (n: number) => businessEvent(bed.s.app, ['sam'], { n });
+      const key = `${bed.s.app}|sam`;
       const forgedHeader = eventRecord(ev(2), key);
       forgedHeader.headers[SIGNATURE_HEADER] = `v1=${'0'.repeat(64)}`;
-      const signedForOtherKey = eventRecord(ev(4), `${s.app}|other`, secret);
-      const [meta] = await kafka.producer.send({
-        topic: topics.events,
+      const signedForOtherKey = eventRecord(ev(4), `${bed.s.app}|other`, secret);
+      const [meta] = await bed.kafka.producer.send({
+        topic: bed.topics.events,
         messages: [
           eventRecord(ev(1), key), // unsigned: anyone could have written it
           forgedHeader,
@@ -65,10 +49,10 @@ describe('signed app identity and rate limits on push.events (issue 12 #9)', () 
       const codes = await Promise.all([0n, 1n, 2n, 3n].map(async (i) => (await letterFor(meta!.partition, String(base + i))).errorCode));
       assert.deepEqual(codes, ['SIGNATURE_MISSING', 'SIGNATURE_INVALID', 'SIGNATURE_INVALID', 'SIGNATURE_INVALID']);
 
-      await publisher.send({ app: s.app, to: { users: ['sam'] }, payload: { n: 5, signed: true } });
+      await publisher.send({ app: bed.s.app, to: { users: ['sam'] }, payload: { n: 5, signed: true } });
       await client.waitFor(1, 30_000);
       assert.deepEqual(client.messages.map((m) => m.payload), [{ n: 5, signed: true }], 'only the signed record is delivered');
-      await eventually(async () => (await eventsLag(kafka.admin, topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
+      await eventually(async () => (await eventsLag(bed.kafka.admin, bed.topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
     } finally {
       await publisher.close();
       await client.close();
@@ -76,16 +60,16 @@ describe('signed app identity and rate limits on push.events (issue 12 #9)', () 
   });
 
   test('an app without a secret (compatible mode): unsigned records pass, a bad signature still goes to push.dlq', { timeout: 60_000 }, async () => {
-    const open = `${s.app}-open`;
-    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: open, apiKeys: [`${s.apiKey}-open`] });
+    const open = `${bed.s.app}-open`;
+    await createAppStore({ db: bed.s.mongo.db(bed.s.env.MONGO_DB) }).upsert({ id: open, apiKeys: [`${bed.s.apiKey}-open`] });
     const bad = eventRecord(businessEvent(open, ['olga'], { n: 1 }), `${open}|olga`);
     bad.headers[SIGNATURE_HEADER] = 'v1=not-hex';
-    const [meta] = await kafka.producer.send({ topic: topics.events, messages: [bad, eventRecord(businessEvent(open, ['olga'], { n: 2 }, { persistent: true }), `${open}|olga`)] });
+    const [meta] = await bed.kafka.producer.send({ topic: bed.topics.events, messages: [bad, eventRecord(businessEvent(open, ['olga'], { n: 2 }, { persistent: true }), `${open}|olga`)] });
     assert.equal((await letterFor(meta!.partition, meta!.baseOffset!)).errorCode, 'SIGNATURE_INVALID');
     // The unsigned one was accepted: it is stored for olga.
-    const stored = await eventually(() => s.mongo.db(s.env.MONGO_DB).collection('messages').findOne({ app: open }), { timeoutMs: 20_000, what: 'the stored message' });
+    const stored = await eventually(() => bed.s.mongo.db(bed.s.env.MONGO_DB).collection('messages').findOne({ app: open }), { timeoutMs: 20_000, what: 'the stored message' });
     assert.equal(stored.payload, '{"n":2}');
-    assert.ok(!letters.some((l) => l.sourceTopic === topics.events && l.partition === meta!.partition && l.offset === String(BigInt(meta!.baseOffset!) + 1n)));
+    assert.ok(!bed.letters.some((l) => l.sourceTopic === bed.topics.events && l.partition === meta!.partition && l.offset === String(BigInt(meta!.baseOffset!) + 1n)));
   });
 
   test('EVENTS_REQUIRE_SIGNATURE=true: an unsigned record of an app without a secret goes to push.dlq; a signed one is accepted', { timeout: 90_000 }, async () => {
@@ -95,19 +79,19 @@ describe('signed app identity and rate limits on push.events (issue 12 #9)', () 
     let collector: RunningService | undefined;
     const strictReader = topicReader('signature-strict');
     try {
-      collector = await startService('collector', { ...s.env, KAFKA_TOPIC_PREFIX: prefix, EVENTS_REQUIRE_SIGNATURE: 'true' });
+      collector = await startService('collector', { ...bed.s.env, KAFKA_TOPIC_PREFIX: prefix, EVENTS_REQUIRE_SIGNATURE: 'true' });
       const strictLetters = await strictReader.follow(strictTopics.dlq, (v, h) => decodeRecord('DeadLetter', v, h));
       const ingest = await strictReader.follow(strictTopics.ingest, (v, h) => decodeRecord('IngestRecord', v, h) as IngestRecord);
-      const open = `${s.app}-open2`;
+      const open = `${bed.s.app}-open2`;
       const openSecret = newSigningSecret();
-      await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: open, apiKeys: [`${s.apiKey}-open2`] });
-      const [meta] = await kafka.producer.send({ topic: strictTopics.events, messages: [eventRecord(businessEvent(open, ['uma'], { n: 1 }), `${open}|uma`)] });
+      await createAppStore({ db: bed.s.mongo.db(bed.s.env.MONGO_DB) }).upsert({ id: open, apiKeys: [`${bed.s.apiKey}-open2`] });
+      const [meta] = await bed.kafka.producer.send({ topic: strictTopics.events, messages: [eventRecord(businessEvent(open, ['uma'], { n: 1 }), `${open}|uma`)] });
       const letter = await eventually(() => strictLetters.find((l) => l.partition === meta!.partition && l.offset === meta!.baseOffset), { timeoutMs: 30_000, what: 'the dead letter' });
       assert.equal(letter.errorCode, 'SIGNATURE_MISSING');
       assert.match(letter.reason, /push-signature/);
 
       // The app gets a secret (the collector caches apps for 5 s); its signed record goes through.
-      await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: open, apiKeys: [`${s.apiKey}-open2`], eventSigningSecrets: [openSecret] });
+      await createAppStore({ db: bed.s.mongo.db(bed.s.env.MONGO_DB) }).upsert({ id: open, apiKeys: [`${bed.s.apiKey}-open2`], eventSigningSecrets: [openSecret] });
       const publisher = createKafkaPublisher({ brokers: infra.kafkaBrokers, topicPrefix: prefix, signingSecret: openSecret });
       try {
         const deadline = Date.now() + 30_000;
@@ -132,30 +116,30 @@ describe('signed app identity and rate limits on push.events (issue 12 #9)', () 
   });
 
   test('the app rate limit holds on push.events: records over it wait (in order, none dropped)', { timeout: 90_000 }, async () => {
-    const limited = `${s.app}-rl`;
-    const limitedKey = `${s.apiKey}-rl`;
-    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: limited, apiKeys: [limitedKey], limits: { requestsPerSecond: 4 } });
-    const tokenRes = await fetch(`${s.auth.url}/v1/tokens`, {
+    const limited = `${bed.s.app}-rl`;
+    const limitedKey = `${bed.s.apiKey}-rl`;
+    await createAppStore({ db: bed.s.mongo.db(bed.s.env.MONGO_DB) }).upsert({ id: limited, apiKeys: [limitedKey], limits: { requestsPerSecond: 4 } });
+    const tokenRes = await fetch(`${bed.s.auth.url}/v1/tokens`, {
       method: 'POST',
       headers: { authorization: `Bearer ${limitedKey}`, 'content-type': 'application/json' },
       body: JSON.stringify({ userId: 'rita', deviceId: 'phone' }),
     });
     assert.equal(tokenRes.status, 200);
-    const client = await connectClient(wsOf(s.pushers[0]!.url), ((await tokenRes.json()) as { token: string }).token);
+    const client = await connectClient(wsOf(bed.s.pushers[0]!.url), ((await tokenRes.json()) as { token: string }).token);
     try {
       const n = 16;
       const started = Date.now();
-      await kafka.producer.send({
-        topic: topics.events,
+      await bed.kafka.producer.send({
+        topic: bed.topics.events,
         messages: Array.from({ length: n }, (_, i) => eventRecord(businessEvent(limited, ['rita'], { i }, { persistent: false }), `${limited}|rita`)),
       });
       await client.waitFor(n, 60_000);
       const elapsed = Date.now() - started;
       assert.deepEqual(client.messages.map((m) => m.payload.i), Array.from({ length: n }, (_, i) => i));
-      // A bucket of 4 with 4/s refill: 16 records take at least (16 - 4) / 4 = 3 s.
+      // A bucket of 4 with 4/s refill: 16 records take at least (16 - 4) / 4 = 3 bed.s.
       assert.ok(elapsed >= 2500, `16 records at 4/s were delivered in ${elapsed} ms`);
-      assert.ok(!letters.some((l) => l.sourceTopic === topics.events && l.errorCode === 'RATE_LIMITED'));
-      const metrics = await (await fetch(`${s.collector.url}/metrics`)).text();
+      assert.ok(!bed.letters.some((l) => l.sourceTopic === bed.topics.events && l.errorCode === 'RATE_LIMITED'));
+      const metrics = await (await fetch(`${bed.s.collector.url}/metrics`)).text();
       assert.match(metrics, /^push_events_throttled_total(\{[^}]*\})? [1-9]/m);
     } finally {
       await client.close();

@@ -89,3 +89,87 @@ describe('hardening: the pusher survives peers that abandon or hold a refused ha
     }
   });
 });
+
+/** A raw TCP connection to the node; `closed` resolves when the node (or anything) closes it, with the bytes it got. */
+function rawConnection(port: number): { socket: net.Socket; closed: Promise<string>; open: boolean } {
+  const socket = net.connect({ port, host: '127.0.0.1' });
+  let text = '';
+  const c = {
+    socket,
+    open: true,
+    closed: new Promise<string>((resolve) => {
+      socket.on('data', (d: Buffer) => (text += d.toString()));
+      socket.on('error', () => undefined);
+      socket.once('close', () => {
+        c.open = false;
+        resolve(text);
+      });
+    }),
+  };
+  return c;
+}
+
+describe('hardening: connections that never complete a handshake are bounded per address and in time', () => {
+  let s: TestStack;
+  before(async () => {
+    s = await startStack({
+      env: { PUSHER_HANDSHAKE_EXEMPT: 'none', PUSHER_MAX_CONNECTIONS_PER_ADDRESS: '50', PUSHER_FIRST_REQUEST_TIMEOUT_MS: '2000' },
+    });
+  });
+  after(async () => {
+    await s?.stop();
+  });
+
+  test('upgrade headers sent a byte at a time (slowloris) are cut off after the first-request timeout', { timeout: 60_000 }, async () => {
+    const pusher = s.pushers[0]!;
+    const { token } = await s.token('slow', 'phone');
+    const request = upgradeRequest(`/v1/ws?token=${encodeURIComponent(token)}`);
+    const started = Date.now();
+    const conns = Array.from({ length: 30 }, () => rawConnection(pusher.port));
+    let sent = 0;
+    const drip = setInterval(() => {
+      for (const c of conns) if (c.open) c.socket.write(request[sent % (request.length - 4)]!); // never the final blank line
+      sent++;
+    }, 100);
+    try {
+      const answers = await Promise.race([
+        Promise.all(conns.map((c) => c.closed)),
+        new Promise<never>((_r, reject) => setTimeout(() => reject(new Error('slow handshakes still open after 15 s')), 15_000)),
+      ]);
+      for (const a of answers) assert.equal(a, '', 'a never-finished handshake got an answer');
+      assert.ok(Date.now() - started < 15_000);
+    } finally {
+      clearInterval(drip);
+    }
+    // The node is fine: a normal client connects and gets a message.
+    const c = await connectClient(wsOf(pusher.url), (await s.token('after-slow', 'phone')).token);
+    const r = await s.send({ to: { users: ['after-slow'] }, payload: 'hi' });
+    await c.waitFor(1);
+    assert.equal(c.messages[0]!.id, r.body.id);
+    await c.close();
+  });
+
+  test('one address holding PUSHER_MAX_CONNECTIONS_PER_ADDRESS connections gets the next one closed at once', { timeout: 60_000 }, async () => {
+    const pusher = s.pushers[0]!;
+    // 60 connections that say nothing: the 10 over the cap (a few more if the harness still
+    // holds a keep-alive connection) are closed at once, long before the 2 s first-request timeout.
+    const started = Date.now();
+    const held = Array.from({ length: 60 }, () => rawConnection(pusher.port));
+    let refused = 0;
+    await new Promise<void>((resolve) => {
+      for (const c of held) void c.closed.then(() => ++refused === 10 && resolve());
+    });
+    assert.ok(Date.now() - started < 1500, `the cap took ${Date.now() - started} ms: closed by the timeout, not the cap`);
+    const open = held.filter((c) => c.open).length;
+    assert.ok(open <= 50 && open >= 45, `${open} of 60 connections open`);
+    for (const c of held) assert.equal(c.open || (await c.closed) === '', true, 'a refused connection got an answer');
+    for (const c of held) c.socket.destroy();
+    await Promise.all(held.map((c) => c.closed));
+    // Once they are gone, the address connects again.
+    const c = await connectClient(wsOf(pusher.url), (await s.token('after-cap', 'phone')).token);
+    const r = await s.send({ to: { users: ['after-cap'] }, payload: 'hi' });
+    await c.waitFor(1);
+    assert.equal(c.messages[0]!.id, r.body.id);
+    await c.close();
+  });
+});

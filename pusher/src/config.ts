@@ -88,6 +88,10 @@ export interface PusherConfig extends CommonConfig {
   handshakeExempt: string[];
   /** How long a refused handshake's connection is kept for the peer to read the answer and close; then it is destroyed. Default 2000 ms. */
   refusedHandshakeLingerMs: number;
+  /** Open connections one source address (IPv6: its /64) may hold on the public port, handshakes exempt by PUSHER_HANDSHAKE_EXEMPT excepted; 0 = no cap. Default 1000. */
+  maxConnectionsPerAddress: number;
+  /** Time a new connection has to send its first request's (or upgrade's) headers; then it is closed. Default 10000 ms. */
+  firstRequestTimeoutMs: number;
 }
 
 export function loadConfig(env: Env): PusherConfig {
@@ -132,6 +136,8 @@ export function loadConfig(env: Env): PusherConfig {
     handshakeBurst: envInt(env, 'PUSHER_HANDSHAKE_BURST', 200, { min: 1, max: 1_000_000 }),
     handshakeExempt: envHandshakeExempt(env),
     refusedHandshakeLingerMs: envInt(env, 'PUSHER_REFUSED_HANDSHAKE_LINGER_MS', 2000, { min: 100, max: 60_000 }),
+    maxConnectionsPerAddress: envInt(env, 'PUSHER_MAX_CONNECTIONS_PER_ADDRESS', 1000, { min: 0, max: 10_000_000 }),
+    firstRequestTimeoutMs: envInt(env, 'PUSHER_FIRST_REQUEST_TIMEOUT_MS', 10_000, { min: 100, max: 300_000 }),
     // Development mode's loopback rule (ALLOW_DEV_PUBLIC_BIND) holds for the admin listener too.
     adminHost: devBindChecked(env, common.mode, 'PUSHER_ADMIN_HOST', envString(env, 'PUSHER_ADMIN_HOST', '127.0.0.1')),
     adminPort: envPort(env, 'PUSHER_ADMIN_PORT', 0),

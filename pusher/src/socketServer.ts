@@ -22,6 +22,7 @@ import { ConnectionTable } from './connectionTable.js';
 import { createAppLookup } from './appLookup.js';
 import { handleClientFrame, handleControlFrame, type FrameHandlers } from './clientFrames.js';
 import { createHandshakeLimiter } from './handshakeLimiter.js';
+import { guardConnections } from './connectionGuard.js';
 import { checkConnectionCaps } from './connectionCaps.js';
 import { createConnectWrites } from './connectWrites.js';
 import { writeResumed } from './writeResumed.js';
@@ -109,6 +110,13 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
 
   // Per source address, before anything that costs: token verification, Redis writes, a store read.
   const handshakes = createHandshakeLimiter({ rate: config.handshakeRate, burst: config.handshakeBurst, exempt: config.handshakeExempt });
+  // And before that, on the bare TCP connection: how many one address holds, and how long it may take to say anything.
+  guardConnections(server, {
+    maxPerAddress: config.maxConnectionsPerAddress,
+    firstRequestTimeoutMs: config.firstRequestTimeoutMs,
+    exempt: config.handshakeExempt,
+    onDrop: (reason) => metrics.handshakes.inc({ outcome: reason }),
+  });
 
   server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     // Node's HTTP server stops listening for socket errors once it hands over an upgrade: a
