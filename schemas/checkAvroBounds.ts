@@ -13,7 +13,7 @@ import type avro from 'avsc';
  */
 export function checkAvroBounds(type: avro.Type, buf: Buffer): void {
   const c: Cursor = { buf, pos: 0, steps: 0, maxSteps: buf.length * 2 + ZERO_SIZE_ITEMS };
-  walk(type, c, 0);
+  checkerOf(type)(c);
 }
 
 const ZERO_SIZE_ITEMS = 10_000;
@@ -103,56 +103,86 @@ function walkBlocks(c: Cursor, minItemBytes: number, what: string, item: () => v
   }
 }
 
-function walk(type: avro.Type, c: Cursor, depth: number): void {
-  if (depth > MAX_DEPTH) throw new AvroBoundsError(`nesting deeper than ${MAX_DEPTH}`, c.pos);
+type Check = (c: Cursor) => void;
+
+/** The check of one type, built once per type (records are checked on every hot path). */
+const compiled = new WeakMap<avro.Type, Check>();
+
+function checkerOf(type: avro.Type): Check {
+  let check = compiled.get(type);
+  if (!check) {
+    check = compile(type, 0);
+    compiled.set(type, check);
+  }
+  return check;
+}
+
+function compile(type: avro.Type, depth: number): Check {
+  if (depth > MAX_DEPTH) throw new Error(`Avro schema nests deeper than ${MAX_DEPTH}`);
   const t = type as AnyType;
-  if (t.underlyingType) return walk(t.underlyingType, c, depth + 1);
+  if (t.underlyingType) return compile(t.underlyingType, depth + 1);
   switch (t.typeName) {
     case 'null':
-      return;
+      return () => undefined;
     case 'boolean':
-      return take(c, 1, 'boolean');
+      return (c) => take(c, 1, 'boolean');
     case 'int':
     case 'long':
-      readLong(c);
-      return;
+      return (c) => void readLong(c);
     case 'float':
-      return take(c, 4, 'float');
+      return (c) => take(c, 4, 'float');
     case 'double':
-      return take(c, 8, 'double');
+      return (c) => take(c, 8, 'double');
     case 'string':
-    case 'bytes':
-      return take(c, readLong(c), t.typeName);
-    case 'fixed':
-      return take(c, t.size ?? 0, 'fixed');
+    case 'bytes': {
+      const what = t.typeName;
+      return (c) => take(c, readLong(c), what);
+    }
+    case 'fixed': {
+      const size = t.size ?? 0;
+      return (c) => take(c, size, 'fixed');
+    }
     case 'enum': {
-      const i = readLong(c);
-      if (i < 0 || i >= (t.symbols?.length ?? 0)) throw new AvroBoundsError(`enum index ${i} out of range`, c.pos);
-      return;
+      const count = t.symbols?.length ?? 0;
+      return (c) => {
+        const i = readLong(c);
+        if (i < 0 || i >= count) throw new AvroBoundsError(`enum index ${i} out of range`, c.pos);
+      };
     }
     case 'array': {
       const items = t.itemsType!;
-      return walkBlocks(c, canBeEmpty(items) ? 0 : 1, 'array', () => walk(items, c, depth + 1));
+      const min = canBeEmpty(items) ? 0 : 1;
+      let item: Check | undefined; // built on first use: a recursive schema refers to itself
+      return (c) => walkBlocks(c, min, 'array', () => (item ??= compile(items, depth + 1))(c));
     }
     case 'map': {
       const values = t.valuesType!;
-      return walkBlocks(c, 1, 'map', () => {
-        take(c, readLong(c), 'map key');
-        walk(values, c, depth + 1);
-      });
+      let value: Check | undefined;
+      return (c) =>
+        walkBlocks(c, 1, 'map', () => {
+          take(c, readLong(c), 'map key');
+          (value ??= compile(values, depth + 1))(c);
+        });
     }
     case 'union:unwrapped':
     case 'union:wrapped': {
-      const i = readLong(c);
-      const branch = t.types?.[i];
-      if (i < 0 || !branch) throw new AvroBoundsError(`union index ${i} out of range`, c.pos);
-      return walk(branch, c, depth + 1);
+      const branches = (t.types ?? []).map(() => undefined as Check | undefined);
+      return (c) => {
+        const i = readLong(c);
+        const branch = t.types?.[i];
+        if (i < 0 || !branch) throw new AvroBoundsError(`union index ${i} out of range`, c.pos);
+        (branches[i] ??= compile(branch, depth + 1))(c);
+      };
     }
     case 'record':
-    case 'error':
-      for (const f of t.fields ?? []) walk(f.type, c, depth + 1);
-      return;
+    case 'error': {
+      const fields = t.fields ?? [];
+      const checks = fields.map(() => undefined as Check | undefined);
+      return (c) => {
+        for (let i = 0; i < fields.length; i++) (checks[i] ??= compile(fields[i]!.type, depth + 1))(c);
+      };
+    }
     default:
-      throw new AvroBoundsError(`unsupported Avro type ${t.typeName}`, c.pos);
+      throw new Error(`unsupported Avro type ${t.typeName}`);
   }
 }
