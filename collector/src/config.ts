@@ -14,6 +14,12 @@ export interface CollectorConfig extends CommonConfig {
   publishQueueBytes: number;
   /** Bytes of ingest records one message may fan out to (recipients x record size); over it: 413 FANOUT_TOO_LARGE. Default 16 MiB. */
   maxFanoutBytes: number;
+  /**
+   * Percent of the publish queue (records and bytes) one app may hold while it has anything
+   * else waiting; past it that app's transient messages get 503 and its persistent ones are
+   * stored for the outbox, while other apps keep the rest of the queue. Default 50.
+   */
+  appQueueSharePercent: number;
   /** Outbox sweep period. Default 2000 ms. */
   outboxIntervalMs: number;
   /** Outbox entries read per step of a sweep. Default 200. */
@@ -39,6 +45,7 @@ export function loadConfig(env: Env): CollectorConfig {
     ingestPartitions: envInt(env, 'INGEST_PARTITIONS', 8, { min: 1, max: 1024 }),
     publishTimeoutMs: envInt(env, 'COLLECTOR_PUBLISH_TIMEOUT_MS', 2000, { min: 100, max: 60_000 }),
     ...publishLimits(env),
+    appQueueSharePercent: envInt(env, 'COLLECTOR_APP_QUEUE_SHARE', 50, { min: 1, max: 100 }),
     outboxIntervalMs: envInt(env, 'COLLECTOR_OUTBOX_INTERVAL_MS', 2000, { min: 100, max: 60_000 }),
     outboxBatch: envInt(env, 'COLLECTOR_OUTBOX_BATCH', 200, { min: 1, max: 5000 }),
     eventsRequireSignature: envBool(env, 'EVENTS_REQUIRE_SIGNATURE', common.mode === 'production'),

@@ -108,11 +108,15 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
     logger.warn({ id: msg._id, app: msg.app, code: err.code, reason: err.message }, 'outbox entry cannot be published; dead-lettered');
   };
 
+  /** Refused because its app holds its whole share of the publish queue (batchPublisher's maxOwnerShare). */
+  const overShare = (err: unknown) => err instanceof PushError && err.code === 'OVERLOADED' && (err.details as { owner?: unknown } | undefined)?.owner !== undefined;
+
   /** Publishes one entry; false when it was dead-lettered instead. */
   const publishOne = async (msg: StoredMessage): Promise<boolean> => {
     try {
       checkFanout({ app: msg.app, users: msg.target === 'USER' ? (msg.users ?? []) : undefined, group: msg.group, payload: msg.payload, traceId: msg.traceId, collapseKey: msg.collapseKey }, fanout);
-      await publisher.publish(ingestTopic, ingestMessages(msg));
+      // Owned by its app, like at submit time: an app's backlog cannot fill the queue for every other app.
+      await publisher.publish(ingestTopic, ingestMessages(msg), msg.app);
       return true;
     } catch (err) {
       if (!(err instanceof PushError) || !UNPUBLISHABLE.has(err.code)) throw err;
@@ -132,14 +136,25 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
         const batch = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
         if (batch.length === 0) break;
         const published: string[] = [];
+        // Apps over their share of the publish queue: their later entries wait for the next
+        // sweep (keeping each app's order) while other apps' entries go on.
+        const waiting = new Set<string>();
+        let deadLettered = 0;
         try {
           for (const msg of batch) {
+            if (waiting.has(msg.app)) continue;
             // A long batch keeps the lease; a lease lost meanwhile ends the sweep.
             if (Date.now() - extendedAt > intervalMs) {
               if (!(leased = await extend())) break;
               extendedAt = Date.now();
             }
-            if (await publishOne(msg)) published.push(msg._id);
+            try {
+              if (await publishOne(msg)) published.push(msg._id);
+              else deadLettered++;
+            } catch (err) {
+              if (!overShare(err)) throw err;
+              waiting.add(msg.app);
+            }
           }
         } finally {
           // What went out is marked even when a later entry failed (else it is published again).
@@ -147,6 +162,8 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
           total += published.length;
           metrics.outboxRepublished.inc(published.length);
         }
+        // Only entries of apps over their share left in this batch: the next sweep takes them.
+        if (published.length === 0 && deadLettered === 0) break;
         if (leased) leased = await extend();
         extendedAt = Date.now();
       }

@@ -54,6 +54,7 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   // Bounded by bytes as well as records, and split under the broker's request limit (issue 12 #6).
   const publisher = createBatchPublisher({
     producer, name: 'ingest', timeoutMs: config.publishTimeoutMs, maxRequestBytes: config.kafkaMaxRequestBytes, maxQueuedBytes: config.publishQueueBytes,
+    maxOwnerShare: config.appQueueSharePercent / 100,
   });
   const fanout = { maxFanoutBytes: config.maxFanoutBytes, maxRecordBytes: config.kafkaMaxRequestBytes };
   onClose('publisher', () => publisher.close());

@@ -154,7 +154,8 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
   }
 
   try {
-    await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg));
+    // Owned by the app: one app's fan-outs may hold only its share of the publish queue.
+    await deps.publisher.publish(deps.ingestTopic, ingestMessages(msg), app._id);
   } catch (err) {
     // Refused before anything was queued (it can never fit): nothing was published, so
     // nothing is kept either. checkFanout catches these first; this is the backstop.

@@ -22,11 +22,20 @@ export interface BatchPublisherOptions {
   maxQueuedBytes?: number;
   /** A produce that takes longer fails the waiting callers. Default 5000 ms. */
   timeoutMs?: number;
+  /**
+   * Share (0-1] of `maxQueued` and `maxQueuedBytes` one owner (the `owner` of publish(),
+   * e.g. an app) may hold while it has anything else waiting: one tenant's fan-outs
+   * cannot fill the queue and have every other tenant refused. An owner with nothing
+   * waiting may always publish (up to the queue's own bounds). Default 1 (no share).
+   */
+  maxOwnerShare?: number;
 }
 
 /** One publish() call: its records go out in order, possibly over several produce requests. */
 interface Pending {
   topic: string;
+  /** Whose records these are, for the per-owner share (publish()'s `owner`). */
+  owner: Waiting | undefined;
   messages: Message[];
   sizes: number[];
   /** Index of the first record not yet taken into a produce request. */
@@ -38,6 +47,13 @@ interface Pending {
   reject: (err: unknown) => void;
 }
 
+/** Records and bytes one owner has waiting. */
+interface Waiting {
+  name: string;
+  records: number;
+  bytes: number;
+}
+
 /** A slice of one publish() in a produce request. */
 interface Segment {
   p: Pending;
@@ -47,7 +63,8 @@ interface Segment {
 }
 
 export interface BatchPublisher {
-  publish(topic: string, messages: Message[]): Promise<void>;
+  /** `owner` (e.g. an app id) is held to `maxOwnerShare` of the queue. */
+  publish(topic: string, messages: Message[], owner?: string): Promise<void>;
   /** Records waiting (queued plus in flight). */
   queued(): number;
   /** Bytes of records waiting (queued plus in flight). Optional so test doubles need not count bytes. */
@@ -105,7 +122,21 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
     maxQueued = 20_000,
     maxQueuedBytes = 64 * 1024 * 1024,
     timeoutMs = 5000,
+    maxOwnerShare = 1,
   } = opts;
+  const ownerRecords = Math.max(1, Math.floor(maxQueued * maxOwnerShare));
+  const ownerBytes = Math.max(1, Math.floor(maxQueuedBytes * maxOwnerShare));
+  const owners = new Map<string, Waiting>();
+  /** Records and bytes that left the queue (sent, failed or dropped). */
+  const release = (p: Pending, records: number, bytes: number) => {
+    queuedRecords -= records;
+    queuedBytes -= bytes;
+    const o = p.owner;
+    if (!o) return;
+    o.records -= records;
+    o.bytes -= bytes;
+    if (o.records <= 0) owners.delete(o.name);
+  };
   let queue: Pending[] = [];
   let queuedRecords = 0;
   let queuedBytes = 0;
@@ -142,8 +173,7 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
 
   const settle = (segments: Segment[], err: unknown) => {
     for (const s of segments) {
-      queuedRecords -= s.to - s.from;
-      queuedBytes -= s.bytes;
+      release(s.p, s.to - s.from, s.bytes);
       if (s.p.failed) continue;
       if (err !== undefined) {
         // The rest of a failed publish is dropped: its caller is told it failed as a whole.
@@ -151,8 +181,7 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
         const rest = s.p.messages.length - s.p.next;
         if (rest > 0) {
           queue = queue.filter((q) => q !== s.p);
-          queuedRecords -= rest;
-          queuedBytes -= s.p.bytesLeft;
+          release(s.p, rest, s.p.bytesLeft);
           s.p.next = s.p.messages.length;
           s.p.bytesLeft = 0;
         }
@@ -196,7 +225,7 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
   };
 
   return {
-    publish(topic, messages) {
+    publish(topic, messages, owner) {
       if (closed) return Promise.reject(new PushError('SHUTTING_DOWN', 'publisher is closed', { status: 503, retriable: true }));
       const sizes = new Array<number>(messages.length);
       let bytes = 0;
@@ -224,11 +253,28 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
       if (queuedRecords + messages.length > maxQueued || queuedBytes + bytes > maxQueuedBytes) {
         return Promise.reject(new PushError('OVERLOADED', `too many ${name} records waiting for Kafka; retry shortly`, { status: 503, retriable: true }));
       }
+      const mine = owner === undefined ? undefined : owners.get(owner);
+      if (mine && (mine.records + messages.length > ownerRecords || mine.bytes + bytes > ownerBytes)) {
+        return Promise.reject(
+          new PushError('OVERLOADED', `${owner} has ${mine.records} ${name} records (${mine.bytes} bytes) waiting for Kafka, its share of the queue; retry shortly`, {
+            status: 503,
+            retriable: true,
+            details: { owner },
+          }),
+        );
+      }
       if (messages.length === 0) return Promise.resolve();
       queuedRecords += messages.length;
       queuedBytes += bytes;
+      let waiting: Waiting | undefined;
+      if (owner !== undefined) {
+        waiting = mine ?? { name: owner, records: 0, bytes: 0 };
+        waiting.records += messages.length;
+        waiting.bytes += bytes;
+        owners.set(owner, waiting);
+      }
       return new Promise<void>((resolve, reject) => {
-        queue.push({ topic, messages, sizes, next: 0, bytesLeft: bytes, failed: false, resolve, reject });
+        queue.push({ topic, owner: waiting, messages, sizes, next: 0, bytesLeft: bytes, failed: false, resolve, reject });
         if (queuedRecords >= maxBatch || queuedBytes >= maxRequestBytes) void flush();
         else timer ??= setTimeout(() => void flush(), lingerMs);
       });
