@@ -44,6 +44,18 @@ async function until(check: () => boolean, timeoutMs: number): Promise<boolean> 
   return check();
 }
 
+/** The node's whole answer to an upgrade request for `target` (read until it closes). */
+function answerTo(port: number, target: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let text = '';
+    const s = net.connect(port, '127.0.0.1', () => s.write(upgradeRequest(target)));
+    s.setTimeout(10_000, () => reject(new Error(`no answer to ${target}`)));
+    s.on('data', (d: Buffer) => (text += d.toString()));
+    s.on('error', () => undefined);
+    s.once('close', () => resolve(text));
+  });
+}
+
 /** Open file descriptors of a process (Linux). */
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
@@ -73,6 +85,16 @@ describe('hardening: the pusher survives peers that abandon or hold a refused ha
     await c.waitFor(1);
     assert.equal(c.messages[0]!.id, r.body.id);
     await c.close();
+  });
+
+  test('a request target that is no URL is 400 INVALID_REQUEST, not a 5xx and an error log', { timeout: 30_000 }, async () => {
+    const pusher = s.pushers[0]!;
+    for (const target of ['http://[', '//[::1/v1/ws', 'http://x:99999/v1/ws']) {
+      const answer = await answerTo(pusher.port, target);
+      assert.match(answer, /^HTTP\/1\.1 400 Bad Request\r\n/, `${target}: ${answer}`);
+      assert.equal(JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).error.code, 'INVALID_REQUEST');
+    }
+    assert.doesNotMatch(pusher.output(), /upgrade failed/);
   });
 
   test('a refused handshake whose peer never closes is closed by the node after the linger', { timeout: 60_000 }, async () => {

@@ -57,7 +57,7 @@ export interface SocketServerDeps {
 /** Subscriptions one connection may hold. */
 const MAX_GROUPS_PER_CONNECTION = 100;
 
-const STATUS_TEXT: Record<number, string> = { 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' };
+const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' };
 
 /**
  * Answers a handshake with an HTTP error and closes the connection. Node hands an upgrade
@@ -125,7 +125,9 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     const onSocketError = () => socket.destroy();
     socket.on('error', onSocketError);
     void (async () => {
-      const url = new URL(req.url ?? '/', 'http://x');
+      // A request target URL cannot parse ("http://[", a bad port) is the client's error, not the node's.
+      const url = URL.canParse(req.url ?? '/', 'http://x') ? new URL(req.url ?? '/', 'http://x') : undefined;
+      if (!url) return refuse(socket, 400, 'INVALID_REQUEST', 'malformed request target; connect to /v1/ws?token=...');
       if (url.pathname !== '/v1/ws') return refuse(socket, 404, 'NOT_FOUND', 'WebSocket endpoint is /v1/ws');
       const rate = handshakes.take(req.socket.remoteAddress);
       if (!rate.ok) {
