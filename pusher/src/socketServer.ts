@@ -143,7 +143,15 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         metrics.handshakes.inc({ outcome: e.code.toLowerCase() });
         return refuse(socket, e.code === 'KEYS_UNAVAILABLE' ? 503 : 401, e.code, e.message);
       }
-      const app = await appOf(claims.app).catch(() => undefined);
+      let app;
+      try {
+        app = await appOf(claims.app);
+      } catch (err) {
+        // The store, not the token: a 401 here would make clients (the SDK) give up for good.
+        metrics.handshakes.inc({ outcome: 'unavailable' });
+        logger.warn({ err: (err as Error).message, app: claims.app }, 'app lookup failed; handshake refused with 503');
+        return refuse(socket, 503, 'UNAVAILABLE', 'cannot look up the app now; retry later', 2);
+      }
       if (!app) {
         metrics.handshakes.inc({ outcome: 'unknown_app' });
         return refuse(socket, 401, 'TOKEN_INVALID', 'token names an unknown app');

@@ -195,8 +195,13 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
       }
       res.json({ app: claims.app, userId: claims.user, deviceId: claims.device, expiresAt: new Date(claims.exp * 1000).toISOString(), accepting: sockets.isAccepting() });
     } catch (err) {
-      const e = err instanceof TokenError ? err : new TokenError('TOKEN_INVALID', 'invalid token');
-      res.status(e.code === 'KEYS_UNAVAILABLE' ? 503 : 401).json({ error: { code: e.code, message: e.message } });
+      // Not the token's fault (the app store failed): 503, which clients retry; a 401 makes the SDK give up for good.
+      if (!(err instanceof TokenError)) {
+        logger.warn({ err: (err as Error).message }, 'session check failed');
+        res.set('Retry-After', '2').status(503).json({ error: { code: 'UNAVAILABLE', message: 'cannot check the session now; retry later' } });
+        return;
+      }
+      res.status(err.code === 'KEYS_UNAVAILABLE' ? 503 : 401).json({ error: { code: err.code, message: err.message } });
     }
   });
   // Admin endpoints are served on the admin listener only; say where instead of a bare 404.
