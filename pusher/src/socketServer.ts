@@ -310,7 +310,16 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     if (claims.app !== conn.app || claims.user !== conn.user || claims.device !== conn.device) {
       return refuse('the token is for another app, user or device');
     }
-    if (conn.groupGrants !== 'open') conn.groupGrants = claims.groups;
+    if (conn.groupGrants !== 'open') {
+      conn.groupGrants = claims.groups;
+      // A renewed token grants what it grants now: groups it no longer grants are left, and the
+      // client is told (else a revoked member kept a group's messages for as long as it renewed).
+      const revoked = [...(conn.groups ?? [])].filter((g) => !mayJoin(claims.groups, g));
+      for (const group of revoked) {
+        frameHandlers.unsubscribe(conn, group);
+        conn.send(JSON.stringify({ type: 'unsubscribed', group, reason: 'the renewed token does not grant this group' }));
+      }
+    }
     conn.tokenExpiresAt = Math.max(conn.tokenExpiresAt, claims.exp * 1000);
     tokenClock.track(conn);
     conn.send(`{"type":"authed","expiresAt":"${new Date(conn.tokenExpiresAt).toISOString()}"}`);
