@@ -1,49 +1,12 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import http from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { startStack, type TestStack, wsOf } from './support/stack.js';
 import { startService, type RunningService } from './support/services.js';
 import { stack as infra } from './support/env.js';
+import { tcpProxy } from './support/tcpProxy.js';
 
-/** A TCP proxy to MongoDB that the test can cut and restore (an outage for one pusher only). */
-function mongoProxy(target: URL) {
-  const sockets = new Set<net.Socket>();
-  let server: net.Server | undefined;
-  let port = 0;
-  const listen = () =>
-    new Promise<void>((resolve) => {
-      server = net.createServer((client) => {
-        const upstream = net.connect(Number(target.port || 27017), target.hostname);
-        for (const s of [client, upstream]) {
-          sockets.add(s);
-          s.on('error', () => undefined);
-          s.once('close', () => {
-            sockets.delete(s);
-            client.destroy();
-            upstream.destroy();
-          });
-        }
-        client.pipe(upstream).pipe(client);
-      });
-      server.listen(port, '127.0.0.1', () => {
-        port = (server!.address() as net.AddressInfo).port;
-        resolve();
-      });
-    });
-  return {
-    listen,
-    get port() {
-      return port;
-    },
-    cut: () =>
-      new Promise<void>((resolve) => {
-        server!.close(() => resolve());
-        for (const s of sockets) s.destroy();
-      }),
-  };
-}
 
 /** A raw handshake: the status and error code of a refusal, 101 when accepted. */
 function handshake(url: string, token: string): Promise<{ status: number; code?: string; retryAfter?: string }> {
@@ -69,10 +32,11 @@ function handshake(url: string, token: string): Promise<{ status: number; code?:
 describe('hardening: a MongoDB outage on the pusher is 503 (retry), never 401 (the SDK gives up for good)', () => {
   let s: TestStack;
   let pusher: RunningService;
-  const proxy = mongoProxy(new URL(infra.mongoUrl));
+  const target = new URL(infra.mongoUrl);
+  const proxy = tcpProxy(target.hostname, Number(target.port || 27017));
   before(async () => {
     s = await startStack({ pushers: 0 });
-    await proxy.listen();
+    await proxy.open();
     const mongoUrl = new URL(infra.mongoUrl);
     mongoUrl.host = `127.0.0.1:${proxy.port}`;
     pusher = await startService('pusher', { ...s.env, MONGO_URL: mongoUrl.toString(), NODE_ID: `${s.env.MONGO_DB}-outage` });
@@ -94,7 +58,7 @@ describe('hardening: a MongoDB outage on the pusher is 503 (retry), never 401 (t
     assert.equal(session.status, 503);
     assert.equal(((await session.json()) as { error: { code: string } }).error.code, 'UNAVAILABLE');
     // MongoDB back: the same token connects (the driver reconnects on its own).
-    await proxy.listen();
+    await proxy.open();
     const deadline = Date.now() + 30_000;
     let last = refused;
     while (Date.now() < deadline && (last = await handshake(wsOf(pusher.url), token)).status !== 101) await new Promise((r) => setTimeout(r, 250));

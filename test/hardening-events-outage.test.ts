@@ -1,6 +1,5 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { MongoClient } from 'mongodb';
 import { createAppStore } from '../common/src/apps.js';
 import { topicNames } from '../common/src/topics.js';
@@ -10,46 +9,8 @@ import { eventually, startService, type RunningService } from './support/service
 import { topicReader } from './support/topicReader.js';
 import { stack as infra, uniqueId } from './support/env.js';
 import { businessEvent, eventRecord, kafkaTools } from './support/eventRecords.js';
+import { tcpProxy } from './support/tcpProxy.js';
 
-/** A TCP proxy to MongoDB that can be cut (listener closed, connections dropped) and restored on the same port. */
-function cuttableProxy(targetHost: string, targetPort: number) {
-  let server: net.Server | undefined;
-  const sockets = new Set<net.Socket>();
-  let port = 0;
-  return {
-    get port() {
-      return port;
-    },
-    open: () =>
-      new Promise<void>((resolve, reject) => {
-        if (server?.listening) return resolve();
-        server = net.createServer((client) => {
-          const upstream = net.connect(targetPort, targetHost);
-          for (const sock of [client, upstream]) {
-            sockets.add(sock);
-            sock.on('error', () => undefined);
-            sock.on('close', () => {
-              sockets.delete(sock);
-              client.destroy();
-              upstream.destroy();
-            });
-          }
-          client.pipe(upstream).pipe(client);
-        });
-        server.once('error', reject);
-        server.listen(port, '127.0.0.1', () => {
-          port = (server!.address() as net.AddressInfo).port;
-          resolve();
-        });
-      }),
-    cut: () =>
-      new Promise<void>((resolve) => {
-        for (const sock of sockets) sock.destroy();
-        if (!server?.listening) return resolve();
-        server.close(() => resolve());
-      }),
-  };
-}
 
 /**
  * Issue 12 #4, the other half: an infrastructure failure (here MongoDB out of
@@ -71,7 +32,7 @@ describe('push.events during a MongoDB outage', () => {
   const topics = topicNames(env.KAFKA_TOPIC_PREFIX);
   const app = `app-${id}`;
   const mongoUrl = new URL(infra.mongoUrl);
-  const proxy = cuttableProxy(mongoUrl.hostname, Number(mongoUrl.port || 27017));
+  const proxy = tcpProxy(mongoUrl.hostname, Number(mongoUrl.port || 27017));
   const mongo = new MongoClient(infra.mongoUrl);
   const reader = topicReader('outage-test');
   let collector: RunningService | undefined;

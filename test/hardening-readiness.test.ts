@@ -1,37 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
 import { stack as infra } from './support/env.js';
+import { tcpProxy } from './support/tcpProxy.js';
 
-/** A TCP relay to the shared Redis that the test can cut, so one collector loses Redis while others keep it. */
-async function startRelay(target: URL) {
-  const open = new Set<net.Socket>();
-  let up = true;
-  const server = net.createServer((client) => {
-    if (!up) return void client.destroy();
-    const upstream = net.connect(Number(target.port || 6379), target.hostname);
-    for (const s of [client, upstream]) {
-      open.add(s);
-      s.on('close', () => open.delete(s));
-      s.on('error', () => undefined);
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `redis://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
-    cut() {
-      up = false;
-      for (const s of open) s.destroy();
-    },
-    restore() {
-      up = true;
-    },
-    close: () => new Promise<void>((resolve) => { for (const s of open) s.destroy(); server.close(() => resolve()); }),
-  };
-}
 
 /**
  * Issue 12 #18 (readiness): /readyz answers from dependency state checked in
@@ -40,14 +13,15 @@ async function startRelay(target: URL) {
  */
 describe('readiness', () => {
   let s: TestStack;
-  let relay: Awaited<ReturnType<typeof startRelay>>;
+  const target = new URL(infra.redisUrl);
+  const relay = tcpProxy(target.hostname, Number(target.port || 6379));
   before(async () => {
-    relay = await startRelay(new URL(infra.redisUrl));
-    s = await startStack({ pushers: 0, dispatchers: 0, env: { REDIS_URL: relay.url } });
+    await relay.open();
+    s = await startStack({ pushers: 0, dispatchers: 0, env: { REDIS_URL: `redis://127.0.0.1:${relay.port}` } });
   });
   after(async () => {
     await s?.stop();
-    await relay?.close();
+    await relay.cut();
   });
 
   const probe = async () => {
@@ -86,7 +60,7 @@ describe('readiness', () => {
 
   test('/readyz turns 503 naming the dependency within a bounded time when Redis is unreachable, and 200 again after', { timeout: 60_000 }, async () => {
     assert.equal((await probe()).status, 200);
-    relay.cut();
+    await relay.cut();
     const cutAt = Date.now();
     const down = await eventually(async () => {
       const p = await probe();
@@ -100,7 +74,7 @@ describe('readiness', () => {
     assert.equal(down.body.checks.redis.ok, false);
     assert.equal(down.body.checks.mongo.ok, true, 'only the missing dependency is named');
 
-    relay.restore();
+    await relay.open();
     await eventually(async () => (await probe()).status === 200, { timeoutMs: 20_000, intervalMs: 200, what: '/readyz 200 after Redis came back' });
   });
 });
