@@ -81,7 +81,7 @@ test(
     const s = await startStack({
       pushers: 1,
       dispatchers: 1,
-      env: { OPERATOR_KEY, OPERATOR_AUTH_MAX_FAILURES: '1000000' },
+      env: { OPERATOR_KEY, OPERATOR_AUTH_MAX_FAILURES: '1000000', API_KEY_AUTH_MAX_FAILURES: '1000000' },
     });
     const runs: { name: string; run: FuzzRun }[] = [];
     try {

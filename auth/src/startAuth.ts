@@ -26,6 +26,7 @@ export async function startAuth(deps: ServiceDeps<AuthConfig>): Promise<void> {
       redis: redis!,
       operatorKey: config.operatorKey,
       operatorAuth: config.operatorAuth,
+      apiKeyAuth: config.apiKeyAuth,
       tokenTtlSeconds: config.tokenTtlSeconds,
       staticNodes: config.staticNodes,
     }),

@@ -18,6 +18,8 @@ export interface TokenRoutesDeps {
   operatorKey: string;
   /** Failed operator authentications tolerated per source address (common/src/operatorAuthThrottle.ts). */
   operatorAuth?: { maxFailures: number; windowMs: number };
+  /** Failed API-key authentications tolerated per source address (API_KEY_AUTH_*). */
+  apiKeyAuth?: { maxFailures: number; windowMs: number };
   tokenTtlSeconds: number;
   /** Used when no pusher has registered itself in Redis (e.g. a static deployment). */
   staticNodes: string[];
@@ -39,7 +41,7 @@ export function tokenRoutes(deps: TokenRoutesDeps): Router {
     res.json(await deps.keys.jwks());
   });
 
-  router.post('/v1/tokens', requireApp(deps.apps), express.json({ limit: '4kb' }), async (req, res) => {
+  router.post('/v1/tokens', requireApp(deps.apps, deps.apiKeyAuth), express.json({ limit: '4kb' }), async (req, res) => {
     const body = (req.body ?? {}) as Record<string, unknown>;
     if (typeof body !== 'object' || Array.isArray(body)) throw invalid('body must be a JSON object');
     const userId = readId(body, 'userId');

@@ -2,7 +2,8 @@ import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:
 import express, { Router } from 'express';
 import type { App, AppStore } from '../../common/src/apps.js';
 import type { Logger } from '../../common/src/logger.js';
-import { appOf, requireApp } from '../../common/src/httpAuth.js';
+import { apiKeyGate, appOf, requireApp } from '../../common/src/httpAuth.js';
+import type { OperatorAuthLimits } from '../../common/src/operatorAuthThrottle.js';
 import { PushError, unauthorized } from '../../common/src/errors.js';
 import { submitMessage, type SubmitDeps, type SubmitResult } from './submitMessage.js';
 import { validateSubmission } from './validateMessage.js';
@@ -10,7 +11,15 @@ import type { RateLimiter } from './rateLimiter.js';
 import type { ApiKeyLookup } from './apiKeyLookup.js';
 import { traceIdFromHeaders } from '../../common/src/traceRecords.js';
 
-export type MessageRouteDeps = SubmitDeps & { apps: AppStore; apiKeys: ApiKeyLookup; maxBodyBytes: number; limiter: RateLimiter; logger: Logger };
+export type MessageRouteDeps = SubmitDeps & {
+  apps: AppStore;
+  apiKeys: ApiKeyLookup;
+  maxBodyBytes: number;
+  limiter: RateLimiter;
+  logger: Logger;
+  /** Failed API-key authentications tolerated per source address (API_KEY_AUTH_*). */
+  apiKeyAuth?: OperatorAuthLimits;
+};
 
 const PATH = '/v1/messages';
 
@@ -49,7 +58,7 @@ export function messageRoutes(deps: MessageRouteDeps): Router {
   const router = Router();
   router.post(
     PATH,
-    requireApp(deps.apps),
+    requireApp(deps.apps, deps.apiKeyAuth),
     (req, _res, next) => {
       // Refuse non-JSON up front: express.json() would silently skip it.
       if (!req.is('application/json')) return next(new PushError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { status: 415 }));
@@ -96,16 +105,26 @@ export function createMessageListener(deps: MessageRouteDeps, fallback: (req: In
     answer(res, pe.status, pe.toJSON(), retryAfter ? { 'retry-after': retryAfter } : {});
   };
 
+  const gate = apiKeyGate(deps.apiKeyAuth);
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const address = req.socket.remoteAddress;
+    const refused = gate.refusal(address);
+    if (refused) throw refused;
     const key = bearer(req.headers.authorization);
-    if (!key) throw unauthorized('missing Authorization: Bearer <api key>');
+    if (!key) {
+      gate.failed(address);
+      throw unauthorized('missing Authorization: Bearer <api key>');
+    }
     let app: App | undefined;
     try {
       app = await deps.apiKeys(key);
     } catch (err) {
       throw new PushError('UNAVAILABLE', 'cannot check the API key now', { status: 503, retriable: true, cause: err });
     }
-    if (!app) throw unauthorized('unknown API key');
+    if (!app) {
+      gate.failed(address);
+      throw unauthorized('unknown API key');
+    }
     if (!hasBody(req) || mediaType(req.headers['content-type']) !== 'application/json') {
       throw new PushError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { status: 415 });
     }

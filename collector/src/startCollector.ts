@@ -90,15 +90,15 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
 
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
   const limiter = createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting'));
-  const messageDeps = { ...submitDeps, apps, apiKeys: createApiKeyLookup(apps), maxBodyBytes: config.maxBodyBytes, limiter };
+  const messageDeps = { ...submitDeps, apps, apiKeys: createApiKeyLookup(apps), maxBodyBytes: config.maxBodyBytes, limiter, apiKeyAuth: config.apiKeyAuth };
   http.app.use(messageRoutes(messageDeps));
   // Submissions are answered ahead of express; every other request still goes to the express app.
   http.server.removeAllListeners('request');
   http.server.on('request', createMessageListener(messageDeps, http.app));
   // Business systems follow their own tasks with their API key; operators use the dispatcher's admin API.
-  http.app.use(taskRoutes({ tasks, auth: requireApp(apps), scope: (res) => appOf(res)._id }));
-  http.app.use(presenceRoutes({ redis, auth: requireApp(apps) }));
-  http.app.use(kickRoutes({ redis, auth: requireApp(apps), appOf: (res) => appOf(res)._id }));
+  http.app.use(taskRoutes({ tasks, auth: requireApp(apps, config.apiKeyAuth), scope: (res) => appOf(res)._id }));
+  http.app.use(presenceRoutes({ redis, auth: requireApp(apps, config.apiKeyAuth) }));
+  http.app.use(kickRoutes({ redis, auth: requireApp(apps, config.apiKeyAuth), appOf: (res) => appOf(res)._id }));
   const addr = await http.listen();
   onClose('http', () => http.close());
   logger.info({ url: `http://${addr.host}:${addr.port}` }, 'collector listening');

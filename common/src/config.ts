@@ -120,6 +120,8 @@ export interface CommonConfig {
   redisKeyPrefix: string;
   /** Failed operator authentications per source address before 429 (OPERATOR_AUTH_MAX_FAILURES, default 10) within OPERATOR_AUTH_WINDOW_SECONDS (default 60). */
   operatorAuth: { maxFailures: number; windowMs: number };
+  /** Failed API-key authentications per source address before 429 (API_KEY_AUTH_MAX_FAILURES, default 100) within API_KEY_AUTH_WINDOW_SECONDS (default 60). */
+  apiKeyAuth: { maxFailures: number; windowMs: number };
 }
 
 const DEV_OPERATOR_KEY = 'operator-key';
@@ -153,6 +155,10 @@ export function loadCommonConfig(env: Env): CommonConfig {
     operatorAuth: {
       maxFailures: envInt(env, 'OPERATOR_AUTH_MAX_FAILURES', 10, { min: 1, max: 1_000_000 }),
       windowMs: envInt(env, 'OPERATOR_AUTH_WINDOW_SECONDS', 60, { min: 1, max: 86_400 }) * 1000,
+    },
+    apiKeyAuth: {
+      maxFailures: envInt(env, 'API_KEY_AUTH_MAX_FAILURES', 100, { min: 1, max: 1_000_000 }),
+      windowMs: envInt(env, 'API_KEY_AUTH_WINDOW_SECONDS', 60, { min: 1, max: 86_400 }) * 1000,
     },
   };
 }
