@@ -6,6 +6,7 @@ import { topicNames } from '../common/src/topics.js';
 import { decodeRecord, encodeRecord } from '../schemas/registry.js';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
 import { stack as infra, uniqueId } from './support/env.js';
+import { businessEvent } from './support/eventRecords.js';
 
 describe('business events on push.events (Avro)', () => {
   let s: TestStack;
@@ -24,17 +25,7 @@ describe('business events on push.events (Avro)', () => {
     const dlqConsumer = kafka.consumer({ groupId: uniqueId('dlq-reader') });
     try {
       const client = await connectClient(s.pushers[0]!.url.replace('http', 'ws') + '/v1/ws', (await s.token('hank', 'phone')).token);
-      const event = (payload: unknown) =>
-        encodeRecord('BusinessEvent', {
-          app: s.app,
-          to: { users: ['hank'], group: null, all: false },
-          payload: JSON.stringify(payload),
-          persistent: true,
-          ttlSeconds: 600,
-          idempotencyKey: null,
-          collapseKey: null,
-          traceId: null,
-        });
+      const event = (payload: unknown) => encodeRecord('BusinessEvent', businessEvent(s.app, ['hank'], payload));
       const good = event({ via: 'kafka', n: 1 });
       await producer.send({ topic: topics.events, messages: [{ key: 'hank', value: good.value, headers: good.headers }] });
       await client.waitFor(1, 30_000);
