@@ -4,6 +4,8 @@ import { topicNames } from '../common/src/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { Presence, Upstream } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { connect } from 'node:net';
+import { once } from 'node:events';
 import { eventually } from './support/services.js';
 import { topicReader } from './support/topicReader.js';
 
@@ -47,6 +49,23 @@ describe('presence and upstream on Kafka', () => {
     await eventually(async () => (await presence()).online === false, { what: 'presence API offline' });
   });
 
+  test('a connection closed as soon as it opens still publishes its ONLINE and then its OFFLINE', { timeout: 60_000 }, async () => {
+    const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+    const events = await follow<Presence>(topics.presence, (v, h) => decodeRecord('Presence', v, h));
+    const { token } = await s.token('flick', 'phone');
+    // Each sends its close frame with the handshake, so the pusher reads the close while it
+    // is still writing the connection's route and epoch.
+    for (let i = 0; i < 10; i++) await openAndCloseAtOnce(s.pushers[0]!.port, token);
+    await eventually(() => events.filter((e) => e.user === 'flick').length >= 20, { what: 'twenty presence events', timeoutMs: 20_000 });
+    const mine = events.filter((e) => e.user === 'flick').map((e) => `${e.state}@${e.epoch}`);
+    const epochs = [...new Set(events.filter((e) => e.user === 'flick').map((e) => e.epoch))];
+    assert.equal(epochs.length, 10, mine.join(' '));
+    for (const epoch of epochs) {
+      assert.ok(mine.indexOf(`ONLINE@${epoch}`) >= 0 && mine.indexOf(`ONLINE@${epoch}`) < mine.indexOf(`OFFLINE@${epoch}`), mine.join(' '));
+    }
+    assert.equal(mine.length, 20, mine.join(' '));
+  });
+
   test('upstream frames reach push.upstream tagged with user and device; an oversized frame closes with 1009', { timeout: 60_000 }, async () => {
     const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
     const records = await follow<Upstream>(topics.upstream, (v, h) => decodeRecord('Upstream', v, h));
@@ -61,3 +80,20 @@ describe('presence and upstream on Kafka', () => {
     assert.equal((await c.closed).code, 1009);
   });
 });
+
+/** One TCP write: the WebSocket upgrade request, then a masked close frame (1000); resolves when the server has answered and hung up. */
+async function openAndCloseAtOnce(port: number, token: string): Promise<void> {
+  const sock = connect(port, '127.0.0.1');
+  await once(sock, 'connect');
+  const mask = Buffer.from([1, 2, 3, 4]);
+  const code = Buffer.from([0x03, 0xe8]).map((b, i) => b ^ mask[i]!);
+  const request =
+    `GET /v1/ws?token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: 127.0.0.1:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n` +
+    `Sec-WebSocket-Key: ${Buffer.alloc(16, 7).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`;
+  let reply = '';
+  sock.on('data', (d: Buffer) => (reply += d.toString('latin1')));
+  sock.write(Buffer.concat([Buffer.from(request), Buffer.from([0x88, 0x82]), mask, Buffer.from(code)]));
+  await once(sock, 'end'); // the server answers the close and hangs up
+  sock.destroy();
+  assert.match(reply, /^HTTP\/1\.1 101 /);
+}

@@ -29,7 +29,8 @@ const NO_REPLY: [Error, unknown] = [new Error('no reply from Redis'), undefined]
  * (usually none); `presenceEpoch` is set on the others (left 0 if the counter
  * failed). A connection closed before its batch goes out is skipped: nothing
  * is written for it, so its close has nothing to undo; one closed while the
- * batch is out gets no epoch, so no ONLINE and no OFFLINE.
+ * batch is out still gets its epoch, and `onWritten` (presence.ts) publishes
+ * its ONLINE and OFFLINE together, since its close saw no epoch yet.
  */
 export function createConnectWrites({ redis, owner, routeTtlMs, maxBatch = 500, onWritten }: ConnectWritesOptions) {
   let queue: Connection[] = [];
@@ -74,7 +75,7 @@ export function createConnectWrites({ redis, owner, routeTtlMs, maxBatch = 500, 
           const [kickErr] = kickOthers[i] ? (results?.[r + 5] ?? NO_REPLY) : [null];
           r += kickOthers[i] ? 6 : 5;
           if (routeErr || kickErr) failed.add(c);
-          else if (!c.closed && !epochErr) c.presenceEpoch = Number(epoch);
+          else if (!epochErr) c.presenceEpoch = Number(epoch);
         }
         onWritten?.(open.filter((c) => c.presenceEpoch > 0));
         done.resolve(failed);

@@ -24,11 +24,19 @@ export function createPresence({ publisher, topic, nodeId, logger }: { publisher
   };
   const warn = (err: Error) => logger.warn({ err: err.message }, 'presence event not published');
   return {
-    /** Publishes ONLINE for connections that got their epoch, in one publish. */
+    /**
+     * Publishes ONLINE for connections that got their epoch, in one publish;
+     * one that closed while its epoch was being written (its close found no
+     * epoch, so published nothing) gets its OFFLINE right after.
+     */
     online(conns: Connection[]): void {
       const at = Date.now();
       const records = [];
-      for (const c of conns) if (c.presenceEpoch > 0) records.push(record(c, 'ONLINE', at));
+      for (const c of conns) {
+        if (c.presenceEpoch === 0) continue;
+        records.push(record(c, 'ONLINE', at));
+        if (c.closed) records.push(record(c, 'OFFLINE', at));
+      }
       if (records.length > 0) publisher.publish(topic, records).catch(warn);
     },
     /** Publishes OFFLINE for a connection whose ONLINE went out (epoch known). */
