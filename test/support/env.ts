@@ -1,3 +1,5 @@
+import { pino } from 'pino';
+import { createKafka } from '../../common/src/kafka.js';
 import { loadCommonConfig } from '../../common/src/config.js';
 
 /** Addresses of the shared local stack that `npm test` brought up (read the way a development-mode service reads them). */
@@ -5,3 +7,18 @@ export const stack = loadCommonConfig({ PUSH_MODE: 'development', ...process.env
 
 export const uniqueId = (prefix: string): string =>
   `${prefix}-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 8)}`;
+
+/**
+ * Deletes the topics of one test stack (those named with its prefix), so the
+ * shared broker does not accumulate thousands of partitions over a run.
+ */
+export async function dropTopics(prefix: string): Promise<void> {
+  const admin = createKafka({ clientId: 'test-cleanup', brokers: stack.kafkaBrokers, logger: pino({ level: 'silent' }) }).admin();
+  await admin.connect();
+  try {
+    const topics = (await admin.listTopics()).filter((t) => t.startsWith(prefix));
+    if (topics.length > 0) await admin.deleteTopics({ topics, timeout: 10_000 });
+  } finally {
+    await admin.disconnect();
+  }
+}

@@ -2,7 +2,7 @@ import { WebSocket } from 'ws';
 import { MongoClient } from 'mongodb';
 import { createAppStore, type AppLimits, type DeviceMode } from '../../common/src/apps.js';
 import { startService, type RunningService } from './services.js';
-import { stack as infra, uniqueId } from './env.js';
+import { dropTopics, stack as infra, uniqueId } from './env.js';
 
 /**
  * A whole pipeline (auth, collector, N dispatchers, N pushers) on the shared
@@ -96,6 +96,7 @@ export async function startStack({
       await Promise.all([...s.pushers, ...s.dispatchers, collector, auth].map((svc) => svc.stop('SIGTERM', 10_000)));
       await mongo.db(id).dropDatabase().catch(() => undefined);
       await mongo.close();
+      await dropTopics(env.KAFKA_TOPIC_PREFIX!).catch(() => undefined);
     },
   };
   await Promise.all([
