@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { infraPath } from './paths.js';
+import { infraPath, repoRoot } from './paths.js';
 import {
   assertPortsFree,
   isAlive,
@@ -182,6 +182,9 @@ function serverSettings(dir: string, port: number): string[] {
     maintenance_work_mem: '64MB',
     max_wal_size: '1GB',
     huge_pages: 'off',
+    // FerretDB sends the field name as a parameter ((_jsonb -> $1) @> $2) through pgx's cached prepared
+    // statements: a generic plan could never match an index on (_jsonb -> 'field'); custom plans do.
+    plan_cache_mode: 'force_custom_plan',
     logging_collector: 'off',
     log_min_messages: 'warning',
   };
@@ -198,26 +201,37 @@ export async function postgresAnswers(port: number, timeoutMs = 1000): Promise<b
   return res.status === 0;
 }
 
-/** Runs one SQL statement as the superuser (loopback TCP, trust); returns its unaligned output. */
-async function sql(dir: string, port: number, statement: string): Promise<string> {
+/** SQL that makes FerretDB's indexes usable by its pushed-down filters (see the file's header). */
+const FERRETDB_INDEXES_SQL = path.join(repoRoot, 'infra', 'ferretdbIndexes.sql');
+
+/**
+ * Runs SQL as the superuser (loopback TCP, trust) in a database: a statement (`-c`) or a file (`-f`).
+ * Returns its unaligned output.
+ */
+async function sql(dir: string, port: number, input: { database?: string; statement?: string; file?: string }): Promise<string> {
   const binDir = await provisionPostgres(() => {});
-  const args = ['-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', SUPERUSER, '-d', 'postgres', '-c', statement];
+  const what = input.file !== undefined ? ['-f', input.file] : ['-c', input.statement ?? ''];
+  const args = ['-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', SUPERUSER, '-d', input.database ?? 'postgres', ...what];
   return (await runCommand(path.join(binDir, 'psql'), args, { logFile: path.join(dir, 'psql.log') })).trim();
 }
 
-/** Creates FerretDB's role and database once (idempotent: checked before creating). */
+/**
+ * Creates FerretDB's role and database once (idempotent: checked before creating), and (re)installs
+ * the index companions of infra/ferretdbIndexes.sql in it.
+ */
 export async function ensureDatabase(dir: string, port: number, role: string, database: string, log: Log): Promise<void> {
   if (!/^[a-z_][a-z0-9_]*$/.test(role) || !/^[a-z_][a-z0-9_]*$/.test(database)) {
     throw new Error(`postgres: invalid role/database name "${role}"/"${database}"`);
   }
-  if ((await sql(dir, port, `SELECT 1 FROM pg_roles WHERE rolname = '${role}'`)) !== '1') {
+  if ((await sql(dir, port, { statement: `SELECT 1 FROM pg_roles WHERE rolname = '${role}'` })) !== '1') {
     log(`postgres: creating role ${role}...`);
-    await sql(dir, port, `CREATE ROLE ${role} LOGIN`);
+    await sql(dir, port, { statement: `CREATE ROLE ${role} LOGIN` });
   }
-  if ((await sql(dir, port, `SELECT 1 FROM pg_database WHERE datname = '${database}'`)) !== '1') {
+  if ((await sql(dir, port, { statement: `SELECT 1 FROM pg_database WHERE datname = '${database}'` })) !== '1') {
     log(`postgres: creating database ${database}...`);
-    await sql(dir, port, `CREATE DATABASE ${database} OWNER ${role}`);
+    await sql(dir, port, { statement: `CREATE DATABASE ${database} OWNER ${role}` });
   }
+  await sql(dir, port, { database, file: FERRETDB_INDEXES_SQL });
 }
 
 /**
