@@ -68,6 +68,26 @@ test('MongoDB: insert, index and find', async () => {
   }
 });
 
+/**
+ * After a PostgreSQL restart, FerretDB's pool still holds connections the old server closed: a
+ * request on one fails once (57P01, "terminating connection due to administrator command") and the
+ * connection is dropped. A careful client retries, as here, for a bounded time; a duplicate key
+ * means an earlier attempt did commit.
+ */
+async function insertRetrying(insert: () => Promise<unknown>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await insert();
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000) return;
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
 test('PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a FerretDB restart, a PostgreSQL restart and a PostgreSQL kill, then stops', { timeout: 120_000 }, async () => {
   const mongo = await startPrivateMongo({ backend: 'postgresql' });
   const postgres = mongo.postgres;
@@ -81,7 +101,7 @@ test('PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a Fe
       const client = new MongoClient(mongo.url, { serverSelectionTimeoutMS: 10_000 });
       try {
         const coll = client.db('infra_test').collection<{ _id: string }>('phases');
-        await coll.insertOne({ _id: phase });
+        await insertRetrying(() => coll.insertOne({ _id: phase }));
         written.push(phase);
         const found = await coll.find({}).sort({ _id: 1 }).toArray();
         assert.deepEqual(found.map((d) => d._id), [...written].sort(), `after ${phase}`);
