@@ -453,8 +453,8 @@ export async function startPrivateMongo(opts: { log?: Log; backend?: MongoBacken
   const log = opts.log ?? silentLog;
   const backend = opts.backend ?? mongoBackend();
   await provisionMongo(log);
-  const [port] = (await distinctFreePorts(1)) as [number];
   if (mongoEngine() === 'mongod' || backend === 'sqlite') {
+    const [port] = (await distinctFreePorts(1)) as [number];
     const dir = privateDir('mongo');
     return privateServer(dir, port, () => startMongo({ dir, port, log, storage: { backend: 'sqlite' } }));
   }
@@ -462,6 +462,8 @@ export async function startPrivateMongo(opts: { log?: Log; backend?: MongoBacken
   try {
     await ensureDatabase(postgres.dir, postgres.port, FERRET_ROLE, 'ferretdb', log);
     const url = postgresUrl(postgres.port, FERRET_ROLE, 'ferretdb');
+    // Chosen once PostgreSQL holds its port, so the two cannot draw the same free port.
+    const [port] = (await distinctFreePorts(1)) as [number];
     const dir = privateDir('ferretdb-pg');
     const mongo = await privateServer(dir, port, () => startMongo({ dir, port, log, storage: { backend: 'postgresql', url } }));
     const disposeMongo = mongo.dispose;
