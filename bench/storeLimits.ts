@@ -1,5 +1,5 @@
 /**
- * `npx tsx bench/storeLimits.ts [mongodb://127.0.0.1:<port>] [--docs 100000] [--clients 16] [--backend postgresql|sqlite]`
+ * `npx tsx bench/storeLimits.ts [mongodb://127.0.0.1:<port>] [--docs 100000] [--clients 16] [--ops 200] [--backend postgresql|sqlite]`
  *
  * The raw limit of the MongoDB-compatible backend through the `mongodb` driver, the figure each
  * delivery benchmark is reported against (issue #13): insertMany docs/s, findOne by _id/s, find on an
@@ -25,11 +25,13 @@ interface Options {
   url?: string;
   docs: number;
   clients: number;
+  /** findOne and updateOne calls per client (fewer for a slow backend such as FerretDB/SQLite). */
+  ops: number;
   backend?: MongoBackend;
 }
 
 function parseArgs(argv: string[]): Options {
-  const opts: Options = { docs: 100_000, clients: 16 };
+  const opts: Options = { docs: 100_000, clients: 16, ops: 200 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i] as string;
     const next = (): string => {
@@ -39,6 +41,7 @@ function parseArgs(argv: string[]): Options {
     };
     if (a === '--docs') opts.docs = positive(a, next());
     else if (a === '--clients') opts.clients = positive(a, next());
+    else if (a === '--ops') opts.ops = positive(a, next());
     else if (a === '--backend') opts.backend = backendArg(next());
     else if (a.startsWith('mongodb://')) opts.url = a;
     else throw new Error(`unexpected argument "${a}"`);
@@ -117,10 +120,14 @@ async function measure(url: string, opts: Options): Promise<Record<string, unkno
         ordered: false,
       }),
     );
-    const findById = await concurrent(colls, 200, (coll) => coll.findOne({ _id: docId(randomInt(total)) }));
-    const findByField = await concurrent(colls, 30, (coll) => coll.find({ u: userOf(randomInt(USERS)) }).toArray());
+    console.log(`insertMany: ${Math.round(total / insert.seconds)} docs/s`);
+    const findById = await concurrent(colls, opts.ops, (coll) => coll.findOne({ _id: docId(randomInt(total)) }));
+    console.log(`findOne by _id: ${findById.perSecond}/s`);
+    const findByField = await concurrent(colls, Math.max(1, Math.round(opts.ops / 7)), (coll) => coll.find({ u: userOf(randomInt(USERS)) }).toArray());
     const findByFieldSerial = await timed(20, async () => (await first.find({ u: userOf(randomInt(USERS)) }).toArray()).length);
-    const inc = await concurrent(colls, 200, (coll) => coll.updateOne({ _id: docId(randomInt(total)) }, { $inc: { n: 1 } }));
+    console.log(`find by indexed field: ${findByField.perSecond}/s, ${findByFieldSerial.msPerQuery} ms alone`);
+    const inc = await concurrent(colls, opts.ops, (coll) => coll.updateOne({ _id: docId(randomInt(total)) }, { $inc: { n: 1 } }));
+    console.log(`updateOne $inc: ${inc.perSecond}/s`);
     const ids = (): string[] => Array.from({ length: 100 }, () => docId(randomInt(total)));
     const users = (): string[] => Array.from({ length: 100 }, () => userOf(randomInt(USERS)));
     const idIn = await timed(10, async () => (await first.find({ _id: { $in: ids() } }).toArray()).length);
