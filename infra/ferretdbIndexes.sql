@@ -7,6 +7,8 @@
 -- serves @> directly, so next to each single-field btree index FerretDB creates (or the first field
 -- of a compound one) we create such a companion, named <index>_gin, and drop it with its index.
 -- FerretDB does not know about them; they go with the table when a collection is dropped.
+-- fastupdate = off: with GIN's pending list, every lookup after a burst of inserts scans the list
+-- (findOne by _id 357/s right after 100,000 inserts, 1,195/s without it; inserts 36,000 -> 24,000 docs/s).
 
 CREATE OR REPLACE FUNCTION push_gin_companion() RETURNS event_trigger LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -22,7 +24,7 @@ BEGIN
     WHERE d.command_tag = 'CREATE INDEX' AND am.amname = 'btree' AND t.relname NOT LIKE '\_ferretdb\_%'
   LOOP
     CONTINUE WHEN ix.expr !~ '^\(\(_jsonb -> ''[^'']*''::text\)\)$';
-    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (%s jsonb_path_ops)', left(ix.name, 59) || '_gin', ix.tbl, ix.expr);
+    EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (%s jsonb_path_ops) WITH (fastupdate = off)', left(ix.name, 59) || '_gin', ix.tbl, ix.expr);
   END LOOP;
 END
 $fn$;
