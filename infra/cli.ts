@@ -1,7 +1,7 @@
 import { consoleLog, infraDown, infraStatus, infraUp, type ServerStatus } from './stack.js';
 import { seconds } from './process.js';
 
-const USAGE = 'usage: tsx infra/cli.ts up | down [kafka|redis|mongo ...] | status';
+const USAGE = 'usage: tsx infra/cli.ts up | down [kafka|redis|postgres|mongo ...] | status';
 
 function printTable(rows: ServerStatus[]): void {
   const table = [

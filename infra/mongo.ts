@@ -16,6 +16,7 @@ import {
   type ServerHandle,
 } from './process.js';
 import { checkGo } from './tools.js';
+import type { MongoBackend } from './config.js';
 
 export const FERRETDB_VERSION = 'v1.24.2';
 const FERRETDB_MODULE = 'github.com/FerretDB/FerretDB';
@@ -26,17 +27,21 @@ export interface MongoOptions {
   dir: string;
   port: number;
   log: Log;
+  /** FerretDB's storage: a PostgreSQL URL (the default backend), or SQLite files under dir. Ignored for mongod. */
+  storage: { backend: 'postgresql'; url: string } | { backend: 'sqlite' };
 }
 
 export interface MongoHandle extends ServerHandle {
   url: string;
   engine: 'mongod' | 'ferretdb';
+  /** FerretDB's backend; undefined for mongod. */
+  backend?: MongoBackend;
 }
 
 export const mongoPidFile = (dir: string): string => path.join(dir, 'mongo.pid');
 export const mongoCmdlineNeedles = (dir: string, port: number): string[] => [dir, String(port)];
 
-/** A real mongod wins when installed; otherwise we run FerretDB (SQLite backend). */
+/** A real mongod wins when installed; otherwise we run FerretDB (on PostgreSQL unless PUSH_MONGO_BACKEND=sqlite). */
 export const mongoEngine = (): 'mongod' | 'ferretdb' => (which('mongod') ? 'mongod' : 'ferretdb');
 
 export function ferretBuilt(): boolean {
@@ -117,13 +122,26 @@ export async function mongoAnswers(port: number, timeoutMs = 1000): Promise<bool
   }
 }
 
-export function mongoHandle(dir: string, port: number, pid: number, engine: MongoHandle['engine']): MongoHandle {
+export function mongoHandle(dir: string, port: number, pid: number, engine: MongoHandle['engine'], backend?: MongoBackend): MongoHandle {
   const pidFile = mongoPidFile(dir);
   return {
     url: `mongodb://127.0.0.1:${port}`,
     engine,
+    ...(backend ? { backend } : {}),
     ...pidControls(pid, pidFile),
   };
+}
+
+/** FerretDB's storage flags. Each backend keeps its own --state-dir (the caller's dir), so switching is clean. */
+function ferretStorageArgs(dir: string, storage: MongoOptions['storage']): string[] {
+  if (storage.backend === 'postgresql') return ['--handler=postgresql', `--postgresql-url=${storage.url}`];
+  fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
+  return [
+    '--handler=sqlite',
+    // WAL (FerretDB's default) with synchronous=NORMAL: a commit no longer waits for an fsync of the
+    // WAL; a crash of the process loses nothing, a power loss can lose the last commits (docs/operations.md).
+    `--sqlite-url=file:${path.join(dir, 'data')}/?_pragma=synchronous(normal)`,
+  ];
 }
 
 export async function startMongo(opts: MongoOptions): Promise<MongoHandle> {
@@ -143,13 +161,9 @@ export async function startMongo(opts: MongoOptions): Promise<MongoHandle> {
     args = ['--bind_ip', '127.0.0.1', '--port', String(port), '--dbpath', path.join(dir, 'db')];
   } else {
     await provisionMongo(opts.log);
-    fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
     cmd = ferretBin;
     args = [
-      '--handler=sqlite',
-      // WAL (FerretDB's default) with synchronous=NORMAL: a commit no longer waits for an fsync of the
-      // WAL; a crash of the process loses nothing, a power loss can lose the last commits (docs/operations.md).
-      `--sqlite-url=file:${path.join(dir, 'data')}/?_pragma=synchronous(normal)`,
+      ...ferretStorageArgs(dir, opts.storage),
       `--listen-addr=127.0.0.1:${port}`,
       `--state-dir=${dir}`,
       '--telemetry=disable',
@@ -161,7 +175,7 @@ export async function startMongo(opts: MongoOptions): Promise<MongoHandle> {
   }
   const logFile = path.join(dir, 'stdout.log');
   const child = await spawnDetached(cmd, args, { cwd: dir, logFile, pidFile });
-  const handle = mongoHandle(dir, port, child.pid, engine);
+  const handle = mongoHandle(dir, port, child.pid, engine, engine === 'ferretdb' ? opts.storage.backend : undefined);
   try {
     await waitReady(`${engine} on 127.0.0.1:${port}`, child.pid, () => mongoAnswers(port), {
       timeoutMs: 30_000,

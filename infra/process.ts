@@ -88,7 +88,7 @@ export function removePidFile(pidFile: string, pid: number): void {
   if (readPidFile(pidFile) === pid) fs.rmSync(pidFile, { force: true });
 }
 
-function signal(pid: number, sig: NodeJS.Signals): void {
+export function signal(pid: number, sig: NodeJS.Signals): void {
   // Servers run detached, i.e. lead their own process group: signal the whole group.
   try {
     process.kill(-pid, sig);
@@ -103,7 +103,7 @@ function signal(pid: number, sig: NodeJS.Signals): void {
   }
 }
 
-async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
+export async function waitExit(pid: number, timeoutMs: number): Promise<boolean> {
   const deadline = Date.now() + timeoutMs;
   while (isAlive(pid)) {
     if (Date.now() > deadline) return false;

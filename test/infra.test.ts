@@ -1,9 +1,13 @@
+import fs from 'node:fs';
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { pino } from 'pino';
 import { createKafka, createProducer, ensureTopics } from '../common/src/kafka.js';
+import { mongoBackend, postgresPort } from '../infra/config.js';
+import { isAlive } from '../infra/process.js';
+import { startPrivateMongo } from '../infra/stack.js';
 import { stack, uniqueId } from './support/env.js';
 
 test('Kafka: a record produced to a fresh topic is consumed back', { timeout: 60_000 }, async () => {
@@ -61,5 +65,74 @@ test('MongoDB: insert, index and find', async () => {
   } finally {
     await db.dropDatabase();
     await client.close();
+  }
+});
+
+/**
+ * After a PostgreSQL restart, FerretDB's pool still holds connections the old server closed: a
+ * request on one fails once (57P01, "terminating connection due to administrator command") and the
+ * connection is dropped. A careful client retries, as here, for a bounded time; a duplicate key
+ * means an earlier attempt did commit.
+ */
+async function insertRetrying(insert: () => Promise<unknown>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await insert();
+      return;
+    } catch (err) {
+      if ((err as { code?: number }).code === 11000) return;
+      if (Date.now() > deadline) throw err;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+  }
+}
+
+test('PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a FerretDB restart, a PostgreSQL restart and a PostgreSQL kill, then stops', { timeout: 120_000 }, async () => {
+  const mongo = await startPrivateMongo({ backend: 'postgresql' });
+  const postgres = mongo.postgres;
+  const dirs = [mongo.dir, postgres?.dir ?? ''];
+  try {
+    assert.ok(postgres, 'a FerretDB on PostgreSQL carries its cluster');
+    assert.equal(mongo.backend, 'postgresql');
+    const written: string[] = [];
+    /** One acknowledged write per phase, then every earlier one must still read back. */
+    const writeAndCheck = async (phase: string): Promise<void> => {
+      const client = new MongoClient(mongo.url, { serverSelectionTimeoutMS: 10_000 });
+      try {
+        const coll = client.db('infra_test').collection<{ _id: string }>('phases');
+        await insertRetrying(() => coll.insertOne({ _id: phase }));
+        written.push(phase);
+        const found = await coll.find({}).sort({ _id: 1 }).toArray();
+        assert.deepEqual(found.map((d) => d._id), [...written].sort(), `after ${phase}`);
+      } finally {
+        await client.close();
+      }
+    };
+    await writeAndCheck('1-start');
+    await mongo.restart();
+    await writeAndCheck('2-ferretdb-restarted');
+    await postgres.restart();
+    // FerretDB's pool reconnects on its own: the same FerretDB process keeps serving.
+    await writeAndCheck('3-postgres-restarted');
+    await postgres.kill();
+    await postgres.restart();
+    await writeAndCheck('4-postgres-killed');
+  } finally {
+    await mongo.dispose();
+  }
+  for (const dir of dirs) assert.equal(fs.existsSync(dir), false, `${dir} removed`);
+  assert.equal(isAlive(mongo.pid), false);
+  assert.equal(isAlive(postgres.pid), false);
+});
+
+test('infra config: a bad PUSH_MONGO_BACKEND or PUSH_POSTGRES_PORT fails with a message naming it', () => {
+  assert.equal(mongoBackend({}), 'postgresql');
+  assert.equal(mongoBackend({ PUSH_MONGO_BACKEND: 'sqlite' }), 'sqlite');
+  assert.throws(() => mongoBackend({ PUSH_MONGO_BACKEND: 'mysql' }), /^Error: PUSH_MONGO_BACKEND=mysql: expected one of postgresql, sqlite$/);
+  assert.equal(postgresPort({}), 54329);
+  assert.equal(postgresPort({ PUSH_POSTGRES_PORT: '55432' }), 55432);
+  for (const bad of ['5432x', '80', '70000']) {
+    assert.throws(() => postgresPort({ PUSH_POSTGRES_PORT: bad }), new RegExp(`^Error: PUSH_POSTGRES_PORT=${bad}: expected a port number`));
   }
 });
