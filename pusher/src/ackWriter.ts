@@ -1,15 +1,13 @@
-import type { MessageStore } from '../../common/src/messageStore.js';
+import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { encodeRecord } from '../../schemas/registry.js';
 
 /** Ids in one `Ack` record on push.acks: keeps records small whatever a device acked in one flush. */
 const MAX_IDS_PER_RECORD = 500;
-/** Devices whose acks are written at the same time in a flush (each device's document has one writer). */
-const WRITE_CONCURRENCY = 4;
 
 export interface AckWriterDeps {
-  store: MessageStore;
+  store: Pick<DeliveryStore, 'ack'>;
   logger: Logger;
   /** Where stored acks are announced (`push.acks`). */
   publisher: BatchPublisher;
@@ -26,7 +24,8 @@ export interface AckWriterDeps {
 }
 
 /**
- * Batches ACKs per device into one write every `flushMs`. Bounded: past
+ * Batches the ACKs of every connection into one store call every `flushMs`
+ * (insert-only records, so one insertMany per 1,000 ids). Bounded: past
  * `maxPending` ids the caller is told to refuse further acks for now, and
  * past `maxPendingPerDevice` ids of one device that device is refused, so one
  * busy socket cannot take the whole queue from every other client.
@@ -66,23 +65,15 @@ export function createAckWriter(deps: AckWriterDeps) {
     pending = new Map();
     size = 0;
     flushing = (async () => {
-      const stored: { app: string; user: string; device: string; ids: string[] }[] = [];
       const entries = [...batch.values()];
-      let next = 0;
-      const worker = async () => {
-        while (next < entries.length) {
-          const entry = entries[next++]!;
-          const { app, user, device, ids } = entry;
-          try {
-            await store.ack(app, user, device, ids);
-            stored.push(entry);
-          } catch (err) {
-            logger.warn({ err: (err as Error).message, app, user, device }, 'ack write failed');
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, entries.length) }, worker));
-      announce(stored);
+      try {
+        await store.ack(entries);
+      } catch (err) {
+        // Not retried here: the devices resend (their messages come again on the next connect).
+        logger.warn({ err: (err as Error).message, devices: entries.length }, 'ack write failed');
+        return;
+      }
+      announce(entries);
     })();
     await flushing;
     flushing = undefined;

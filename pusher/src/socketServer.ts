@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Redis } from 'ioredis';
 import type { AppStore } from '../../common/src/apps.js';
-import type { MessageStore } from '../../common/src/messageStore.js';
+import type { DeliveryStore, PendingMessage, PendingRequest } from '../../store/deliveryStore.js';
+import type { AttemptEntry } from '../../store/devices.js';
+import { createCoalescer } from '../../store/coalesce.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
@@ -40,7 +42,8 @@ export interface SocketServerDeps {
   logger: Logger;
   redis: Redis;
   apps: AppStore;
-  store: MessageStore;
+  /** Deliveries, acks and attempts (resume reads and attempt writes are batched across connections). */
+  store: Pick<DeliveryStore, 'pendingFor' | 'recordAttempts'>;
   verify: TokenVerifier;
   metrics: PusherMetrics;
   acks: ReturnType<typeof createAckWriter>;
@@ -53,6 +56,9 @@ export interface SocketServerDeps {
   /** Message traces: what this node wrote, and what devices acked or parked. */
   trace?: TraceWriter;
 }
+
+/** Connections whose resume reads (or attempt writes) go to the store in one call at most. */
+const RESUME_BATCH = 500;
 
 /** Subscriptions one connection may hold. */
 const MAX_GROUPS_PER_CONNECTION = 100;
@@ -262,33 +268,44 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
 
   /** Bytes a resume lets wait unsent before it waits for the socket: half the slow-consumer limit. */
   const resumeHighWater = Math.max(1, Math.floor(config.maxBufferedBytes / 2));
+  // The resume reads and attempt writes of every connection in the same event-loop turn go to
+  // the store together: a reconnect storm costs a few batched calls per turn, not ~5 per device.
+  // Each read starts after every route of its batch was written (open() awaits the route first).
+  const pendingPage = createCoalescer(
+    (reqs: PendingRequest[]) => deps.store.pendingFor(reqs, { maxAttempts: config.maxDeliveryAttempts, stoppedTasks: deps.stoppedTasks }),
+    RESUME_BATCH,
+  );
+  const recordAttempts = createCoalescer(async (pages: AttemptEntry[][]) => {
+    await deps.store.recordAttempts(pages.flat(), config.maxDeliveryAttempts);
+    return pages.map((page) => page.filter((a) => a.attempt >= config.maxDeliveryAttempts));
+  }, RESUME_BATCH);
   const resume = async (conn: Connection) => {
     let after = '';
     for (;;) {
-      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, {
-        afterId: after,
-        limit: config.offlinePageSize,
-        maxAttempts: config.maxDeliveryAttempts,
-        stoppedTasks: deps.stoppedTasks,
-      });
+      const page: PendingMessage[] = await pendingPage({ app: conn.app, user: conn.user, device: conn.device, afterId: after, limit: config.offlinePageSize });
       if (conn.closed || page.length === 0) break;
       // Written as the socket drains (half the slow-consumer limit may wait unsent), and
       // only what reached the kernel counts as an attempt: a slow link is paced, not cut
       // off, and a message it never got is not parked for it.
-      const frames = page.map((m) => ({
+      const frames = page.map(({ message: m }) => ({
         id: m._id,
         frame: messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }),
       }));
-      const written = await writeResumed(conn, frames, resumeHighWater, (id) => {
-        conn.noteDelivered(id); // its ack is now this connection's to send
-        metrics.delivered.inc({ path: 'resume' });
-        deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
-      });
-      const parked = await deps.store.recordAttempts(conn.app, conn.user, conn.device, written, config.maxDeliveryAttempts);
+      const written = new Set(
+        await writeResumed(conn, frames, resumeHighWater, (id) => {
+          conn.noteDelivered(id); // its ack is now this connection's to send
+          metrics.delivered.inc({ path: 'resume' });
+          deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
+        }),
+      );
+      const attempts = page
+        .filter(({ message }) => written.has(message._id))
+        .map(({ message, attempts: n }): AttemptEntry => ({ app: conn.app, user: conn.user, device: conn.device, id: message._id, attempt: n + 1, expiresAt: message.expiresAt.getTime() }));
+      const parked = attempts.length > 0 ? await recordAttempts(attempts) : [];
       metrics.parked.inc(parked.length);
-      for (const id of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
+      for (const { id } of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
       if (conn.closed) break;
-      after = page.at(-1)!._id;
+      after = page.at(-1)!.message._id;
       if (page.length < config.offlinePageSize) break;
     }
     conn.finishResume();
