@@ -1,31 +1,46 @@
 import type { AnyBulkWriteOperation, Db } from 'mongodb';
 import { duplicateIndexes } from '../common/src/mongo.js';
-import { deliveryId, userKey } from './keys.js';
+import { ackId, attemptId, deliveryId, userKey } from './keys.js';
 import type { Limiter } from './limiter.js';
 
 /**
- * `deliveries`: one document per (app, user, persistent message), inserted by
- * the dispatcher before it routes the message, so a device that connects at
- * any moment finds the message either here or on the live path. The user
- * BROADCAST_INBOX holds the app's persistent broadcasts. Insert-only: replays
- * insert the same `_id` again and are ignored, so there is no document two
- * writers update. Collapse keys, expiry, the size cap and replayed duplicates
- * are resolved when read (compactItems); what a read finds stale is deleted
- * by `_id` afterwards.
+ * `deliveries`: everything durable about a user's persistent messages, one
+ * insert-only document per fact, all carrying the user key `u` (indexed), so
+ * a device's state on connect is one equality find:
+ *
+ *   delivery  (user, message): inserted by the dispatcher before it routes the
+ *             message, so a device that connects at any moment finds it either
+ *             here or on the live path. `_id` app|user|msg. The user
+ *             BROADCAST_INBOX holds the app's persistent broadcasts.
+ *   ack       (user, message, device) acknowledged: `_id` app|user|msg|device|ack
+ *   attempt   (user, message, device) delivered on connect for the n-th time:
+ *             `_id` app|user|msg|device|n; the count of them parks a message
+ *             for the device at maxAttempts
+ *
+ * Writing a fact twice (a replay, a retried flush, two sockets or pushers of
+ * one device) inserts the same `_id` and is ignored: no document is ever
+ * updated, so concurrent writers can neither lose nor double anything, and a
+ * batch of any size is one insertMany. Collapse keys, expiry, the size cap
+ * and replayed duplicates are resolved when read (compactItems); what a read
+ * finds stale (and the receipts of it) is deleted by `_id` afterwards. Every
+ * document expires with its message (`e`; a TTL index on MongoDB).
  */
 interface DeliveryDoc {
-  /** app|user|message */
   _id: string;
-  /** app|user, indexed: the only field deliveries are found by. */
+  /** app|user, indexed: the only field documents are found by. */
   u: string;
   /** message id */
   m: string;
-  /** expiry (a Date, so MongoDB's TTL index removes it) */
+  /** the message's expiry (a Date, for MongoDB's TTL index) */
   e: Date;
-  /** collapse key */
+  /** delivery: collapse key */
   k?: string;
-  /** broadcast task (in BROADCAST_INBOX), so a stopped broadcast is not delivered on connect */
+  /** delivery: broadcast task, so a stopped broadcast is not delivered on connect */
   t?: string;
+  /** receipt: the device */
+  v?: string;
+  /** attempt: its number from 1 (a receipt without it is an ack) */
+  n?: number;
 }
 
 /** One persistent message for one user (or the app's BROADCAST_INBOX). */
@@ -45,11 +60,41 @@ export interface Delivery {
 /** A delivery as read back: the per-user fields only. */
 export type DeliveryItem = Omit<Delivery, 'app' | 'user'>;
 
+export interface AckBatchEntry {
+  app: string;
+  user: string;
+  device: string;
+  ids: string[];
+  /** each id's message expiry (ms since epoch): the ack is forgotten with its message */
+  expiresAt: number[];
+}
+
+export interface AttemptEntry {
+  app: string;
+  user: string;
+  device: string;
+  /** message id */
+  id: string;
+  /** this attempt's number, from 1 (the attempts read with the message, plus one) */
+  attempt: number;
+  /** the message's expiry, ms since epoch */
+  expiresAt: number;
+}
+
+/** What a user's devices did with its messages: per device, acked ids and attempts per id. */
+export type Receipts = Map<string, { acked: Set<string>; attempts: Map<string, number> }>;
+
+export interface UserState {
+  /** live deliveries, compacted, in id order */
+  items: DeliveryItem[];
+  receipts: Receipts;
+}
+
 /** A user's deliveries beyond this many are not delivered (the oldest go first) and are deleted when read. */
 export const MAX_INBOX_ITEMS = 5000;
 /** Documents per insertMany call. */
 const INSERT_CHUNK = 1000;
-/** Stale deliveries deleted per read at most (the rest go on later reads or with their expiry). */
+/** Stale documents deleted per read at most (the rest go on later reads or with their expiry). */
 const MAX_DELETES_PER_READ = 500;
 /** Deletes per bulkWrite: FerretDB 1.24 stalls on write batches of about 100 operations other than inserts. */
 const DELETE_CHUNK = 50;
@@ -71,6 +116,23 @@ export function createDeliveries(db: Db, limit: Limiter) {
   const col = db.collection<DeliveryDoc>('deliveries');
   let deleting = false;
 
+  /** Unordered inserts in chunks through the limiter; duplicates ignored, anything else throws. */
+  const insertAll = async (docs: DeliveryDoc[]) => {
+    const chunks: DeliveryDoc[][] = [];
+    for (let i = 0; i < docs.length; i += INSERT_CHUNK) chunks.push(docs.slice(i, i + INSERT_CHUNK));
+    await Promise.all(
+      chunks.map((part) =>
+        limit(async () => {
+          try {
+            await col.insertMany(part, { ordered: false });
+          } catch (err) {
+            duplicateIndexes(err, part.length);
+          }
+        }),
+      ),
+    );
+  };
+
   /** One deletion at a time per process: a storm of reads must not turn into a storm of deletes. */
   const deleteStale = async (ids: string[]): Promise<void> => {
     if (deleting) return;
@@ -81,7 +143,7 @@ export function createDeliveries(db: Db, limit: Limiter) {
         await col.bulkWrite(ops, { ordered: false });
       }
     } catch {
-      // Stale deliveries are never delivered; the next read or the expiry sweep retries.
+      // Stale documents are never delivered; the next read or the expiry sweep retries.
     } finally {
       deleting = false;
     }
@@ -96,47 +158,68 @@ export function createDeliveries(db: Db, limit: Limiter) {
      * other failure throws, so the caller does not route what was not stored.
      */
     async append(batch: Delivery[]): Promise<void> {
-      const docs = batch.map((d): DeliveryDoc => ({
-        _id: deliveryId(d.app, d.user, d.m),
-        u: userKey(d.app, d.user),
-        m: d.m,
-        e: new Date(d.e),
-        ...(d.k ? { k: d.k } : {}),
-        ...(d.t ? { t: d.t } : {}),
-      }));
-      const chunks: DeliveryDoc[][] = [];
-      for (let i = 0; i < docs.length; i += INSERT_CHUNK) chunks.push(docs.slice(i, i + INSERT_CHUNK));
-      await Promise.all(
-        chunks.map((part) =>
-          limit(async () => {
-            try {
-              await col.insertMany(part, { ordered: false });
-            } catch (err) {
-              duplicateIndexes(err, part.length);
-            }
-          }),
-        ),
+      await insertAll(
+        batch.map((d): DeliveryDoc => ({
+          _id: deliveryId(d.app, d.user, d.m),
+          u: userKey(d.app, d.user),
+          m: d.m,
+          e: new Date(d.e),
+          ...(d.k ? { k: d.k } : {}),
+          ...(d.t ? { t: d.t } : {}),
+        })),
+      );
+    },
+
+    /** Stores the acks of many devices (one insertMany per INSERT_CHUNK ids). */
+    async ack(batch: AckBatchEntry[]): Promise<void> {
+      const docs: DeliveryDoc[] = [];
+      for (const { app, user, device, ids, expiresAt } of batch) {
+        const u = userKey(app, user);
+        ids.forEach((m, i) => docs.push({ _id: ackId(app, user, device, m), u, m, v: device, e: new Date(expiresAt[i]!) }));
+      }
+      if (docs.length > 0) await insertAll(docs);
+    },
+
+    /** Stores one delivery attempt per entry; an attempt number written before is ignored. */
+    async recordAttempts(batch: AttemptEntry[]): Promise<void> {
+      if (batch.length === 0) return;
+      await insertAll(
+        batch.map((a): DeliveryDoc => ({ _id: attemptId(a.app, a.user, a.device, a.id, a.attempt), u: userKey(a.app, a.user), m: a.id, v: a.device, n: a.attempt, e: new Date(a.expiresAt) })),
       );
     },
 
     /**
-     * The live deliveries of each user key (app|user), compacted, by key; one
-     * indexed equality find per distinct key. Stale ones (expired, superseded,
-     * over the cap) are deleted by `_id` in the background, a bounded number per call.
+     * Each user key's (app|user) live deliveries, compacted, and its devices'
+     * receipts: one indexed equality find per distinct key. Stale deliveries
+     * (expired, superseded, over the cap) and their receipts are deleted by
+     * `_id` in the background, a bounded number per call.
      */
-    async read(keys: string[], now = Date.now()): Promise<Map<string, DeliveryItem[]>> {
-      const out = new Map<string, DeliveryItem[]>();
+    async read(keys: string[], now = Date.now()): Promise<Map<string, UserState>> {
+      const out = new Map<string, UserState>();
       const stale: string[] = [];
       await Promise.all(
         [...new Set(keys)].map((u) =>
           limit(async () => {
             const docs = await col.find({ u }).toArray();
-            const items = docs.map((d): DeliveryItem => ({ m: d.m, e: d.e.getTime(), ...(d.k ? { k: d.k } : {}), ...(d.t ? { t: d.t } : {}) }));
+            const items: DeliveryItem[] = [];
+            const receipts: Receipts = new Map();
+            for (const d of docs) {
+              if (d.v === undefined) {
+                items.push({ m: d.m, e: d.e.getTime(), ...(d.k ? { k: d.k } : {}), ...(d.t ? { t: d.t } : {}) });
+                continue;
+              }
+              let r = receipts.get(d.v);
+              if (!r) receipts.set(d.v, (r = { acked: new Set(), attempts: new Map() }));
+              if (d.n === undefined) r.acked.add(d.m);
+              else r.attempts.set(d.m, (r.attempts.get(d.m) ?? 0) + 1);
+            }
             const live = compactItems(items, now);
-            out.set(u, live);
-            if (live.length < docs.length) {
+            out.set(u, { items: live, receipts });
+            if (live.length < items.length) {
               const kept = new Set(live.map((i) => i.m));
-              for (const d of docs) if (!kept.has(d.m) && stale.length < MAX_DELETES_PER_READ) stale.push(d._id);
+              // A receipt goes with its stale delivery; one of another user's message (a broadcast) stays.
+              const gone = new Set(items.filter((i) => !kept.has(i.m)).map((i) => i.m));
+              for (const d of docs) if (gone.has(d.m) && stale.length < MAX_DELETES_PER_READ) stale.push(d._id);
             }
           }),
         ),
@@ -147,17 +230,13 @@ export function createDeliveries(db: Db, limit: Limiter) {
 
     /** Ids of every stored delivery of (app, user), stale ones included, in id order (operators, tests). */
     async ids(app: string, user: string): Promise<string[]> {
-      return (await col.find({ u: userKey(app, user) }, { projection: { m: 1 } }).toArray()).map((d) => d.m).sort();
+      const docs = await col.find({ u: userKey(app, user) }, { projection: { m: 1, v: 1 } }).toArray();
+      return docs.filter((d) => d.v === undefined).map((d) => d.m).sort();
     },
 
-    /** Deletes every delivery of (app, user): one indexed equality delete. */
+    /** Deletes everything stored for (app, user): one indexed equality delete. */
     async forget(app: string, user: string): Promise<number> {
       return (await col.deleteMany({ u: userKey(app, user) })).deletedCount;
-    },
-
-    /** Whether (app, user) has a delivery of the message (for traces). */
-    async has(app: string, user: string, msgId: string): Promise<boolean> {
-      return (await col.findOne({ _id: deliveryId(app, user, msgId) }, { projection: { _id: 1 } })) !== null;
     },
   };
 }

@@ -1,21 +1,25 @@
 import type { Db } from 'mongodb';
 import type { StoredMessage } from '../common/src/messageStore.js';
 import { BROADCAST_INBOX } from '../common/src/tokens.js';
-import { compactItems, createDeliveries, type Delivery, type DeliveryItem } from './deliveries.js';
-import { createDevices, type AckBatchEntry, type AttemptEntry, type DeviceRef } from './devices.js';
-import { userKey } from './keys.js';
+import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Delivery, type DeliveryItem } from './deliveries.js';
+import { deliveryId, userKey } from './keys.js';
 import { createLimiter } from './limiter.js';
 
 /**
- * The durable delivery state of persistent messages: which users have which
- * messages (`deliveries`), what each device acknowledged (`acks`) and how
- * often each message was delivered to it on connect (`attempts`). Every
- * write is an insert of a document nobody else writes differently, every
- * read an equality find on an indexed top-level field or a lookup by `_id`
- * (what FerretDB pushes down to PostgreSQL; MongoDB is fast either way), and
- * every function takes a batch. Nothing outside store/ touches these
- * collections. Everything here is in MongoDB: Redis holds none of it.
+ * The durable delivery state of persistent messages (store/deliveries.ts):
+ * which users have which messages, what each device acknowledged and how
+ * often each message was delivered to it on connect. Every write is an
+ * insert, every read an equality find on the indexed user key or a lookup
+ * by `_id` (what FerretDB pushes down to PostgreSQL; MongoDB is fast either
+ * way), and every function takes a batch. Nothing outside store/ touches the
+ * collection, and Redis holds none of it: it is recoverable from MongoDB alone.
  */
+
+export interface DeviceRef {
+  app: string;
+  user: string;
+  device: string;
+}
 
 export interface PendingRequest extends DeviceRef {
   /** Only messages with a greater id (the previous page's last). */
@@ -38,7 +42,7 @@ export interface PendingOptions {
   now?: number;
 }
 
-/** Store reads and writes in flight at once from this process (the driver's pool is 20 connections). */
+/** Store calls in flight at once from this process (the driver's pool is 20 connections). */
 const STORE_CONCURRENCY = 16;
 /** Calls waiting for the limiter before further ones fail instead of queueing. */
 const MAX_WAITING = 100_000;
@@ -46,9 +50,7 @@ const MAX_WAITING = 100_000;
 export function createDeliveryStore(db: Db) {
   const limit = createLimiter(STORE_CONCURRENCY, MAX_WAITING);
   const deliveries = createDeliveries(db, limit);
-  const devices = createDevices(db, limit);
   const messages = db.collection<StoredMessage>('messages');
-  const EXPIRING = [deliveries.collection, devices.acks, devices.attempts];
 
   /** Message bodies by id, each read once per call whatever number of devices wants it. */
   const readMessages = async (ids: Iterable<string>): Promise<Map<string, StoredMessage>> => {
@@ -64,31 +66,30 @@ export function createDeliveryStore(db: Db) {
     return out;
   };
 
+  const stateOf = async ({ app, user, device }: DeviceRef) => {
+    const own = (await deliveries.read([userKey(app, user)])).get(userKey(app, user))!;
+    return own.receipts.get(device) ?? { acked: new Set<string>(), attempts: new Map<string, number>() };
+  };
+
   return {
     /**
-     * Creates the equality indexes reads need, and TTL indexes where the server
-     * has them; resolves false when it lacks them (call sweepExpired instead).
+     * Creates the index on the user key, and a TTL index where the server has
+     * them; resolves false when it lacks them (call sweepExpired instead).
      */
     async ensureIndexes(): Promise<boolean> {
       await deliveries.collection.createIndex({ u: 1 });
-      await devices.acks.createIndex({ d: 1 });
-      await devices.attempts.createIndex({ d: 1 });
-      for (const col of EXPIRING) {
-        try {
-          await col.createIndex({ e: 1 }, { expireAfterSeconds: 0 });
-        } catch (err) {
-          if ((err as { code?: number }).code !== 238) throw err; // NotImplemented (FerretDB 1.x)
-          return false;
-        }
+      try {
+        await deliveries.collection.createIndex({ e: 1 }, { expireAfterSeconds: 0 });
+        return true;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 238) throw err; // NotImplemented (FerretDB 1.x)
+        return false;
       }
-      return true;
     },
 
-    /** Deletes expired deliveries, acks and attempts (a scan each: for servers without TTL indexes, now and then). */
+    /** Deletes expired deliveries and receipts (a scan: for servers without TTL indexes, now and then). */
     async sweepExpired(now = new Date()): Promise<number> {
-      let removed = 0;
-      for (const col of EXPIRING) removed += (await col.deleteMany({ e: { $lt: now } })).deletedCount;
-      return removed;
+      return (await deliveries.collection.deleteMany({ e: { $lt: now } })).deletedCount;
     },
 
     /** Stores a batch's deliveries (dispatcher: a whole slice before it is routed). Replayed ones are ignored. */
@@ -97,37 +98,29 @@ export function createDeliveryStore(db: Db) {
     /**
      * For each request, the device's undelivered (not acked), unexpired,
      * unparked messages after `afterId`, in id order, at most `limit`. Reads
-     * per batch: one find per distinct user and one per app for its
-     * broadcasts, two per device that has anything (acks, attempts), and one
-     * per distinct message body.
+     * per batch: one find per distinct user (its deliveries and its devices'
+     * receipts), one per app for its broadcasts, and one per distinct message body.
      */
     async pendingFor(requests: PendingRequest[], opts: PendingOptions): Promise<PendingMessage[][]> {
       const now = opts.now ?? Date.now();
       const own = requests.map((r) => userKey(r.app, r.user));
       const all = requests.map((r) => userKey(r.app, BROADCAST_INBOX));
-      const lists = await deliveries.read([...own, ...all], now);
-      const live: DeliveryItem[][] = requests.map((r, i) => {
-        const items = [...(lists.get(own[i]!) ?? []), ...(lists.get(all[i]!) ?? [])];
-        // Both lists are compacted; merged, a collapse key shared by both keeps only its newest.
-        return compactItems(items, now).filter((item) => item.m > r.afterId);
-      });
-      const withItems = requests.flatMap((_, i) => (live[i]!.length > 0 ? [i] : []));
-      const states = await devices.stateOf(withItems.map((i) => requests[i]!));
-      const due = new Map<number, (DeliveryItem & { n: number })[]>();
-      withItems.forEach((i, j) => {
-        const { acked, attempts } = states[j]!;
-        const items = live[i]!.flatMap((item) => {
+      const state = await deliveries.read([...own, ...all], now);
+      const due = requests.map((r, i) => {
+        const mine = state.get(own[i]!)!;
+        const { acked, attempts } = mine.receipts.get(r.device) ?? { acked: new Set<string>(), attempts: new Map<string, number>() };
+        // Both lists are compacted; merged, a collapse key in both keeps only its newest.
+        return compactItems([...mine.items, ...state.get(all[i]!)!.items], now).flatMap((item) => {
           const n = attempts.get(item.m) ?? 0;
-          return !acked.has(item.m) && n < opts.maxAttempts ? [{ ...item, n }] : [];
+          return item.m > r.afterId && !acked.has(item.m) && n < opts.maxAttempts ? [{ ...item, n }] : [];
         });
-        if (items.length > 0) due.set(i, items);
       });
-      const taskIds = new Set([...due.values()].flatMap((items) => items.flatMap((item) => (item.t ? [item.t] : []))));
+      const taskIds = new Set(due.flatMap((items) => items.flatMap((item) => (item.t ? [item.t] : []))));
       const stopped = taskIds.size > 0 && opts.stoppedTasks ? await opts.stoppedTasks([...taskIds]) : new Set<string>();
-      for (const [i, items] of due) due.set(i, items.filter((item) => !item.t || !stopped.has(item.t)).slice(0, requests[i]!.limit));
-      const bodies = await readMessages([...due.values()].flatMap((items) => items.map((item) => item.m)));
-      return requests.map((_, i) =>
-        (due.get(i) ?? []).flatMap((item) => {
+      const page = due.map((items, i) => items.filter((item) => !item.t || !stopped.has(item.t)).slice(0, requests[i]!.limit));
+      const bodies = await readMessages(page.flatMap((items) => items.map((item) => item.m)));
+      return page.map((items) =>
+        items.flatMap((item: DeliveryItem & { n: number }) => {
           const message = bodies.get(item.m);
           return message && message.expiresAt.getTime() > now ? [{ message, attempts: item.n }] : [];
         }),
@@ -136,30 +129,32 @@ export function createDeliveryStore(db: Db) {
 
     /** Stores delivery attempts on connect (one insertMany); returns the entries that reached `maxAttempts` (now parked). */
     async recordAttempts(batch: AttemptEntry[], maxAttempts: number): Promise<AttemptEntry[]> {
-      await devices.recordAttempts(batch);
+      await deliveries.recordAttempts(batch);
       return batch.filter((a) => a.attempt >= maxAttempts);
     },
 
     /** Stores the acks of many devices (one insertMany per 1,000 ids); duplicates are ignored. */
-    ack: (batch: AckBatchEntry[]) => devices.ack(batch),
+    ack: (batch: AckBatchEntry[]) => deliveries.ack(batch),
 
     /** What a device has acknowledged and how often each message was tried on connect (operators, tests, replays). */
     async deviceState(app: string, user: string, device: string): Promise<{ acked: string[]; tries: Record<string, number> }> {
-      const [s] = await devices.stateOf([{ app, user, device }]);
-      return { acked: [...s!.acked].sort(), tries: Object.fromEntries(s!.attempts) };
+      const s = await stateOf({ app, user, device });
+      return { acked: [...s.acked].sort(), tries: Object.fromEntries(s.attempts) };
     },
 
     /** Ids of every stored delivery of a user, stale ones included (operators, tests). */
     deliveryIds: (app: string, user: string) => deliveries.ids(app, user),
 
-    /** Deletes a user's deliveries (an operator forgetting a user; tests simulating lost state). Returns how many. */
+    /** Deletes everything stored for a user (an operator forgetting a user; tests simulating lost state). Returns how many. */
     forgetDeliveries: (app: string, user: string) => deliveries.forget(app, user),
 
     /** One message's durable state for a trace: which users hold it, which devices acked it, its attempts per device. */
-    async traceState(app: string, msgId: string, users: string[], devs: { user: string; device: string }[]) {
+    async traceState(app: string, msgId: string, users: string[], devices: { user: string; device: string }[]) {
+      const col = deliveries.collection;
+      const exists = async (_id: string) => (await limit(() => col.findOne({ _id }, { projection: { _id: 1 } }))) !== null;
       const [held, states] = await Promise.all([
-        Promise.all(users.map((u) => limit(() => deliveries.has(app, u, msgId)))),
-        devices.stateOf(devs.map((d) => ({ app, ...d }))),
+        Promise.all(users.map((u) => exists(deliveryId(app, u, msgId)))),
+        Promise.all(devices.map((d) => stateOf({ app, ...d }))),
       ]);
       return {
         inDeliveries: held,

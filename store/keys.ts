@@ -1,17 +1,15 @@
 /**
- * Document keys of the delivery collections, built here only. Ids and users
- * are joined with `|`: user and device ids are [A-Za-z0-9._-] plus the
- * broadcast "user" BROADCAST_INBOX, message ids are [0-9A-Z], so no key is
- * ambiguous.
+ * Document keys of the `deliveries` collection, built here only. Parts are
+ * joined with `|`: app, user and device ids never contain one (ID_PATTERN; the
+ * broadcast "user" is BROADCAST_INBOX), message ids are [0-9A-Z], so no key is
+ * ambiguous and a delivery, an ack and an attempt never share an `_id`.
  */
 
-/** A user's deliveries (`deliveries.u`). */
+/** A user's documents (`deliveries.u`, indexed). */
 export const userKey = (app: string, user: string) => `${app}|${user}`;
-/** A device's acks and attempts (`acks.d`, `attempts.d`). */
-export const deviceKey = (app: string, user: string, device: string) => `${app}|${user}|${device}`;
 /** One delivery: (app, user, message). */
 export const deliveryId = (app: string, user: string, msgId: string) => `${app}|${user}|${msgId}`;
-/** One ack: (app, user, device, message). */
-export const ackId = (app: string, user: string, device: string, msgId: string) => `${deviceKey(app, user, device)}|${msgId}`;
-/** One delivery attempt on connect: (app, user, device, message, attempt number from 1). */
-export const attemptId = (app: string, user: string, device: string, msgId: string, attempt: number) => `${deviceKey(app, user, device)}|${msgId}|${attempt}`;
+/** One ack: (app, user, message, device). */
+export const ackId = (app: string, user: string, device: string, msgId: string) => `${deliveryId(app, user, msgId)}|${device}|ack`;
+/** One delivery attempt on connect: (app, user, message, device, attempt number from 1). */
+export const attemptId = (app: string, user: string, device: string, msgId: string, attempt: number) => `${deliveryId(app, user, msgId)}|${device}|${attempt}`;

@@ -1,4 +1,5 @@
 import type { DeliveryStore } from '../../store/deliveryStore.js';
+import type { AckBatchEntry } from '../../store/deliveries.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { encodeRecord } from '../../schemas/registry.js';
@@ -36,7 +37,7 @@ export interface AckWriterDeps {
  */
 export function createAckWriter(deps: AckWriterDeps) {
   const { store, logger, publisher, topic, nodeId, flushMs = 100, maxPending = 100_000, maxPendingPerDevice = 5000 } = deps;
-  let pending = new Map<string, { app: string; user: string; device: string; ids: string[] }>();
+  let pending = new Map<string, AckBatchEntry>();
   let size = 0;
   let flushing: Promise<void> | undefined;
 
@@ -88,14 +89,18 @@ export function createAckWriter(deps: AckWriterDeps) {
   };
 
   return {
-    /** Queues acks; false when the writer, or this device's share of it, is full (the client should retry). */
-    add(app: string, user: string, device: string, ids: string[]): boolean {
+    /**
+     * Queues acks, each with its message's expiry (the ack is kept as long);
+     * false when the writer, or this device's share of it, is full (the client should retry).
+     */
+    add(app: string, user: string, device: string, ids: string[], expiresAt: number[]): boolean {
       if (size + ids.length > maxPending) return false;
       const key = `${app}|${user}|${device}`;
       let entry = pending.get(key);
       if (entry && entry.ids.length + ids.length > maxPendingPerDevice) return false;
-      if (!entry) pending.set(key, (entry = { app, user, device, ids: [] }));
+      if (!entry) pending.set(key, (entry = { app, user, device, ids: [], expiresAt: [] }));
       entry.ids.push(...ids);
+      entry.expiresAt.push(...expiresAt);
       size += ids.length;
       schedule();
       return true;

@@ -5,7 +5,7 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import type { Redis } from 'ioredis';
 import type { AppStore } from '../../common/src/apps.js';
 import type { DeliveryStore, PendingMessage, PendingRequest } from '../../store/deliveryStore.js';
-import type { AttemptEntry } from '../../store/devices.js';
+import type { AttemptEntry } from '../../store/deliveries.js';
 import { createCoalescer } from '../../store/coalesce.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
@@ -199,7 +199,9 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     limits: config,
     // Only ids delivered on `c` get here (clientFrames.ts); queued first, counted and traced once taken.
     ack: (c, ids) => {
-      if (!deps.acks.add(c.app, c.user, c.device, ids)) return false;
+      // Kept as long as its message; an id with no known expiry (cannot happen: ids are checked against these) a day.
+      const expiresAt = ids.map((id) => c.expiryOf(id) ?? Date.now() + 86_400_000);
+      if (!deps.acks.add(c.app, c.user, c.device, ids, expiresAt)) return false;
       metrics.acks.inc(ids.length);
       // ifExists: an ack annotates the dispatcher's trace record, never creates one.
       if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()), { ifExists: true });
@@ -287,13 +289,14 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       // Written as the socket drains (half the slow-consumer limit may wait unsent), and
       // only what reached the kernel counts as an attempt: a slow link is paced, not cut
       // off, and a message it never got is not parked for it.
+      const expiry = new Map(page.map(({ message: m }) => [m._id, m.expiresAt.getTime()]));
       const frames = page.map(({ message: m }) => ({
         id: m._id,
         frame: messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }),
       }));
       const written = new Set(
         await writeResumed(conn, frames, resumeHighWater, (id) => {
-          conn.noteDelivered(id); // its ack is now this connection's to send
+          conn.noteDelivered(id, expiry.get(id)!); // its ack is now this connection's to send
           metrics.delivered.inc({ path: 'resume' });
           deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
         }),
@@ -420,7 +423,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const frame = wireFrame(messageFrame(rec));
       if (rec.taskId) {
         // A persistent group/broadcast message may be acked by every connection it is for (the task writes it at its pace).
-        if (rec.persistent && conns) for (const c of conns) c.noteDelivered(rec.id);
+        if (rec.persistent && conns) for (const c of conns) c.noteDelivered(rec.id, rec.expiresAt);
         void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : [], rec.expiresAt);
         return;
       }
@@ -432,7 +435,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const at = Date.now();
       for (const conn of conns) {
         if (conn.deliverLive(rec.id, frame)) {
-          if (rec.persistent) conn.noteDelivered(rec.id);
+          if (rec.persistent) conn.noteDelivered(rec.id, rec.expiresAt);
           metrics.delivered.inc({ path: 'live' });
           deps.trace?.set(rec.id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${at},"path":"live"}`);
         } else {

@@ -16,7 +16,7 @@ const expiresAt = Date.now() + 600_000;
 for (let i = 0; i < ids.length; i += 10) {
   const part = ids.slice(i, i + 10);
   await Promise.all([
-    store.ack([{ app, user, device, ids: mine.slice(i / Number(workers), i / Number(workers) + 10) }]),
+    store.ack([{ app, user, device, ids: mine.slice(i / Number(workers), i / Number(workers) + 10), expiresAt: mine.slice(i / Number(workers), i / Number(workers) + 10).map(() => expiresAt) }]),
     // Every worker writes attempt 1 of every id, and its own attempt number 2 + worker: duplicates collapse, distinct ones count.
     store.recordAttempts(part.flatMap((id) => [1, 2 + Number(worker)].map((attempt) => ({ app, user, device, id, attempt, expiresAt }))), 100),
   ]);
