@@ -37,6 +37,10 @@ interface DeliveryDoc {
   k?: string;
   /** delivery: broadcast task, so a stopped broadcast is not delivered on connect */
   t?: string;
+  /** delivery: the payload, when small (INLINE_PAYLOAD_CHARS), so a resume needs no read of the message */
+  p?: string;
+  /** delivery with a payload: the message's creation time */
+  c?: Date;
   /** receipt: the device */
   v?: string;
   /** attempt: its number from 1 (a receipt without it is an ack) */
@@ -55,6 +59,10 @@ export interface Delivery {
   k?: string;
   /** broadcast task id */
   t?: string;
+  /** the payload: kept with the delivery when small, else read from `messages` on resume */
+  p?: string;
+  /** the message's creation time, ms since epoch (with `p`) */
+  c?: number;
 }
 
 /** A delivery as read back: the per-user fields only. */
@@ -92,6 +100,13 @@ export interface UserState {
 
 /** A user's deliveries beyond this many are not delivered (the oldest go first) and are deleted when read. */
 export const MAX_INBOX_ITEMS = 5000;
+/**
+ * Payloads up to this many characters are stored with each delivery (a
+ * resume then reads one document set per user and no message); larger ones
+ * are read from `messages` once per resume batch. It also bounds what one
+ * user's read returns: MAX_INBOX_ITEMS x 2,048 characters.
+ */
+export const INLINE_PAYLOAD_CHARS = 2048;
 /** Documents per insertMany call. */
 const INSERT_CHUNK = 1000;
 /** Stale documents deleted per read at most (the rest go on later reads or with their expiry). */
@@ -166,6 +181,7 @@ export function createDeliveries(db: Db, limit: Limiter) {
           e: new Date(d.e),
           ...(d.k ? { k: d.k } : {}),
           ...(d.t ? { t: d.t } : {}),
+          ...(d.p !== undefined && d.c !== undefined && d.p.length <= INLINE_PAYLOAD_CHARS ? { p: d.p, c: new Date(d.c) } : {}),
         })),
       );
     },
@@ -205,7 +221,13 @@ export function createDeliveries(db: Db, limit: Limiter) {
             const receipts: Receipts = new Map();
             for (const d of docs) {
               if (d.v === undefined) {
-                items.push({ m: d.m, e: d.e.getTime(), ...(d.k ? { k: d.k } : {}), ...(d.t ? { t: d.t } : {}) });
+                items.push({
+                  m: d.m,
+                  e: d.e.getTime(),
+                  ...(d.k ? { k: d.k } : {}),
+                  ...(d.t ? { t: d.t } : {}),
+                  ...(d.p !== undefined && d.c ? { p: d.p, c: d.c.getTime() } : {}),
+                });
                 continue;
               }
               let r = receipts.get(d.v);
@@ -234,9 +256,15 @@ export function createDeliveries(db: Db, limit: Limiter) {
       return docs.filter((d) => d.v === undefined).map((d) => d.m).sort();
     },
 
-    /** Deletes everything stored for (app, user): one indexed equality delete. */
+    /** Deletes the deliveries of (app, user), keeping its devices' acks and attempts; returns how many. */
     async forget(app: string, user: string): Promise<number> {
-      return (await col.deleteMany({ u: userKey(app, user) })).deletedCount;
+      const docs = await col.find({ u: userKey(app, user) }, { projection: { _id: 1, v: 1 } }).toArray();
+      const ids = docs.filter((d) => d.v === undefined).map((d) => d._id);
+      let deleted = 0;
+      for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
+        deleted += (await col.bulkWrite(ids.slice(i, i + DELETE_CHUNK).map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false })).deletedCount;
+      }
+      return deleted;
     },
   };
 }

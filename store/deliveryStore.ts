@@ -28,8 +28,15 @@ export interface PendingRequest extends DeviceRef {
   limit: number;
 }
 
+/** A stored message due to a device: what its frame needs. */
 export interface PendingMessage {
-  message: StoredMessage;
+  id: string;
+  payload: string;
+  /** ms since epoch */
+  createdAt: number;
+  /** ms since epoch */
+  expiresAt: number;
+  collapseKey?: string;
   /** Deliveries on connect so far (the next one is attempt + 1). */
   attempts: number;
 }
@@ -98,8 +105,9 @@ export function createDeliveryStore(db: Db) {
     /**
      * For each request, the device's undelivered (not acked), unexpired,
      * unparked messages after `afterId`, in id order, at most `limit`. Reads
-     * per batch: one find per distinct user (its deliveries and its devices'
-     * receipts), one per app for its broadcasts, and one per distinct message body.
+     * per batch: one find per distinct user (its deliveries, small payloads
+     * included, and its devices' receipts), one per app for its broadcasts,
+     * and one per distinct message whose payload was too large to keep inline.
      */
     async pendingFor(requests: PendingRequest[], opts: PendingOptions): Promise<PendingMessage[][]> {
       const now = opts.now ?? Date.now();
@@ -118,11 +126,15 @@ export function createDeliveryStore(db: Db) {
       const taskIds = new Set(due.flatMap((items) => items.flatMap((item) => (item.t ? [item.t] : []))));
       const stopped = taskIds.size > 0 && opts.stoppedTasks ? await opts.stoppedTasks([...taskIds]) : new Set<string>();
       const page = due.map((items, i) => items.filter((item) => !item.t || !stopped.has(item.t)).slice(0, requests[i]!.limit));
-      const bodies = await readMessages(page.flatMap((items) => items.map((item) => item.m)));
+      const bodies = await readMessages(page.flatMap((items) => items.flatMap((item) => (item.p === undefined ? [item.m] : []))));
       return page.map((items) =>
-        items.flatMap((item: DeliveryItem & { n: number }) => {
-          const message = bodies.get(item.m);
-          return message && message.expiresAt.getTime() > now ? [{ message, attempts: item.n }] : [];
+        items.flatMap((item: DeliveryItem & { n: number }): PendingMessage[] => {
+          if (item.p !== undefined && item.c !== undefined) {
+            return [{ id: item.m, payload: item.p, createdAt: item.c, expiresAt: item.e, ...(item.k ? { collapseKey: item.k } : {}), attempts: item.n }];
+          }
+          const m = bodies.get(item.m);
+          if (!m || m.expiresAt.getTime() <= now) return [];
+          return [{ id: m._id, payload: m.payload, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), ...(m.collapseKey ? { collapseKey: m.collapseKey } : {}), attempts: item.n }];
         }),
       );
     },
@@ -145,7 +157,7 @@ export function createDeliveryStore(db: Db) {
     /** Ids of every stored delivery of a user, stale ones included (operators, tests). */
     deliveryIds: (app: string, user: string) => deliveries.ids(app, user),
 
-    /** Deletes everything stored for a user (an operator forgetting a user; tests simulating lost state). Returns how many. */
+    /** Deletes a user's deliveries, keeping acks and attempts (tests simulating lost delivery state). Returns how many. */
     forgetDeliveries: (app: string, user: string) => deliveries.forget(app, user),
 
     /** One message's durable state for a trace: which users hold it, which devices acked it, its attempts per device. */

@@ -32,7 +32,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     _id: id, app: 'a', target: 'USER', payload: `p-${id}`, persistent: true, createdAt: new Date(), expiresAt: new Date(exp()), traceId: id, ...over,
   });
   const pending = async (user: string, device: string, opts: { afterId?: string; limit?: number; maxAttempts?: number; app?: string } = {}) =>
-    (await store.pendingFor([{ app: opts.app ?? 'a', user, device, afterId: opts.afterId ?? '', limit: opts.limit ?? 100 }], { maxAttempts: opts.maxAttempts ?? 3 }))[0]!.map((p) => p.message._id);
+    (await store.pendingFor([{ app: opts.app ?? 'a', user, device, afterId: opts.afterId ?? '', limit: opts.limit ?? 100 }], { maxAttempts: opts.maxAttempts ?? 3 }))[0]!.map((p) => p.id);
 
   before(async () => {
     client = new MongoClient(infra.mongoUrl, { monitorCommands: true });
@@ -68,6 +68,10 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     assert.deepEqual(await pending('u2', 'phone'), [b1]);
     assert.deepEqual(await store.deviceState('a', 'u1', 'phone'), { acked: [m1, b1].sort(), tries: {} });
     assert.deepEqual(await pending('nobody', 'phone'), [b1]);
+    // Losing the deliveries (what a replay then restores) keeps what devices acknowledged.
+    assert.equal(await store.forgetDeliveries('a', 'u1'), 3);
+    assert.deepEqual(await store.deliveryIds('a', 'u1'), []);
+    assert.deepEqual((await store.deviceState('a', 'u1', 'phone')).acked, [m1, b1].sort());
   });
 
   test('collapse key, expiry and stopped broadcast tasks are resolved when read; stale deliveries are deleted', { timeout: 30_000 }, async () => {
@@ -84,10 +88,22 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
       maxAttempts: 3,
       stoppedTasks: async (ids) => new Set(ids.filter((id) => id === 'T-stopped')),
     });
-    assert.deepEqual(res[0]!.map((p) => p.message._id), [k2, t2]);
+    assert.deepEqual(res[0]!.map((p) => p.id), [k2, t2]);
     // The superseded and the expired delivery are deleted in the background.
     for (let i = 0; i < 50 && (await store.deliveryIds('c', 'c1')).length > 3; i++) await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(await store.deliveryIds('c', 'c1'), [k2, t1, t2]);
+  });
+
+  test('a small payload is kept with the delivery and read from it; a large one comes from messages', { timeout: 30_000 }, async () => {
+    const [small, large] = [newId(), newId()];
+    const big = 'x'.repeat(5000);
+    await db.collection<StoredMessage>('messages').insertMany([message(small, { payload: 'from-messages' }), message(large, { payload: big })]);
+    await store.appendDeliveries([
+      { app: 'i', user: 'i1', m: small, e: exp(), p: 'inline', c: 1234 },
+      { app: 'i', user: 'i1', m: large, e: exp(), p: big, c: 1234 },
+    ]);
+    const [page] = await store.pendingFor([{ app: 'i', user: 'i1', device: 'd', afterId: '', limit: 10 }], { maxAttempts: 3 });
+    assert.deepEqual(page!.map((p) => [p.id, p.payload.length, p.createdAt === 1234]), [[small, 'inline'.length, true], [large, 5000, false]]);
   });
 
   test('attempts: counted per device, a message at maxAttempts is parked for that device only', { timeout: 30_000 }, async () => {
@@ -96,7 +112,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     await store.appendDeliveries([{ app: 'p', user: 'p1', m, e: exp() }]);
     for (let attempt = 1; attempt <= 2; attempt++) {
       const [page] = await store.pendingFor([{ app: 'p', user: 'p1', device: 'd1', afterId: '', limit: 10 }], { maxAttempts: 2 });
-      assert.deepEqual(page!.map((p) => [p.message._id, p.attempts]), [[m, attempt - 1]]);
+      assert.deepEqual(page!.map((p) => [p.id, p.attempts]), [[m, attempt - 1]]);
       const parked = await store.recordAttempts([{ app: 'p', user: 'p1', device: 'd1', id: m, attempt, expiresAt: exp() }], 2);
       assert.equal(parked.length, attempt === 2 ? 1 : 0);
     }
@@ -111,15 +127,17 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     await db.collection<StoredMessage>('messages').insertMany([...ids, broadcast].map((id) => message(id)));
     await store.appendDeliveries([{ app: 'o', user: BROADCAST_INBOX, m: broadcast, e: exp() }]);
     const users = Array.from({ length: 100 }, (_, i) => `s${i}`);
-    const slice = await countCommands(client, () => store.appendDeliveries(users.flatMap((user) => ids.map((m) => ({ app: 'o', user, m, e: exp() })))));
+    // Small payloads are kept with the deliveries (no message read on resume); the broadcast's is read from messages.
+    const slice = await countCommands(client, () => store.appendDeliveries(users.flatMap((user) => ids.map((m) => ({ app: 'o', user, m, e: exp(), p: `p-${m}`, c: Date.now() })))));
     assert.deepEqual(slice, { insert: 1 }, '200 deliveries, one insert');
     const reqs = users.map((user) => ({ app: 'o', user, device: 'phone', afterId: '', limit: 10 }));
     let pages: Awaited<ReturnType<DeliveryStore['pendingFor']>> = [];
     const read = await countCommands(client, async () => (pages = await store.pendingFor(reqs, { maxAttempts: 3 })));
     assert.ok(pages.every((p) => p.length === 2 + 1), 'two own messages and the broadcast each');
-    // 100 user finds (deliveries and receipts) + 1 broadcast find + one per distinct body (3).
-    assert.deepEqual(read, { find: 100 + 1 + 3 });
-    const attempts = pages.flatMap((page, i) => page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.message._id, attempt: 1, expiresAt: exp() })));
+    // 100 user finds (deliveries with their payloads, and receipts) + 1 broadcast find + the broadcast's body.
+    assert.deepEqual(read, { find: 100 + 1 + 1 });
+    assert.deepEqual(pages[0]!.map((p) => p.payload), [...ids, broadcast].sort().map((id) => `p-${id}`));
+    const attempts = pages.flatMap((page, i) => page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.id, attempt: 1, expiresAt: exp() })));
     assert.deepEqual(await countCommands(client, () => store.recordAttempts(attempts, 3)), { insert: 1 });
     assert.deepEqual(await countCommands(client, () => store.ack(users.map((user) => ({ app: 'o', user, device: 'phone', ids, expiresAt: ids.map(exp) })))), { insert: 1 });
     console.log(`store commands: 200 deliveries ${JSON.stringify(slice)}; 100 resumes ${JSON.stringify(read)}`);

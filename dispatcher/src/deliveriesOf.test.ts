@@ -18,7 +18,7 @@ test('persistent unicast and broadcasts become deliveries; transient, group and 
     rec('m5', { expiresAt: 500 }),
   ], 1000);
   assert.deepEqual(out, [
-    { app: 'a', user: 'u1', m: 'm1', e: 10_000, k: 'k' },
-    { app: 'a', user: BROADCAST_INBOX, m: 'm4', e: 10_000, t: 'T1' },
+    { app: 'a', user: 'u1', m: 'm1', e: 10_000, k: 'k', p: '{}', c: 0 },
+    { app: 'a', user: BROADCAST_INBOX, m: 'm4', e: 10_000, t: 'T1', p: '{}', c: 0 },
   ]);
 });

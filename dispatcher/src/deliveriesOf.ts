@@ -17,7 +17,17 @@ export function deliveriesOf(records: IngestRecord[], now: number): Delivery[] {
     if (!r.persistent || r.expiresAt <= now || r.target === 'GROUP') continue;
     const user = r.target === 'ALL' ? BROADCAST_INBOX : r.user;
     if (user === null) continue;
-    out.push({ app: r.app, user, m: r.id, e: r.expiresAt, ...(r.collapseKey ? { k: r.collapseKey } : {}), ...(r.taskId ? { t: r.taskId } : {}) });
+    out.push({
+      app: r.app,
+      user,
+      m: r.id,
+      e: r.expiresAt,
+      ...(r.collapseKey ? { k: r.collapseKey } : {}),
+      ...(r.taskId ? { t: r.taskId } : {}),
+      // The store keeps small payloads with the delivery, so a resume need not read the message.
+      p: r.payload,
+      c: r.createdAt,
+    });
   }
   return out;
 }

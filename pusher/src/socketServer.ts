@@ -289,10 +289,10 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       // Written as the socket drains (half the slow-consumer limit may wait unsent), and
       // only what reached the kernel counts as an attempt: a slow link is paced, not cut
       // off, and a message it never got is not parked for it.
-      const expiry = new Map(page.map(({ message: m }) => [m._id, m.expiresAt.getTime()]));
-      const frames = page.map(({ message: m }) => ({
-        id: m._id,
-        frame: messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }),
+      const expiry = new Map(page.map((m) => [m.id, m.expiresAt]));
+      const frames = page.map((m) => ({
+        id: m.id,
+        frame: messageFrame({ id: m.id, payload: m.payload, persistent: true, createdAt: m.createdAt, expiresAt: m.expiresAt, collapseKey: m.collapseKey }),
       }));
       const written = new Set(
         await writeResumed(conn, frames, resumeHighWater, (id) => {
@@ -302,13 +302,13 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         }),
       );
       const attempts = page
-        .filter(({ message }) => written.has(message._id))
-        .map(({ message, attempts: n }): AttemptEntry => ({ app: conn.app, user: conn.user, device: conn.device, id: message._id, attempt: n + 1, expiresAt: message.expiresAt.getTime() }));
+        .filter((m) => written.has(m.id))
+        .map((m): AttemptEntry => ({ app: conn.app, user: conn.user, device: conn.device, id: m.id, attempt: m.attempts + 1, expiresAt: m.expiresAt }));
       const parked = attempts.length > 0 ? await recordAttempts(attempts) : [];
       metrics.parked.inc(parked.length);
       for (const { id } of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
       if (conn.closed) break;
-      after = page.at(-1)!.message._id;
+      after = page.at(-1)!.id;
       if (page.length < config.offlinePageSize) break;
     }
     conn.finishResume();
