@@ -143,7 +143,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     console.log(`store commands: 200 deliveries ${JSON.stringify(slice)}; 100 resumes ${JSON.stringify(read)}`);
   });
 
-  test('many writers in several processes ack and record attempts for one device at once: nothing is lost', { timeout: 120_000 }, async () => {
+  test('many writers in several processes store deliveries, ack and record attempts for one user and device at once: nothing is lost or doubled', { timeout: 120_000 }, async () => {
     const ids = Array.from({ length: 200 }, () => newId());
     const workers = 4;
     const run = (worker: number) =>
@@ -156,6 +156,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
       ...Array.from({ length: workers }, (_, w) => run(w)),
       ...Array.from({ length: 20 }, (_, i) => store.ack([{ app: 'a', user: 'busy', device: 'phone', ids: ids.slice(i * 10, i * 10 + 10), expiresAt: ids.slice(i * 10, i * 10 + 10).map(exp) }])),
     ]);
+    assert.deepEqual(await store.deliveryIds('a', 'busy'), [...ids].sort(), 'every delivery stored once');
     const state = await store.deviceState('a', 'busy', 'phone');
     assert.deepEqual(state.acked, [...ids].sort(), 'every ack counted once');
     // Attempt 1 from every worker is one attempt; attempts 2..5 are one per worker.
