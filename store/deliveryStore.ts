@@ -94,7 +94,7 @@ export function createDeliveryStore(db: Db) {
       }
     },
 
-    /** Deletes expired deliveries and receipts (a scan: for servers without TTL indexes, now and then). */
+    /** Deletes expired deliveries, acks and attempts (a scan: for servers without TTL indexes, now and then). */
     async sweepExpired(now = new Date()): Promise<number> {
       return (await deliveries.collection.deleteMany({ e: { $lt: now } })).deletedCount;
     },
