@@ -55,7 +55,11 @@ describe('process guard of the service runner', () => {
       assert.equal((await fetch(`${url}/trigger/listener`, { method: 'POST' })).status, 202);
       await eventually(async () => (await metric(url, 'push_listener_errors_total{listener="fixture-async"')) === 1, { what: 'the async listener error counted' });
       assert.equal(await metric(url, 'push_listener_errors_total{listener="fixture-message"'), 1);
-      const contained = f.lines().filter((l) => l.msg === 'listener failed; error contained');
+      // The log lines are written apart from the counters: await them, don't assume they are in yet.
+      const contained = await eventually(() => {
+        const lines = f.lines().filter((l) => l.msg === 'listener failed; error contained');
+        return lines.length >= 2 ? lines : undefined;
+      }, { what: 'both contained listener errors logged' });
       assert.deepEqual(contained.map((l) => l.listener).sort(), ['fixture-async', 'fixture-message']);
       assert.match(contained.find((l) => l.listener === 'fixture-message')!.err!.stack, /SyntaxError/);
       assert.equal((await fetch(`${url}/healthz`)).status, 200, 'still serving');
@@ -63,7 +67,7 @@ describe('process guard of the service runner', () => {
       // A rejection nobody handles: logged with its stack and counted; still serving.
       assert.equal((await fetch(`${url}/trigger/rejection`, { method: 'POST' })).status, 202);
       await eventually(async () => (await metric(url, 'push_unhandled_rejections_total')) === 1, { what: 'the rejection counted' });
-      const rejection = f.lines().find((l) => l.msg === 'unhandled rejection')!;
+      const rejection = await eventually(() => f.lines().find((l) => l.msg === 'unhandled rejection'), { what: 'the rejection logged' });
       assert.equal(rejection.service, 'fixture');
       assert.equal(rejection.err?.message, 'nobody waits for this');
       assert.match(rejection.err!.stack, /guardedService\.ts/);
