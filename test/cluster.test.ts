@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually } from './support/services.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 import { connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
 
 const until = (cond: () => boolean, what: string, timeoutMs = 20_000) => eventually(cond, { what, timeoutMs, intervalMs: 20 });
@@ -23,7 +23,7 @@ describe('several pushers and dispatchers', () => {
     assert.equal(phone.messages[0]!.id, r.body.id);
     assert.equal(laptop.messages[0]!.id, r.body.id);
     phone.ack([r.body.id]);
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     await eventually(async () => (await store.deviceState(s.app, 'erin', 'phone')).acked.includes(r.body.id), { what: 'phone ack stored' });
     await phone.close();
     await laptop.close();

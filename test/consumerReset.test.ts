@@ -4,7 +4,7 @@ import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { pino } from 'pino';
 import { createKafka } from '../common/src/kafka.js';
-import { createMessageStore, inboxCollection } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 import { topicNames } from '../common/src/topics.js';
 import { kafkaLibsDir } from '../infra/kafka.js';
 import { connectClient, receiveAndAck, startStack, wsOf, type TestStack } from './support/stack.js';
@@ -46,7 +46,7 @@ describe('resetting the dispatcher group with Kafka tools', () => {
 
   test('stop, --reset-offsets --to-datetime, restart: no duplicates on clients, nothing lost', { timeout: 180_000 }, async () => {
     const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     const send = async (users: string[], n: string, persistent = true) => {
       const r = await s.send({ to: { users }, payload: { n }, persistent, ttlSeconds: 3600 });
       assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -111,8 +111,7 @@ describe('resetting the dispatcher group with Kafka tools', () => {
     const marker = await send(['lee'], 'marker');
     await lee.waitFor(9);
     assert.deepEqual(lee.messages.map((m) => m.id), [...before, ...during, after, marker]);
-    const inbox = await inboxCollection(s.mongo.db(s.env.MONGO_DB), s.app, 'lee').findOne({ _id: `${s.app}|lee` });
-    const items = inbox!.items.map((i) => i.m);
+    const items = await createDeliveryStore(s.mongo.db(s.env.MONGO_DB)).deliveryIds(s.app, 'lee');
     assert.equal(new Set(items).size, items.length, `duplicates in lee's inbox: ${items.join(',')}`);
     await kim.close();
     await lee.close();

@@ -5,7 +5,7 @@ import { Redis } from 'ioredis';
 import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/services.js';
 import { stack as infra } from './support/env.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 
 const ID_ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
 /** A well-formed message id that no message has. */
@@ -26,7 +26,7 @@ describe('hardening #5: acks of ids never delivered on the connection', () => {
 
   test('thousands of invented ids create no Redis keys and close the socket; a real client\'s acks are honoured', { timeout: 60_000 }, async () => {
     const url = wsOf(s.pushers[0]!.url);
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     const alice = await connectClient(url, (await s.token('alice', 'phone')).token);
     const real: string[] = [];
     for (let i = 0; i < 3; i++) real.push((await s.send({ to: { users: ['alice'] }, payload: { n: i } })).body.id as string);

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/services.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 import { MAX_ACK_IDS } from '../common/src/codes.js';
 
 const STORED = 300;
@@ -48,9 +48,9 @@ describe('a big resume on a slow link is paced by the link, not cut off, and not
       }
     }
     ids.sort();
-    // Every message in the device's inbox before anyone connects.
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
-    await eventually(async () => (await store.loadUndelivered(s.app, 'big', 'phone', { afterId: ids.at(-2)!, limit: 10, maxAttempts: MAX_ATTEMPTS })).length === 1, {
+    // Every message stored for the device before anyone connects.
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
+    await eventually(async () => (await store.pendingFor([{ app: s.app, user: 'big', device: 'phone', afterId: ids.at(-2)!, limit: 10 }], { maxAttempts: MAX_ATTEMPTS }))[0]!.length === 1, {
       what: 'the last message in the inbox',
       timeoutMs: 60_000,
       intervalMs: 250,

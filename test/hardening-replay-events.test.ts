@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createKafka, createProducer } from '../common/src/kafka.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 import { topicNames } from '../common/src/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { stack as infra } from './support/env.js';
@@ -23,7 +23,7 @@ describe('push.events replay after the idempotency window (issue 12 #14)', () =>
 
   test('keeps original ids, skips expired records, never resends acked ones', { timeout: 120_000 }, async () => {
     const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     const producer = createProducer(createKafka({ clientId: 'hardening-replay-events', brokers: infra.kafkaBrokers, logger: pino({ level: 'silent' }) }));
     await producer.connect();
     try {

@@ -5,7 +5,7 @@ import { eventually } from './support/services.js';
 import { pino } from 'pino';
 import { createKafka } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 import { stack as infra } from './support/env.js';
 
 describe('core pipeline: HTTP to WebSocket', () => {
@@ -48,7 +48,7 @@ describe('core pipeline: HTTP to WebSocket', () => {
     assert.equal(c1.messages[5]!.id, live.body.id);
     c1.ack([...ids, live.body.id]);
     // The ack is written in the background; wait until the store reflects it.
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     await eventually(async () => (await store.deviceState(s.app, 'bob', 'laptop')).acked.length === 6, { what: 'acks stored' });
     await c1.close();
     const c2 = await connectClient(wsUrl, token);

@@ -11,7 +11,7 @@ import { PushClient, type MessageFrame, type PushClientOptions, type PushEvents 
 import { backoffCap } from '../sdk/src/backoff.js';
 import { createKafkaPublisher, createPublisher } from '../publisher/src/index.js';
 import { SDK_BUNDLES } from '../sdk/build.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 import { eventually } from './support/services.js';
 import { stack as infra } from './support/env.js';
 import { startStack, type TestStack } from './support/stack.js';
@@ -55,7 +55,7 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
     assert.deepEqual(c.messages.map((m) => m.id), [...sent, transient]);
     assert.deepEqual(c.messages.map((m) => m.payload), ['one', 'two', 'three', 'typing']);
 
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     await eventually(
       async () => {
         const { acked } = await store.deviceState(s.app, 'sdk-amy', 'phone');
@@ -268,7 +268,7 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
       const first = (await s.send({ to: { users: ['sdk-web'] }, payload: { text: 'hello browser' } })).body.id;
       await waitEvents('message', 1);
       assert.deepEqual((await events('message')).map((m: any) => [m.id, m.payload.text]), [[first, 'hello browser']]);
-      const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+      const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
       await eventually(async () => (await store.deviceState(s.app, 'sdk-web', 'chrome')).acked.includes(first), { what: 'the browser ack stored' });
 
       // offline closes the socket and waits; online reconnects at once and the message sent meanwhile arrives.

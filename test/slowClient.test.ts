@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
-import { createMessageStore } from '../common/src/messageStore.js';
+import { createDeliveryStore } from '../store/deliveryStore.js';
 
 describe('clients that misbehave are bounded', () => {
   let s: TestStack;
@@ -46,7 +46,7 @@ describe('clients that misbehave are bounded', () => {
       assert.equal(c.messages[0]!.id, r.body.id, `delivered on connect ${attempt}`);
       await c.close();
     }
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     await eventually(async () => (await store.deviceState(s.app, 'noack', 'phone')).tries[r.body.id] === 2, { what: 'message parked for the device' });
     const c = await connectClient(wsUrl, token);
     const marker = await s.send({ to: { users: ['noack'] }, payload: 'marker' });

@@ -1,6 +1,6 @@
 import type { KafkaMessage } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import type { MessageStore } from '../../common/src/messageStore.js';
+import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { Route } from '../../common/src/routes.js';
 import type { IngestRecord } from '../../schemas/types.js';
 
@@ -35,11 +35,11 @@ export function headerText(headers: KafkaMessage['headers'], name: string): stri
  *   - transient records are dropped (they were for the moment they were sent);
  *   - a group or broadcast record whose task already fanned out is not sent again;
  *   - a persistent user record goes to a node only if none of the user's devices
- *     on that node acknowledged it (a device that did not gets it from its
- *     inbox at its next connect when another device on the node did).
- * Inbox appends of such records are de-duplicated by the caller (compact path).
+ *     on that node acknowledged it (a device that did not gets it from the
+ *     store at its next connect when another device on the node did).
+ * Their deliveries are stored again under the same ids, which the store ignores.
  */
-export function createReplayGuard({ redis, store }: { redis: Redis; store: MessageStore }) {
+export function createReplayGuard({ redis, store }: { redis: Redis; store: Pick<DeliveryStore, 'deviceState'> }) {
   return {
     /** Records of a slice that were handled before: replay copies, or at/below the partition's high-water mark. */
     async seenBefore(topic: string, partition: number, messages: KafkaMessage[], records: Map<KafkaMessage, IngestRecord>): Promise<Set<IngestRecord>> {

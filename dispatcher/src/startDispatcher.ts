@@ -14,8 +14,8 @@ import { decodeRecord, encodeRecord, latestSchemaId, RecordDecodeError, sameEnco
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords } from './routeRecords.js';
 import { createForwardedCommits } from './forwardedCommits.js';
-import { createInboxAppender } from './appendInboxes.js';
-import { createMessageStore } from '../../common/src/messageStore.js';
+import { deliveriesOf } from './deliveriesOf.js';
+import { createDeliveryStore } from '../../store/deliveryStore.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
 import { recordTaskBoots } from './taskBoots.js';
@@ -42,9 +42,16 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const kafka = clients.kafka!;
   const redis = clients.redis!;
   const topics = topicNames(config.topicPrefix);
-  const appendToInboxes = createInboxAppender(createMessageStore(clients.mongo!.db));
+  const store = createDeliveryStore(clients.mongo!.db);
+  if (!(await store.ensureIndexes())) {
+    // FerretDB 1.x lacks TTL indexes: expired deliveries, acks and attempts are swept instead.
+    const sweeper = setInterval(() => {
+      void store.sweepExpired().catch((err: Error) => logger.warn({ err: err.message }, 'delivery expiry sweep failed'));
+    }, 60_000);
+    onClose('delivery-sweeper', () => clearInterval(sweeper));
+  }
   const tasks = createTaskStore({ db: clients.mongo!.db, redis });
-  const guard = createReplayGuard({ redis, store: createMessageStore(clients.mongo!.db) });
+  const guard = createReplayGuard({ redis, store });
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
   const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
@@ -133,8 +140,9 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     // Records handled before (replays, a reset group) are re-dispatched idempotently: see replayGuard.
     const seen = await guard.seenBefore(topic, partition, messages, recordOf);
     const notAgain = seen.size > 0 ? await guard.notAgain(seen) : new Set<IngestRecord>();
-    // Inbox first, then routes: see createInboxAppender.
-    await appendToInboxes(records, Date.now(), seen);
+    // Stored first, then routed: see deliveriesOf. One call for the whole slice.
+    const stored = deliveriesOf(records, Date.now());
+    if (stored.length > 0) await store.appendDeliveries(stored);
     const users = new Map<string, { app: string; user: string }>();
     for (const r of records) if (r.user !== null) users.set(`${r.app}|${r.user}`, { app: r.app, user: r.user });
     const keys = [...users.keys()];
@@ -218,7 +226,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const sampler = createStatusSampler({ redis, collectorUrl: config.status.collectorUrl, ownMetrics: () => registry.metrics(), intervalMs: config.status.sampleMs, allowNodeUrl });
   onClose('status-sampler', () => sampler.close());
   const status = statusRoutes({
-    kafka, redis, db: clients.mongo!.db, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey, config.operatorAuth),
+    kafka, redis, db: clients.mongo!.db, store, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey, config.operatorAuth),
     selfUrl: () => selfUrl, collectorUrl: config.status.collectorUrl, authUrl: config.status.authUrl, dispatcherUrls: config.status.dispatcherUrls,
     registry, operatorKey: config.operatorKey, allowNodeUrl, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
   });

@@ -13,6 +13,7 @@ import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
 import { Gauge, type Registry } from '../../common/src/metrics.js';
 import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
 import { traceMessage } from './traceReport.js';
+import type { DeliveryStore } from '../../store/deliveryStore.js';
 
 export interface ServiceHealth {
   name: string;
@@ -61,6 +62,8 @@ export interface StatusDeps {
   kafka: Kafka;
   redis: Redis;
   db: Db;
+  /** Deliveries, acks and attempts, for message traces. */
+  store: DeliveryStore;
   tasks: TaskStore;
   topics: Topics;
   topicPrefix: string;
@@ -258,7 +261,7 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
   router.get('/v1/admin/trace/:messageId', auth, async (req, res) => {
     const id = String(req.params.messageId);
     if (!MESSAGE_ID_PATTERN.test(id)) throw notFound(`no message ${id}: message ids are 26 characters of [0-9A-Z]`);
-    const report = await traceMessage({ db: deps.db, redis }, id);
+    const report = await traceMessage({ db: deps.db, redis, store: deps.store }, id);
     if (!report) throw notFound(`no trace of message ${id}: unknown id, a transient message not yet dispatched, or its trace expired`);
     res.json(report);
   });

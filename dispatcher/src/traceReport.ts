@@ -1,6 +1,7 @@
 import type { Db } from 'mongodb';
 import type { Redis } from 'ioredis';
-import { deviceCollection, inboxCollection, type StoredMessage } from '../../common/src/messageStore.js';
+import type { StoredMessage } from '../../common/src/messageStore.js';
+import type { DeliveryStore } from '../../store/deliveryStore.js';
 import { readTrace, type TraceMeta } from '../../common/src/traceRecords.js';
 
 export type TraceHopName = 'stored' | 'outbox' | 'ingested' | 'dispatched' | 'written' | 'acked' | 'parked' | 'dropped' | 'expired';
@@ -67,10 +68,10 @@ const parse = <T>(s: string | undefined): T | undefined => {
  * Where one message is, from the durable state: the message document and
  * outbox (MongoDB), the message's trace record (Redis: what the dispatcher
  * routed, what pushers wrote, acked, parked or dropped), the recipients'
- * inboxes and the devices' ack and tries documents. Undefined when nothing
+ * deliveries and the devices' acks and attempts (store/deliveryStore.ts). Undefined when nothing
  * knows the id.
  */
-export async function traceMessage({ db, redis }: { db: Db; redis: Redis }, messageId: string, now = Date.now()): Promise<TraceReport | undefined> {
+export async function traceMessage({ db, redis, store }: { db: Db; redis: Redis; store: Pick<DeliveryStore, 'traceState'> }, messageId: string, now = Date.now()): Promise<TraceReport | undefined> {
   const [msg, outboxed, trace] = await Promise.all([
     db.collection<StoredMessage>('messages').findOne({ _id: messageId }),
     db.collection<{ _id: string }>('outbox').findOne({ _id: messageId }),
@@ -145,25 +146,14 @@ export async function traceMessage({ db, redis }: { db: Db; redis: Redis }, mess
     });
   }
 
-  // Durable state: inboxes of persistent unicast recipients, acks and tries of known devices.
-  if (persistent && target === 'USER') {
-    const users = [...recipients.keys()].slice(0, 50);
-    const inboxes = await Promise.all(users.map((u) => inboxCollection(db, app, u).findOne({ _id: `${app}|${u}` })));
-    users.forEach((u, i) => (recipient(u).inInbox = inboxes[i]?.items.some((it) => it.m === messageId) ?? false));
-  }
+  // Durable state: deliveries of persistent unicast recipients, acks and attempts of known devices.
+  const users = persistent && target === 'USER' ? [...recipients.keys()].slice(0, 50) : [];
   const known = [...devices.values()].slice(0, 50);
-  const docs = await Promise.all(
-    known.map((d) =>
-      Promise.all([
-        deviceCollection<{ _id: string; acked: string[] }>(db, 'acks', app, d.user, d.device).findOne({ _id: `${app}|${d.user}|${d.device}` }),
-        deviceCollection<{ _id: string; n: Record<string, number> }>(db, 'tries', app, d.user, d.device).findOne({ _id: `${app}|${d.user}|${d.device}` }),
-      ]),
-    ),
-  );
+  const durable = await store.traceState(app, messageId, users, known);
+  users.forEach((u, i) => (recipient(u).inInbox = durable.inDeliveries[i] ?? false));
   known.forEach((d, i) => {
-    const [a, t] = docs[i]!;
-    if (a?.acked.includes(messageId)) d.acked = true;
-    d.tries = t?.n?.[messageId] ?? 0;
+    if (durable.devices[i]?.acked) d.acked = true;
+    d.tries = durable.devices[i]?.tries ?? 0;
   });
   for (const d of devices.values()) {
     const { user, ...rest } = d;

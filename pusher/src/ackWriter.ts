@@ -1,15 +1,14 @@
-import type { MessageStore } from '../../common/src/messageStore.js';
+import type { DeliveryStore } from '../../store/deliveryStore.js';
+import type { AckBatchEntry } from '../../store/deliveries.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { encodeRecord } from '../../schemas/registry.js';
 
 /** Ids in one `Ack` record on push.acks: keeps records small whatever a device acked in one flush. */
 const MAX_IDS_PER_RECORD = 500;
-/** Devices whose acks are written at the same time in a flush (each device's document has one writer). */
-const WRITE_CONCURRENCY = 4;
 
 export interface AckWriterDeps {
-  store: MessageStore;
+  store: Pick<DeliveryStore, 'ack'>;
   logger: Logger;
   /** Where stored acks are announced (`push.acks`). */
   publisher: BatchPublisher;
@@ -26,7 +25,8 @@ export interface AckWriterDeps {
 }
 
 /**
- * Batches ACKs per device into one write every `flushMs`. Bounded: past
+ * Batches the ACKs of every connection into one store call every `flushMs`
+ * (insert-only records, so one insertMany per 1,000 ids). Bounded: past
  * `maxPending` ids the caller is told to refuse further acks for now, and
  * past `maxPendingPerDevice` ids of one device that device is refused, so one
  * busy socket cannot take the whole queue from every other client.
@@ -37,7 +37,7 @@ export interface AckWriterDeps {
  */
 export function createAckWriter(deps: AckWriterDeps) {
   const { store, logger, publisher, topic, nodeId, flushMs = 100, maxPending = 100_000, maxPendingPerDevice = 5000 } = deps;
-  let pending = new Map<string, { app: string; user: string; device: string; ids: string[] }>();
+  let pending = new Map<string, AckBatchEntry>();
   let size = 0;
   let flushing: Promise<void> | undefined;
 
@@ -66,23 +66,15 @@ export function createAckWriter(deps: AckWriterDeps) {
     pending = new Map();
     size = 0;
     flushing = (async () => {
-      const stored: { app: string; user: string; device: string; ids: string[] }[] = [];
       const entries = [...batch.values()];
-      let next = 0;
-      const worker = async () => {
-        while (next < entries.length) {
-          const entry = entries[next++]!;
-          const { app, user, device, ids } = entry;
-          try {
-            await store.ack(app, user, device, ids);
-            stored.push(entry);
-          } catch (err) {
-            logger.warn({ err: (err as Error).message, app, user, device }, 'ack write failed');
-          }
-        }
-      };
-      await Promise.all(Array.from({ length: Math.min(WRITE_CONCURRENCY, entries.length) }, worker));
-      announce(stored);
+      try {
+        await store.ack(entries);
+      } catch (err) {
+        // Not retried here: the devices resend (their messages come again on the next connect).
+        logger.warn({ err: (err as Error).message, devices: entries.length }, 'ack write failed');
+        return;
+      }
+      announce(entries);
     })();
     await flushing;
     flushing = undefined;
@@ -97,14 +89,18 @@ export function createAckWriter(deps: AckWriterDeps) {
   };
 
   return {
-    /** Queues acks; false when the writer, or this device's share of it, is full (the client should retry). */
-    add(app: string, user: string, device: string, ids: string[]): boolean {
+    /**
+     * Queues acks, each with its message's expiry (the ack is kept as long);
+     * false when the writer, or this device's share of it, is full (the client should retry).
+     */
+    add(app: string, user: string, device: string, ids: string[], expiresAt: number[]): boolean {
       if (size + ids.length > maxPending) return false;
       const key = `${app}|${user}|${device}`;
       let entry = pending.get(key);
       if (entry && entry.ids.length + ids.length > maxPendingPerDevice) return false;
-      if (!entry) pending.set(key, (entry = { app, user, device, ids: [] }));
+      if (!entry) pending.set(key, (entry = { app, user, device, ids: [], expiresAt: [] }));
       entry.ids.push(...ids);
+      entry.expiresAt.push(...expiresAt);
       size += ids.length;
       schedule();
       return true;

@@ -1,7 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import type { MessageStore } from '../../common/src/messageStore.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { exceedsDepth } from './frameDepth.js';
 import { createHandshakeLimiter, sourceKey } from './handshakeLimiter.js';
@@ -46,16 +45,17 @@ describe('handshake limiter', () => {
 
 describe('ack writer', () => {
   test('one device gets at most its quota of the queue; other devices are not refused', async () => {
-    const store = { ack: async () => undefined } as unknown as MessageStore;
+    const store = { ack: async () => undefined };
     const publisher = { publish: async () => undefined } as unknown as BatchPublisher;
     const w = createAckWriter({ store, publisher, logger: pino({ level: 'silent' }), topic: 't', nodeId: 'n', flushMs: 60_000, maxPending: 10_000, maxPendingPerDevice: 1000 });
     const ids = (n: number) => Array.from({ length: n }, (_, i) => String(i).padStart(26, '0'));
-    assert.equal(w.add('a', 'u', 'd1', ids(500)), true);
-    assert.equal(w.add('a', 'u', 'd1', ids(500)), true);
-    assert.equal(w.add('a', 'u', 'd1', ids(1)), false, 'd1 is at its quota');
-    assert.equal(w.add('a', 'u', 'd2', ids(500)), true, 'd2 is not');
+    const two = (n: number): [string[], number[]] => [ids(n), ids(n).map(() => Date.now() + 60_000)];
+    assert.equal(w.add('a', 'u', 'd1', ...two(500)), true);
+    assert.equal(w.add('a', 'u', 'd1', ...two(500)), true);
+    assert.equal(w.add('a', 'u', 'd1', ...two(1)), false, 'd1 is at its quota');
+    assert.equal(w.add('a', 'u', 'd2', ...two(500)), true, 'd2 is not');
     await w.close();
-    assert.equal(w.add('a', 'u', 'd1', ids(500)), true, 'the quota frees once written');
+    assert.equal(w.add('a', 'u', 'd1', ...two(500)), true, 'the quota frees once written');
     await w.close();
   });
 });

@@ -59,12 +59,13 @@ export class Connection {
   /** Ack ids this connection sent for messages it was never given (dropped; see clientFrames.ts). */
   unknownAcks = 0;
   /**
-   * Persistent ids written to this socket and not acked yet: the only ids its
-   * acks may name. Created on the first persistent delivery, dropped when
+   * Persistent ids written to this socket and not acked yet, with their
+   * message's expiry (an ack is kept as long as its message): the only ids
+   * its acks may name. Created on the first persistent delivery, dropped when
    * empty; insertion-ordered, so past the cap the oldest is forgotten (its
    * ack is then dropped and the message comes again on the next connect).
    */
-  private delivered: Set<string> | undefined;
+  private delivered: Map<string, number> | undefined;
   /** Groups this connection subscribed to (created on first subscribe). */
   groups: Set<string> | undefined;
   /** When the token expires (ms since epoch); an `auth` frame with a fresh token moves it. */
@@ -180,11 +181,16 @@ export class Connection {
   }
 
   /** Remembers that persistent message `id` was (or is about to be) written to this socket, so its ack is taken. */
-  noteDelivered(id: string): void {
-    const set = (this.delivered ??= new Set());
-    set.delete(id); // a redelivered id counts as the newest
-    set.add(id);
-    if (set.size > (this.limits.maxUnackedPerConnection ?? 10_000)) set.delete(set.values().next().value!);
+  noteDelivered(id: string, expiresAt: number): void {
+    const map = (this.delivered ??= new Map());
+    map.delete(id); // a redelivered id counts as the newest
+    map.set(id, expiresAt);
+    if (map.size > (this.limits.maxUnackedPerConnection ?? 10_000)) map.delete(map.keys().next().value!);
+  }
+
+  /** The expiry of a delivered, unacked message (ms since epoch), or undefined. */
+  expiryOf(id: string): number | undefined {
+    return this.delivered?.get(id);
   }
 
   /** The ids among `ids` that were delivered on this connection and not acked yet. */

@@ -4,7 +4,9 @@ import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Redis } from 'ioredis';
 import type { AppStore } from '../../common/src/apps.js';
-import type { MessageStore } from '../../common/src/messageStore.js';
+import type { DeliveryStore, PendingMessage, PendingRequest } from '../../store/deliveryStore.js';
+import type { AttemptEntry } from '../../store/deliveries.js';
+import { createCoalescer } from '../../store/coalesce.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
@@ -40,7 +42,8 @@ export interface SocketServerDeps {
   logger: Logger;
   redis: Redis;
   apps: AppStore;
-  store: MessageStore;
+  /** Deliveries, acks and attempts (resume reads and attempt writes are batched across connections). */
+  store: Pick<DeliveryStore, 'pendingFor' | 'recordAttempts'>;
   verify: TokenVerifier;
   metrics: PusherMetrics;
   acks: ReturnType<typeof createAckWriter>;
@@ -53,6 +56,9 @@ export interface SocketServerDeps {
   /** Message traces: what this node wrote, and what devices acked or parked. */
   trace?: TraceWriter;
 }
+
+/** Connections whose resume reads (or attempt writes) go to the store in one call at most. */
+const RESUME_BATCH = 500;
 
 /** Subscriptions one connection may hold. */
 const MAX_GROUPS_PER_CONNECTION = 100;
@@ -193,7 +199,9 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     limits: config,
     // Only ids delivered on `c` get here (clientFrames.ts); queued first, counted and traced once taken.
     ack: (c, ids) => {
-      if (!deps.acks.add(c.app, c.user, c.device, ids)) return false;
+      // Kept as long as its message; an id with no known expiry (cannot happen: ids are checked against these) a day.
+      const expiresAt = ids.map((id) => c.expiryOf(id) ?? Date.now() + 86_400_000);
+      if (!deps.acks.add(c.app, c.user, c.device, ids, expiresAt)) return false;
       metrics.acks.inc(ids.length);
       // ifExists: an ack annotates the dispatcher's trace record, never creates one.
       if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()), { ifExists: true });
@@ -262,33 +270,45 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
 
   /** Bytes a resume lets wait unsent before it waits for the socket: half the slow-consumer limit. */
   const resumeHighWater = Math.max(1, Math.floor(config.maxBufferedBytes / 2));
+  // The resume reads and attempt writes of every connection in the same event-loop turn go to
+  // the store together: a reconnect storm costs a few batched calls per turn, not ~5 per device.
+  // Each read starts after every route of its batch was written (open() awaits the route first).
+  const pendingPage = createCoalescer(
+    (reqs: PendingRequest[]) => deps.store.pendingFor(reqs, { maxAttempts: config.maxDeliveryAttempts, stoppedTasks: deps.stoppedTasks }),
+    RESUME_BATCH,
+  );
+  const recordAttempts = createCoalescer(async (pages: AttemptEntry[][]) => {
+    await deps.store.recordAttempts(pages.flat(), config.maxDeliveryAttempts);
+    return pages.map((page) => page.filter((a) => a.attempt >= config.maxDeliveryAttempts));
+  }, RESUME_BATCH);
   const resume = async (conn: Connection) => {
     let after = '';
     for (;;) {
-      const page = await deps.store.loadUndelivered(conn.app, conn.user, conn.device, {
-        afterId: after,
-        limit: config.offlinePageSize,
-        maxAttempts: config.maxDeliveryAttempts,
-        stoppedTasks: deps.stoppedTasks,
-      });
+      const page: PendingMessage[] = await pendingPage({ app: conn.app, user: conn.user, device: conn.device, afterId: after, limit: config.offlinePageSize });
       if (conn.closed || page.length === 0) break;
       // Written as the socket drains (half the slow-consumer limit may wait unsent), and
       // only what reached the kernel counts as an attempt: a slow link is paced, not cut
       // off, and a message it never got is not parked for it.
+      const expiry = new Map(page.map((m) => [m.id, m.expiresAt]));
       const frames = page.map((m) => ({
-        id: m._id,
-        frame: messageFrame({ id: m._id, payload: m.payload, persistent: true, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), collapseKey: m.collapseKey }),
+        id: m.id,
+        frame: messageFrame({ id: m.id, payload: m.payload, persistent: true, createdAt: m.createdAt, expiresAt: m.expiresAt, collapseKey: m.collapseKey }),
       }));
-      const written = await writeResumed(conn, frames, resumeHighWater, (id) => {
-        conn.noteDelivered(id); // its ack is now this connection's to send
-        metrics.delivered.inc({ path: 'resume' });
-        deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
-      });
-      const parked = await deps.store.recordAttempts(conn.app, conn.user, conn.device, written, config.maxDeliveryAttempts);
+      const written = new Set(
+        await writeResumed(conn, frames, resumeHighWater, (id) => {
+          conn.noteDelivered(id, expiry.get(id)!); // its ack is now this connection's to send
+          metrics.delivered.inc({ path: 'resume' });
+          deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
+        }),
+      );
+      const attempts = page
+        .filter((m) => written.has(m.id))
+        .map((m): AttemptEntry => ({ app: conn.app, user: conn.user, device: conn.device, id: m.id, attempt: m.attempts + 1, expiresAt: m.expiresAt }));
+      const parked = attempts.length > 0 ? await recordAttempts(attempts) : [];
       metrics.parked.inc(parked.length);
-      for (const id of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
+      for (const { id } of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
       if (conn.closed) break;
-      after = page.at(-1)!._id;
+      after = page.at(-1)!.id;
       if (page.length < config.offlinePageSize) break;
     }
     conn.finishResume();
@@ -403,7 +423,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const frame = wireFrame(messageFrame(rec));
       if (rec.taskId) {
         // A persistent group/broadcast message may be acked by every connection it is for (the task writes it at its pace).
-        if (rec.persistent && conns) for (const c of conns) c.noteDelivered(rec.id);
+        if (rec.persistent && conns) for (const c of conns) c.noteDelivered(rec.id, rec.expiresAt);
         void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : [], rec.expiresAt);
         return;
       }
@@ -415,7 +435,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const at = Date.now();
       for (const conn of conns) {
         if (conn.deliverLive(rec.id, frame)) {
-          if (rec.persistent) conn.noteDelivered(rec.id);
+          if (rec.persistent) conn.noteDelivered(rec.id, rec.expiresAt);
           metrics.delivered.inc({ path: 'live' });
           deps.trace?.set(rec.id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${at},"path":"live"}`);
         } else {

@@ -3,7 +3,7 @@ import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createAppStore } from '../../common/src/apps.js';
-import { createMessageStore } from '../../common/src/messageStore.js';
+import { createDeliveryStore } from '../../store/deliveryStore.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../common/src/topics.js';
@@ -38,7 +38,9 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const db = clients.mongo!.db;
   const topics = topicNames(config.topicPrefix);
   const ownTopic = topics.node(config.nodeId);
-  const store = createMessageStore(db);
+  const store = createDeliveryStore(db);
+  // The dispatcher creates them too; whoever starts first, reads find their indexes.
+  await store.ensureIndexes();
   const apps = createAppStore({ db });
 
   await ensureTopics(kafka, [

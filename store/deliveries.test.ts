@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compactItems, MAX_INBOX_ITEMS } from './messageStore.js';
+import { compactItems, MAX_INBOX_ITEMS } from './deliveries.js';
 
 test('compactItems orders by id, drops expired items and replayed duplicates', () => {
   const items = [
@@ -22,7 +22,7 @@ test('compactItems keeps only the newest item of a collapse key', () => {
   assert.deepEqual(compactItems(items, 10).map((i) => i.m), ['B', 'C', 'D']);
 });
 
-test('compactItems caps an inbox, dropping the oldest first', () => {
+test('compactItems caps the deliveries of a user, dropping the oldest first', () => {
   const items = Array.from({ length: MAX_INBOX_ITEMS + 10 }, (_, i) => ({ m: String(i).padStart(8, '0'), e: 100 }));
   const out = compactItems(items, 10);
   assert.equal(out.length, MAX_INBOX_ITEMS);

@@ -1,0 +1,179 @@
+import type { Db } from 'mongodb';
+import type { StoredMessage } from '../common/src/messageStore.js';
+import { BROADCAST_INBOX } from '../common/src/tokens.js';
+import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Delivery, type DeliveryItem } from './deliveries.js';
+import { deliveryId, userKey } from './keys.js';
+import { createLimiter } from './limiter.js';
+
+/**
+ * The durable delivery state of persistent messages (store/deliveries.ts):
+ * which users have which messages, what each device acknowledged and how
+ * often each message was delivered to it on connect. Every write is an
+ * insert, every read an equality find on the indexed user key or a lookup
+ * by `_id` (what FerretDB pushes down to PostgreSQL; MongoDB is fast either
+ * way), and every function takes a batch. Nothing outside store/ touches the
+ * collection, and Redis holds none of it: it is recoverable from MongoDB alone.
+ */
+
+export interface DeviceRef {
+  app: string;
+  user: string;
+  device: string;
+}
+
+export interface PendingRequest extends DeviceRef {
+  /** Only messages with a greater id (the previous page's last). */
+  afterId: string;
+  /** Messages at most. */
+  limit: number;
+}
+
+/** A stored message due to a device: what its frame needs. */
+export interface PendingMessage {
+  id: string;
+  payload: string;
+  /** ms since epoch */
+  createdAt: number;
+  /** ms since epoch */
+  expiresAt: number;
+  collapseKey?: string;
+  /** Deliveries on connect so far (the next one is attempt + 1). */
+  attempts: number;
+}
+
+export interface PendingOptions {
+  /** A message delivered on connect this often without an ack is parked for the device. */
+  maxAttempts: number;
+  /** Which of these broadcast tasks an operator stopped (their messages are not delivered). */
+  stoppedTasks?: (taskIds: string[]) => Promise<Set<string>>;
+  now?: number;
+}
+
+/** Store calls in flight at once from this process (the driver's pool is 20 connections). */
+const STORE_CONCURRENCY = 16;
+/** Calls waiting for the limiter before further ones fail instead of queueing. */
+const MAX_WAITING = 100_000;
+
+export function createDeliveryStore(db: Db) {
+  const limit = createLimiter(STORE_CONCURRENCY, MAX_WAITING);
+  const deliveries = createDeliveries(db, limit);
+  const messages = db.collection<StoredMessage>('messages');
+
+  /** Message bodies by id, each read once per call whatever number of devices wants it. */
+  const readMessages = async (ids: Iterable<string>): Promise<Map<string, StoredMessage>> => {
+    const out = new Map<string, StoredMessage>();
+    await Promise.all(
+      [...new Set(ids)].map((_id) =>
+        limit(async () => {
+          const m = await messages.findOne({ _id });
+          if (m) out.set(_id, m);
+        }),
+      ),
+    );
+    return out;
+  };
+
+  const stateOf = async ({ app, user, device }: DeviceRef) => {
+    const own = (await deliveries.read([userKey(app, user)])).get(userKey(app, user))!;
+    return own.receipts.get(device) ?? { acked: new Set<string>(), attempts: new Map<string, number>() };
+  };
+
+  return {
+    /**
+     * Creates the index on the user key, and a TTL index where the server has
+     * them; resolves false when it lacks them (call sweepExpired instead).
+     */
+    async ensureIndexes(): Promise<boolean> {
+      await deliveries.collection.createIndex({ u: 1 });
+      try {
+        await deliveries.collection.createIndex({ e: 1 }, { expireAfterSeconds: 0 });
+        return true;
+      } catch (err) {
+        if ((err as { code?: number }).code !== 238) throw err; // NotImplemented (FerretDB 1.x)
+        return false;
+      }
+    },
+
+    /** Deletes expired deliveries, acks and attempts (a scan: for servers without TTL indexes, now and then). */
+    async sweepExpired(now = new Date()): Promise<number> {
+      return (await deliveries.collection.deleteMany({ e: { $lt: now } })).deletedCount;
+    },
+
+    /** Stores a batch's deliveries (dispatcher: a whole slice before it is routed). Replayed ones are ignored. */
+    appendDeliveries: (batch: Delivery[]) => deliveries.append(batch),
+
+    /**
+     * For each request, the device's undelivered (not acked), unexpired,
+     * unparked messages after `afterId`, in id order, at most `limit`. Reads
+     * per batch: one find per distinct user (its deliveries, small payloads
+     * included, and its devices' receipts), one per app for its broadcasts,
+     * and one per distinct message whose payload was too large to keep inline.
+     */
+    async pendingFor(requests: PendingRequest[], opts: PendingOptions): Promise<PendingMessage[][]> {
+      const now = opts.now ?? Date.now();
+      const own = requests.map((r) => userKey(r.app, r.user));
+      const all = requests.map((r) => userKey(r.app, BROADCAST_INBOX));
+      const state = await deliveries.read([...own, ...all], now);
+      const due = requests.map((r, i) => {
+        const mine = state.get(own[i]!)!;
+        const { acked, attempts } = mine.receipts.get(r.device) ?? { acked: new Set<string>(), attempts: new Map<string, number>() };
+        // Both lists are compacted; merged, a collapse key in both keeps only its newest.
+        return compactItems([...mine.items, ...state.get(all[i]!)!.items], now).flatMap((item) => {
+          const n = attempts.get(item.m) ?? 0;
+          return item.m > r.afterId && !acked.has(item.m) && n < opts.maxAttempts ? [{ ...item, n }] : [];
+        });
+      });
+      const taskIds = new Set(due.flatMap((items) => items.flatMap((item) => (item.t ? [item.t] : []))));
+      const stopped = taskIds.size > 0 && opts.stoppedTasks ? await opts.stoppedTasks([...taskIds]) : new Set<string>();
+      const page = due.map((items, i) => items.filter((item) => !item.t || !stopped.has(item.t)).slice(0, requests[i]!.limit));
+      const bodies = await readMessages(page.flatMap((items) => items.flatMap((item) => (item.p === undefined ? [item.m] : []))));
+      return page.map((items) =>
+        items.flatMap((item: DeliveryItem & { n: number }): PendingMessage[] => {
+          if (item.p !== undefined && item.c !== undefined) {
+            return [{ id: item.m, payload: item.p, createdAt: item.c, expiresAt: item.e, ...(item.k ? { collapseKey: item.k } : {}), attempts: item.n }];
+          }
+          const m = bodies.get(item.m);
+          if (!m || m.expiresAt.getTime() <= now) return [];
+          return [{ id: m._id, payload: m.payload, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), ...(m.collapseKey ? { collapseKey: m.collapseKey } : {}), attempts: item.n }];
+        }),
+      );
+    },
+
+    /** Stores delivery attempts on connect (one insertMany); returns the entries that reached `maxAttempts` (now parked). */
+    async recordAttempts(batch: AttemptEntry[], maxAttempts: number): Promise<AttemptEntry[]> {
+      await deliveries.recordAttempts(batch);
+      return batch.filter((a) => a.attempt >= maxAttempts);
+    },
+
+    /** Stores the acks of many devices (one insertMany per 1,000 ids); duplicates are ignored. */
+    ack: (batch: AckBatchEntry[]) => deliveries.ack(batch),
+
+    /** What a device has acknowledged and how often each message was tried on connect (operators, tests, replays). */
+    async deviceState(app: string, user: string, device: string): Promise<{ acked: string[]; tries: Record<string, number> }> {
+      const s = await stateOf({ app, user, device });
+      return { acked: [...s.acked].sort(), tries: Object.fromEntries(s.attempts) };
+    },
+
+    /** Ids of every stored delivery of a user, stale ones included (operators, tests). */
+    deliveryIds: (app: string, user: string) => deliveries.ids(app, user),
+
+    /** Deletes a user's deliveries, keeping acks and attempts (tests simulating lost delivery state). Returns how many. */
+    forgetDeliveries: (app: string, user: string) => deliveries.forget(app, user),
+
+    /** One message's durable state for a trace: which users hold it, which devices acked it, its attempts per device. */
+    async traceState(app: string, msgId: string, users: string[], devices: { user: string; device: string }[]) {
+      const col = deliveries.collection;
+      const exists = async (_id: string) => (await limit(() => col.findOne({ _id }, { projection: { _id: 1 } }))) !== null;
+      const [held, states] = await Promise.all([
+        Promise.all(users.map((u) => exists(deliveryId(app, u, msgId)))),
+        Promise.all(devices.map((d) => stateOf({ app, ...d }))),
+      ]);
+      return {
+        inDeliveries: held,
+        devices: states.map((s) => ({ acked: s.acked.has(msgId), tries: s.attempts.get(msgId) ?? 0 })),
+      };
+    },
+  };
+}
+
+export type DeliveryStore = ReturnType<typeof createDeliveryStore>;
