@@ -13,9 +13,9 @@ import type { Limiter } from './limiter.js';
  *             here or on the live path. `_id` app|user|msg. The user
  *             BROADCAST_INBOX holds the app's persistent broadcasts.
  *   ack       (user, message, device) acknowledged: `_id` app|user|msg|device|ack
- *   attempt   (user, message, device) delivered on connect for the n-th time:
- *             `_id` app|user|msg|device|n; the count of them parks a message
- *             for the device at maxAttempts
+ *   attempt   (user, message, device) delivered on connect by one connection:
+ *             `_id` app|user|msg|device|connId; the count of them parks a
+ *             message for the device at maxAttempts
  *
  * Writing a fact twice (a replay, a retried flush, two sockets or pushers of
  * one device) inserts the same `_id` and is ignored: no document is ever
@@ -83,7 +83,9 @@ export interface AttemptEntry {
   device: string;
   /** message id */
   id: string;
-  /** this attempt's number, from 1 (the attempts read with the message, plus one) */
+  /** the connection that made the attempt: one attempt per connection and message */
+  conn: string;
+  /** this attempt's number, from 1, as far as the connection knows (the attempts read with the message, plus one) */
   attempt: number;
   /** the message's expiry, ms since epoch */
   expiresAt: number;
@@ -196,11 +198,11 @@ export function createDeliveries(db: Db, limit: Limiter) {
       if (docs.length > 0) await insertAll(docs);
     },
 
-    /** Stores one delivery attempt per entry; an attempt number written before is ignored. */
+    /** Stores one delivery attempt per entry; one a connection wrote before (a retried flush) is ignored. */
     async recordAttempts(batch: AttemptEntry[]): Promise<void> {
       if (batch.length === 0) return;
       await insertAll(
-        batch.map((a): DeliveryDoc => ({ _id: attemptId(a.app, a.user, a.device, a.id, a.attempt), u: userKey(a.app, a.user), m: a.id, v: a.device, n: a.attempt, e: new Date(a.expiresAt) })),
+        batch.map((a): DeliveryDoc => ({ _id: attemptId(a.app, a.user, a.device, a.id, a.conn), u: userKey(a.app, a.user), m: a.id, v: a.device, n: a.attempt, e: new Date(a.expiresAt) })),
       );
     },
 

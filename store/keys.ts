@@ -11,5 +11,10 @@ export const userKey = (app: string, user: string) => `${app}|${user}`;
 export const deliveryId = (app: string, user: string, msgId: string) => `${app}|${user}|${msgId}`;
 /** One ack: (app, user, message, device). */
 export const ackId = (app: string, user: string, device: string, msgId: string) => `${deliveryId(app, user, msgId)}|${device}|ack`;
-/** One delivery attempt on connect: (app, user, message, device, attempt number from 1). */
-export const attemptId = (app: string, user: string, device: string, msgId: string, attempt: number) => `${deliveryId(app, user, msgId)}|${device}|${attempt}`;
+/**
+ * One delivery attempt on connect: (app, user, message, device, connection). Keyed by the
+ * connection, not by a number counted at read: the attempts of a closing connection may still
+ * be written after the next connection of the device read the count, and must not collide.
+ * A connection id is 8 base64url characters, so it is never `ack`.
+ */
+export const attemptId = (app: string, user: string, device: string, msgId: string, connId: string) => `${deliveryId(app, user, msgId)}|${device}|${connId}`;

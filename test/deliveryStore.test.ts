@@ -113,12 +113,24 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     for (let attempt = 1; attempt <= 2; attempt++) {
       const [page] = await store.pendingFor([{ app: 'p', user: 'p1', device: 'd1', afterId: '', limit: 10 }], { maxAttempts: 2 });
       assert.deepEqual(page!.map((p) => [p.id, p.attempts]), [[m, attempt - 1]]);
-      const parked = await store.recordAttempts([{ app: 'p', user: 'p1', device: 'd1', id: m, attempt, expiresAt: exp() }], 2);
+      const parked = await store.recordAttempts([{ app: 'p', user: 'p1', device: 'd1', id: m, conn: `c${attempt}`, attempt, expiresAt: exp() }], 2);
       assert.equal(parked.length, attempt === 2 ? 1 : 0);
     }
     assert.deepEqual(await pending('p1', 'd1', { maxAttempts: 2, app: 'p' }), []);
     assert.deepEqual(await pending('p1', 'd2', { maxAttempts: 2, app: 'p' }), [m]);
     assert.deepEqual((await store.deviceState('p', 'p1', 'd1')).tries, { [m]: 2 });
+  });
+
+  test('attempts of two connections that read the same count both count (a closing connection writes late)', { timeout: 30_000 }, async () => {
+    const m = newId();
+    await db.collection<StoredMessage>('messages').insertOne(message(m));
+    await store.appendDeliveries([{ app: 'q', user: 'q1', m, e: exp() }]);
+    const read = async () => (await store.pendingFor([{ app: 'q', user: 'q1', device: 'd1', afterId: '', limit: 10 }], { maxAttempts: 5 }))[0]!;
+    const [first, second] = [await read(), await read()];
+    assert.deepEqual([first[0]!.attempts, second[0]!.attempts], [0, 0]);
+    await store.recordAttempts([{ app: 'q', user: 'q1', device: 'd1', id: m, conn: 'newconn1', attempt: 1, expiresAt: exp() }], 5);
+    await store.recordAttempts([{ app: 'q', user: 'q1', device: 'd1', id: m, conn: 'oldconn1', attempt: 1, expiresAt: exp() }], 5);
+    assert.deepEqual((await store.deviceState('q', 'q1', 'd1')).tries, { [m]: 2 });
   });
 
   test('store operations: one insert per slice of deliveries; a batch of resumes reads the broadcasts once per app', { timeout: 60_000 }, async () => {
@@ -137,7 +149,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     // 100 user finds (deliveries with their payloads, and receipts) + 1 broadcast find + the broadcast's body.
     assert.deepEqual(read, { find: 100 + 1 + 1 });
     assert.deepEqual(pages[0]!.map((p) => p.payload), [...ids, broadcast].sort().map((id) => `p-${id}`));
-    const attempts = pages.flatMap((page, i) => page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.id, attempt: 1, expiresAt: exp() })));
+    const attempts = pages.flatMap((page, i) => page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.id, conn: `c${i}`, attempt: 1, expiresAt: exp() })));
     assert.deepEqual(await countCommands(client, () => store.recordAttempts(attempts, 3)), { insert: 1 });
     assert.deepEqual(await countCommands(client, () => store.ack(users.map((user) => ({ app: 'o', user, device: 'phone', ids, expiresAt: ids.map(exp) })))), { insert: 1 });
     console.log(`store commands: 200 deliveries ${JSON.stringify(slice)}; 100 resumes ${JSON.stringify(read)}`);
@@ -159,7 +171,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     assert.deepEqual(await store.deliveryIds('a', 'busy'), [...ids].sort(), 'every delivery stored once');
     const state = await store.deviceState('a', 'busy', 'phone');
     assert.deepEqual(state.acked, [...ids].sort(), 'every ack counted once');
-    // Attempt 1 from every worker is one attempt; attempts 2..5 are one per worker.
+    // Connection `shared`'s attempt, written by every worker, is one attempt; each worker's own connection adds one.
     assert.ok(ids.every((id) => state.tries[id] === 1 + workers), `attempts: ${JSON.stringify(Object.values(state.tries).slice(0, 5))}`);
   });
 });

@@ -19,8 +19,9 @@ for (let i = 0; i < ids.length; i += 10) {
   await Promise.all([
     store.appendDeliveries(part.map((m) => ({ app, user, m, e: expiresAt, p: `p-${m}`, c: Date.now() }))),
     store.ack([{ app, user, device, ids: mine.slice(i / Number(workers), i / Number(workers) + 10), expiresAt: mine.slice(i / Number(workers), i / Number(workers) + 10).map(() => expiresAt) }]),
-    // Every worker writes attempt 1 of every id, and its own attempt number 2 + worker: duplicates collapse, distinct ones count.
-    store.recordAttempts(part.flatMap((id) => [1, 2 + Number(worker)].map((attempt) => ({ app, user, device, id, attempt, expiresAt }))), 100),
+    // Every worker writes an attempt of every id by connection `shared` (twice, as a retried flush would) and one by its
+    // own connection: the same connection's attempt collapses, distinct connections' attempts count.
+    store.recordAttempts(part.flatMap((id) => ['shared', 'shared', `w${worker}`].map((conn) => ({ app, user, device, id, conn, attempt: 1, expiresAt }))), 100),
   ]);
 }
 await client.close();
