@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Db } from 'mongodb';
-import { createIdempotencyKeys } from '../common/src/idempotencyKeys.js';
+import { createIdempotencyKeys } from '../store/idempotency.js';
 import { bucketName, COLLECTION_BUCKETS } from '../common/src/mongo.js';
 import { stack as infra, uniqueId } from './support/env.js';
 
@@ -27,7 +27,7 @@ describe('message store split in collection parts', () => {
   test('claimMany: new keys claimed, a completed key is a duplicate with its message id, a pending one in progress', { timeout: 30_000 }, async () => {
     const idem = createIdempotencyKeys(db);
     assert.deepEqual(await idem.claim('a', 'done', 'M1'), { state: 'claimed' });
-    await idem.complete('a', 'done', 'M1b');
+    await idem.complete('a', 'done', 'M1', { msgId: 'M1b' });
     assert.deepEqual(await idem.claim('a', 'pending', 'M2'), { state: 'claimed' });
     const keys = Array.from({ length: 100 }, (_, i) => ({ app: 'a', key: `k${i}`, msgId: `X${i}` }));
     const res = await idem.claimMany([{ app: 'a', key: 'done', msgId: 'N1' }, ...keys, { app: 'a', key: 'pending', msgId: 'N2' }]);

@@ -1,0 +1,80 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MongoClient, type Db } from 'mongodb';
+import type { StoredMessage } from '../common/src/messageStore.js';
+import { newId } from '../common/src/ids.js';
+import { stack as infra, uniqueId } from '../test/support/env.js';
+import { createMessagesStore } from './messages.js';
+import { createIdempotencyKeys } from './idempotency.js';
+
+const msg = (id = newId()): StoredMessage => ({
+  _id: id, app: 'a', target: 'USER', users: ['u'], payload: '"x"', persistent: true, createdAt: new Date(), expiresAt: new Date(Date.now() + 60_000), traceId: id,
+});
+
+describe('store: messages, outbox and idempotency keys', () => {
+  let client: MongoClient;
+  let db: Db;
+  before(async () => {
+    client = new MongoClient(infra.mongoUrl);
+    db = client.db(uniqueId('storemsgs').replace(/[^A-Za-z0-9]/g, ''));
+  });
+  after(async () => {
+    await db.dropDatabase().catch(() => undefined);
+    await client.close();
+  });
+
+  test('a batch costs one insertMany and one outbox entry; the entry goes once every message is published or taken back', { timeout: 30_000 }, async () => {
+    const store = createMessagesStore(db);
+    const batch = Array.from({ length: 20 }, () => msg());
+    await store.storeMessages(batch);
+    assert.deepEqual(store.ops(), { 'outbox.insert': 1, 'messages.insertMany': 1 });
+    assert.equal(await db.collection('outbox_batches').countDocuments({}), 1);
+    assert.equal(await store.isStored(batch[3]!._id), true);
+    assert.equal(await store.isStored('nope'), false);
+    await store.markPublished(batch.slice(0, 19).map((m) => m._id));
+    assert.equal(await db.collection('outbox_batches').countDocuments({}), 1, 'one message still unpublished');
+    await store.unstore([batch[19]!._id]);
+    assert.equal(await db.collection('outbox_batches').countDocuments({}), 0);
+    assert.equal(await store.isStored(batch[19]!._id), false);
+  });
+
+  test('unpublished: batches stored before the given time, oldest first, with the messages still stored', { timeout: 30_000 }, async () => {
+    const store = createMessagesStore(db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
+    const first = [msg(), msg()];
+    const second = [msg()];
+    await store.storeMessages(first);
+    await store.storeMessages(second);
+    // Another process's view (nothing tracked in memory): the sweeper's.
+    const other = createMessagesStore(db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
+    assert.deepEqual(await other.unpublished(new Date(Date.now() - 60_000), 10), []);
+    const due = await other.unpublished(new Date(Date.now() + 1000), 10);
+    assert.deepEqual(due.map((d) => d.messages.map((m) => m._id)), [first.map((m) => m._id), second.map((m) => m._id)]);
+    await other.batchDone(due[0]!.batch._id);
+    assert.equal((await other.unpublished(new Date(Date.now() + 1000), 10)).length, 1);
+  });
+
+  test('idempotency: complete and release act only on their own claim; a stale claim whose message is stored becomes a duplicate', { timeout: 30_000 }, async () => {
+    const stored = new Set<string>();
+    const idem = createIdempotencyKeys(db, { isStored: async (id) => stored.has(id) });
+    assert.deepEqual(await idem.claim('a', 'k1', 'M1'), { state: 'claimed' });
+    assert.deepEqual(await idem.claim('a', 'k1', 'M2'), { state: 'in-progress', id: 'M1' });
+    // Taken over (its holder too slow): the old holder can neither complete nor release it.
+    await db.collection('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
+    assert.equal(await idem.complete('a', 'k1', 'M1'), false);
+    await idem.release('a', 'k1', 'M1');
+    assert.deepEqual(await idem.claim('a', 'k1', 'M4'), { state: 'in-progress', id: 'M3' });
+    assert.equal(await idem.complete('a', 'k1', 'M3'), true);
+    assert.deepEqual(await idem.claim('a', 'k1', 'M5'), { state: 'duplicate', id: 'M3' });
+
+    // The holder gave up not knowing whether its message was stored; it was: a retry finds it.
+    assert.deepEqual(await idem.claim('a', 'k2', 'N1'), { state: 'claimed' });
+    stored.add('N1');
+    idem.gaveUp('N1');
+    assert.deepEqual(await idem.claim('a', 'k2', 'N2'), { state: 'duplicate', id: 'N1' });
+    // It was not: the retry takes the key over at once.
+    assert.deepEqual(await idem.claim('a', 'k3', 'P1'), { state: 'claimed' });
+    idem.gaveUp('P1');
+    assert.deepEqual(await idem.claim('a', 'k3', 'P2'), { state: 'claimed' });
+    assert.equal(await idem.complete('a', 'k3', 'P2'), true);
+  });
+});
