@@ -59,7 +59,7 @@ describe('store: messages, outbox and idempotency keys', () => {
     assert.deepEqual(await idem.claim('a', 'k1', 'M1'), { state: 'claimed' });
     assert.deepEqual(await idem.claim('a', 'k1', 'M2'), { state: 'in-progress', id: 'M1' });
     // Taken over (its holder too slow): the old holder can neither complete nor release it.
-    await db.collection('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
+    await db.collection<{ _id: string; msg: string }>('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
     assert.equal(await idem.complete('a', 'k1', 'M1'), false);
     await idem.release('a', 'k1', 'M1');
     assert.deepEqual(await idem.claim('a', 'k1', 'M4'), { state: 'in-progress', id: 'M3' });
