@@ -94,7 +94,7 @@ export async function submitCarefully(
   url: string,
   apiKey: string,
   body: Record<string, unknown>,
-  { deadlineMs = 120_000, retryMs = 250, requestTimeoutMs = 5000 } = {},
+  { deadlineMs = 120_000, retryMs = 250, requestTimeoutMs = 5000, onError = (_answer: string): void => undefined } = {},
 ): Promise<{ id: string; status: string; attempts: number } | { error: string; attempts: number }> {
   const end = Date.now() + deadlineMs;
   let attempts = 0;
@@ -118,6 +118,7 @@ export async function submitCarefully(
     } catch (err) {
       last = (err as Error).message;
     }
+    onError(last);
     await new Promise((r) => setTimeout(r, retryMs));
   }
   return { error: `gave up: ${last}`, attempts };
