@@ -1,0 +1,158 @@
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { startPrivateKafka, startPrivateMongo, startPrivateRedis } from '../infra/stack.js';
+import { startStack, type TestStack } from './support/stack.js';
+import { eventually, freePort, startService, type RunningService } from './support/services.js';
+import { reconnectingDevice, submitCarefully, type Device } from './support/faultClients.js';
+
+/**
+ * Issue 13 (A): "stored before sent, delivered at least once". Persistent
+ * messages are submitted by a careful client (idempotency key, retries) while
+ * the store (several times), Redis and Kafka restart and every service is
+ * SIGKILLed. Every message answered 202 reaches its device, no logical message
+ * is shown under two ids, and acks survive a reconnect.
+ */
+describe('durability under faults', () => {
+  let kafka: Awaited<ReturnType<typeof startPrivateKafka>>;
+  let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
+  let mongo: Awaited<ReturnType<typeof startPrivateMongo>>;
+  let s: TestStack;
+  const extra: RunningService[] = [];
+  const devices: Device[] = [];
+  const USERS = 20;
+  const ONLINE = 12;
+  const RATE = 40;
+
+  before(async () => {
+    [kafka, redis, mongo] = await Promise.all([startPrivateKafka(), startPrivateRedis(), startPrivateMongo()]);
+    const [collectorPort, p1, p2] = [await freePort(), await freePort(), await freePort()];
+    s = await startStack({
+      pushers: 0,
+      env: {
+        KAFKA_BROKERS: kafka.brokers,
+        REDIS_URL: `redis://127.0.0.1:${redis.port}`,
+        MONGO_URL: `mongodb://127.0.0.1:${mongo.port}/?directConnection=true`,
+        COLLECTOR_PORT: String(collectorPort),
+        COLLECTOR_OUTBOX_INTERVAL_MS: '500',
+      },
+    });
+    s.env.PUSHER_PORT_1 = String(p1);
+    s.env.PUSHER_PORT_2 = String(p2);
+    await Promise.all([startPusher(1), startPusher(2)]);
+  });
+  after(async () => {
+    for (const d of devices) d.close();
+    await Promise.all(extra.map((svc) => svc.stop('SIGKILL')));
+    await s?.stop().catch(() => undefined);
+    await Promise.all([kafka?.dispose(), redis?.dispose(), mongo?.dispose()]);
+  });
+
+  const pusherEnv = (n: number) => ({ PUSHER_HEARTBEAT_MS: '2000', ...s.env, NODE_ID: `${s.env.MONGO_DB}-p${n}`, PUSHER_PORT: s.env[`PUSHER_PORT_${n}`]! });
+  const pushers = new Map<number, RunningService>();
+  const startPusher = async (n: number) => {
+    const p = await startService('pusher', pusherEnv(n));
+    pushers.set(n, p);
+    extra.push(p);
+  };
+  const restart = async (svc: RunningService, name: 'collector' | 'dispatcher', env: Record<string, string>) => {
+    await svc.stop('SIGKILL');
+    const next = await startService(name, env, { timeoutMs: 60_000 });
+    extra.push(next);
+    return next;
+  };
+
+  test('every message answered 202 reaches its device once, through store, Redis and Kafka restarts and SIGKILLs', {
+    timeout: 230_000,
+    // Open (issue 13 A): fails today; see the report on wip-collector. Run 1 (before the store/ changes) lost 20 of
+    // 3,667 "accepted" messages, all for users on the pusher SIGKILLed right after the dispatcher; runs with the
+    // changes stalled (submissions timing out for 60 s) once after a FerretDB restart and once after that SIGKILL.
+    todo: 'accepted messages lost / submissions stalled around dispatcher+pusher SIGKILL and FerretDB restart',
+  }, async () => {
+    const users = Array.from({ length: USERS }, (_, i) => `u${i}`);
+    const tokenOf = (user: string) => async () => (await s.token(user, 'phone')).token;
+    for (let i = 0; i < ONLINE; i++) {
+      const n = (i % 2) + 1;
+      devices.push(reconnectingDevice(users[i]!, () => `ws://127.0.0.1:${s.env[`PUSHER_PORT_${n}`]}/v1/ws`, tokenOf(users[i]!)));
+    }
+    await Promise.all(devices.map((d) => d.connected()));
+
+    const lastErrors: string[] = [];
+    const sent: { n: number; user: string; id?: string; status?: string; error?: string }[] = [];
+    const inFlight: Promise<void>[] = [];
+    let sending = true;
+    const sender = (async () => {
+      for (let n = 0; sending; n++) {
+        const item: (typeof sent)[number] = { n, user: users[n % USERS]! };
+        sent.push(item);
+        inFlight.push(
+          submitCarefully(`${s.collector.url}/v1/messages`, s.apiKey, { to: { users: [item.user] }, payload: { n }, persistent: true, idempotencyKey: `k-${n}` }, { deadlineMs: 150_000, onError: (e) => lastErrors.push(e) }).then((r) => {
+            if ('id' in r) Object.assign(item, { id: r.id, status: r.status });
+            else item.error = r.error;
+          }),
+        );
+        await new Promise((r) => setTimeout(r, 1000 / RATE));
+      }
+    })();
+    const collectorEnv = { ...s.env };
+    let collector = s.collector;
+    let dispatcher = s.dispatchers[0]!;
+    const progress = async (more: number) => {
+      const target = sent.filter((x) => x.id).length + more;
+      await eventually(() => sent.filter((x) => x.id).length >= target, { timeoutMs: 60_000, intervalMs: 100, what: `${more} more messages accepted` }).catch((err: Error) => {
+        throw new Error(`${err.message}; last answers: ${JSON.stringify(lastErrors.slice(-5))}\ncollector:\n${collector.output().slice(-4000)}`);
+      });
+    };
+
+    await progress(40);
+    for (let round = 0; round < 3; round++) {
+      await mongo.restart();
+      await progress(40);
+    }
+    collector = await restart(collector, 'collector', collectorEnv);
+    await progress(30);
+    dispatcher = await restart(dispatcher, 'dispatcher', { ...s.env, DISPATCHER_NODE_CACHE_MS: '200' });
+    await pushers.get(1)!.stop('SIGKILL');
+    await startPusher(1);
+    await progress(30);
+    await redis.restart();
+    await progress(30);
+    await kafka.restart();
+    await progress(30);
+    await mongo.restart();
+    await pushers.get(2)!.stop('SIGKILL');
+    await startPusher(2);
+    await progress(30);
+    sending = false;
+    await sender;
+    await Promise.all(inFlight);
+
+    const accepted = sent.filter((x) => x.id);
+    const refused = sent.filter((x) => !x.id);
+    assert.deepEqual(refused.map((x) => x.error), [], 'a careful client gets every message accepted in the end');
+    // Offline users come online now: their messages wait in the store.
+    for (let i = ONLINE; i < USERS; i++) devices.push(reconnectingDevice(users[i]!, () => `ws://127.0.0.1:${s.env.PUSHER_PORT_1}/v1/ws`, tokenOf(users[i]!)));
+    const deviceOf = new Map(devices.map((d) => [d.user, d]));
+    const missing = () => accepted.filter((x) => !deviceOf.get(x.user)!.shown.has(x.id!));
+    await eventually(() => missing().length === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'every accepted message on its device' }).catch((err: Error) => {
+      const lost = missing();
+      throw new Error(
+        `${err.message}: ${lost.length} of ${accepted.length} lost (${lost.filter((x) => x.status === 'stored').length} answered "stored"): ${JSON.stringify(lost.slice(0, 10))}\n` +
+          `collector:\n${collector.output().slice(-3000)}`,
+      );
+    });
+    for (const d of devices) {
+      const ns = d.payloads.map((p) => (p as { n: number }).n);
+      assert.equal(new Set(ns).size, ns.length, `${d.user}: a message shown twice under different ids`);
+    }
+
+    // Acks survive: a reconnect gets nothing that was already acked, only what comes next.
+    for (const d of devices.slice(0, 4)) {
+      await d.reconnect();
+      const marker = await submitCarefully(`${s.collector.url}/v1/messages`, s.apiKey, { to: { users: [d.user] }, payload: { marker: true }, persistent: true });
+      assert.ok('id' in marker);
+      await eventually(() => d.received().some((m) => m.id === marker.id), { timeoutMs: 30_000, what: `the marker on ${d.user}'s new connection` });
+      assert.deepEqual(d.received().map((m) => m.id), [marker.id], `${d.user}: acked messages came again after a reconnect`);
+    }
+    void dispatcher;
+  });
+});
