@@ -4,6 +4,10 @@ import { startPrivateKafka, startPrivateMongo, startPrivateRedis } from '../infr
 import { startStack, type TestStack } from './support/stack.js';
 import { eventually, freePort, startService, type RunningService } from './support/services.js';
 import { reconnectingDevice, submitCarefully, type Device } from './support/faultClients.js';
+import { Redis } from 'ioredis';
+import { MongoClient } from 'mongodb';
+import { createDeliveryStore } from '../store/deliveryStore.js';
+import { readTrace } from '../common/src/traceRecords.js';
 
 /**
  * Issue 13 (A): "stored before sent, delivered at least once". Persistent
@@ -47,6 +51,26 @@ describe('durability under faults', () => {
     await Promise.all([kafka?.dispose(), redis?.dispose(), mongo?.dispose()]);
   });
 
+  /** Warnings and errors of a service's log, the last ones. */
+  const notable = (out: string) => out.split('\n').filter((l) => /"level":"(warn|error|fatal)"/.test(l)).slice(-25).join('\n');
+  /** For each lost message: is its delivery stored, did its device ack or try it, where did the dispatcher and pushers say it went. */
+  const lostState = async (lost: { n: number; user: string; id?: string }[]) => {
+    const client = new MongoClient(s.env.MONGO_URL!);
+    const r = new Redis(`redis://127.0.0.1:${redis.port}`, { keyPrefix: s.env.REDIS_KEY_PREFIX, maxRetriesPerRequest: 1 });
+    try {
+      const store = createDeliveryStore(client.db(s.env.MONGO_DB));
+      const lines = [];
+      for (const x of lost) {
+        const st = await store.traceState(s.app, x.id!, [x.user], [{ user: x.user, device: 'phone' }]).catch((e: Error) => e.message);
+        const tr = await readTrace(r, x.id!).then((t) => t.fields, (e: Error) => e.message);
+        lines.push(`n=${x.n} ${x.user} ${x.id}: store ${JSON.stringify(st)} trace ${JSON.stringify(tr)}`);
+      }
+      return lines.join('\n');
+    } finally {
+      r.disconnect();
+      await client.close();
+    }
+  };
   const pusherEnv = (n: number) => ({ PUSHER_HEARTBEAT_MS: '2000', ...s.env, NODE_ID: `${s.env.MONGO_DB}-p${n}`, PUSHER_PORT: s.env[`PUSHER_PORT_${n}`]! });
   const pushers = new Map<number, RunningService>();
   const startPusher = async (n: number) => {
@@ -63,10 +87,6 @@ describe('durability under faults', () => {
 
   test('every message answered 202 reaches its device once, through store, Redis and Kafka restarts and SIGKILLs', {
     timeout: 230_000,
-    // Open (issue 13 A): fails today; see the report on wip-collector. Run 1 (before the store/ changes) lost 20 of
-    // 3,667 "accepted" messages, all for users on the pusher SIGKILLed right after the dispatcher; runs with the
-    // changes stalled (submissions timing out for 60 s) once after a FerretDB restart and once after that SIGKILL.
-    todo: 'accepted messages lost / submissions stalled around dispatcher+pusher SIGKILL and FerretDB restart',
   }, async () => {
     const users = Array.from({ length: USERS }, (_, i) => `u${i}`);
     const tokenOf = (user: string) => async () => (await s.token(user, 'phone')).token;
@@ -96,32 +116,47 @@ describe('durability under faults', () => {
     const collectorEnv = { ...s.env };
     let collector = s.collector;
     let dispatcher = s.dispatchers[0]!;
+    // Where each fault began, in submissions: a lost message is placed between two of them.
+    const phases: string[] = [];
+    const phase = (name: string) => phases.push(`${new Date().toISOString().slice(11, 23)} n=${sent.length} ${name}`);
     const progress = async (more: number) => {
       const target = sent.filter((x) => x.id).length + more;
-      await eventually(() => sent.filter((x) => x.id).length >= target, { timeoutMs: 60_000, intervalMs: 100, what: `${more} more messages accepted` }).catch((err: Error) => {
-        throw new Error(`${err.message}; last answers: ${JSON.stringify(lastErrors.slice(-5))}\ncollector:\n${collector.output().slice(-4000)}`);
+      await eventually(() => sent.filter((x) => x.id).length >= target, { timeoutMs: 60_000, intervalMs: 100, what: `${more} more messages accepted` }).catch(async (err: Error) => {
+        const ready = await fetch(`${collector.url}/readyz`).then((r) => r.text(), (e: Error) => e.message);
+        throw new Error(
+          `${err.message}; last answers: ${JSON.stringify(lastErrors.slice(-5))}\nphases:\n${phases.join('\n')}\ncollector /readyz: ${ready}\n` +
+            `collector:\n${notable(collector.output())}\ndispatcher:\n${notable(dispatcher.output())}`,
+        );
       });
     };
 
     await progress(40);
     for (let round = 0; round < 3; round++) {
+      phase(`store restart ${round + 1}`);
       await mongo.restart();
       await progress(40);
     }
+    phase('collector SIGKILL');
     collector = await restart(collector, 'collector', collectorEnv);
     await progress(30);
+    phase('dispatcher SIGKILL');
     dispatcher = await restart(dispatcher, 'dispatcher', { ...s.env, DISPATCHER_NODE_CACHE_MS: '200' });
+    phase('pusher 1 SIGKILL');
     await pushers.get(1)!.stop('SIGKILL');
     await startPusher(1);
     await progress(30);
+    phase('redis restart');
     await redis.restart();
     await progress(30);
+    phase('kafka restart');
     await kafka.restart();
     await progress(30);
+    phase('store restart 4 + pusher 2 SIGKILL');
     await mongo.restart();
     await pushers.get(2)!.stop('SIGKILL');
     await startPusher(2);
     await progress(30);
+    phase('end');
     sending = false;
     await sender;
     await Promise.all(inFlight);
@@ -133,11 +168,15 @@ describe('durability under faults', () => {
     for (let i = ONLINE; i < USERS; i++) devices.push(reconnectingDevice(users[i]!, () => `ws://127.0.0.1:${s.env.PUSHER_PORT_1}/v1/ws`, tokenOf(users[i]!)));
     const deviceOf = new Map(devices.map((d) => [d.user, d]));
     const missing = () => accepted.filter((x) => !deviceOf.get(x.user)!.shown.has(x.id!));
-    await eventually(() => missing().length === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'every accepted message on its device' }).catch((err: Error) => {
+    await eventually(() => missing().length === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'every accepted message on its device' }).catch(async (err: Error) => {
       const lost = missing();
       throw new Error(
         `${err.message}: ${lost.length} of ${accepted.length} lost (${lost.filter((x) => x.status === 'stored').length} answered "stored"): ${JSON.stringify(lost.slice(0, 10))}\n` +
-          `collector:\n${collector.output().slice(-3000)}`,
+          `phases:\n${phases.join('\n')}\n` +
+          `state of the lost:\n${await lostState(lost.slice(0, 12))}\n` +
+          `collector:\n${collector.output().slice(-3000)}\n` +
+          `dispatcher:\n${notable(dispatcher.output())}\n` +
+          [...pushers].map(([n, p]) => `pusher ${n}:\n${notable(p.output())}`).join('\n'),
       );
     });
     for (const d of devices) {
