@@ -86,7 +86,7 @@ describe('durability under faults', () => {
   };
 
   test('every message answered 202 reaches its device once, through store, Redis and Kafka restarts and SIGKILLs', {
-    timeout: 330_000,
+    timeout: 270_000,
   }, async (t) => {
     const users = Array.from({ length: USERS }, (_, i) => `u${i}`);
     const tokenOf = (user: string) => async () => (await s.token(user, 'phone')).token;
