@@ -22,6 +22,7 @@ const SCENARIOS: Record<string, () => Promise<{ run: Scenario }>> = {
   unicast: load('./unicast/index.ts'),
   broadcast: load('./broadcast/index.ts'),
   'reconnect-storm': load('./reconnect-storm/index.ts'),
+  durable: load('./durable/index.ts'),
   peers: load('./peers/index.ts'),
   limit: load('./limit/index.ts'),
 };

@@ -98,6 +98,12 @@ export function profileEnv(o: ScenarioOptions): Record<string, string> {
   return o.args.profile ? { NODE_OPTIONS: `--import ${preload}`, PUSH_CPU_PROFILE_DIR: path.join(o.outDir, 'profiles') } : {};
 }
 
+/** `--mongo-url <url>`: the stack stores into this MongoDB-compatible server instead of the shared one. */
+export function storeEnv(o: ScenarioOptions): Record<string, string> {
+  const v = o.args['mongo-url'];
+  return typeof v === 'string' ? { MONGO_URL: v } : {};
+}
+
 /** `--pusher-env K=V,K2=V2`: extra environment for the pushers (experiments). */
 export function pusherEnvArg(o: ScenarioOptions): Record<string, string> {
   const v = o.args['pusher-env'];

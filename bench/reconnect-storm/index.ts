@@ -5,7 +5,7 @@
  * reconnections/s, time until all are back, the offline messages delivered
  * on reconnect (and their latency from submission) and the lost count.
  *
- *   npm run bench -- reconnect-storm [--clients 30000] [--pushers 2] [--drop 0.5] [--messages-per-user 2] [--kill]
+ *   npm run bench -- reconnect-storm [--clients 30000] [--pushers 2] [--drop 0.5] [--messages-per-user 2] [--kill] [--mongo-url <url>]
  *
  * With --kill the storm comes from the server side instead: one pusher is
  * SIGKILLed, its clients (1/pushers of them) lose their sockets, the messages
@@ -17,7 +17,7 @@ import { pipelineLag, startBenchStack, type BenchPusher } from '../lib/benchStac
 import { formatLatency } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { metricSum, num, round, settle, startSubmitter, target, waitUntil, profileEnv } from '../lib/scenarioKit.js';
+import { metricSum, num, round, settle, startSubmitter, storeEnv, target, waitUntil, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario } from '../lib/types.js';
 
 const sumMetric = async (pushers: BenchPusher[], name: string, filter?: string) =>
@@ -37,7 +37,7 @@ export const run: Scenario = async (o) => {
     how: kill ? 'one pusher SIGKILLed, its clients reconnect at once to the others' : 'client-side TCP reset, then all reconnect at once',
   };
 
-  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'reconnect-storm'), pushers, log: o.log });
+  const b = await startBenchStack({ env: { ...profileEnv(o), ...storeEnv(o) }, logsDir: path.join(o.outDir, 'logs', 'reconnect-storm'), pushers, log: o.log });
   const lg = await startLoadgen({ maxClients: clients, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   try {

@@ -15,7 +15,7 @@ import { pipelineLag, startBenchStack, type BenchStack } from '../lib/benchStack
 import { formatLatency, type LatencySummary } from '../lib/histogram.js';
 import { startLoadgen, type Loadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { list, num, round, settle, startSubmitter, target, profileEnv, waitUntil } from '../lib/scenarioKit.js';
+import { list, num, round, settle, startSubmitter, storeEnv, target, profileEnv, waitUntil } from '../lib/scenarioKit.js';
 import type { SubmitSpec } from '../lib/submitWorker.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 
@@ -122,7 +122,7 @@ export const run: Scenario = async (o) => {
   const budgetMs = num(o, 'budget-seconds', 110, 1200) * 1000;
   const options = { budgetSeconds: budgetMs / 1000, users, pushers, dispatchers, seconds, transientRate, persistentRate, kafkaTransientRate, kafkaPersistentRate, ramp, rampSeconds, batch, concurrency };
 
-  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'unicast'), pushers, dispatchers, log: o.log });
+  const b = await startBenchStack({ env: { ...profileEnv(o), ...storeEnv(o) }, logsDir: path.join(o.outDir, 'logs', 'unicast'), pushers, dispatchers, log: o.log });
   const lg = await startLoadgen({ maxClients: users, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   const results: PhaseResult[] = [];

@@ -106,6 +106,7 @@ export function createMessageListener(deps: MessageRouteDeps, fallback: (req: In
   };
 
   const gate = apiKeyGate(deps.apiKeyAuth);
+  let lookupFailureLoggedAt = 0;
   const handle = async (req: IncomingMessage, res: ServerResponse) => {
     const address = req.socket.remoteAddress;
     const refused = gate.refusal(address);
@@ -119,6 +120,11 @@ export function createMessageListener(deps: MessageRouteDeps, fallback: (req: In
     try {
       app = await deps.apiKeys(key);
     } catch (err) {
+      // The cause is the store's, not the client's: said in the log (at most once a second), not in the answer.
+      if (Date.now() - lookupFailureLoggedAt > 1000) {
+        lookupFailureLoggedAt = Date.now();
+        deps.logger.warn({ err: (err as Error).message }, 'API key lookup failed; answered 503');
+      }
       throw new PushError('UNAVAILABLE', 'cannot check the API key now', { status: 503, retriable: true, cause: err });
     }
     if (!app) {

@@ -6,6 +6,10 @@ import { encodeRecord } from '../../schemas/registry.js';
 
 /** Ids in one `Ack` record on push.acks: keeps records small whatever a device acked in one flush. */
 const MAX_IDS_PER_RECORD = 500;
+/** Writes of one batch of acks before it is given up. */
+const MAX_WRITE_TRIES = 6;
+/** The longest wait before a failed batch is written again. */
+const MAX_RETRY_DELAY_MS = 2000;
 
 export interface AckWriterDeps {
   store: Pick<DeliveryStore, 'ack'>;
@@ -60,20 +64,33 @@ export function createAckWriter(deps: AckWriterDeps) {
     );
   };
 
+  // A failed write is kept and retried with the next flushes (a store restart fails each pooled
+  // connection once: FerretDB on PostgreSQL answers 57P01). The device was told nothing, and an ack
+  // dropped here came back as a redelivery after its next reconnect. Acks are inserts of fixed ids,
+  // so a retry of a write that did land is ignored. Bounded: MAX_WRITE_TRIES, and the ids count in `size`.
+  let retry: { entries: AckBatchEntry[]; ids: number; tries: number } | undefined;
   const flush = async () => {
     if (flushing || size === 0) return;
-    const batch = pending;
+    const again = retry;
+    const entries = [...(again?.entries ?? []), ...pending.values()];
+    const ids = size;
     pending = new Map();
-    size = 0;
+    retry = undefined;
     flushing = (async () => {
-      const entries = [...batch.values()];
       try {
         await store.ack(entries);
       } catch (err) {
-        // Not retried here: the devices resend (their messages come again on the next connect).
-        logger.warn({ err: (err as Error).message, devices: entries.length }, 'ack write failed');
+        const tries = (again?.tries ?? 0) + 1;
+        if (tries >= MAX_WRITE_TRIES) {
+          size -= ids;
+          logger.warn({ err: (err as Error).message, devices: entries.length, tries }, 'ack write failed; given up (the messages come again on the next connect)');
+        } else {
+          retry = { entries, ids, tries };
+          logger.warn({ err: (err as Error).message, devices: entries.length, tries }, 'ack write failed; retrying');
+        }
         return;
       }
+      size -= ids;
       announce(entries);
     })();
     await flushing;
@@ -85,7 +102,7 @@ export function createAckWriter(deps: AckWriterDeps) {
     timer ??= setTimeout(() => {
       timer = undefined;
       void flush().then(() => size > 0 && schedule());
-    }, flushMs);
+    }, retry ? Math.min(flushMs * 2 ** retry.tries, MAX_RETRY_DELAY_MS) : flushMs);
   };
 
   return {

@@ -43,6 +43,15 @@ describe('handshake limiter', () => {
   });
 });
 
+/** Polls `f` (every 5 ms) until it is true, or fails after `ms`. */
+async function eventuallyTrue(f: () => boolean, ms: number): Promise<void> {
+  const end = Date.now() + ms;
+  while (!f()) {
+    if (Date.now() > end) throw new Error('timed out');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
 describe('ack writer', () => {
   test('one device gets at most its quota of the queue; other devices are not refused', async () => {
     const store = { ack: async () => undefined };
@@ -57,5 +66,40 @@ describe('ack writer', () => {
     await w.close();
     assert.equal(w.add('a', 'u', 'd1', ...two(500)), true, 'the quota frees once written');
     await w.close();
+  });
+
+  test('a failed write is retried (a restarted store fails each pooled connection once), then given up', async () => {
+    const written: string[][] = [];
+    let failures = 1;
+    let tick: (() => void) | undefined;
+    const store = {
+      ack: async (batch: { ids: string[] }[]) => {
+        tick?.();
+        if (failures-- > 0) throw new Error('terminating connection due to administrator command (57P01)');
+        written.push(batch.flatMap((e) => e.ids));
+      },
+    };
+    const next = () => new Promise<void>((r) => (tick = r));
+    const publisher = { publish: async () => undefined } as unknown as BatchPublisher;
+    const w = createAckWriter({ store, publisher, logger: pino({ level: 'silent' }), topic: 't', nodeId: 'n', flushMs: 5 });
+    const first = next();
+    assert.equal(w.add('a', 'u', 'd', ['01A'], [Date.now() + 60_000]), true);
+    await first;
+    await next();
+    await w.close();
+    assert.deepEqual(written, [['01A']], 'written on the second try');
+
+    let calls = 0;
+    const down = {
+      ack: async () => {
+        calls++;
+        throw new Error('down');
+      },
+    };
+    const w2 = createAckWriter({ store: down, publisher, logger: pino({ level: 'silent' }), topic: 't', nodeId: 'n', flushMs: 1, maxPending: 1 });
+    assert.equal(w2.add('a', 'u', 'd', ['01B'], [Date.now() + 60_000]), true);
+    await eventuallyTrue(() => w2.add('a', 'u', 'd', ['01C'], [Date.now() + 60_000]), 10_000);
+    assert.ok(calls >= 6 && calls <= 7, `tried a bounded number of times (${calls})`);
+    await w2.close();
   });
 });

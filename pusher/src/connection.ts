@@ -168,6 +168,18 @@ export class Connection {
     return this.send(frame);
   }
 
+  /**
+   * Enters the resume phase again (a catch-up read of the store): live messages are held
+   * until finishResume(), and ids sent from the store meanwhile are skipped on the live path.
+   * False when a resume is already running.
+   */
+  beginResume(): boolean {
+    if (this.pending) return false;
+    this.pending = [];
+    this.resumed ??= new Set();
+    return true;
+  }
+
   /** Ends the resume phase: sends held live messages not already sent from the store. */
   finishResume(): void {
     const pending = this.pending ?? [];

@@ -55,6 +55,12 @@ export interface SocketServerDeps {
   stoppedTasks: (taskIds: string[]) => Promise<Set<string>>;
   /** Message traces: what this node wrote, and what devices acked or parked. */
   trace?: TraceWriter;
+  /**
+   * Registers this node and boot in Redis again (the node heartbeat). Called when Redis
+   * comes back after a disconnect, before the routes are rewritten: routes of a boot the
+   * registry does not list do not count, so without it they stayed dead until the next beat.
+   */
+  registerNode?: () => Promise<void>;
 }
 
 /** Connections whose resume reads (or attempt writes) go to the store in one call at most. */
@@ -312,6 +318,29 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       if (page.length < config.offlinePageSize) break;
     }
     conn.finishResume();
+    // Redis came back while this resume ran: read again, after the rewritten route.
+    if (catchUpAgain.delete(conn) && !conn.closed && conn.beginResume()) await resume(conn);
+  };
+  /** Connections to read the store for again once their running resume ends. */
+  const catchUpAgain = new Set<Connection>();
+  /**
+   * Every open connection reads the store again, as on connect. Used after Redis came back:
+   * while it was gone (or empty after a restart without persistence) the dispatcher found
+   * no route for these devices and left their persistent messages in the store, which a
+   * connected device would otherwise not read before it reconnects.
+   */
+  const catchUp = () => {
+    for (const conn of table.all()) {
+      if (conn.closed) continue;
+      if (!conn.beginResume()) {
+        catchUpAgain.add(conn);
+        continue;
+      }
+      void resume(conn).catch((err: Error) => {
+        logger.warn({ err: err.message, app: conn.app, user: conn.user, device: conn.device }, 'catch-up read failed; closing');
+        conn.close(CLOSE.SERVER_ERROR, 'could not load undelivered messages');
+      });
+    }
   };
 
   /** A fresh token for an open connection: same app, user and device, later expiry. */
@@ -400,9 +429,15 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   // Redis came back after a disconnect: it may have lost its data (a restart without
   // persistence), so every route and group entry is written again, not left to the slow refresh.
   let redisWasReady = redis.status === 'ready';
+  // Then every connection reads the store again: what was routed while its route was gone waits there.
+  // Registration first: a route counts only while the registry lists its boot.
   const onRedisReady = () => {
     if (!redisWasReady) return void (redisWasReady = true);
-    void refreshRoutes([...table.all()], true).catch((err: Error) => logger.warn({ err: err.message }, 'route rewrite after reconnect failed'));
+    void (async () => {
+      await deps.registerNode?.();
+      await refreshRoutes([...table.all()], true);
+      catchUp();
+    })().catch((err: Error) => logger.warn({ err: err.message }, 'route rewrite after reconnect failed'));
   };
   redis.on('ready', onRedisReady);
 

@@ -108,8 +108,11 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     stoppedTasks: (ids) => taskStore.stopped(ids),
     verify: (token) => verify(token),
     upstreamTopic: topics.upstream,
+    registerNode: () => registerNode(),
   });
   connections = () => sockets.table.size;
+  // The node heartbeat, once it exists (below); Redis coming back before that has nothing to register.
+  let registerNode = async (): Promise<void> => undefined;
   // Prefixed like the keys (REDIS_KEY_PREFIX): another stack's kicks are not ours.
   const kicks = kickChannel(subscriber);
   await subscriber.subscribe(kicks);
@@ -173,6 +176,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
         if (gone.length > 0) logger.info({ nodes: gone }, 'pruned nodes whose heartbeat lapsed long ago');
       })
       .catch((err: Error) => logger.warn({ err: err.message }, 'node heartbeat failed'));
+  registerNode = beat;
   await beat();
   const beatTimer = setInterval(() => void beat(), NODE_TTL_MS / 3);
   onClose('node-registration', async () => {

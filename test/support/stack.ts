@@ -49,7 +49,7 @@ export async function startStack({
   };
   const app = `app-${id}`;
   const apiKey = `key-${id}`;
-  // A stack on private servers (fault tests) keeps its app where its services look for it.
+  // A stack on another server (fault tests, benchmarks on a private backend) keeps its app where its services look for it.
   const mongo = new MongoClient(env.MONGO_URL ?? infra.mongoUrl);
   await createAppStore({ db: mongo.db(id) }).upsert({ id: app, apiKeys: [apiKey], allowedOrigins, deviceMode, limits, openGroups });
 
