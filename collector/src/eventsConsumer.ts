@@ -189,10 +189,14 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
       firsts.push(p);
     }
     let claims: IdempotencyClaim[];
+    // A record's key is kept while its message lives, so a replay of the record finds the message.
+    const keepUntilOf = (p: Submittable) => new Date(Date.now() + p.sub.ttlSeconds * 1000);
     // Each claim is made for the id its message will carry.
     const idOf = new Map<Prepared, string>(firsts.map((p) => [p, newId()]));
     try {
-      claims = await deps.idempotency.claimMany(firsts.map((p) => ({ app: p.app._id, key: p.sub.idempotencyKey!, msgId: idOf.get(p)! })));
+      claims = await deps.idempotency.claimMany(
+        firsts.map((p) => ({ app: p.app._id, key: p.sub.idempotencyKey!, msgId: idOf.get(p)!, keepUntil: keepUntilOf(p) })),
+      );
     } catch (err) {
       throw new PushError('STORE_UNAVAILABLE', 'cannot check idempotency keys now; nothing was accepted', { status: 503, retriable: true, cause: err });
     }
@@ -216,7 +220,7 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
           throw new PushError('IDEMPOTENCY_IN_PROGRESS', 'a submission with this idempotency key is still being handled; retry shortly', { status: 409, retriable: true });
         }
         // Kept while the message lives, so a replay of this record finds it (store/idempotency.ts).
-        const result = await submitClaimed(deps, p.app, p.sub, idOf.get(p)!, new Date(Date.now() + p.sub.ttlSeconds * 1000));
+        const result = await submitClaimed(deps, p.app, p.sub, idOf.get(p)!, keepUntilOf(p));
         deps.metrics.received.inc({ source: 'kafka', outcome: result.status });
       } catch (err) {
         if (isInfrastructureFailure(err)) throw err;

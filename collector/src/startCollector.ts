@@ -3,8 +3,7 @@ import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createAppStore } from '../../common/src/apps.js';
-import { createMessagesStore } from '../../store/messages.js';
-import { createMessagesBatcher } from '../../store/messagesBatcher.js';
+import { batchMessages, createMessagesStore } from '../../store/messages.js';
 import { createIdempotencyKeys } from '../../store/idempotency.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
@@ -68,7 +67,9 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const tasks = createTaskStore({ db, redis });
   await tasks.ensureIndexes();
   // One insertMany (and one outbox entry) for the messages of concurrent submissions.
-  const messages = createMessagesBatcher(store, { lingerMs: config.storeLingerMs, maxBatch: config.storeBatch });
+  const messages = batchMessages(store, { lingerMs: config.storeLingerMs, maxBatch: config.storeBatch });
+  // Closed after the batcher (closers run in reverse): its last messages still complete their keys.
+  onClose('idempotency-writer', () => idempotency.close());
   onClose('message-batcher', () => messages.close());
   const submitDeps = { store, messages, idempotency, tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
 

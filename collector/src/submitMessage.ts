@@ -2,7 +2,7 @@ import type { App } from '../../common/src/apps.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import type { StoredMessage } from '../../common/src/messageStore.js';
 import type { MessagesStore } from '../../store/messages.js';
-import type { MessagesBatcher } from '../../store/messagesBatcher.js';
+import type { WriteBatcher } from '../../store/writeBatcher.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { IdempotencyKeys } from '../../store/idempotency.js';
 import type { TaskStore } from '../../common/src/tasks.js';
@@ -27,7 +27,7 @@ export interface SubmitDeps {
   /** Takes back messages, and tells whether one is durable (its outbox entry is written first). */
   store: Pick<MessagesStore, 'unstore' | 'isStored'>;
   /** Stores the messages of concurrent submissions in one batch. */
-  messages: MessagesBatcher;
+  messages: WriteBatcher<StoredMessage>;
   idempotency: IdempotencyKeys;
   tasks: TaskStore;
   publisher: BatchPublisher;
@@ -142,7 +142,7 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
   };
   if (msg.persistent) {
     try {
-      await deps.messages.store(msg);
+      await deps.messages.add(msg);
     } catch (err) {
       // A write that failed on the wire may still have been applied: only a message known
       // not to be stored gives its key back (else the key stays claimed, and a retry finds

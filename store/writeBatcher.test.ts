@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { StoredMessage } from '../common/src/messageStore.js';
-import { createMessagesBatcher } from './messagesBatcher.js';
-import type { MessagesStore } from './messages.js';
+import { createWriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
+import { batchMessages } from './messages.js';
 
 const msg = (id: string, payload = '"x"'): StoredMessage => ({
   _id: id, app: 'a', target: 'USER', users: ['u'], payload, persistent: true, createdAt: new Date(), expiresAt: new Date(Date.now() + 60_000), traceId: id,
@@ -10,16 +10,25 @@ const msg = (id: string, payload = '"x"'): StoredMessage => ({
 
 function fakeStore(fail?: (batch: StoredMessage[]) => Error | undefined) {
   const calls: string[][] = [];
-  const store = {
-    async storeMessages(batch: StoredMessage[]) {
-      calls.push(batch.map((m) => m._id));
-      await new Promise((r) => setTimeout(r, 5));
-      const err = fail?.(batch);
-      if (err) throw err;
-    },
-  } as unknown as MessagesStore;
+  const store = async (batch: StoredMessage[]) => {
+    calls.push(batch.map((m) => m._id));
+    await new Promise((r) => setTimeout(r, 5));
+    const err = fail?.(batch);
+    if (err) throw err;
+  };
   return { store, calls };
 }
+
+const createMessagesBatcher = (store: (batch: StoredMessage[]) => Promise<void>, opts: WriteBatcherOptions = {}) => {
+  const b = batchMessages({ storeMessages: store }, opts);
+  return { store: (m: StoredMessage) => b.add(m), close: () => b.close() };
+};
+
+test('each caller gets its own item\'s result', async () => {
+  const b = createWriteBatcher(async (items: number[]) => items.map((n) => n * 2), () => 1);
+  assert.deepEqual(await Promise.all([1, 2, 3].map((n) => b.add(n))), [2, 4, 6]);
+  await b.close();
+});
 
 test('concurrent submissions of one tick are stored in one call', async () => {
   const { store, calls } = fakeStore();
