@@ -53,18 +53,19 @@ describe('store: messages, outbox and idempotency keys', () => {
     assert.equal((await other.unpublished(new Date(Date.now() + 1000), 10)).length, 1);
   });
 
-  test('idempotency: complete and release act only on their own claim; a stale claim whose message is stored becomes a duplicate', { timeout: 30_000 }, async () => {
+  test('idempotency: release acts only on its own claim, the first completion of a key stands; a stale claim whose message is stored becomes a duplicate', { timeout: 30_000 }, async () => {
     const stored = new Set<string>();
     const idem = createIdempotencyKeys(db, { isStored: async (id) => stored.has(id) });
     assert.deepEqual(await idem.claim('a', 'k1', 'M1'), { state: 'claimed' });
     assert.deepEqual(await idem.claim('a', 'k1', 'M2'), { state: 'in-progress', id: 'M1' });
-    // Taken over (its holder too slow): the old holder can neither complete nor release it.
+    // Taken over (its holder too slow): the old holder cannot release it.
     await db.collection<{ _id: string; msg: string }>('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
-    assert.equal(await idem.complete('a', 'k1', 'M1'), false);
     await idem.release('a', 'k1', 'M1');
     assert.deepEqual(await idem.claim('a', 'k1', 'M4'), { state: 'in-progress', id: 'M3' });
-    assert.equal(await idem.complete('a', 'k1', 'M3'), true);
-    assert.deepEqual(await idem.claim('a', 'k1', 'M5'), { state: 'duplicate', id: 'M3' });
+    // A completion names a durable message: the first one for a key stands, a later one is refused.
+    assert.equal(await idem.complete('a', 'k1', 'M1'), true);
+    assert.equal(await idem.complete('a', 'k1', 'M3'), false);
+    assert.deepEqual(await idem.claim('a', 'k1', 'M5'), { state: 'duplicate', id: 'M1' });
 
     // The holder gave up not knowing whether its message was stored; it was: a retry finds it.
     assert.deepEqual(await idem.claim('a', 'k2', 'N1'), { state: 'claimed' });
