@@ -1,10 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Db } from 'mongodb';
-import type { StoredMessage } from '../common/src/messageStore.js';
 import { newId } from '../common/src/ids.js';
 import { stack as infra, uniqueId } from '../test/support/env.js';
-import { createMessagesStore } from './messages.js';
+import { createMessagesStore, type StoredMessage } from './messages.js';
 import { createIdempotencyKeys } from './idempotency.js';
 
 const msg = (id = newId()): StoredMessage => ({
@@ -51,6 +50,23 @@ describe('store: messages, outbox and idempotency keys', () => {
     assert.deepEqual(due.map((d) => d.messages.map((m) => m._id)), [first.map((m) => m._id), second.map((m) => m._id)]);
     await other.batchDone(due[0]!.batch._id);
     assert.equal((await other.unpublished(new Date(Date.now() + 1000), 10)).length, 1);
+  });
+
+  test('outbox entries of an earlier version (one per message) are adopted into batches; 150 batches published at once are all deleted', { timeout: 60_000 }, async () => {
+    const store = createMessagesStore(db, { outboxCollection: 'outbox_l', messagesCollection: 'messages_l', legacyOutboxCollection: 'outbox_legacy' });
+    const old = Array.from({ length: 7 }, () => msg());
+    await db.collection<StoredMessage>('messages_l').insertMany(old);
+    await db.collection<{ _id: string; at: Date }>('outbox_legacy').insertMany(old.map((m) => ({ _id: m._id, at: m.createdAt })));
+    assert.equal(await store.adoptLegacyOutbox(5), 5);
+    assert.equal(await store.adoptLegacyOutbox(5), 2);
+    assert.equal(await store.adoptLegacyOutbox(5), 0);
+    const due = await store.unpublished(new Date(Date.now() + 1000), 10);
+    assert.deepEqual(due.flatMap((d) => d.messages.map((m) => m._id)).sort(), old.map((m) => m._id).sort());
+
+    const batches = Array.from({ length: 150 }, () => [msg()]);
+    for (const b of batches) await store.storeMessages(b);
+    await store.markPublished(batches.map((b) => b[0]!._id));
+    assert.equal(await db.collection('outbox_l').countDocuments({}), 2, 'only the two adopted batches are left');
   });
 
   test('idempotency: release acts only on its own claim, the first completion of a key stands; a stale claim whose message is stored becomes a duplicate', { timeout: 30_000 }, async () => {

@@ -1,5 +1,4 @@
-import type { Collection, Db } from 'mongodb';
-import type { StoredMessage } from '../common/src/messageStore.js';
+import type { Collection, Db, Filter } from 'mongodb';
 import { newId } from '../common/src/ids.js';
 import { createWriteBatcher, type WriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
 
@@ -16,6 +15,22 @@ import { createWriteBatcher, type WriteBatcher, type WriteBatcherOptions } from 
  * FerretDB/PostgreSQL as on MongoDB); only the outbox sweep reads by range,
  * on a collection that holds nothing but unpublished batches.
  */
+export interface StoredMessage {
+  _id: string;
+  app: string;
+  target: 'USER' | 'GROUP' | 'ALL';
+  users?: string[];
+  group?: string;
+  payload: string;
+  persistent: boolean;
+  createdAt: Date;
+  expiresAt: Date;
+  collapseKey?: string;
+  traceId: string;
+  /** Broadcast task of a group or all message. */
+  taskId?: string;
+}
+
 export interface OutboxBatch {
   _id: string;
   ids: string[];
@@ -35,6 +50,12 @@ export interface MessagesStore {
   unstore(ids: string[]): Promise<void>;
   /** Outbox batches stored before `before`, oldest first, with their messages (those still stored). */
   unpublished(before: Date, limit: number): Promise<{ batch: OutboxBatch; messages: StoredMessage[] }[]>;
+  /**
+   * Moves up to `limit` entries of the outbox of earlier versions (one document per
+   * message id, collection `outbox`) into one outbox batch, so messages stored
+   * before an upgrade and never published still go out. Returns how many it moved.
+   */
+  adoptLegacyOutbox(limit: number): Promise<number>;
   /** Whether a message is stored (its outbox entry was written before it). */
   isStored(id: string): Promise<boolean>;
   /** Deletes an outbox batch whose messages the sweeper published. */
@@ -52,9 +73,10 @@ const READ_CONCURRENCY = 16;
 /** Batches whose publication is being counted in memory at most; past it the sweeper takes the rest. */
 const MAX_TRACKED_BATCHES = 100_000;
 
-export function createMessagesStore(db: Db, { messagesCollection = 'messages', outboxCollection = 'outbox_batches' } = {}): MessagesStore {
+export function createMessagesStore(db: Db, { messagesCollection = 'messages', outboxCollection = 'outbox_batches', legacyOutboxCollection = 'outbox' } = {}): MessagesStore {
   const messages: Collection<StoredMessage> = db.collection<StoredMessage>(messagesCollection);
   const outbox: Collection<OutboxBatch> = db.collection<OutboxBatch>(outboxCollection);
+  const legacyOutbox: Collection<{ _id: string; at: Date }> = db.collection<{ _id: string; at: Date }>(legacyOutboxCollection);
   const counts: Record<string, number> = {};
   const count = (op: string) => (counts[op] = (counts[op] ?? 0) + 1);
   /** Per stored batch: ids not yet published. */
@@ -78,8 +100,7 @@ export function createMessagesStore(db: Db, { messagesCollection = 'messages', o
     }
     if (done.length === 0) return;
     count('outbox.delete');
-    if (done.length === 1) await outbox.deleteOne({ _id: done[0]! });
-    else await outbox.bulkWrite(done.map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false });
+    await deleteByIds(outbox, done);
   };
 
   const readMessages = async (ids: string[]): Promise<StoredMessage[]> => {
@@ -118,7 +139,7 @@ export function createMessagesStore(db: Db, { messagesCollection = 'messages', o
     async unstore(ids) {
       if (ids.length === 0) return;
       count('messages.delete');
-      await messages.bulkWrite(ids.map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false });
+      await deleteByIds(messages, ids);
       await settle(ids);
     },
 
@@ -129,6 +150,16 @@ export function createMessagesStore(db: Db, { messagesCollection = 'messages', o
       const out: { batch: OutboxBatch; messages: StoredMessage[] }[] = [];
       for (const batch of batches) out.push({ batch, messages: await readMessages(batch.ids) });
       return out;
+    },
+
+    async adoptLegacyOutbox(limit) {
+      const legacy = await legacyOutbox.find({}).sort({ _id: 1 }).limit(limit).toArray();
+      if (legacy.length === 0) return 0;
+      const at = new Date(Math.min(...legacy.map((e) => e.at.getTime())));
+      count('outbox.insert');
+      await outbox.insertOne({ _id: newId(), ids: legacy.map((e) => e._id), at });
+      await deleteByIds(legacyOutbox, legacy.map((e) => e._id));
+      return legacy.length;
     },
 
     async isStored(id) {
@@ -162,6 +193,19 @@ export function createMessagesStore(db: Db, { messagesCollection = 'messages', o
 
     ops: () => ({ ...counts }),
   };
+}
+
+/**
+ * Deletes documents by id in bulk calls of DELETE_CHUNK: FerretDB 1.24 stalls on
+ * a write batch of about 100 operations (95 took 250 ms, 100 never answered).
+ */
+const DELETE_CHUNK = 50;
+async function deleteByIds<T extends { _id: string }>(coll: Collection<T>, ids: string[]): Promise<void> {
+  for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
+    const part = ids.slice(i, i + DELETE_CHUNK);
+    if (part.length === 1) await coll.deleteOne({ _id: part[0]! } as Filter<T>);
+    else await coll.bulkWrite(part.map((_id) => ({ deleteOne: { filter: { _id } as Filter<T> } })), { ordered: false });
+  }
 }
 
 /** What a message weighs in a batch besides its payload (ids, users, dates, field names). */

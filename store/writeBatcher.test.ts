@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoredMessage } from '../common/src/messageStore.js';
+import type { StoredMessage } from './messages.js';
 import { createWriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
 import { batchMessages } from './messages.js';
 

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { StoredMessage } from '../common/src/messageStore.js';
+import type { StoredMessage } from '../store/messages.js';
 import { createMessagesStore } from '../store/messages.js';
 import { newId } from '../common/src/ids.js';
 import { topicNames } from '../common/src/topics.js';

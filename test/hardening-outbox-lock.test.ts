@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import type { StoredMessage } from '../common/src/messageStore.js';
+import type { StoredMessage } from '../store/messages.js';
 import { newId } from '../common/src/ids.js';
 import { startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';

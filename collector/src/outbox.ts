@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { StoredMessage } from '../../common/src/messageStore.js';
-import type { MessagesStore } from '../../store/messages.js';
+import type { MessagesStore, StoredMessage } from '../../store/messages.js';
 import type { Logger } from '../../common/src/logger.js';
 import { PushError } from '../../common/src/errors.js';
 import { encodeRecord } from '../../schemas/registry.js';
@@ -82,6 +81,7 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
   const owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
   const leaseMs = intervalMs * 5;
   let running: Promise<number> | undefined;
+  let legacyAdopted = false;
 
   const extend = async () => (await redis.eval(EXTEND_IF_OWNER, 1, LOCK_KEY, owner, String(leaseMs))) === 1;
 
@@ -136,6 +136,12 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
     if (got !== 'OK') return 0;
     let total = 0;
     try {
+      // Entries left by an earlier version (one per message) join the batches first, once.
+      while (!legacyAdopted) {
+        const moved = await store.adoptLegacyOutbox(batchSize);
+        if (moved > 0) logger.info({ count: moved }, 'outbox entries of an earlier version adopted');
+        legacyAdopted = moved < batchSize;
+      }
       let extendedAt = Date.now();
       let leased = true;
       while (leased) {

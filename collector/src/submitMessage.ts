@@ -1,7 +1,6 @@
 import type { App } from '../../common/src/apps.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { StoredMessage } from '../../common/src/messageStore.js';
-import type { MessagesStore } from '../../store/messages.js';
+import type { MessagesStore, StoredMessage } from '../../store/messages.js';
 import type { WriteBatcher } from '../../store/writeBatcher.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { IdempotencyKeys } from '../../store/idempotency.js';
