@@ -1,5 +1,5 @@
 import type { Db } from 'mongodb';
-import type { StoredMessage } from '../common/src/messageStore.js';
+import type { StoredMessage } from './messages.js';
 import { BROADCAST_INBOX } from '../common/src/tokens.js';
 import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Delivery, type DeliveryItem } from './deliveries.js';
 import { deliveryId, userKey } from './keys.js';

@@ -1,6 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createMessageStore, type StoredMessage } from '../common/src/messageStore.js';
+import type { StoredMessage } from '../store/messages.js';
+import { createMessagesStore } from '../store/messages.js';
 import { newId } from '../common/src/ids.js';
 import { topicNames } from '../common/src/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
@@ -84,7 +85,7 @@ describe('fan-out bounds and the outbox', () => {
     const client = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('olive', 'phone')).token);
     // Stored the way the collector stored it before the fan-out bound: message plus outbox entry,
     // unpublished (Kafka "failed"), old enough for the sweeper.
-    const store = createMessageStore(s.mongo.db(s.env.MONGO_DB));
+    const store = createMessagesStore(s.mongo.db(s.env.MONGO_DB));
     const at = new Date(Date.now() - 60_000);
     const message = (id: string, to: string[], body: string): StoredMessage => ({
       _id: id, app: s.app, target: 'USER', users: to, payload: JSON.stringify(body), persistent: true,
@@ -93,8 +94,8 @@ describe('fan-out bounds and the outbox', () => {
     const poison = message(newId(), users('poison', 10_000), payload16k);
     const later = message(newId(), ['olive'], 'after the poison');
     assert.ok(poison._id < later._id, 'the poisoned entry is first in the outbox');
-    await store.store(poison);
-    await store.store(later);
+    await store.storeMessages([poison]);
+    await store.storeMessages([later]);
 
     await client.waitFor(1, 30_000);
     assert.equal(client.messages[0]!.id, later._id);
@@ -103,7 +104,7 @@ describe('fan-out bounds and the outbox', () => {
     assert.equal(letter.errorCode, 'FANOUT_TOO_LARGE');
     assert.match(letter.reason, /10000 recipients/);
     assert.equal(JSON.parse(letter.value!.toString()).recipients, 10_000);
-    await eventually(async () => (await s.mongo.db(s.env.MONGO_DB).collection('outbox').countDocuments({})) === 0, { what: 'outbox empty' });
+    await eventually(async () => (await s.mongo.db(s.env.MONGO_DB).collection('outbox_batches').countDocuments({})) === 0, { what: 'outbox empty' });
     await client.close();
   });
 });

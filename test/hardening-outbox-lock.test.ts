@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import type { StoredMessage } from '../common/src/messageStore.js';
+import type { StoredMessage } from '../store/messages.js';
 import { newId } from '../common/src/ids.js';
 import { startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/services.js';
@@ -39,9 +39,9 @@ describe('outbox lease', () => {
       const id = newId();
       return { _id: id, app: s.app, target: 'USER', users: ['lease-user'], payload: '"x"', persistent: true, createdAt: at, expiresAt: new Date(Date.now() + 3_600_000), traceId: id };
     });
-    // As the collector stores them (message, then outbox entry), in two bulk writes so the sweep sees a long outbox at once.
+    // As the collector stores them (an outbox batch, then its messages), a batch per message so the sweep sees a long outbox at once.
+    await db.collection<{ _id: string; ids: string[]; at: Date }>('outbox_batches').insertMany(stored.map((m) => ({ _id: m._id, ids: [m._id], at: m.createdAt })));
     await db.collection<StoredMessage>('messages').insertMany(stored);
-    await db.collection<{ _id: string; at: Date }>('outbox').insertMany(stored.map((m) => ({ _id: m._id, at: m.createdAt })));
 
     const holder = await eventually(() => redis.get(LOCK), { timeoutMs: 10_000, intervalMs: 5, what: 'the collector holding the outbox lease' });
     assert.notEqual(holder, 'second-sweeper');
@@ -56,11 +56,11 @@ describe('outbox lease', () => {
     assert.ok(ttl > 20_000 - OUTBOX_INTERVAL_MS * 5 - 1000, `the new holder's lease was not re-armed by the old holder (pttl ${ttl} ms: the old code re-armed it with its own lease)`);
     const swept = (await republished()) - countAtTakeover;
     assert.ok(swept <= 2, `the collector stopped sweeping without the lease (${swept} more entries republished)`);
-    const left = await db.collection('outbox').countDocuments({});
+    const left = await db.collection('outbox_batches').countDocuments({});
     assert.ok(left > 0, 'entries remain for the lease holder');
 
     // The holder lets go: the collector sweeps again and finishes the outbox.
     await redis.del(LOCK);
-    await eventually(async () => (await db.collection('outbox').countDocuments({})) === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'outbox swept after the lease came back' });
+    await eventually(async () => (await db.collection('outbox_batches').countDocuments({})) === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'outbox swept after the lease came back' });
   });
 });

@@ -20,6 +20,10 @@ export interface CollectorConfig extends CommonConfig {
    * stored for the outbox, while other apps keep the rest of the queue. Default 50.
    */
   appQueueSharePercent: number;
+  /** How long the first persistent message of a store batch waits for company. Default 2 ms. */
+  storeLingerMs: number;
+  /** Persistent messages stored in one batch (one insertMany and one outbox entry) at most. Default 500. */
+  storeBatch: number;
   /** Outbox sweep period. Default 2000 ms. */
   outboxIntervalMs: number;
   /** Outbox entries read per step of a sweep. Default 200. */
@@ -46,6 +50,8 @@ export function loadConfig(env: Env): CollectorConfig {
     publishTimeoutMs: envInt(env, 'COLLECTOR_PUBLISH_TIMEOUT_MS', 2000, { min: 100, max: 60_000 }),
     ...publishLimits(env),
     appQueueSharePercent: envInt(env, 'COLLECTOR_APP_QUEUE_SHARE', 50, { min: 1, max: 100 }),
+    storeLingerMs: envInt(env, 'COLLECTOR_STORE_LINGER_MS', 2, { min: 0, max: 100 }),
+    storeBatch: envInt(env, 'COLLECTOR_STORE_BATCH', 500, { min: 1, max: 5000 }),
     outboxIntervalMs: envInt(env, 'COLLECTOR_OUTBOX_INTERVAL_MS', 2000, { min: 100, max: 60_000 }),
     outboxBatch: envInt(env, 'COLLECTOR_OUTBOX_BATCH', 200, { min: 1, max: 5000 }),
     eventsRequireSignature: envBool(env, 'EVENTS_REQUIRE_SIGNATURE', common.mode === 'production'),

@@ -8,11 +8,11 @@ import { PushError } from '../../common/src/errors.js';
 import type { Topics } from '../../common/src/topics.js';
 import { decodeRecord, schemaIdOf } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
-import { submitMessage, type SubmitDeps } from './submitMessage.js';
+import { submitClaimed, submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission, type Submission } from './validateMessage.js';
 import { eventIdempotencyKey } from '../../common/src/eventOrigin.js';
 import { checkEventSignature, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
-import type { IdempotencyClaim } from '../../common/src/idempotencyKeys.js';
+import type { IdempotencyClaim } from '../../store/idempotency.js';
 import { newId } from '../../common/src/ids.js';
 import type { RateLimiter } from './rateLimiter.js';
 import { isInfrastructureFailure, poisonOf } from './eventFailures.js';
@@ -189,8 +189,14 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
       firsts.push(p);
     }
     let claims: IdempotencyClaim[];
+    // A record's key is kept while its message lives, so a replay of the record finds the message.
+    const keepUntilOf = (p: Submittable) => new Date(Date.now() + p.sub.ttlSeconds * 1000);
+    // Each claim is made for the id its message will carry.
+    const idOf = new Map<Prepared, string>(firsts.map((p) => [p, newId()]));
     try {
-      claims = await deps.idempotency.claimMany(firsts.map((p) => ({ app: p.app._id, key: p.sub.idempotencyKey!, msgId: newId() })));
+      claims = await deps.idempotency.claimMany(
+        firsts.map((p) => ({ app: p.app._id, key: p.sub.idempotencyKey!, msgId: idOf.get(p)!, keepUntil: keepUntilOf(p) })),
+      );
     } catch (err) {
       throw new PushError('STORE_UNAVAILABLE', 'cannot check idempotency keys now; nothing was accepted', { status: 503, retriable: true, cause: err });
     }
@@ -213,18 +219,8 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
         if (claim.state === 'in-progress') {
           throw new PushError('IDEMPOTENCY_IN_PROGRESS', 'a submission with this idempotency key is still being handled; retry shortly', { status: 409, retriable: true });
         }
-        const key = p.sub.idempotencyKey!;
-        let result;
-        try {
-          result = await submitMessage(deps, p.app, { ...p.sub, idempotencyKey: undefined });
-        } catch (err) {
-          await deps.idempotency.release(p.app._id, key).catch(() => undefined);
-          throw err;
-        }
-        // Kept while the message lives, so a replay of this record finds it (idempotencyKeys.ts).
-        await deps.idempotency.complete(p.app._id, key, result.id, new Date(Date.now() + p.sub.ttlSeconds * 1000)).catch((err: Error) =>
-          deps.logger.warn({ err: err.message, id: result.id }, 'could not mark the idempotency key complete'),
-        );
+        // Kept while the message lives, so a replay of this record finds it (store/idempotency.ts).
+        const result = await submitClaimed(deps, p.app, p.sub, idOf.get(p)!, keepUntilOf(p));
         deps.metrics.received.inc({ source: 'kafka', outcome: result.status });
       } catch (err) {
         if (isInfrastructureFailure(err)) throw err;
@@ -276,7 +272,7 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
     // Claims of records never started are given back, so the retry (or the next
     // owner of the partition) can claim them at once instead of waiting them out.
     const unstarted = firsts.filter((p) => !started.has(p) && claimOf.get(p)?.state === 'claimed');
-    await Promise.all(unstarted.map((p) => deps.idempotency.release(p.app._id, p.sub.idempotencyKey!).catch(() => undefined)));
+    await Promise.all(unstarted.map((p) => deps.idempotency.release(p.app._id, p.sub.idempotencyKey!, idOf.get(p)!).catch(() => undefined)));
     if (failure !== undefined) throw Object.assign(failure as object, { handled: done });
     return done;
   };

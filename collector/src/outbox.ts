@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { MessageStore, StoredMessage } from '../../common/src/messageStore.js';
+import type { MessagesStore, StoredMessage } from '../../store/messages.js';
 import type { Logger } from '../../common/src/logger.js';
 import { PushError } from '../../common/src/errors.js';
 import { encodeRecord } from '../../schemas/registry.js';
@@ -13,7 +13,7 @@ import type { CollectorMetrics } from './collectorMetrics.js';
  * dies before a flush, the sweeper republishes them: a duplicate on Kafka is
  * harmless (ids make delivery idempotent), a lost message is not.
  */
-export function createPublishedMarker(store: MessageStore, logger: Logger, { maxPending = 50_000, flushMs = 200 } = {}) {
+export function createPublishedMarker(store: Pick<MessagesStore, 'markPublished'>, logger: Logger, { maxPending = 50_000, flushMs = 200 } = {}) {
   let pending: string[] = [];
   const flush = async () => {
     if (pending.length === 0) return;
@@ -34,7 +34,7 @@ export function createPublishedMarker(store: MessageStore, logger: Logger, { max
 }
 
 export interface OutboxDeps {
-  store: MessageStore;
+  store: MessagesStore;
   publisher: BatchPublisher;
   redis: Redis;
   logger: Logger;
@@ -46,6 +46,12 @@ export interface OutboxDeps {
   fanout?: FanoutLimits;
   /** Only messages older than this are swept, so in-flight requests are left alone. Default 5000 ms. */
   graceMs?: number;
+  /**
+   * A batch whose messages are not all in the store is left alone this long (its
+   * insert may still be running: the outbox entry is written first), then its
+   * missing messages count as never stored. Default 60000 ms.
+   */
+  missingGraceMs?: number;
   intervalMs?: number;
   batchSize?: number;
 }
@@ -71,10 +77,11 @@ const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_
  * next one retries from the same entry, in order).
  */
 export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>; close(): Promise<void> } {
-  const { store, publisher, redis, logger, metrics, ingestTopic, dlqTopic, fanout = DEFAULT_FANOUT_LIMITS, graceMs = 5000, intervalMs = 2000, batchSize = 200 } = deps;
+  const { store, publisher, redis, logger, metrics, ingestTopic, dlqTopic, fanout = DEFAULT_FANOUT_LIMITS, graceMs = 5000, missingGraceMs = 60_000, intervalMs = 2000, batchSize = 200 } = deps;
   const owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
   const leaseMs = intervalMs * 5;
   let running: Promise<number> | undefined;
+  let legacyAdopted = false;
 
   const extend = async () => (await redis.eval(EXTEND_IF_OWNER, 1, LOCK_KEY, owner, String(leaseMs))) === 1;
 
@@ -103,7 +110,6 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
       failedAt: Date.now(),
     });
     await publisher.publish(dlqTopic, [{ key: msg.app, value: rec.value, headers: rec.headers }]);
-    await store.markPublished([msg._id]);
     metrics.deadLettered.inc({ code: err.code });
     logger.warn({ id: msg._id, app: msg.app, code: err.code, reason: err.message }, 'outbox entry cannot be published; dead-lettered');
   };
@@ -130,40 +136,55 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
     if (got !== 'OK') return 0;
     let total = 0;
     try {
+      // Entries left by an earlier version (one per message) join the batches first, once.
+      while (!legacyAdopted) {
+        const moved = await store.adoptLegacyOutbox(batchSize);
+        if (moved > 0) logger.info({ count: moved }, 'outbox entries of an earlier version adopted');
+        legacyAdopted = moved < batchSize;
+      }
       let extendedAt = Date.now();
       let leased = true;
       while (leased) {
-        const batch = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
-        if (batch.length === 0) break;
-        const published: string[] = [];
+        const batches = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
+        if (batches.length === 0) break;
         // Apps over their share of the publish queue: their later entries wait for the next
         // sweep (keeping each app's order) while other apps' entries go on.
         const waiting = new Set<string>();
-        let deadLettered = 0;
-        try {
-          for (const msg of batch) {
-            if (waiting.has(msg.app)) continue;
+        let handled = 0;
+        for (const { batch, messages } of batches) {
+          // Messages of a recent batch still missing: their insert may be running; later.
+          if (messages.length < batch.ids.length && batch.at.getTime() > Date.now() - missingGraceMs) break;
+          let published = 0;
+          let complete = true;
+          for (const msg of messages) {
+            if (waiting.has(msg.app)) {
+              complete = false;
+              continue;
+            }
             // A long batch keeps the lease; a lease lost meanwhile ends the sweep.
             if (Date.now() - extendedAt > intervalMs) {
               if (!(leased = await extend())) break;
               extendedAt = Date.now();
             }
             try {
-              if (await publishOne(msg)) published.push(msg._id);
-              else deadLettered++;
+              if (await publishOne(msg)) published++;
             } catch (err) {
               if (!overShare(err)) throw err;
               waiting.add(msg.app);
+              complete = false;
             }
           }
-        } finally {
-          // What went out is marked even when a later entry failed (else it is published again).
-          await store.markPublished(published);
-          total += published.length;
-          metrics.outboxRepublished.inc(published.length);
+          total += published;
+          metrics.outboxRepublished.inc(published);
+          if (!leased) break;
+          // A batch published in part is published again in whole later (ids make that harmless).
+          if (complete) {
+            await store.batchDone(batch._id);
+            handled++;
+          }
         }
-        // Only entries of apps over their share left in this batch: the next sweep takes them.
-        if (published.length === 0 && deadLettered === 0) break;
+        // Only entries of apps over their share (or still arriving) left: the next sweep takes them.
+        if (handled === 0) break;
         if (leased) leased = await extend();
         extendedAt = Date.now();
       }
@@ -176,7 +197,7 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
   const sweep = () => {
     running ??= sweepOnce()
       .catch((err: Error) => {
-        logger.debug({ err: err.message }, 'outbox sweep deferred');
+        logger.warn({ err: err.message }, 'outbox sweep deferred; retried next interval');
         return 0;
       })
       .finally(() => {

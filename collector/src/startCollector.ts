@@ -3,8 +3,8 @@ import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createAppStore } from '../../common/src/apps.js';
-import { createMessageStore } from '../../common/src/messageStore.js';
-import { createIdempotencyKeys } from '../../common/src/idempotencyKeys.js';
+import { batchMessages, createMessagesStore } from '../../store/messages.js';
+import { createIdempotencyKeys } from '../../store/idempotency.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { appOf, requireApp } from '../../common/src/httpAuth.js';
@@ -31,13 +31,14 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const db = clients.mongo!.db;
   const metrics = createCollectorMetrics(registry);
   const apps = createAppStore({ db });
-  const store = createMessageStore(db);
-  const ttlIndexes = await store.ensureIndexes();
+  const store = createMessagesStore(db);
+  const idempotency = createIdempotencyKeys(db, { windowMs: config.idempotencyWindowSeconds * 1000, isStored: (id) => store.isStored(id) });
+  const ttlIndexes = (await store.ensureIndexes()) && (await idempotency.ensureIndexes());
   await apps.ensureIndexes();
   if (!ttlIndexes) {
     logger.info('MongoDB server lacks TTL indexes; sweeping expired documents every minute');
     const sweeper = setInterval(() => {
-      void store.sweepExpired().catch((err: Error) => logger.warn({ err: err.message }, 'expiry sweep failed'));
+      void Promise.all([store.sweepExpired(), idempotency.sweepExpired()]).catch((err: Error) => logger.warn({ err: err.message }, 'expiry sweep failed'));
     }, 60_000);
     onClose('expiry-sweeper', () => clearInterval(sweeper));
   }
@@ -65,7 +66,12 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   onClose('published-marker', () => marker.close());
   const tasks = createTaskStore({ db, redis });
   await tasks.ensureIndexes();
-  const submitDeps = { store, idempotency: createIdempotencyKeys(db, { windowMs: config.idempotencyWindowSeconds * 1000 }), tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
+  // One insertMany (and one outbox entry) for the messages of concurrent submissions.
+  const messages = batchMessages(store, { lingerMs: config.storeLingerMs, maxBatch: config.storeBatch });
+  // Closed after the batcher (closers run in reverse): its last messages still complete their keys.
+  onClose('idempotency-writer', () => idempotency.close());
+  onClose('message-batcher', () => messages.close());
+  const submitDeps = { store, messages, idempotency, tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
 
   const outbox = startOutboxSweeper({
     store, publisher, redis, logger, metrics, ingestTopic: topics.ingest, dlqTopic: topics.dlq, fanout, intervalMs: config.outboxIntervalMs, batchSize: config.outboxBatch,

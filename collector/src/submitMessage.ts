@@ -1,8 +1,9 @@
 import type { App } from '../../common/src/apps.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { MessageStore, StoredMessage } from '../../common/src/messageStore.js';
+import type { MessagesStore, StoredMessage } from '../../store/messages.js';
+import type { WriteBatcher } from '../../store/writeBatcher.js';
 import type { Logger } from '../../common/src/logger.js';
-import type { IdempotencyKeys } from '../../common/src/idempotencyKeys.js';
+import type { IdempotencyKeys } from '../../store/idempotency.js';
 import type { TaskStore } from '../../common/src/tasks.js';
 import { newId } from '../../common/src/ids.js';
 import { PushError } from '../../common/src/errors.js';
@@ -22,7 +23,10 @@ export interface SubmitResult {
 }
 
 export interface SubmitDeps {
-  store: MessageStore;
+  /** Takes back messages, and tells whether one is durable (its outbox entry is written first). */
+  store: Pick<MessagesStore, 'unstore' | 'isStored'>;
+  /** Stores the messages of concurrent submissions in one batch. */
+  messages: WriteBatcher<StoredMessage>;
   idempotency: IdempotencyKeys;
   tasks: TaskStore;
   publisher: BatchPublisher;
@@ -94,9 +98,20 @@ export async function submitMessage(deps: SubmitDeps, app: App, sub: Submission)
       });
     }
   }
+  return submitClaimed(deps, app, sub, id);
+}
+
+/**
+ * A submission whose idempotency key (if any) is claimed for `id`: stores and
+ * publishes it, then marks the key done, only for this claim and only once the
+ * message is durable (a key marked done for a message that is not would answer
+ * every retry with a message nobody will deliver).
+ */
+export async function submitClaimed(deps: SubmitDeps, app: App, sub: Submission, id: string, keepUntil?: Date): Promise<SubmitResult> {
   const result = await storeAndPublish(deps, app, sub, id);
   if (sub.idempotencyKey) {
-    await deps.idempotency.complete(app._id, sub.idempotencyKey).catch((err: Error) =>
+    await deps.idempotency.complete(app._id, sub.idempotencyKey, id, keepUntil ? { keepUntil } : {}).catch((err: Error) =>
+      // Left in progress: a retry resolves it by looking the message up (idempotency.ts).
       deps.logger.warn({ err: err.message, id }, 'could not mark the idempotency key complete'),
     );
   }
@@ -122,14 +137,19 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
     ...(sub.collapseKey ? { collapseKey: sub.collapseKey } : {}),
   };
   const release = async () => {
-    if (sub.idempotencyKey) await deps.idempotency.release(app._id, sub.idempotencyKey).catch(() => undefined);
+    if (sub.idempotencyKey) await deps.idempotency.release(app._id, sub.idempotencyKey, id).catch(() => undefined);
   };
   if (msg.persistent) {
     try {
-      await deps.store.store(msg);
+      await deps.messages.add(msg);
     } catch (err) {
-      await release();
-      throw new PushError('STORE_UNAVAILABLE', 'cannot store the message now; nothing was accepted', { status: 503, retriable: true, cause: err });
+      // A write that failed on the wire may still have been applied: only a message known
+      // not to be stored gives its key back (else the key stays claimed, and a retry finds
+      // the message once the store answers again instead of storing it a second time).
+      const stored = await deps.store.isStored(id).catch(() => undefined);
+      if (stored === false) await release();
+      else if (stored === undefined) deps.idempotency.gaveUp(id);
+      if (stored !== true) throw new PushError('STORE_UNAVAILABLE', 'cannot store the message now; nothing was accepted', { status: 503, retriable: true, cause: err });
     }
     deps.metrics.stored.inc();
   }
@@ -147,7 +167,7 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
       });
     } catch (err) {
       // A stored persistent broadcast without its task could not be tracked or stopped.
-      if (msg.persistent) await deps.store.unstore(id).catch(() => undefined);
+      if (msg.persistent) await deps.store.unstore([id]).catch(() => undefined);
       await release();
       throw new PushError('STORE_UNAVAILABLE', 'cannot create the broadcast task now; nothing was accepted', { status: 503, retriable: true, cause: err });
     }
@@ -165,7 +185,7 @@ async function storeAndPublish(deps: SubmitDeps, app: App, sub: Submission, id: 
       deps.metrics.deferred.inc();
       return { id, status: 'stored', ...(taskId ? { taskId } : {}) };
     }
-    if (msg.persistent) await deps.store.unstore(id).catch(() => undefined);
+    if (msg.persistent) await deps.store.unstore([id]).catch(() => undefined);
     await release();
     throw err;
   }

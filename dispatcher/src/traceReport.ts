@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import type { Redis } from 'ioredis';
-import type { StoredMessage } from '../../common/src/messageStore.js';
+import type { StoredMessage } from '../../store/messages.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
 import { readTrace, type TraceMeta } from '../../common/src/traceRecords.js';
 
