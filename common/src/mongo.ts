@@ -20,6 +20,17 @@ export function createMongo(url: string, dbName: string, appName: string): Mongo
 }
 
 /**
+ * Whether a string can be stored and matched at all. PostgreSQL (under FerretDB)
+ * cannot hold U+0000 in text: an insert carrying one fails, and so does a find
+ * whose equality filter on an indexed field carries one. No stored value has
+ * one, so a filter with one matches nothing; callers answer that without asking.
+ */
+export const storable = (s: string): boolean => !s.includes('\u0000');
+
+/** `s` with every U+0000 replaced by U+FFFD, for free text (reasons, messages) that must be stored. */
+export const storableText = (s: string): string => (storable(s) ? s : s.replaceAll('\u0000', '\ufffd'));
+
+/**
  * The indexes of the documents an unordered `insertMany` found already present (duplicate `_id`),
  * when that is all that went wrong; rethrows anything else. A lost connection can surface as a
  * bulk write error with an empty `writeErrors` list: that is a failure, never "all inserted".

@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Db } from 'mongodb';
 import { liveNodeIds } from './nodeRegistry.js';
+import { storable } from './mongo.js';
 
 /**
  * Group and broadcast pushes are tasks: an id, a state an operator can
@@ -181,6 +182,7 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
     },
 
     async list({ app, limit }) {
+      if (app !== undefined && !storable(app)) return [];
       const docs = await tasks.find(app ? { app } : {}).sort({ _id: -1 }).limit(limit).toArray();
       return Promise.all(docs.map(view));
     },

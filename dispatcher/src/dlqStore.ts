@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import { Binary } from 'mongodb';
-import { duplicateIndexes } from '../../common/src/mongo.js';
+import { duplicateIndexes, storable, storableText } from '../../common/src/mongo.js';
 import type { DeadLetter } from '../../schemas/types.js';
 
 export type DlqState = 'new' | 'replayed' | 'purged';
@@ -40,12 +40,20 @@ interface DlqDoc {
   failedAt: Date;
   key: Binary | null;
   value: Binary | null;
-  headers: Record<string, string>;
+  /**
+   * The record's Kafka headers as UTF-8 JSON bytes: header names may hold '.', a leading '$'
+   * or U+0000, and values U+0000, none of which a stored document may (FerretDB/PostgreSQL).
+   * Entries indexed by earlier versions hold a plain object.
+   */
+  headers: Binary | Record<string, string>;
   state: DlqState;
   replayedAt?: Date;
 }
 
 export const DLQ_ID = /^\d{1,9}-\d{1,19}$/;
+
+const headersOf = (h: DlqDoc['headers']): Record<string, string> =>
+  h instanceof Binary ? (JSON.parse(Buffer.from(h.buffer).toString('utf8')) as Record<string, string>) : h;
 
 const toEntry = (d: DlqDoc): DlqEntry => ({
   id: d._id,
@@ -59,7 +67,7 @@ const toEntry = (d: DlqDoc): DlqEntry => ({
   consumer: d.consumer,
   failedAt: d.failedAt.toISOString(),
   key: d.key ? Buffer.from(d.key.buffer).toString('utf8') : null,
-  headers: d.headers,
+  headers: headersOf(d.headers),
   valueBase64: d.value ? Buffer.from(d.value.buffer).toString('base64') : null,
   state: d.state === 'replayed' ? 'replayed' : 'new',
   ...(d.replayedAt ? { replayedAt: d.replayedAt.toISOString() } : {}),
@@ -84,13 +92,13 @@ export function createDlqStore(db: Db) {
         sourceTopic: l.sourceTopic,
         sourcePartition: l.partition,
         sourceOffset: l.offset,
-        errorCode: l.errorCode,
-        reason: l.reason,
-        consumer: l.consumer,
+        errorCode: storableText(l.errorCode),
+        reason: storableText(l.reason),
+        consumer: storableText(l.consumer),
         failedAt: new Date(Number(l.failedAt)),
         key: l.key ? new Binary(l.key) : null,
         value: l.value ? new Binary(l.value) : null,
-        headers: l.headers,
+        headers: new Binary(Buffer.from(JSON.stringify(l.headers), 'utf8')),
         state: 'new',
       }));
       try {
@@ -101,6 +109,7 @@ export function createDlqStore(db: Db) {
     },
     /** Visible entries (not purged), newest first (DLQ partition, then offset, descending). */
     async list({ limit, sourceTopic }: { limit: number; sourceTopic?: string }): Promise<{ total: number; entries: DlqEntry[] }> {
+      if (sourceTopic !== undefined && !storable(sourceTopic)) return { total: 0, entries: [] };
       const filter = { state: { $ne: 'purged' as const }, ...(sourceTopic ? { sourceTopic } : {}) };
       const [total, docs] = await Promise.all([
         letters.countDocuments(filter),
@@ -124,7 +133,7 @@ export function createDlqStore(db: Db) {
         sourceOffset: doc.sourceOffset,
         key: doc.key ? Buffer.from(doc.key.buffer) : null,
         value: doc.value ? Buffer.from(doc.value.buffer) : null,
-        headers: doc.headers,
+        headers: headersOf(doc.headers),
       };
     },
     /** Ids of visible entries in a state, oldest first, at most `limit`. */
