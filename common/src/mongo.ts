@@ -1,4 +1,4 @@
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Collection, type Db } from 'mongodb';
 
 export type { Db };
 
@@ -17,6 +17,21 @@ export function createMongo(url: string, dbName: string, appName: string): Mongo
     maxPoolSize: 20,
   });
   return { client, db: client.db(dbName), close: () => client.close() };
+}
+
+/**
+ * Creates a TTL index on `field` (documents expire at the date it holds); resolves
+ * false when the server lacks TTL indexes (FerretDB 1.x: NotImplemented), so the
+ * caller sweeps expired documents itself.
+ */
+export async function ensureExpiryIndex(coll: Pick<Collection, 'createIndex'>, field: string): Promise<boolean> {
+  try {
+    await coll.createIndex({ [field]: 1 }, { expireAfterSeconds: 0 });
+    return true;
+  } catch (err) {
+    if ((err as { code?: number }).code !== 238) throw err;
+    return false;
+  }
 }
 
 /**
