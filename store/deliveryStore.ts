@@ -1,6 +1,7 @@
 import type { Db } from 'mongodb';
 import type { StoredMessage } from './messages.js';
 import { BROADCAST_INBOX } from '../common/src/tokens.js';
+import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Delivery, type DeliveryItem } from './deliveries.js';
 import { deliveryId, userKey } from './keys.js';
 import { createLimiter } from './limiter.js';
@@ -85,13 +86,7 @@ export function createDeliveryStore(db: Db) {
      */
     async ensureIndexes(): Promise<boolean> {
       await deliveries.collection.createIndex({ u: 1 });
-      try {
-        await deliveries.collection.createIndex({ e: 1 }, { expireAfterSeconds: 0 });
-        return true;
-      } catch (err) {
-        if ((err as { code?: number }).code !== 238) throw err; // NotImplemented (FerretDB 1.x)
-        return false;
-      }
+      return ensureExpiryIndex(deliveries.collection, 'e');
     },
 
     /** Deletes expired deliveries, acks and attempts (a scan: for servers without TTL indexes, now and then). */

@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import { duplicateIndexes } from '../common/src/mongo.js';
+import { duplicateIndexes, ensureExpiryIndex } from '../common/src/mongo.js';
 import { createWriteBatcher, type WriteBatcher } from './writeBatcher.js';
 
 /** A claim: the key is being handled (or was) for message `msg`. */
@@ -180,16 +180,6 @@ export function createIdempotencyKeys(
     return taken.modifiedCount === 1 ? { state: 'claimed' } : resolveExisting(c, now, depth + 1);
   };
 
-  const expireAt = async (coll: Collection<ClaimRecord> | Collection<DoneRecord>): Promise<boolean> => {
-    try {
-      await coll.createIndex({ exp: 1 }, { expireAfterSeconds: 0 });
-      return true;
-    } catch (err) {
-      if ((err as { code?: number }).code !== 238) throw err; // NotImplemented (FerretDB)
-      return false;
-    }
-  };
-
   const claimNow = async (requests: ClaimRequest[]): Promise<IdempotencyClaim[]> => {
     if (requests.length === 0) return [];
     const now = new Date();
@@ -231,7 +221,7 @@ export function createIdempotencyKeys(
       givenUp.add(claimedId);
     },
     async ensureIndexes() {
-      const both = await Promise.all([expireAt(claims), expireAt(dones)]);
+      const both = await Promise.all([ensureExpiryIndex(claims, 'exp'), ensureExpiryIndex(dones, 'exp')]);
       return both.every(Boolean);
     },
     async sweepExpired() {

@@ -1,5 +1,6 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import { newId } from '../common/src/ids.js';
+import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { createWriteBatcher, type WriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
 
 /**
@@ -177,15 +178,7 @@ export function createMessagesStore(db: Db, { messagesCollection = 'messages', o
       await outbox.deleteOne({ _id: batchId });
     },
 
-    async ensureIndexes() {
-      try {
-        await messages.createIndex({ expiresAt: 1 }, { expireAfterSeconds: 0 });
-        return true;
-      } catch (err) {
-        if ((err as { code?: number }).code !== 238) throw err; // NotImplemented (FerretDB)
-        return false;
-      }
-    },
+    ensureIndexes: () => ensureExpiryIndex(messages, 'expiresAt'),
 
     async sweepExpired() {
       return (await messages.deleteMany({ expiresAt: { $lt: new Date() } })).deletedCount;

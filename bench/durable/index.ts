@@ -112,7 +112,7 @@ export const run: Scenario = async (o) => {
     reconnectsPerIndexedFind: ratio(sm.reconnectsPerSecond, findRate),
   };
   const summary = [
-    `store ${store}: insertMany ${insertRate} docs/s, indexed find ${findRate}/s (${limits.findByIndexedField.msPerQuerySerial} ms alone), findOne by _id ${limits.findOneById.perSecond}/s, updateOne ${limits.updateOneInc.perSecond}/s`,
+    `store ${store}: insertMany ${insertRate} docs/s, indexed find ${findRate}/s (${limits.findByIndexedField.msPerQuerySerial} ms alone), findOne by _id ${limits.findOneById.perSecond}/s, updateOne ${limits.updateOneInc.error ? `failed (${limits.updateOneInc.error})` : `${limits.updateOneInc.perSecond}/s`}`,
     ...results.filter((r) => r.label !== 'warmup').map((r) => `${r.label}: ${Math.round(r.deliveredPerSecond)}/s delivered (offered ${r.rate}/s), lost ${r.lost}, ${formatLatency(r.latency)}`),
     `best sustained: HTTP persistent ${http ? `${Math.round(http.deliveredPerSecond)}/s (${ratios.httpPersistentPerInsertedDoc}x the raw insert rate)` : 'none'}; push.events persistent ${events ? `${Math.round(events.deliveredPerSecond)}/s (${ratios.eventsPersistentPerInsertedDoc}x)` : 'none'}`,
     ...stormReport.summary,

@@ -11,7 +11,8 @@ export interface StoreLimits {
   insertMany: { docsPerSecond: number; callsPerSecond: number; docsPerCall: number; seconds: number };
   findOneById: Rate;
   findByIndexedField: { docsPerQuery: number; concurrent: Rate; msPerQuerySerial: number; pushdown: boolean | undefined };
-  updateOneInc: Rate;
+  /** `error`: the backend failed under concurrent updates (FerretDB/SQLite: SQLITE_BUSY); the rest still measured. */
+  updateOneInc: Rate & { error?: string };
   idIn100: { msPerQuery: number; docs: number; pushdown: boolean | undefined };
   fieldIn100: { msPerQuery: number; docs: number; pushdown: boolean | undefined };
 }
@@ -107,8 +108,14 @@ export async function measureStoreLimits(url: string, opts: StoreLimitOptions, l
     const findByField = await concurrent(colls, Math.max(1, Math.round(opts.ops / 7)), (coll) => coll.find({ u: userOf(randomInt(USERS)) }).toArray());
     const findByFieldSerial = await timed(20, async () => (await first.find({ u: userOf(randomInt(USERS)) }).toArray()).length);
     log(`find by indexed field: ${findByField.perSecond}/s, ${findByFieldSerial.msPerQuery} ms alone`);
-    const inc = await concurrent(colls, opts.ops, (coll) => coll.updateOne({ _id: docId(randomInt(total)) }, { $inc: { n: 1 } }));
-    log(`updateOne $inc: ${inc.perSecond}/s`);
+    let inc: StoreLimits['updateOneInc'];
+    try {
+      inc = await concurrent(colls, opts.ops, (coll) => coll.updateOne({ _id: docId(randomInt(total)) }, { $inc: { n: 1 } }));
+      log(`updateOne $inc: ${inc.perSecond}/s`);
+    } catch (err) {
+      inc = { ops: 0, seconds: 0, perSecond: 0, error: (err as Error).message };
+      log(`updateOne $inc failed with ${opts.clients} clients: ${inc.error}`);
+    }
     const ids = (): string[] => Array.from({ length: 100 }, () => docId(randomInt(total)));
     const users = (): string[] => Array.from({ length: 100 }, () => userOf(randomInt(USERS)));
     const idIn = await timed(10, async () => (await first.find({ _id: { $in: ids() } }).toArray()).length);

@@ -19,8 +19,13 @@ import { isInfrastructureFailure, poisonOf } from './eventFailures.js';
 
 /** Records handled at once (claims in one bulk insert); a fetched batch is cut into parts of this size. */
 const EVENTS_BATCH = 500;
-/** Records submitted at the same time within a part (distinct Kafka keys). */
-const EVENTS_CONCURRENCY = 32;
+/**
+ * Records submitted at the same time within a part (distinct Kafka keys). Each
+ * waits for its store batch, its publish and its key's completion (~10 ms on
+ * FerretDB/PostgreSQL), so this many lanes cap a partition at about 100x this
+ * many records per second; their store writes share batches (store/writeBatcher.ts).
+ */
+const EVENTS_CONCURRENCY = 128;
 /** Longest backoff between two attempts after an infrastructure failure. */
 const MAX_BACKOFF_MS = 5000;
 

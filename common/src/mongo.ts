@@ -1,4 +1,4 @@
-import { MongoClient, type Db } from 'mongodb';
+import { MongoClient, type Collection, type Db } from 'mongodb';
 
 export type { Db };
 
@@ -29,6 +29,21 @@ export const storable = (s: string): boolean => !s.includes('\u0000');
 
 /** `s` with every U+0000 replaced by U+FFFD, for free text (reasons, messages) that must be stored. */
 export const storableText = (s: string): string => (storable(s) ? s : s.replaceAll('\u0000', '\ufffd'));
+
+/**
+ * Creates a TTL index on `field` (documents expire at the date it holds); resolves
+ * false when the server lacks TTL indexes (FerretDB 1.x: NotImplemented), so the
+ * caller sweeps expired documents itself.
+ */
+export async function ensureExpiryIndex(coll: Pick<Collection, 'createIndex'>, field: string): Promise<boolean> {
+  try {
+    await coll.createIndex({ [field]: 1 }, { expireAfterSeconds: 0 });
+    return true;
+  } catch (err) {
+    if ((err as { code?: number }).code !== 238) throw err;
+    return false;
+  }
+}
 
 /**
  * The indexes of the documents an unordered `insertMany` found already present (duplicate `_id`),
