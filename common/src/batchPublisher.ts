@@ -250,9 +250,6 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
           }),
         );
       }
-      if (queuedRecords + messages.length > maxQueued || queuedBytes + bytes > maxQueuedBytes) {
-        return Promise.reject(new PushError('OVERLOADED', `too many ${name} records waiting for Kafka; retry shortly`, { status: 503, retriable: true }));
-      }
       const mine = owner === undefined ? undefined : owners.get(owner);
       if (mine && (mine.records + messages.length > ownerRecords || mine.bytes + bytes > ownerBytes)) {
         return Promise.reject(
@@ -262,6 +259,11 @@ export function createBatchPublisher(opts: BatchPublisherOptions): BatchPublishe
             details: { owner },
           }),
         );
+      }
+      // After the share check: an app over its share is told so (details.owner), even when the
+      // queue as a whole is full too (it was answered as a plain overload, with no owner).
+      if (queuedRecords + messages.length > maxQueued || queuedBytes + bytes > maxQueuedBytes) {
+        return Promise.reject(new PushError('OVERLOADED', `too many ${name} records waiting for Kafka; retry shortly`, { status: 503, retriable: true }));
       }
       if (messages.length === 0) return Promise.resolve();
       queuedRecords += messages.length;
