@@ -51,14 +51,23 @@ export function mongoPort(env: NodeJS.ProcessEnv = process.env): number {
 }
 
 /**
- * PUSH_MONGO_BACKEND: postgresql (default) or sqlite. SQLite is an explicit opt-in only: it serialises
- * every write and lost concurrent updates to one document (issue #13).
+ * PUSH_MONGO_BACKEND: postgresql (the default and only stack backend). FerretDB on SQLite is refused
+ * with the reason: it serialises every write, fails concurrent updates (SQLITE_BUSY) and scans on
+ * resume reads, so the durable path does not hold on it (issue #13). Private servers for the
+ * benchmarks' comparisons can still run on it (startPrivateMongo({ backend: 'sqlite' })).
  */
 export function mongoBackend(env: NodeJS.ProcessEnv = process.env): MongoBackend {
   const value = (env.PUSH_MONGO_BACKEND ?? '').trim();
   if (value === '') return 'postgresql';
+  if (value === 'sqlite') {
+    throw new Error(
+      'PUSH_MONGO_BACKEND=sqlite: FerretDB on SQLite is no longer a stack backend (concurrent updates fail with SQLITE_BUSY, ' +
+        'resume reads scan: the stored messages of a 1,500-device reconnect storm were not delivered within 120 s; docs/performance.md). ' +
+        'Use postgresql (the default) or a mongod; `npm run bench -- durable --backend sqlite` still measures it',
+    );
+  }
   if ((MONGO_BACKENDS as readonly string[]).includes(value)) return value as MongoBackend;
-  throw new Error(`PUSH_MONGO_BACKEND=${value}: expected one of ${MONGO_BACKENDS.join(', ')}`);
+  throw new Error(`PUSH_MONGO_BACKEND=${value}: expected postgresql`);
 }
 
 /** PUSH_POSTGRES_PORT: loopback port of the private PostgreSQL cluster FerretDB stores into (default 54329). */

@@ -185,7 +185,7 @@ function mongoDef(usePostgres: boolean): ServerDef {
       ? {
           describe: usePostgres
             ? `ferretdb on postgresql ${pgVersion ? postgresVersion(pgVersion) : '?'} at 127.0.0.1:${pPort}`
-            : 'ferretdb on sqlite (PUSH_MONGO_BACKEND=sqlite)',
+            : 'ferretdb on sqlite',
         }
       : {}),
     answers: () => mongoAnswers(mPort),

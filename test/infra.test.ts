@@ -128,8 +128,9 @@ test('PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a Fe
 
 test('infra config: a bad PUSH_MONGO_BACKEND or PUSH_POSTGRES_PORT fails with a message naming it', () => {
   assert.equal(mongoBackend({}), 'postgresql');
-  assert.equal(mongoBackend({ PUSH_MONGO_BACKEND: 'sqlite' }), 'sqlite');
-  assert.throws(() => mongoBackend({ PUSH_MONGO_BACKEND: 'mysql' }), /^Error: PUSH_MONGO_BACKEND=mysql: expected one of postgresql, sqlite$/);
+  assert.equal(mongoBackend({ PUSH_MONGO_BACKEND: 'postgresql' }), 'postgresql');
+  assert.throws(() => mongoBackend({ PUSH_MONGO_BACKEND: 'sqlite' }), /^Error: PUSH_MONGO_BACKEND=sqlite: FerretDB on SQLite is no longer a stack backend .*SQLITE_BUSY/);
+  assert.throws(() => mongoBackend({ PUSH_MONGO_BACKEND: 'mysql' }), /^Error: PUSH_MONGO_BACKEND=mysql: expected postgresql$/);
   assert.equal(postgresPort({}), 54329);
   assert.equal(postgresPort({ PUSH_POSTGRES_PORT: '55432' }), 55432);
   for (const bad of ['5432x', '80', '70000']) {
