@@ -38,7 +38,12 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const db = clients.mongo!.db;
   const topics = topicNames(config.topicPrefix);
   const ownTopic = topics.node(config.nodeId);
-  const store = createDeliveryStore(db);
+  // Resumes read each user's hot index in Redis first (store/hotIndex.ts); MongoDB stays authoritative.
+  const store = createDeliveryStore(db, {
+    redis,
+    hot: { ttlSeconds: config.hotIndexSeconds, onError: (err) => logger.warn({ err: err.message }, 'delivery hot index') },
+  });
+  onClose('delivery-hot-index', () => store.close());
   // The dispatcher creates them too; whoever starts first, reads find their indexes.
   await store.ensureIndexes();
   const apps = createAppStore({ db });
