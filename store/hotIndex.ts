@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { HOT_SENTINEL, hotIndexKey, hotVersionKey } from './keys.js';
+import { withTimeout } from '../common/src/errors.js';
 
 /**
  * The Redis hot index of the `deliveries` collection (store/deliveries.ts): per user key
@@ -23,8 +24,11 @@ import { HOT_SENTINEL, hotIndexKey, hotVersionKey } from './keys.js';
  *
  * Redis empty (restart, FLUSHALL) or away: every read misses (or fails and goes to MongoDB),
  * and nothing accepted is lost. A Redis step that fails after a MongoDB write is retried in
- * the background as a DROP until Redis answers (see `dirty`).
+ * the background as a DROP until Redis answers (see `dirty`; past MAX_DIRTY users, the rest
+ * rely on the index TTL, which bounds how long any index can be stale).
  */
+
+const MAX_DIRTY = 100_000;
 
 export interface HotRecord {
   /** message id */
@@ -49,6 +53,8 @@ export interface HotIndexOptions {
   versionTtlSeconds?: number;
   /** Records past which an index is not installed, or dropped when writes reach it. */
   maxFields?: number;
+  /** A Redis call slower than this counts as failed (a read goes to MongoDB, a write's users are dropped later). */
+  timeoutMs?: number;
   onError?: (err: Error) => void;
 }
 
@@ -114,6 +120,8 @@ export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
   const ttl = opts.ttlSeconds ?? 900;
   const versionTtl = Math.max(opts.versionTtlSeconds ?? 3600, ttl + 60);
   const maxFields = opts.maxFields ?? 2000;
+  const timeoutMs = opts.timeoutMs ?? 1000;
+  const within = <T>(p: Promise<T>) => withTimeout(p, timeoutMs, 'hot index');
   const onError = opts.onError ?? (() => undefined);
   const r = redis as Redis & HotCommands;
   if (typeof r.pushHotRead !== 'function') {
@@ -138,9 +146,9 @@ export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
   };
   const drop = async (users: Iterable<string>): Promise<void> => {
     const all = [...new Set(users)];
-    const results = await Promise.allSettled(all.map((u) => r.pushHotDrop(hotIndexKey(u), hotVersionKey(u), versionTtl)));
+    const results = await Promise.allSettled(all.map((u) => within(r.pushHotDrop(hotIndexKey(u), hotVersionKey(u), versionTtl))));
     results.forEach((res, i) => {
-      if (res.status === 'rejected') dirty.add(all[i]!);
+      if (res.status === 'rejected' && dirty.size < MAX_DIRTY) dirty.add(all[i]!);
     });
     if (dirty.size > 0) {
       onError(new Error(`hot index: ${dirty.size} users not invalidated yet (Redis unavailable); retrying`));
@@ -154,7 +162,7 @@ export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
     /** Each user's index, or its version (a miss). Throws when Redis fails (read MongoDB then, install nothing). */
     async read(users: string[]): Promise<Map<string, HotRead>> {
       const out = new Map<string, HotRead>();
-      await Promise.all(
+      await within(Promise.all(
         users.map(async (u) => {
           const res = await r.pushHotRead(hotIndexKey(u), hotVersionKey(u), versionTtl);
           if (typeof res === 'string' || dirty.has(u)) {
@@ -165,7 +173,7 @@ export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
           for (let i = 0; i < res.length; i += 2) if (res[i] !== HOT_SENTINEL) records.push({ _id: res[i]!, r: decode(res[i + 1]!) });
           out.set(u, { records });
         }),
-      );
+      ));
       return out;
     },
 
@@ -175,7 +183,7 @@ export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
       const results = await Promise.allSettled(
         loads
           .filter((l) => l.version !== '' && l.records.length <= maxFields)
-          .map((l) => r.pushHotInstall(hotIndexKey(l.u), hotVersionKey(l.u), l.version, ttl, HOT_SENTINEL, '1', ...l.records.flatMap((x) => [x._id, encode(x.r)]))),
+          .map((l) => within(r.pushHotInstall(hotIndexKey(l.u), hotVersionKey(l.u), l.version, ttl, HOT_SENTINEL, '1', ...l.records.flatMap((x) => [x._id, encode(x.r)])))),
       );
       return results.filter((x) => x.status === 'fulfilled' && x.value === 1).length;
     },
@@ -189,10 +197,10 @@ export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
         pairs.push(x._id, encode(x.r));
       }
       const users = [...byUser.keys()];
-      const results = await Promise.allSettled(users.map((u) => r.pushHotWritten(hotIndexKey(u), hotVersionKey(u), versionTtl, maxFields, ...byUser.get(u)!)));
+      const results = await Promise.allSettled(users.map((u) => within(r.pushHotWritten(hotIndexKey(u), hotVersionKey(u), versionTtl, maxFields, ...byUser.get(u)!))));
       const failed = users.filter((_, i) => results[i]!.status === 'rejected');
       if (failed.length > 0) {
-        for (const u of failed) dirty.add(u);
+        for (const u of failed) if (dirty.size < MAX_DIRTY) dirty.add(u);
         onError(new Error(`hot index: ${failed.length} users not updated (Redis unavailable); retrying`));
         retryDirty();
       }
