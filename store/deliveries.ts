@@ -151,6 +151,7 @@ export function createDeliveries(db: Db, limit: Limiter, hot?: HotIndex) {
   const col = db.collection<DeliveryDoc>('deliveries');
   let deleting = false;
   let hits = 0;
+  let finds = 0;
 
   /**
    * Unordered inserts in chunks through the limiter; duplicates ignored, anything else throws.
@@ -264,6 +265,7 @@ export function createDeliveries(db: Db, limit: Limiter, hot?: HotIndex) {
           hits++;
           return c.records;
         }
+        finds++;
         const records = (await limit(() => col.find({ u }).toArray())).map((d) => ({ _id: d._id, r: toRecord(d) }));
         if (c) loads.push({ u, version: c.version, records });
         return records;
@@ -309,8 +311,10 @@ export function createDeliveries(db: Db, limit: Limiter, hot?: HotIndex) {
       return out;
     },
 
-    /** Reads served by the hot index so far (tests, metrics). */
+    /** Users' reads served by the hot index so far (tests, metrics). */
     hotHits: () => hits,
+    /** Users' reads that went to MongoDB so far (metrics). */
+    mongoReads: () => finds,
 
     /** Ids of every stored delivery of (app, user), stale ones included, in id order (operators, tests). */
     async ids(app: string, user: string): Promise<string[]> {

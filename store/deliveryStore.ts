@@ -118,8 +118,10 @@ export function createDeliveryStore(db: Db, opts: DeliveryStoreOptions = {}) {
       }
     },
 
-    /** Resumes served by the hot index so far (tests). */
+    /** Users' reads served by the hot index so far (tests, metrics). */
     hotHits: () => deliveries.hotHits(),
+    /** Users' reads that went to MongoDB (one find each) so far (metrics). */
+    mongoReads: () => deliveries.mongoReads(),
 
     /** Stops the hot index's background retries. */
     close: () => hot?.close(),

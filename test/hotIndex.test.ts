@@ -40,6 +40,7 @@ describe('delivery hot index', () => {
   before(async () => {
     redisServer = await startPrivateRedis();
     redis = new Redis(`redis://127.0.0.1:${redisServer.port}`, { keyPrefix: 'hot-test:', maxRetriesPerRequest: 1 });
+    redis.on('error', () => undefined); // the restart in (c)
     client = new MongoClient(infra.mongoUrl);
     db = client.db(uniqueId('hotindex').replace(/[^A-Za-z0-9]/g, ''));
     hot = createDeliveryStore(db, { redis });

@@ -80,6 +80,10 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', labelNames: ['topic'], registers: [registry],
     collect() { for (const [topic, p] of Object.entries(publishers)) this.set({ topic }, p.queuedBytes?.() ?? 0); },
   });
+  new Gauge({
+    name: 'push_store_user_reads', help: 'Users\' delivery states read on resume since start, by source: the Redis hot index or a MongoDB find', labelNames: ['source'], registers: [registry],
+    collect() { this.set({ source: 'hot' }, store.hotHits()); this.set({ source: 'mongo' }, store.mongoReads()); },
+  });
   const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
 
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
