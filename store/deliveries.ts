@@ -2,6 +2,7 @@ import type { AnyBulkWriteOperation, Db } from 'mongodb';
 import { duplicateIndexes } from '../common/src/mongo.js';
 import { ackId, attemptId, deliveryId, userKey } from './keys.js';
 import type { Limiter } from './limiter.js';
+import type { HotIndex, HotRead, HotRecord } from './hotIndex.js';
 
 /**
  * `deliveries`: everything durable about a user's persistent messages, one
@@ -129,29 +130,58 @@ export function compactItems<T extends DeliveryItem>(items: T[], now = Date.now(
   return sorted.filter((i) => !i.k || newestOfKey.get(i.k) === i.m).slice(-MAX_INBOX_ITEMS);
 }
 
-export function createDeliveries(db: Db, limit: Limiter) {
+/** A document as the hot index keeps it (dates as ms, no `_id` or `u`). */
+const toRecord = (d: DeliveryDoc): HotRecord => ({
+  m: d.m,
+  e: d.e.getTime(),
+  ...(d.k !== undefined ? { k: d.k } : {}),
+  ...(d.t !== undefined ? { t: d.t } : {}),
+  ...(d.p !== undefined ? { p: d.p } : {}),
+  ...(d.c !== undefined ? { c: d.c.getTime() } : {}),
+  ...(d.v !== undefined ? { v: d.v } : {}),
+  ...(d.n !== undefined ? { n: d.n } : {}),
+});
+
+/**
+ * `hot`: the Redis hot index (store/hotIndex.ts), kept by every write and delete here and read
+ * first by `read`. Without it everything reads MongoDB; a process without it must not write
+ * users whose index another process keeps (every service passes it).
+ */
+export function createDeliveries(db: Db, limit: Limiter, hot?: HotIndex) {
   const col = db.collection<DeliveryDoc>('deliveries');
   let deleting = false;
+  let hits = 0;
+  let finds = 0;
 
-  /** Unordered inserts in chunks through the limiter; duplicates ignored, anything else throws. */
+  /**
+   * Unordered inserts in chunks through the limiter; duplicates ignored, anything else throws.
+   * Then the hot index: the records go to the users' existing indexes (and their versions move);
+   * after a failure, some documents may have landed, so the users' indexes are dropped.
+   */
   const insertAll = async (docs: DeliveryDoc[]) => {
     const chunks: DeliveryDoc[][] = [];
     for (let i = 0; i < docs.length; i += INSERT_CHUNK) chunks.push(docs.slice(i, i + INSERT_CHUNK));
-    await Promise.all(
-      chunks.map((part) =>
-        limit(async () => {
-          try {
-            await col.insertMany(part, { ordered: false });
-          } catch (err) {
-            duplicateIndexes(err, part.length);
-          }
-        }),
-      ),
-    );
+    try {
+      await Promise.all(
+        chunks.map((part) =>
+          limit(async () => {
+            try {
+              await col.insertMany(part, { ordered: false });
+            } catch (err) {
+              duplicateIndexes(err, part.length);
+            }
+          }),
+        ),
+      );
+    } catch (err) {
+      await hot?.drop(docs.map((d) => d.u));
+      throw err;
+    }
+    await hot?.written(docs.map((d) => ({ u: d.u, _id: d._id, r: toRecord(d) })));
   };
 
   /** One deletion at a time per process: a storm of reads must not turn into a storm of deletes. */
-  const deleteStale = async (ids: string[]): Promise<void> => {
+  const deleteStale = async (ids: string[], users: Set<string>): Promise<void> => {
     if (deleting) return;
     deleting = true;
     try {
@@ -163,6 +193,8 @@ export function createDeliveries(db: Db, limit: Limiter) {
       // Stale documents are never delivered; the next read or the expiry sweep retries.
     } finally {
       deleting = false;
+      // Whatever was deleted, the users' indexes no longer mirror MongoDB.
+      await hot?.drop(users);
     }
   };
 
@@ -215,20 +247,42 @@ export function createDeliveries(db: Db, limit: Limiter) {
     async read(keys: string[], now = Date.now()): Promise<Map<string, UserState>> {
       const out = new Map<string, UserState>();
       const stale: string[] = [];
+      const staleUsers = new Set<string>();
+      const users = [...new Set(keys)];
+      // The hot index first; a user it misses (or all, when Redis fails) is read from MongoDB.
+      let cached = new Map<string, HotRead>();
+      if (hot?.enabled) {
+        try {
+          cached = await hot.read(users);
+        } catch {
+          cached = new Map();
+        }
+      }
+      const loads: { u: string; version: string; records: { _id: string; r: HotRecord }[] }[] = [];
+      const recordsOf = async (u: string): Promise<{ _id: string; r: HotRecord }[]> => {
+        const c = cached.get(u);
+        if (c && 'records' in c) {
+          hits++;
+          return c.records;
+        }
+        finds++;
+        const records = (await limit(() => col.find({ u }).toArray())).map((d) => ({ _id: d._id, r: toRecord(d) }));
+        if (c) loads.push({ u, version: c.version, records });
+        return records;
+      };
       await Promise.all(
-        [...new Set(keys)].map((u) =>
-          limit(async () => {
-            const docs = await col.find({ u }).toArray();
+        users.map(async (u) => {
+            const docs = await recordsOf(u);
             const items: DeliveryItem[] = [];
             const receipts: Receipts = new Map();
-            for (const d of docs) {
+            for (const { r: d } of docs) {
               if (d.v === undefined) {
                 items.push({
                   m: d.m,
-                  e: d.e.getTime(),
+                  e: d.e,
                   ...(d.k ? { k: d.k } : {}),
                   ...(d.t ? { t: d.t } : {}),
-                  ...(d.p !== undefined && d.c ? { p: d.p, c: d.c.getTime() } : {}),
+                  ...(d.p !== undefined && d.c ? { p: d.p, c: d.c } : {}),
                 });
                 continue;
               }
@@ -243,14 +297,24 @@ export function createDeliveries(db: Db, limit: Limiter) {
               const kept = new Set(live.map((i) => i.m));
               // A receipt goes with its stale delivery; one of another user's message (a broadcast) stays.
               const gone = new Set(items.filter((i) => !kept.has(i.m)).map((i) => i.m));
-              for (const d of docs) if (gone.has(d.m) && stale.length < MAX_DELETES_PER_READ) stale.push(d._id);
+              for (const d of docs) {
+                if (gone.has(d.r.m) && stale.length < MAX_DELETES_PER_READ) {
+                  stale.push(d._id);
+                  staleUsers.add(u);
+                }
+              }
             }
-          }),
-        ),
+        }),
       );
-      if (stale.length > 0) void deleteStale(stale);
+      if (loads.length > 0 && hot) await hot.install(loads);
+      if (stale.length > 0) void deleteStale(stale, staleUsers);
       return out;
     },
+
+    /** Users' reads served by the hot index so far (tests, metrics). */
+    hotHits: () => hits,
+    /** Users' reads that went to MongoDB so far (metrics). */
+    mongoReads: () => finds,
 
     /** Ids of every stored delivery of (app, user), stale ones included, in id order (operators, tests). */
     async ids(app: string, user: string): Promise<string[]> {
@@ -263,8 +327,12 @@ export function createDeliveries(db: Db, limit: Limiter) {
       const docs = await col.find({ u: userKey(app, user) }, { projection: { _id: 1, v: 1 } }).toArray();
       const ids = docs.filter((d) => d.v === undefined).map((d) => d._id);
       let deleted = 0;
-      for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
-        deleted += (await col.bulkWrite(ids.slice(i, i + DELETE_CHUNK).map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false })).deletedCount;
+      try {
+        for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
+          deleted += (await col.bulkWrite(ids.slice(i, i + DELETE_CHUNK).map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false })).deletedCount;
+        }
+      } finally {
+        await hot?.drop([userKey(app, user)]);
       }
       return deleted;
     },

@@ -5,6 +5,8 @@ import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Delivery, type DeliveryItem } from './deliveries.js';
 import { deliveryId, userKey } from './keys.js';
 import { createLimiter } from './limiter.js';
+import { createHotIndex, type HotIndexOptions } from './hotIndex.js';
+import type { Redis } from 'ioredis';
 
 /**
  * The durable delivery state of persistent messages (store/deliveries.ts):
@@ -13,7 +15,10 @@ import { createLimiter } from './limiter.js';
  * insert, every read an equality find on the indexed user key or a lookup
  * by `_id` (what FerretDB pushes down to PostgreSQL; MongoDB is fast either
  * way), and every function takes a batch. Nothing outside store/ touches the
- * collection, and Redis holds none of it: it is recoverable from MongoDB alone.
+ * collection. With `redis`, resumes read a hot index of each user's records in Redis first
+ * (store/hotIndex.ts), which every write and delete here keeps or drops; MongoDB stays the
+ * source of truth, and everything is recoverable from it alone. Every process that writes
+ * deliveries, acks or attempts of users the pushers read must be given the same Redis.
  */
 
 export interface DeviceRef {
@@ -55,9 +60,16 @@ const STORE_CONCURRENCY = 16;
 /** Calls waiting for the limiter before further ones fail instead of queueing. */
 const MAX_WAITING = 100_000;
 
-export function createDeliveryStore(db: Db) {
+export interface DeliveryStoreOptions {
+  /** The hot index's Redis (with the app's key prefix); without it every read goes to MongoDB. */
+  redis?: Redis;
+  hot?: HotIndexOptions;
+}
+
+export function createDeliveryStore(db: Db, opts: DeliveryStoreOptions = {}) {
   const limit = createLimiter(STORE_CONCURRENCY, MAX_WAITING);
-  const deliveries = createDeliveries(db, limit);
+  const hot = opts.redis ? createHotIndex(opts.redis, opts.hot) : undefined;
+  const deliveries = createDeliveries(db, limit, hot);
   const messages = db.collection<StoredMessage>('messages');
 
   /** Message bodies by id, each read once per call whatever number of devices wants it. */
@@ -91,8 +103,23 @@ export function createDeliveryStore(db: Db) {
 
     /** Deletes expired deliveries, acks and attempts (a scan: for servers without TTL indexes, now and then). */
     async sweepExpired(now = new Date()): Promise<number> {
-      return (await deliveries.collection.deleteMany({ e: { $lt: now } })).deletedCount;
+      // The users whose records go: their hot indexes are dropped after the delete.
+      const users = new Set<string>();
+      if (hot) for await (const d of deliveries.collection.find({ e: { $lt: now } }, { projection: { u: 1 } })) users.add(d.u);
+      try {
+        return (await deliveries.collection.deleteMany({ e: { $lt: now } })).deletedCount;
+      } finally {
+        await hot?.drop(users);
+      }
     },
+
+    /** Users' reads served by the hot index so far (tests, metrics). */
+    hotHits: () => deliveries.hotHits(),
+    /** Users' reads that went to MongoDB (one find each) so far (metrics). */
+    mongoReads: () => deliveries.mongoReads(),
+
+    /** Stops the hot index's background retries. */
+    close: () => hot?.close(),
 
     /** Stores a batch's deliveries (dispatcher: a whole slice before it is routed). Replayed ones are ignored. */
     appendDeliveries: (batch: Delivery[]) => deliveries.append(batch),

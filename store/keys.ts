@@ -18,3 +18,15 @@ export const ackId = (app: string, user: string, device: string, msgId: string) 
  * A connection id is 8 base64url characters, so it is never `ack`.
  */
 export const attemptId = (app: string, user: string, device: string, msgId: string, connId: string) => `${deliveryId(app, user, msgId)}|${device}|${connId}`;
+
+/*
+ * Redis keys of the delivery hot index (store/hotIndex.ts), under the app's REDIS_KEY_PREFIX
+ * (ioredis keyPrefix). The user key sits in a hash tag, so a user's two keys share one slot.
+ */
+
+/** A user's hot index: a hash of its deliveries', acks' and attempts' `_id` -> record (JSON), plus HOT_SENTINEL. */
+export const hotIndexKey = (u: string) => `push:hot:{${u}}`;
+/** A user's index version: bumped after every MongoDB write or delete of the user's records. */
+export const hotVersionKey = (u: string) => `push:hotv:{${u}}`;
+/** The field every installed index holds, so a user with no records still has one. */
+export const HOT_SENTINEL = '_';

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAppStore } from '../common/src/apps.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
+import { Redis } from 'ioredis';
 import { pino } from 'pino';
 import { createKafka, createProducer } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
@@ -40,13 +41,17 @@ describe('replay of push.ingest', () => {
     // Long heartbeats keep routes from lapsing on a loaded machine (3 heartbeats).
     s = await startStack({ env: { PUSHER_HEARTBEAT_MS: '10000' } });
   });
+  let redis: Redis | undefined;
   after(async () => {
+    redis?.disconnect();
     await s?.stop();
   });
 
   test('after clearing delivery state: exactly the range arrives, once, acked ones are not resent; dry run counts', { timeout: 120_000 }, async () => {
     const db = s.mongo.db(s.env.MONGO_DB);
-    const store = createDeliveryStore(db);
+    // With the stack's Redis: forgetting deliveries drops the pushers' hot indexes of them, as any deleting writer must.
+    redis = new Redis(infra.redisUrl, { keyPrefix: s.env.REDIS_KEY_PREFIX });
+    const store = createDeliveryStore(db, { redis });
     const otherApp = `${s.app}-b`;
     await createAppStore({ db }).upsert({ id: otherApp, apiKeys: [`${s.apiKey}-b`], allowedOrigins: ['*'], deviceMode: 'coexist', limits: {}, openGroups: true });
     const send = async (users: string[], n: string, extra: Record<string, unknown> = {}, apiKey?: string) => {

@@ -42,7 +42,9 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const kafka = clients.kafka!;
   const redis = clients.redis!;
   const topics = topicNames(config.topicPrefix);
-  const store = createDeliveryStore(clients.mongo!.db);
+  // Keeps the pushers' hot indexes of stored deliveries (store/hotIndex.ts) in step with its writes.
+  const store = createDeliveryStore(clients.mongo!.db, { redis, hot: { onError: (err) => logger.warn({ err: err.message }, 'delivery hot index') } });
+  onClose('delivery-hot-index', () => store.close());
   if (!(await store.ensureIndexes())) {
     // FerretDB 1.x lacks TTL indexes: expired deliveries, acks and attempts are swept instead.
     const sweeper = setInterval(() => {

@@ -29,6 +29,8 @@ export interface PusherConfig extends CommonConfig {
   maxDeliveryAttempts: number;
   /** Offline messages loaded per page on connect. Default 200. */
   offlinePageSize: number;
+  /** Seconds a user's hot index of stored deliveries lives in Redis after a resume loaded it (0: resumes read MongoDB only). Default 900. */
+  hotIndexSeconds: number;
   /** Live messages held per connection while its offline messages load. Default 1000. */
   maxPendingLive: number;
   /** Partitions of this node's topic. Default 2. */
@@ -112,6 +114,7 @@ export function loadConfig(env: Env): PusherConfig {
     frameRate: envInt(env, 'PUSHER_FRAME_RATE', 100, { min: 1, max: 10_000 }),
     maxDeliveryAttempts: envInt(env, 'PUSHER_MAX_DELIVERY_ATTEMPTS', 10, { min: 1, max: 1000 }),
     offlinePageSize: envInt(env, 'PUSHER_OFFLINE_PAGE_SIZE', 200, { min: 1, max: 5000 }),
+    hotIndexSeconds: envInt(env, 'PUSHER_HOT_INDEX_SECONDS', 900, { min: 0, max: 86_400 }),
     maxPendingLive: envInt(env, 'PUSHER_MAX_PENDING_LIVE', 1000, { min: 10 }),
     nodeTopicPartitions: envInt(env, 'NODE_TOPIC_PARTITIONS', 2, { min: 1, max: 64 }),
     drainTimeoutMs: envInt(env, 'PUSHER_DRAIN_TIMEOUT_MS', 5000, { min: 0, max: 60_000 }),

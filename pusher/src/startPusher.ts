@@ -38,7 +38,12 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const db = clients.mongo!.db;
   const topics = topicNames(config.topicPrefix);
   const ownTopic = topics.node(config.nodeId);
-  const store = createDeliveryStore(db);
+  // Resumes read each user's hot index in Redis first (store/hotIndex.ts); MongoDB stays authoritative.
+  const store = createDeliveryStore(db, {
+    redis,
+    hot: { ttlSeconds: config.hotIndexSeconds, onError: (err) => logger.warn({ err: err.message }, 'delivery hot index') },
+  });
+  onClose('delivery-hot-index', () => store.close());
   // The dispatcher creates them too; whoever starts first, reads find their indexes.
   await store.ensureIndexes();
   const apps = createAppStore({ db });
@@ -74,6 +79,10 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   new Gauge({
     name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', labelNames: ['topic'], registers: [registry],
     collect() { for (const [topic, p] of Object.entries(publishers)) this.set({ topic }, p.queuedBytes?.() ?? 0); },
+  });
+  new Gauge({
+    name: 'push_store_user_reads', help: 'Users\' delivery states read on resume since start, by source: the Redis hot index or a MongoDB find', labelNames: ['source'], registers: [registry],
+    collect() { this.set({ source: 'hot' }, store.hotHits()); this.set({ source: 'mongo' }, store.mongoReads()); },
   });
   const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
 
