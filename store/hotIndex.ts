@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { HOT_SENTINEL, hotIndexKey, hotVersionKey } from './keys.js';
 import { withTimeout } from '../common/src/errors.js';
+import type { Delivery } from './deliveries.js';
 
 /**
  * The Redis hot index of the `deliveries` collection (store/deliveries.ts): per user key
@@ -30,21 +31,13 @@ import { withTimeout } from '../common/src/errors.js';
 
 const MAX_DIRTY = 100_000;
 
-export interface HotRecord {
-  /** message id */
-  m: string;
-  /** expiry, ms since epoch */
-  e: number;
-  k?: string;
-  t?: string;
-  p?: string;
-  /** creation time, ms since epoch (with p) */
-  c?: number;
+/** A stored record as the index keeps it: a delivery's fields, and for a receipt its device. */
+export type HotRecord = Omit<Delivery, 'app' | 'user'> & {
   /** receipt: the device */
   v?: string;
   /** attempt number (a receipt without it is an ack) */
   n?: number;
-}
+};
 
 export interface HotIndexOptions {
   /** Seconds an installed index lives (0: no index is installed; writers still keep versions). */
