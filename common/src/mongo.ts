@@ -49,7 +49,7 @@ function watchClient(client: MongoClient, logger: Logger): void {
     heartbeatFailing = false;
   });
   client.on('connectionPoolCleared', (e) => logger.warn({ address: e.address, interrupt: (e as { interruptInUseConnections?: boolean }).interruptInUseConnections, pool: poolStats(client) }, 'mongo pool cleared'));
-  client.on('connectionPoolReady', (e) => logger.warn({ address: e.address, pool: poolStats(client) }, 'mongo pool ready'));
+  client.on('connectionPoolReady', (e) => logger.info({ address: e.address, pool: poolStats(client) }, 'mongo pool ready'));
   client.on('connectionCheckOutFailed', (e) => {
     if (often('checkout')) logger.warn({ reason: e.reason, err: (e as { error?: Error }).error?.message, pool: poolStats(client) }, 'mongo connection check-out failed');
   });
@@ -57,7 +57,7 @@ function watchClient(client: MongoClient, logger: Logger): void {
     if (e.reason !== 'stale' && e.reason !== 'poolClosed' && often(`closed-${e.reason}`)) logger.warn({ reason: e.reason, err: (e as { error?: Error }).error?.message }, 'mongo connection closed');
   });
   client.on('serverDescriptionChanged', (e) => {
-    if (e.previousDescription.type !== e.newDescription.type) logger.warn({ address: e.address, from: e.previousDescription.type, to: e.newDescription.type, err: e.newDescription.error?.message }, 'mongo server changed');
+    if (e.previousDescription.type !== e.newDescription.type) logger[e.newDescription.type === 'Unknown' ? 'warn' : 'info']({ address: e.address, from: e.previousDescription.type, to: e.newDescription.type, err: e.newDescription.error?.message }, 'mongo server changed');
   });
   if (process.env.PUSH_MONGO_TRACE === '1') {
     const running = new Map<number, { name: string; at: number; conn: unknown }>();
