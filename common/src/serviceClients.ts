@@ -59,7 +59,7 @@ export function createServiceClients<C extends CommonConfig>(
     out.redis = redis;
   }
   if (need.mongo) {
-    const mongo = createMongo(config.mongoUrl, config.mongoDb, `push-${service}`);
+    const mongo = createMongo(config.mongoUrl, config.mongoDb, `push-${service}`, logger);
     checks.push(mongoCheck(mongo.db));
     onClose('mongo', () => mongo.close());
     out.mongo = mongo;
