@@ -222,15 +222,24 @@ async function handle(m: ParentCommand): Promise<unknown> {
       return out;
     }
     case 'drop': {
-      const openClients = clients.filter((c) => c.ws?.readyState === WebSocket.OPEN);
+      // The same share of every pusher's clients: a network blip is not aligned with the pushers.
+      const byUrl = new Map<string, Client[]>();
+      for (const c of clients) {
+        if (c.ws?.readyState !== WebSocket.OPEN) continue;
+        const list = byUrl.get(c.url) ?? [];
+        list.push(c);
+        byUrl.set(c.url, list);
+      }
       const every = m.fraction > 0 ? 1 / m.fraction : Infinity;
       const users: string[] = [];
-      for (let i = 0; i < openClients.length; i++) {
-        if (Math.floor((i + 1) / every) === Math.floor(i / every)) continue;
-        const c = openClients[i]!;
-        c.away = true;
-        c.ws!.terminate();
-        users.push(c.user);
+      for (const list of byUrl.values()) {
+        for (let i = 0; i < list.length; i++) {
+          if (Math.floor((i + 1) / every) === Math.floor(i / every)) continue;
+          const c = list[i]!;
+          c.away = true;
+          c.ws!.terminate();
+          users.push(c.user);
+        }
       }
       return { users };
     }

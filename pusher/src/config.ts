@@ -17,7 +17,7 @@ export interface PusherConfig extends CommonConfig {
    * once per half this TTL, spread over the heartbeats. Default 3600000 ms (1 hour).
    */
   routeTtlMs: number;
-  /** Verified tokens remembered (until `exp`, at most 10 minutes) so reconnects skip the signature check; 0 turns it off. Default 10000. */
+  /** Verified tokens remembered (until `exp`, at most 10 minutes) so reconnects skip the signature check; 0 turns it off. Default 25000 (above the connections one pusher holds: the cache is LRU, so a storm of more tokens than it keeps finds none). */
   tokenCacheSize: number;
   /** Bytes queued for one client before it is cut off as a slow consumer (4008). Default 1 MiB. */
   maxBufferedBytes: number;
@@ -108,7 +108,7 @@ export function loadConfig(env: Env): PusherConfig {
     authUrl: envString(env, 'AUTH_URL', 'http://127.0.0.1:8081'),
     heartbeatMs,
     routeTtlMs: envInt(env, 'PUSHER_ROUTE_TTL_MS', Math.max(3_600_000, heartbeatMs * 2), { min: heartbeatMs * 2, max: 7 * 86_400_000 }),
-    tokenCacheSize: envInt(env, 'PUSHER_TOKEN_CACHE_SIZE', 10_000, { min: 0, max: 1_000_000 }),
+    tokenCacheSize: envInt(env, 'PUSHER_TOKEN_CACHE_SIZE', 25_000, { min: 0, max: 1_000_000 }),
     maxBufferedBytes: envInt(env, 'PUSHER_MAX_BUFFERED_BYTES', 1 << 20, { min: 1024 }),
     maxFrameBytes: envInt(env, 'PUSHER_MAX_FRAME_BYTES', 65_536, { min: 256, max: 16 << 20 }),
     frameRate: envInt(env, 'PUSHER_FRAME_RATE', 100, { min: 1, max: 10_000 }),

@@ -25,7 +25,7 @@ const KEYS_MAX_AGE_MS = 600_000;
  * being honoured no later than it would without the cache. Entries are keyed
  * by a SHA-256 of the whole token.
  */
-export function createTokenVerifier(authUrl: string, { cacheSize = 10_000 }: { cacheSize?: number } = {}): TokenVerifier {
+export function createTokenVerifier(authUrl: string, { cacheSize = 25_000 }: { cacheSize?: number } = {}): TokenVerifier {
   const jwks = createRemoteJWKSet(new URL(JWKS_PATH, authUrl), { cooldownDuration: 1000, cacheMaxAge: KEYS_MAX_AGE_MS, timeoutDuration: 3000 });
   const verified = new Map<string, { claims: TokenClaims; until: number }>();
   const check = async (token: string): Promise<TokenClaims> => {
