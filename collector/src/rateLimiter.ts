@@ -40,7 +40,12 @@ export interface RateLimiter {
   take(app: App, recipients: number): Promise<number>;
 }
 
+type LimiterRedis = Redis & { pushRateTake(numKeys: number, ...args: (string | number)[]): Promise<number> };
+
 export function createRateLimiter(redis: Redis, onError: (err: Error) => void): RateLimiter {
+  // Sent by its SHA (EVALSHA, the body only once per connection): the body is ~1 KB on every request otherwise.
+  const r = redis as LimiterRedis;
+  if (typeof r.pushRateTake !== 'function') redis.defineCommand('pushRateTake', { lua: SCRIPT });
   return {
     async take(app, recipients) {
       const keys: string[] = [];
@@ -55,7 +60,7 @@ export function createRateLimiter(redis: Redis, onError: (err: Error) => void): 
       }
       if (keys.length === 0) return 0;
       try {
-        return Number(await redis.eval(SCRIPT, keys.length, ...keys, ...args));
+        return Number(await r.pushRateTake(keys.length, ...keys, ...args));
       } catch (err) {
         // Limits protect downstream systems; losing Redis should not stop ingestion.
         onError(err as Error);
