@@ -7,6 +7,7 @@ import { encodeRecord } from '../../schemas/registry.js';
 import { DEFAULT_FANOUT_LIMITS, ingestMessages } from './submitMessage.js';
 import { checkFanout, type FanoutLimits } from './checkFanout.js';
 import type { CollectorMetrics } from './collectorMetrics.js';
+import { createLease } from '../../platform/lease.js';
 
 /**
  * Marks messages published in batches, off the request path. If the process
@@ -58,14 +59,6 @@ export interface OutboxDeps {
 
 const LOCK_KEY = 'push:outbox:lock';
 
-/**
- * The sweeper's lease, changed only by its holder: each script compares the
- * owner and acts in one step, so a sweeper whose lease lapsed (and was taken
- * by another collector) can neither extend nor release the new holder's lease.
- */
-const EXTEND_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0`;
-const RELEASE_IF_OWNER = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0`;
-
 /** Errors no retry can fix: the entry is dead-lettered and the sweep goes on. */
 const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_TOO_LARGE', 'PUBLISH_TOO_LARGE', 'RECORD_REJECTED']);
 
@@ -78,12 +71,10 @@ const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_
  */
 export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>; close(): Promise<void> } {
   const { store, publisher, redis, logger, metrics, ingestTopic, dlqTopic, fanout = DEFAULT_FANOUT_LIMITS, graceMs = 5000, missingGraceMs = 60_000, intervalMs = 2000, batchSize = 200 } = deps;
-  const owner = `${process.pid}-${Math.random().toString(36).slice(2)}`;
-  const leaseMs = intervalMs * 5;
+  // One sweeper at a time (platform/lease.ts); a sweep that lost it stops.
+  const lease = createLease(redis, LOCK_KEY, intervalMs * 5);
   let running: Promise<number> | undefined;
   let legacyAdopted = false;
-
-  const extend = async () => (await redis.eval(EXTEND_IF_OWNER, 1, LOCK_KEY, owner, String(leaseMs))) === 1;
 
   const deadLetter = async (msg: StoredMessage, err: PushError) => {
     const summary = {
@@ -132,8 +123,7 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
   };
 
   const sweepOnce = async (): Promise<number> => {
-    const got = await redis.set(LOCK_KEY, owner, 'PX', leaseMs, 'NX').catch(() => null);
-    if (got !== 'OK') return 0;
+    if (!(await lease.acquire().catch(() => false))) return 0;
     let total = 0;
     try {
       // Entries left by an earlier version (one per message) join the batches first, once.
@@ -163,7 +153,7 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
             }
             // A long batch keeps the lease; a lease lost meanwhile ends the sweep.
             if (Date.now() - extendedAt > intervalMs) {
-              if (!(leased = await extend())) break;
+              if (!(leased = await lease.extend())) break;
               extendedAt = Date.now();
             }
             try {
@@ -185,11 +175,11 @@ export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>
         }
         // Only entries of apps over their share (or still arriving) left: the next sweep takes them.
         if (handled === 0) break;
-        if (leased) leased = await extend();
+        if (leased) leased = await lease.extend();
         extendedAt = Date.now();
       }
     } finally {
-      await redis.eval(RELEASE_IF_OWNER, 1, LOCK_KEY, owner).catch(() => undefined);
+      await lease.release();
       if (total > 0) logger.info({ count: total }, 'outbox republished stored messages');
     }
     return total;
