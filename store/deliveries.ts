@@ -1,7 +1,7 @@
 import type { AnyBulkWriteOperation, Db } from 'mongodb';
 import { duplicateIndexes } from '../common/src/mongo.js';
 import { ackId, attemptId, deliveryId, userKey } from './keys.js';
-import type { Limiter } from './limiter.js';
+import type { Limiter } from '../platform/concurrency.js';
 import type { HotIndex, HotRead, HotRecord } from './hotIndex.js';
 
 /**

@@ -4,7 +4,7 @@ import { BROADCAST_INBOX } from '../common/src/tokens.js';
 import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Delivery, type DeliveryItem } from './deliveries.js';
 import { deliveryId, userKey } from './keys.js';
-import { createLimiter } from './limiter.js';
+import { createLimiter } from '../platform/concurrency.js';
 import { createHotIndex, type HotIndexOptions } from './hotIndex.js';
 import type { Redis } from 'ioredis';
 

@@ -2,6 +2,7 @@ import type { Collection, Db, Filter } from 'mongodb';
 import { newId } from '../common/src/ids.js';
 import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { createWriteBatcher, type WriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
+import { mapBounded } from '../platform/concurrency.js';
 
 /**
  * Persistent messages and their outbox.
@@ -105,17 +106,11 @@ export function createMessagesStore(db: Db, { messagesCollection = 'messages', o
   };
 
   const readMessages = async (ids: string[]): Promise<StoredMessage[]> => {
-    const out: (StoredMessage | null)[] = new Array(ids.length).fill(null);
-    let next = 0;
-    const worker = async () => {
-      while (next < ids.length) {
-        const i = next++;
-        count('messages.findOne');
-        out[i] = await messages.findOne({ _id: ids[i]! });
-      }
-    };
-    await Promise.all(Array.from({ length: Math.min(READ_CONCURRENCY, ids.length) }, worker));
-    return out.filter((m): m is StoredMessage => m !== null);
+    const found = await mapBounded(ids, READ_CONCURRENCY, (id) => {
+      count('messages.findOne');
+      return messages.findOne({ _id: id });
+    });
+    return found.filter((m): m is StoredMessage => m !== null);
   };
 
   return {
