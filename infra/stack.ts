@@ -1,48 +1,14 @@
-import crypto from 'node:crypto';
+/**
+ * The shared local stack: `infraUp` provisions and starts what is missing (reusing what runs),
+ * `infraDown` stops only what our pid files name, `infraStatus` reports each server.
+ */
 import fs from 'node:fs';
-import path from 'node:path';
-import { kafkaPort, mongoBackend, mongoPort, postgresPort, redisPort, type MongoBackend } from './config.js';
-import {
-  kafkaAnswers,
-  kafkaCmdlineNeedles,
-  kafkaPidFile,
-  kafkaProvisioned,
-  provisionKafka,
-  startKafka,
-  type KafkaHandle,
-} from './kafka.js';
-import {
-  mongoAnswers,
-  mongoCmdlineNeedles,
-  mongoEngine,
-  mongoPidFile,
-  mongoProvisioned,
-  provisionMongo,
-  startMongo,
-  type MongoHandle,
-} from './mongo.js';
-import { infraPath, repoRoot } from './paths.js';
-import {
-  checkPostgres,
-  ensureDatabase,
-  postgresAnswers,
-  postgresBinDir,
-  postgresCmdlineNeedles,
-  postgresPidFile,
-  postgresUrl,
-  postgresVersion,
-  provisionPostgres,
-  startPostgres,
-  stopPostgresPid,
-  type PostgresHandle,
-} from './postgres.js';
-import { freePort, isAlive, portOpen, seconds, silentLog, stopPid, type Log, type ServerHandle, livePid } from './process.js';
-import { provisionRedis, redisAnswers, redisCmdlineNeedles, redisPidFile, startRedis, type RedisHandle } from './redis.js';
-import { checkGo, checkJava, checkMaven, checkRedisServer, type ToolCheck } from './tools.js';
+import { mongoEngine } from './mongo.js';
+import { stopPostgresPid } from './postgres.js';
+import { livePid, portOpen, seconds, stopPid, type Log } from './process.js';
+import { SERVER_NAMES, stackServers, type Alternate, type ServerDef, type ServerName } from './serverDefs.js';
 
-export type ServerName = 'kafka' | 'redis' | 'postgres' | 'mongo';
-/** In start order: FerretDB (mongo) needs its PostgreSQL. */
-export const SERVER_NAMES: readonly ServerName[] = ['kafka', 'redis', 'postgres', 'mongo'];
+export { SERVER_NAMES, type ServerName } from './serverDefs.js';
 
 export interface ServerStatus {
   name: ServerName;
@@ -55,157 +21,6 @@ export interface ServerStatus {
 }
 
 export const consoleLog: Log = (line) => console.log(`[infra] ${line}`);
-
-/** A server of ours that may hold the port instead of the configured one (the FerretDB of the other backend). */
-interface Alternate {
-  pidFile: string;
-  needles: string[];
-  note: string;
-}
-
-interface ServerDef {
-  name: ServerName;
-  address: string;
-  port: number;
-  /** Other ports the server binds (Kafka's controller). */
-  extraPorts: number[];
-  pidFile: string;
-  needles: string[];
-  /** False when the current configuration does not use this server (PostgreSQL under FerretDB/SQLite or mongod). */
-  needed: boolean;
-  /** Started only once this one has started. */
-  after?: ServerName;
-  alternates: Alternate[];
-  /** Status note while it runs (which backend FerretDB stores into). */
-  describe?: string;
-  answers(): Promise<boolean>;
-  tools(): ToolCheck[];
-  provision(log: Log): Promise<unknown>;
-  start(log: Log): Promise<ServerHandle>;
-}
-
-/** FerretDB's role and database in the private cluster; a non-default Mongo port gets its own database. */
-const ferretDatabase = (mongoPort: number): string => (mongoPort === 27017 ? 'ferretdb' : `ferretdb_${mongoPort}`);
-const FERRET_ROLE = 'ferretdb';
-
-/** State dir of FerretDB per backend: separate, so switching backends never mixes their metadata. */
-function ferretDir(backend: MongoBackend, port: number): string {
-  if (backend === 'sqlite') return infraPath('mongo');
-  return infraPath(port === 27017 ? 'ferretdb-pg' : `ferretdb-pg-${port}`);
-}
-
-function kafkaDef(): ServerDef {
-  const kPort = kafkaPort();
-  const kDir = infraPath('kafka');
-  return {
-    name: 'kafka',
-    address: `127.0.0.1:${kPort}`,
-    port: kPort,
-    extraPorts: [kPort + 1],
-    pidFile: kafkaPidFile(kDir),
-    needles: kafkaCmdlineNeedles(kDir),
-    needed: true,
-    alternates: [],
-    answers: () => kafkaAnswers(kPort),
-    tools: () => [checkJava(), ...(kafkaProvisioned() ? [] : [checkMaven()])],
-    provision: provisionKafka,
-    start: (log) => startKafka({ dir: kDir, port: kPort, controllerPort: kPort + 1, log }),
-  };
-}
-
-function redisDef(): ServerDef {
-  const rPort = redisPort();
-  // A Redis on another port than the default gets its own directory (and pid file), so a
-  // second local stack never takes the shared server for its own, nor stops it.
-  const rDir = infraPath(rPort === 6379 ? 'redis' : `redis-${rPort}`);
-  return {
-    name: 'redis',
-    address: `redis://127.0.0.1:${rPort}`,
-    port: rPort,
-    extraPorts: [],
-    pidFile: redisPidFile(rDir),
-    needles: redisCmdlineNeedles(rPort),
-    needed: true,
-    alternates: [],
-    answers: () => redisAnswers(rPort),
-    tools: () => [checkRedisServer()],
-    provision: provisionRedis,
-    start: (log) => startRedis({ dir: rDir, port: rPort, log }),
-  };
-}
-
-function postgresDef(needed: boolean): ServerDef {
-  const pPort = postgresPort();
-  const pDir = infraPath('postgres');
-  return {
-    name: 'postgres',
-    address: `postgresql://127.0.0.1:${pPort}`,
-    port: pPort,
-    extraPorts: [],
-    pidFile: postgresPidFile(pDir),
-    needles: postgresCmdlineNeedles(pDir, pPort),
-    needed,
-    alternates: [],
-    answers: () => postgresAnswers(pPort),
-    tools: () => [checkPostgres()],
-    provision: provisionPostgres,
-    start: (log) => startPostgres({ dir: pDir, port: pPort, log }),
-  };
-}
-
-function mongoDef(usePostgres: boolean): ServerDef {
-  const mPort = mongoPort();
-  const engine = mongoEngine();
-  const backend: MongoBackend = usePostgres ? 'postgresql' : 'sqlite';
-  const other: MongoBackend = usePostgres ? 'sqlite' : 'postgresql';
-  const mDir = ferretDir(backend, mPort);
-  const otherDir = ferretDir(other, mPort);
-  const pPort = postgresPort();
-  const pgVersion = postgresBinDir();
-  return {
-    name: 'mongo',
-    address: `mongodb://127.0.0.1:${mPort}`,
-    port: mPort,
-    extraPorts: [],
-    pidFile: mongoPidFile(mDir),
-    needles: mongoCmdlineNeedles(mDir, mPort),
-    needed: true,
-    ...(usePostgres ? { after: 'postgres' as const } : {}),
-    alternates:
-      engine === 'ferretdb'
-        ? [
-            {
-              pidFile: mongoPidFile(otherDir),
-              needles: mongoCmdlineNeedles(otherDir, mPort),
-              note: `ferretdb on ${other} (from ${path.relative(repoRoot, otherDir)}), not the configured ${backend}: to switch, npm run infra:down mongo, then npm run infra:up`,
-            },
-          ]
-        : [],
-    ...(engine === 'ferretdb'
-      ? {
-          describe: usePostgres
-            ? `ferretdb on postgresql ${pgVersion ? postgresVersion(pgVersion) : '?'} at 127.0.0.1:${pPort}`
-            : 'ferretdb on sqlite',
-        }
-      : {}),
-    answers: () => mongoAnswers(mPort),
-    tools: () => (mongoProvisioned() ? [] : [checkGo()]),
-    provision: provisionMongo,
-    async start(log) {
-      if (!usePostgres) return startMongo({ dir: mDir, port: mPort, log, storage: { backend: 'sqlite' } });
-      const database = ferretDatabase(mPort);
-      await ensureDatabase(infraPath('postgres'), pPort, FERRET_ROLE, database, log);
-      const url = postgresUrl(pPort, FERRET_ROLE, database);
-      return startMongo({ dir: mDir, port: mPort, log, storage: { backend: 'postgresql', url } });
-    },
-  };
-}
-
-/** Every server of the local stack, in start order (SERVER_NAMES). */
-function stackServers(): ServerDef[] {
-  const usePostgres = mongoEngine() === 'ferretdb' && mongoBackend() === 'postgresql';
-  return [kafkaDef(), redisDef(), postgresDef(usePostgres), mongoDef(usePostgres)];
-}
 
 /** The live pid of ours on this server's port: the configured one, else an alternate (with its note). */
 function ourPid(def: ServerDef): { pid: number; alternate?: Alternate } | undefined {
@@ -359,123 +174,15 @@ export async function infraDown(opts: { only?: string[]; log?: Log } = {}): Prom
   return { stopped };
 }
 
-// ---- throwaway instances for fault tests -------------------------------------------------------
-
-export interface PrivateControls {
-  readonly dir: string;
-  readonly port: number;
-  /** Stops the server if it is still up, then starts it again on the same port and data dir. */
-  restart(): Promise<void>;
-  /** Kills the server and deletes its temp dir. */
-  dispose(): Promise<void>;
-}
-export type PrivateKafka = KafkaHandle & PrivateControls & { readonly controllerPort: number };
-export type PrivateRedis = RedisHandle & PrivateControls;
-export type PrivatePostgres = PostgresHandle & PrivateControls;
-/** A FerretDB on PostgreSQL carries its cluster: `postgres` restarts/kills it alone, `dispose()` removes both. */
-export type PrivateMongo = MongoHandle & PrivateControls & { readonly postgres?: PrivatePostgres };
-
-function privateDir(name: string): string {
-  const dir = infraPath('tmp', `${name}-${crypto.randomBytes(6).toString('hex')}`);
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-async function privateServer<H extends ServerHandle>(
-  dir: string,
-  port: number,
-  start: () => Promise<H>,
-): Promise<H & PrivateControls> {
-  let current: H;
-  try {
-    current = await start();
-  } catch (err) {
-    fs.rmSync(dir, { recursive: true, force: true });
-    throw err;
-  }
-  return {
-    ...current,
-    dir,
-    port,
-    get pid() {
-      return current.pid;
-    },
-    stop: () => current.stop(),
-    kill: () => current.kill(),
-    async restart() {
-      if (isAlive(current.pid)) await current.stop();
-      current = await start();
-    },
-    async dispose() {
-      if (isAlive(current.pid)) await current.kill();
-      fs.rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-async function distinctFreePorts(n: number): Promise<number[]> {
-  const ports = new Set<number>();
-  while (ports.size < n) ports.add(await freePort());
-  return [...ports];
-}
-
-export async function startPrivateKafka(opts: { heapMb?: number; log?: Log } = {}): Promise<PrivateKafka> {
-  const log = opts.log ?? silentLog;
-  await provisionKafka(log);
-  const [port, controllerPort] = (await distinctFreePorts(2)) as [number, number];
-  const dir = privateDir('kafka');
-  const server = await privateServer(dir, port, () =>
-    startKafka({ dir, port, controllerPort, heapMb: opts.heapMb ?? 384, log }),
-  );
-  return Object.assign(server, { controllerPort });
-}
-
-export async function startPrivateRedis(opts: { log?: Log } = {}): Promise<PrivateRedis> {
-  const log = opts.log ?? silentLog;
-  const [port] = (await distinctFreePorts(1)) as [number];
-  const dir = privateDir('redis');
-  return privateServer(dir, port, () => startRedis({ dir, port, log }));
-}
-
-export async function startPrivatePostgres(opts: { log?: Log } = {}): Promise<PrivatePostgres> {
-  const log = opts.log ?? silentLog;
-  await provisionPostgres(log);
-  const [port] = (await distinctFreePorts(1)) as [number];
-  const dir = privateDir('postgres');
-  return privateServer(dir, port, () => startPostgres({ dir, port, log }));
-}
-
-/**
- * A throwaway MongoDB-compatible server: FerretDB on its own PostgreSQL cluster by default (backend
- * from PUSH_MONGO_BACKEND unless given), on SQLite when asked, or mongod when installed.
- */
-export async function startPrivateMongo(opts: { log?: Log; backend?: MongoBackend } = {}): Promise<PrivateMongo> {
-  const log = opts.log ?? silentLog;
-  const backend = opts.backend ?? mongoBackend();
-  await provisionMongo(log);
-  if (mongoEngine() === 'mongod' || backend === 'sqlite') {
-    const [port] = (await distinctFreePorts(1)) as [number];
-    const dir = privateDir('mongo');
-    return privateServer(dir, port, () => startMongo({ dir, port, log, storage: { backend: 'sqlite' } }));
-  }
-  const postgres = await startPrivatePostgres({ log });
-  try {
-    await ensureDatabase(postgres.dir, postgres.port, FERRET_ROLE, 'ferretdb', log);
-    const url = postgresUrl(postgres.port, FERRET_ROLE, 'ferretdb');
-    // Chosen once PostgreSQL holds its port, so the two cannot draw the same free port.
-    const [port] = (await distinctFreePorts(1)) as [number];
-    const dir = privateDir('ferretdb-pg');
-    const mongo = await privateServer(dir, port, () => startMongo({ dir, port, log, storage: { backend: 'postgresql', url } }));
-    const disposeMongo = mongo.dispose;
-    return Object.assign(mongo, {
-      postgres,
-      async dispose() {
-        await disposeMongo();
-        await postgres.dispose();
-      },
-    });
-  } catch (err) {
-    await postgres.dispose();
-    throw err;
-  }
-}
+// Throwaway instances for fault tests live in privateServers.ts.
+export {
+  startPrivateKafka,
+  startPrivateMongo,
+  startPrivatePostgres,
+  startPrivateRedis,
+  type PrivateControls,
+  type PrivateKafka,
+  type PrivateMongo,
+  type PrivatePostgres,
+  type PrivateRedis,
+} from './privateServers.js';
