@@ -109,103 +109,119 @@ const decode = (s: string): HotRecord => JSON.parse(s) as HotRecord;
 /** A user's read: its records from the index, or the version to install a MongoDB read under. */
 export type HotRead = { records: { _id: string; r: HotRecord }[] } | { version: string };
 
-export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}) {
-  const ttl = opts.ttlSeconds ?? 900;
-  const versionTtl = Math.max(opts.versionTtlSeconds ?? 3600, ttl + 60);
-  const maxFields = opts.maxFields ?? 2000;
-  const timeoutMs = opts.timeoutMs ?? 1000;
-  const within = <T>(p: Promise<T>) => withTimeout(p, timeoutMs, 'hot index');
-  const onError = opts.onError ?? (() => undefined);
-  const r = redis as Redis & HotCommands;
-  if (typeof r.pushHotRead !== 'function') {
-    redis.defineCommand('pushHotRead', { numberOfKeys: 2, lua: READ });
-    redis.defineCommand('pushHotInstall', { numberOfKeys: 2, lua: INSTALL });
-    redis.defineCommand('pushHotWritten', { numberOfKeys: 2, lua: WRITTEN });
-    redis.defineCommand('pushHotDrop', { numberOfKeys: 2, lua: DROP });
+export class HotIndex {
+  /** Whether indexes are installed at all (ttlSeconds > 0). */
+  readonly enabled: boolean;
+  private readonly ttl: number;
+  private readonly versionTtl: number;
+  private readonly maxFields: number;
+  private readonly timeoutMs: number;
+  private readonly onError: (err: Error) => void;
+  private readonly r: Redis & HotCommands;
+  /** Users whose Redis step failed after a MongoDB write: dropped again until Redis answers. */
+  private readonly dirty = new Set<string>();
+  private retrying: NodeJS.Timeout | undefined;
+
+  constructor(redis: Redis, opts: HotIndexOptions = {}) {
+    this.ttl = opts.ttlSeconds ?? 900;
+    this.enabled = this.ttl > 0;
+    this.versionTtl = Math.max(opts.versionTtlSeconds ?? 3600, this.ttl + 60);
+    this.maxFields = opts.maxFields ?? 2000;
+    this.timeoutMs = opts.timeoutMs ?? 1000;
+    this.onError = opts.onError ?? (() => undefined);
+    this.r = redis as Redis & HotCommands;
+    if (typeof this.r.pushHotRead !== 'function') {
+      redis.defineCommand('pushHotRead', { numberOfKeys: 2, lua: READ });
+      redis.defineCommand('pushHotInstall', { numberOfKeys: 2, lua: INSTALL });
+      redis.defineCommand('pushHotWritten', { numberOfKeys: 2, lua: WRITTEN });
+      redis.defineCommand('pushHotDrop', { numberOfKeys: 2, lua: DROP });
+    }
   }
 
-  /** Users whose Redis step failed after a MongoDB write: dropped again until Redis answers. */
-  const dirty = new Set<string>();
-  let retrying: NodeJS.Timeout | undefined;
-  const retryDirty = () => {
-    if (retrying || dirty.size === 0) return;
-    retrying = setTimeout(() => {
-      retrying = undefined;
-      const users = [...dirty];
-      dirty.clear();
-      void drop(users);
-    }, 500);
-    retrying.unref();
-  };
-  const drop = async (users: Iterable<string>): Promise<void> => {
-    const all = [...new Set(users)];
-    const results = await Promise.allSettled(all.map((u) => within(r.pushHotDrop(hotIndexKey(u), hotVersionKey(u), versionTtl))));
-    results.forEach((res, i) => {
-      if (res.status === 'rejected' && dirty.size < MAX_DIRTY) dirty.add(all[i]!);
-    });
-    if (dirty.size > 0) {
-      onError(new Error(`hot index: ${dirty.size} users not invalidated yet (Redis unavailable); retrying`));
-      retryDirty();
+  /** Each user's index, or its version (a miss). Throws when Redis fails (read MongoDB then, install nothing). */
+  async read(users: string[]): Promise<Map<string, HotRead>> {
+    const out = new Map<string, HotRead>();
+    const readOne = async (u: string) => {
+      const res = await this.r.pushHotRead(hotIndexKey(u), hotVersionKey(u), this.versionTtl);
+      if (typeof res === 'string' || this.dirty.has(u)) {
+        out.set(u, { version: typeof res === 'string' ? res : '' });
+        return;
+      }
+      const records: { _id: string; r: HotRecord }[] = [];
+      for (let i = 0; i < res.length; i += 2) if (res[i] !== HOT_SENTINEL) records.push({ _id: res[i]!, r: decode(res[i + 1]!) });
+      out.set(u, { records });
+    };
+    await this.within(Promise.all(users.map(readOne)));
+    return out;
+  }
+
+  /** Installs indexes read from MongoDB under the versions read before; refused ones are ignored. Never throws. */
+  async install(loads: { u: string; version: string; records: { _id: string; r: HotRecord }[] }[]): Promise<number> {
+    if (this.ttl <= 0) return 0;
+    const results = await Promise.allSettled(
+      loads
+        .filter((l) => l.version !== '' && l.records.length <= this.maxFields)
+        .map((l) =>
+          this.within(this.r.pushHotInstall(hotIndexKey(l.u), hotVersionKey(l.u), l.version, this.ttl, HOT_SENTINEL, '1', ...l.records.flatMap((x) => [x._id, encode(x.r)]))),
+        ),
+    );
+    return results.filter((x) => x.status === 'fulfilled' && x.value === 1).length;
+  }
+
+  /** After records were inserted in MongoDB: adds them to existing indexes, bumps versions. Never throws. */
+  async written(records: { u: string; _id: string; r: HotRecord }[]): Promise<void> {
+    const byUser = new Map<string, string[]>();
+    for (const x of records) {
+      let pairs = byUser.get(x.u);
+      if (!pairs) byUser.set(x.u, (pairs = []));
+      pairs.push(x._id, encode(x.r));
     }
-  };
+    const users = [...byUser.keys()];
+    const results = await Promise.allSettled(
+      users.map((u) => this.within(this.r.pushHotWritten(hotIndexKey(u), hotVersionKey(u), this.versionTtl, this.maxFields, ...byUser.get(u)!))),
+    );
+    const failed = users.filter((_, i) => results[i]!.status === 'rejected');
+    if (failed.length > 0) {
+      for (const u of failed) if (this.dirty.size < MAX_DIRTY) this.dirty.add(u);
+      this.onError(new Error(`hot index: ${failed.length} users not updated (Redis unavailable); retrying`));
+      this.retryDirty();
+    }
+  }
 
-  return {
-    enabled: ttl > 0,
+  /** After records were deleted in MongoDB (or an insert failed part way): drops the users' indexes, bumps versions. Never throws. */
+  async drop(users: Iterable<string>): Promise<void> {
+    const all = [...new Set(users)];
+    const results = await Promise.allSettled(all.map((u) => this.within(this.r.pushHotDrop(hotIndexKey(u), hotVersionKey(u), this.versionTtl))));
+    results.forEach((res, i) => {
+      if (res.status === 'rejected' && this.dirty.size < MAX_DIRTY) this.dirty.add(all[i]!);
+    });
+    if (this.dirty.size > 0) {
+      this.onError(new Error(`hot index: ${this.dirty.size} users not invalidated yet (Redis unavailable); retrying`));
+      this.retryDirty();
+    }
+  }
 
-    /** Each user's index, or its version (a miss). Throws when Redis fails (read MongoDB then, install nothing). */
-    async read(users: string[]): Promise<Map<string, HotRead>> {
-      const out = new Map<string, HotRead>();
-      await within(Promise.all(
-        users.map(async (u) => {
-          const res = await r.pushHotRead(hotIndexKey(u), hotVersionKey(u), versionTtl);
-          if (typeof res === 'string' || dirty.has(u)) {
-            out.set(u, { version: typeof res === 'string' ? res : '' });
-            return;
-          }
-          const records: { _id: string; r: HotRecord }[] = [];
-          for (let i = 0; i < res.length; i += 2) if (res[i] !== HOT_SENTINEL) records.push({ _id: res[i]!, r: decode(res[i + 1]!) });
-          out.set(u, { records });
-        }),
-      ));
-      return out;
-    },
+  /** Stops the background retries. */
+  close(): void {
+    if (this.retrying) clearTimeout(this.retrying);
+  }
 
-    /** Installs indexes read from MongoDB under the versions read before; refused ones are ignored. Never throws. */
-    async install(loads: { u: string; version: string; records: { _id: string; r: HotRecord }[] }[]): Promise<number> {
-      if (ttl <= 0) return 0;
-      const results = await Promise.allSettled(
-        loads
-          .filter((l) => l.version !== '' && l.records.length <= maxFields)
-          .map((l) => within(r.pushHotInstall(hotIndexKey(l.u), hotVersionKey(l.u), l.version, ttl, HOT_SENTINEL, '1', ...l.records.flatMap((x) => [x._id, encode(x.r)])))),
-      );
-      return results.filter((x) => x.status === 'fulfilled' && x.value === 1).length;
-    },
+  private within<T>(p: Promise<T>): Promise<T> {
+    return withTimeout(p, this.timeoutMs, 'hot index');
+  }
 
-    /** After records were inserted in MongoDB: adds them to existing indexes, bumps versions. Never throws. */
-    async written(records: { u: string; _id: string; r: HotRecord }[]): Promise<void> {
-      const byUser = new Map<string, string[]>();
-      for (const x of records) {
-        let pairs = byUser.get(x.u);
-        if (!pairs) byUser.set(x.u, (pairs = []));
-        pairs.push(x._id, encode(x.r));
-      }
-      const users = [...byUser.keys()];
-      const results = await Promise.allSettled(users.map((u) => within(r.pushHotWritten(hotIndexKey(u), hotVersionKey(u), versionTtl, maxFields, ...byUser.get(u)!))));
-      const failed = users.filter((_, i) => results[i]!.status === 'rejected');
-      if (failed.length > 0) {
-        for (const u of failed) if (dirty.size < MAX_DIRTY) dirty.add(u);
-        onError(new Error(`hot index: ${failed.length} users not updated (Redis unavailable); retrying`));
-        retryDirty();
-      }
-    },
-
-    /** After records were deleted in MongoDB (or an insert failed part way): drops the users' indexes, bumps versions. Never throws. */
-    drop,
-
-    close() {
-      if (retrying) clearTimeout(retrying);
-    },
-  };
+  private retryDirty(): void {
+    if (this.retrying || this.dirty.size === 0) return;
+    this.retrying = setTimeout(() => {
+      this.retrying = undefined;
+      const users = [...this.dirty];
+      this.dirty.clear();
+      void this.drop(users);
+    }, 500);
+    this.retrying.unref();
+  }
 }
 
-export type HotIndex = ReturnType<typeof createHotIndex>;
+export function createHotIndex(redis: Redis, opts: HotIndexOptions = {}): HotIndex {
+  return new HotIndex(redis, opts);
+}
