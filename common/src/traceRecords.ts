@@ -111,6 +111,44 @@ interface PendingRecord {
   ifExists: Map<string, string>;
 }
 
+/**
+ * Sends one flush's operations: per record its first-fact-wins fields, then the others (a
+ * later HSET in the same flush wins), then counts, RECORDS_PER_CALL records per script call.
+ */
+async function writeOps(redis: TraceScriptRedis, ops: Op[], ttlSeconds: number, keepExpiry: boolean): Promise<void> {
+  const byId = new Map<string, PendingRecord>();
+  for (const op of ops) {
+    let rec = byId.get(op.id);
+    if (!rec) byId.set(op.id, (rec = { nx: [], set: new Map(), incr: new Map(), ifExists: new Map() }));
+    if (!('value' in op)) rec.incr.set(op.field, (rec.incr.get(op.field) ?? 0) + op.incr);
+    else if (op.ifExists) rec.ifExists.set(op.field, op.value);
+    else if (op.nx) rec.nx.push([op.field, op.value]);
+    else rec.set.set(op.field, op.value);
+  }
+  const calls: Promise<number>[] = [];
+  let keys: string[] = [];
+  let args: (string | number)[] = [];
+  const send = () => {
+    calls.push(redis.pushTraceWrite(keys.length, ...keys, ttlSeconds, keepExpiry ? 'nx' : '', ...args));
+    keys = [];
+    args = [];
+  };
+  for (const [id, rec] of byId) {
+    keys.push(traceKey(id));
+    args.push(rec.nx.length);
+    for (const [f, v] of rec.nx) args.push(f, v);
+    args.push(rec.set.size);
+    for (const [f, v] of rec.set) args.push(f, v);
+    args.push(rec.incr.size);
+    for (const [f, n] of rec.incr) args.push(f, n);
+    args.push(rec.ifExists.size);
+    for (const [f, v] of rec.ifExists) args.push(f, v);
+    if (keys.length >= RECORDS_PER_CALL) send();
+  }
+  if (keys.length > 0) send();
+  await Promise.all(calls);
+}
+
 export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   const { ttlSeconds, keepExpiry = false, flushMs = 100, maxQueued = 20_000 } = opts;
   const redis = withWriteScript(opts.redis);
@@ -118,40 +156,7 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   let flushing: Promise<void> | undefined;
   let closed = false;
 
-  const write = async (ops: Op[]) => {
-    // Per record: first-fact-wins fields, then the others (a later HSET in the same flush wins), then counts.
-    const byId = new Map<string, PendingRecord>();
-    for (const op of ops) {
-      let rec = byId.get(op.id);
-      if (!rec) byId.set(op.id, (rec = { nx: [], set: new Map(), incr: new Map(), ifExists: new Map() }));
-      if (!('value' in op)) rec.incr.set(op.field, (rec.incr.get(op.field) ?? 0) + op.incr);
-      else if (op.ifExists) rec.ifExists.set(op.field, op.value);
-      else if (op.nx) rec.nx.push([op.field, op.value]);
-      else rec.set.set(op.field, op.value);
-    }
-    const calls: Promise<number>[] = [];
-    let keys: string[] = [];
-    let args: (string | number)[] = [];
-    const send = () => {
-      calls.push(redis.pushTraceWrite(keys.length, ...keys, ttlSeconds, keepExpiry ? 'nx' : '', ...args));
-      keys = [];
-      args = [];
-    };
-    for (const [id, rec] of byId) {
-      keys.push(traceKey(id));
-      args.push(rec.nx.length);
-      for (const [f, v] of rec.nx) args.push(f, v);
-      args.push(rec.set.size);
-      for (const [f, v] of rec.set) args.push(f, v);
-      args.push(rec.incr.size);
-      for (const [f, n] of rec.incr) args.push(f, n);
-      args.push(rec.ifExists.size);
-      for (const [f, v] of rec.ifExists) args.push(f, v);
-      if (keys.length >= RECORDS_PER_CALL) send();
-    }
-    if (keys.length > 0) send();
-    await Promise.all(calls);
-  };
+  const write = (ops: Op[]) => writeOps(redis, ops, ttlSeconds, keepExpiry);
 
   const flush = async (): Promise<void> => {
     while (flushing) await flushing;
