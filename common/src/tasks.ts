@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { Db } from 'mongodb';
+import type { Collection, Db } from 'mongodb';
 import { liveNodeIds } from './nodeRegistry.js';
 import { storable } from './mongo.js';
 
@@ -105,65 +105,67 @@ export interface TaskStore {
   ensureIndexes(): Promise<void>;
 }
 
+/**
+ * Writes a new state to the hot copy, always with its lifetime (an HSET on a
+ * key that expired would create one that never expires). Once a task is over
+ * its progress rows are kept only for the keep period; its state (a stop)
+ * stays as long as its message could still be delivered.
+ */
+async function writeState(redis: Redis, t: TaskRecord, state: TaskState, nodes: string[]): Promise<void> {
+  const m = redis.multi().hset(key(t._id), 'state', state).expire(key(t._id), stateTtlSeconds(t.expiresAt));
+  if (state === 'stopped' || state === 'done' || state === 'failed') {
+    m.expire(nodesKey(t._id), FINISHED_TASK_KEEP_S);
+    for (const n of nodes) m.expire(nodeKey(t._id, n), FINISHED_TASK_KEEP_S);
+  }
+  await m.exec();
+}
+
+/** A task as the API shows it: its record, each node's progress, totals; a running task whose nodes all finished is marked done here. */
+async function viewOf(tasks: Collection<TaskRecord>, redis: Redis, t: TaskRecord): Promise<TaskView> {
+  const [nodes, live, fannedOut] = await Promise.all([redis.smembers(nodesKey(t._id)), liveNodeIds(redis), redis.hget(key(t._id), 'fannedOut')]);
+  const liveSet = new Set(live);
+  const pipeline = redis.pipeline();
+  for (const n of nodes) pipeline.hgetall(nodeKey(t._id, n));
+  const rows = ((await pipeline.exec()) ?? []).map(([, h]) => (h ?? {}) as Record<string, string>);
+  const progress: NodeProgress[] = nodes.map((nodeId, i) => {
+    const h = rows[i]!;
+    const finished = h.finished === '1';
+    return {
+      nodeId,
+      targeted: Number(h.targeted ?? 0),
+      written: Number(h.written ?? 0),
+      acked: Number(h.acked ?? 0),
+      finished,
+      missed: !finished && !liveSet.has(nodeId),
+    };
+  });
+  const totals = progress.reduce(
+    (acc, p) => ({ targeted: acc.targeted + p.targeted, written: acc.written + p.written, acked: acc.acked + p.acked }),
+    { targeted: 0, written: 0, acked: 0 },
+  );
+  let state = t.state;
+  // Done when every node it went to has finished (or died trying); a task that
+  // reached no node at all (no subscribers) is done as soon as that is known.
+  if (state === 'running' && fannedOut === '1' && progress.every((p) => p.finished || p.missed)) {
+    state = 'done';
+    await tasks.updateOne({ _id: t._id, state: 'running' }, { $set: { state, updatedAt: new Date() } });
+    await writeState(redis, t, state, nodes);
+  }
+  const left = totals.targeted - totals.written;
+  const { _id, ...rest } = t;
+  return {
+    id: _id,
+    ...rest,
+    state,
+    nodes: progress,
+    totals,
+    etaSeconds: t.ratePerSecond && state === 'running' ? Math.ceil(left / t.ratePerSecond) : null,
+  };
+}
+
 export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskStore {
   const tasks = db.collection<TaskRecord>('tasks');
-
-  /**
-   * Writes a new state to the hot copy, always with its lifetime (an HSET on a
-   * key that expired would create one that never expires). Once a task is over
-   * its progress rows are kept only for the keep period; its state (a stop)
-   * stays as long as its message could still be delivered.
-   */
-  const writeState = async (t: TaskRecord, state: TaskState, nodes: string[]) => {
-    const m = redis.multi().hset(key(t._id), 'state', state).expire(key(t._id), stateTtlSeconds(t.expiresAt));
-    if (state === 'stopped' || state === 'done' || state === 'failed') {
-      m.expire(nodesKey(t._id), FINISHED_TASK_KEEP_S);
-      for (const n of nodes) m.expire(nodeKey(t._id, n), FINISHED_TASK_KEEP_S);
-    }
-    await m.exec();
-  };
-
-  const view = async (t: TaskRecord): Promise<TaskView> => {
-    const [nodes, live, fannedOut] = await Promise.all([redis.smembers(nodesKey(t._id)), liveNodeIds(redis), redis.hget(key(t._id), 'fannedOut')]);
-    const liveSet = new Set(live);
-    const pipeline = redis.pipeline();
-    for (const n of nodes) pipeline.hgetall(nodeKey(t._id, n));
-    const rows = ((await pipeline.exec()) ?? []).map(([, h]) => (h ?? {}) as Record<string, string>);
-    const progress: NodeProgress[] = nodes.map((nodeId, i) => {
-      const h = rows[i]!;
-      const finished = h.finished === '1';
-      return {
-        nodeId,
-        targeted: Number(h.targeted ?? 0),
-        written: Number(h.written ?? 0),
-        acked: Number(h.acked ?? 0),
-        finished,
-        missed: !finished && !liveSet.has(nodeId),
-      };
-    });
-    const totals = progress.reduce(
-      (acc, p) => ({ targeted: acc.targeted + p.targeted, written: acc.written + p.written, acked: acc.acked + p.acked }),
-      { targeted: 0, written: 0, acked: 0 },
-    );
-    let state = t.state;
-    // Done when every node it went to has finished (or died trying); a task that
-    // reached no node at all (no subscribers) is done as soon as that is known.
-    if (state === 'running' && fannedOut === '1' && progress.every((p) => p.finished || p.missed)) {
-      state = 'done';
-      await tasks.updateOne({ _id: t._id, state: 'running' }, { $set: { state, updatedAt: new Date() } });
-      await writeState(t, state, nodes);
-    }
-    const left = totals.targeted - totals.written;
-    const { _id, ...rest } = t;
-    return {
-      id: _id,
-      ...rest,
-      state,
-      nodes: progress,
-      totals,
-      etaSeconds: t.ratePerSecond && state === 'running' ? Math.ceil(left / t.ratePerSecond) : null,
-    };
-  };
+  const view = (t: TaskRecord) => viewOf(tasks, redis, t);
 
   return {
     async create(task) {
@@ -193,7 +195,7 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
       const current = (await view(t)).state;
       if (!TRANSITIONS[current].includes(to)) throw new TaskTransitionError(current, to);
       await tasks.updateOne({ _id: id }, { $set: { state: to, updatedAt: new Date() } });
-      await writeState(t, to, await redis.smembers(nodesKey(id)));
+      await writeState(redis, t, to, await redis.smembers(nodesKey(id)));
       await redis.publish(taskEventsChannel(redis), `${id} ${to}`);
       return view({ ...t, state: to });
     },
