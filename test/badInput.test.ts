@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SignJWT, generateKeyPair, importJWK } from 'jose';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 describe('bad input is refused clearly and loses nothing accepted', () => {
   let s: TestStack;

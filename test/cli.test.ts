@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { runCli } from './support/cli.js';
 import { Kafka, logLevel } from 'kafkajs';
 import { stack } from './support/env.js';

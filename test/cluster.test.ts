@@ -1,10 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
-
-const until = (cond: () => boolean, what: string, timeoutMs = 20_000) => eventually(cond, { what, timeoutMs, intervalMs: 20 });
 
 describe('several pushers and dispatchers', () => {
   let s: TestStack;
@@ -115,7 +113,7 @@ describe('several pushers and dispatchers', () => {
       }
     })();
     const receivedCount = () => [...received.values()].reduce((n, ids) => n + ids.size, 0);
-    await until(() => receivedCount() >= 20, 'first deliveries before the kill');
+    await eventually(() => receivedCount() >= 20, { what: 'first deliveries before the kill', timeoutMs: 20_000, intervalMs: 20 });
     await victim.stop('SIGKILL');
     await Promise.all(first.map((c) => c.closed));
     // Reconnect each client to the surviving node, as the SDK would with its node list.
@@ -128,12 +126,13 @@ describe('several pushers and dispatchers', () => {
     );
     const sentCount = () => [...sent.values()].reduce((n, ids) => n + ids.length, 0);
     const sentAtReconnect = sentCount();
-    await until(() => sentCount() >= sentAtReconnect + 40, 'messages sent after the reconnect');
+    await eventually(() => sentCount() >= sentAtReconnect + 40, { what: 'messages sent after the reconnect', timeoutMs: 20_000, intervalMs: 20 });
     sending = false;
     await sender;
     const total = [...sent.values()].reduce((n, ids) => n + ids.length, 0);
     assert.ok(total > 20, `sent ${total}`);
-    await until(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), 'every sent message received', 30_000).catch(() => undefined);
+    // On time-out the loop below names what is missing.
+    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), { what: 'every sent message received', timeoutMs: 30_000, intervalMs: 20 }).catch(() => undefined);
     for (const u of users) {
       const missing = sent.get(u)!.filter((id) => !received.get(u)!.has(id));
       assert.deepEqual(missing, [], `${u} missed messages`);

@@ -9,6 +9,7 @@ import { topicNames } from '../common/src/topics.js';
 import { kafkaLibsDir } from '../infra/kafka.js';
 import { connectClient, receiveAndAck, startStack, wsOf, type TestStack } from './support/stack.js';
 import { stack as infra } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * Kafka's own consumer-groups tool, from the broker's jars: the class
@@ -22,16 +23,6 @@ function consumerGroups(args: string[]): string {
   });
   assert.equal(res.status, 0, `kafka-consumer-groups failed: ${res.error?.message ?? ''}\n${res.stdout}\n${res.stderr}`);
   return res.stdout;
-}
-
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
 }
 
 describe('resetting the dispatcher group with Kafka tools', () => {
@@ -61,7 +52,7 @@ describe('resetting the dispatcher group with Kafka tools', () => {
     for (let i = 1; i <= 5; i++) before.push(await send(['kim', 'lee'], `m${i}`));
     const transient = await send(['kim'], 'typing', false);
     await kim.waitFor(6);
-    await until('kim acks stored', () => store.deviceState(s.app, 'kim', 'phone'), (st) => before.every((id) => st.acked.includes(id)));
+    await eventually(() => store.deviceState(s.app, 'kim', 'phone'), { what: 'kim acks stored', until: (st) => before.every((id) => st.acked.includes(id)), timeoutMs: 20_000, intervalMs: 100 });
 
     // Stop the dispatcher; messages keep coming in meanwhile.
     const dispatcher = s.dispatchers[0]!;

@@ -7,6 +7,7 @@ import type { StoredMessage } from '../store/messages.js';
 import { BROADCAST_INBOX } from '../common/src/tokens.js';
 import { newId } from '../common/src/ids.js';
 import { stack as infra, uniqueId } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 /** Store commands (finds, inserts, deletes...) sent while `fn` runs, by command name. */
 async function countCommands(client: MongoClient, fn: () => Promise<unknown>): Promise<Record<string, number>> {
@@ -90,8 +91,8 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     });
     assert.deepEqual(res[0]!.map((p) => p.id), [k2, t2]);
     // The superseded and the expired delivery are deleted in the background.
-    for (let i = 0; i < 50 && (await store.deliveryIds('c', 'c1')).length > 3; i++) await new Promise((r) => setTimeout(r, 100));
-    assert.deepEqual(await store.deliveryIds('c', 'c1'), [k2, t1, t2]);
+    const left = await eventually(() => store.deliveryIds('c', 'c1'), { what: 'the superseded and expired deliveries deleted', until: (ids) => ids.length <= 3, timeoutMs: 5000, intervalMs: 100 });
+    assert.deepEqual(left, [k2, t1, t2]);
   });
 
   test('a small payload is kept with the delivery and read from it; a large one comes from messages', { timeout: 30_000 }, async () => {

@@ -8,7 +8,8 @@ import { createDemoServer } from '../demo/src/demoServer.js';
 import { loadConfig } from '../demo/src/config.js';
 import { groupKey } from '../common/src/routes.js';
 import { startStack, type TestStack } from './support/stack.js';
-import { eventually, ROOT } from './support/services.js';
+import { ROOT } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 
 const ARTIFACTS = path.join(ROOT, 'test-results', 'demo');

@@ -8,20 +8,21 @@ import { topicNames } from '../common/src/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { adminCall, connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 import { stack as infra } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 const admin = adminCall;
 
-/** Polls the DLQ list until an entry matches; bounded. */
+/** The first dead letter that matches, once the DLQ list has one; bounded. */
 async function waitEntry(s: TestStack, match: (e: any) => boolean, timeoutMs = 30_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const list = await admin(s, '/v1/admin/dlq?limit=500');
-    assert.equal(list.status, 200);
-    const found = list.body.entries.find(match);
-    if (found) return found;
-    if (Date.now() > deadline) throw new Error(`no matching dead letter: ${JSON.stringify(list.body)}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
+  const list = await eventually(
+    async () => {
+      const r = await admin(s, '/v1/admin/dlq?limit=500');
+      assert.equal(r.status, 200);
+      return r.body;
+    },
+    { what: `a dead letter matching ${String(match)}`, until: (body) => body.entries.some(match), timeoutMs, intervalMs: 100 },
+  );
+  return list.entries.find(match);
 }
 
 describe('dead letters', () => {

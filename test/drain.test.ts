@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adminCall, connectClient, startStack, wsOf, type TestClient, type TestStack, receiveAndAck } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 describe('draining a pusher', () => {
   let s: TestStack;

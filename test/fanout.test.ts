@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 
 /** Connects `n` clients (users prefix0..n-1), alternating over the stack's pushers, a bounded number at a time. */

@@ -6,6 +6,7 @@ import { startStack, type TestStack, wsOf } from './support/stack.js';
 import { startService, type RunningService } from './support/services.js';
 import { stack as infra } from './support/env.js';
 import { tcpProxy } from './support/tcpProxy.js';
+import { eventually } from './support/eventually.js';
 
 
 /** A raw handshake: the status and error code of a refusal, 101 when accepted. */
@@ -59,10 +60,7 @@ describe('hardening: a MongoDB outage on the pusher is 503 (retry), never 401 (t
     assert.equal(((await session.json()) as { error: { code: string } }).error.code, 'UNAVAILABLE');
     // MongoDB back: the same token connects (the driver reconnects on its own).
     await proxy.open();
-    const deadline = Date.now() + 30_000;
-    let last = refused;
-    while (Date.now() < deadline && (last = await handshake(wsOf(pusher.url), token)).status !== 101) await new Promise((r) => setTimeout(r, 250));
-    assert.equal(last.status, 101, JSON.stringify(last));
+    await eventually(() => handshake(wsOf(pusher.url), token), { what: 'a 101 handshake', until: (r) => r.status === 101, timeoutMs: 30_000, intervalMs: 250 });
     const ok = await fetch(`${pusher.url}/v1/session?token=${encodeURIComponent(token)}`);
     assert.equal(ok.status, 200);
     assert.equal(pusher.proc.exitCode, null);

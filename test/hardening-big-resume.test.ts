@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { MAX_ACK_IDS } from '../common/src/codes.js';
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { stack as infra } from './support/env.js';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 const DAY = 86_400;
 const MAX_TTL = 30 * DAY;

@@ -2,7 +2,8 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { connectClient, OPERATOR_AUTH, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
-import { eventually, startService, type RunningService } from './support/services.js';
+import { startService, type RunningService } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 
 /**

@@ -5,7 +5,7 @@ import { decodeRecord, SCHEMA_HEADER } from '../schemas/registry.js';
 import type { BusinessEvent, DeadLetter } from '../schemas/types.js';
 import { connectClient, wsOf } from './support/stack.js';
 import { useEventsStack } from './support/eventsStack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { businessEvent, eventRecord, eventsLag, type RawRecord } from './support/eventRecords.js';
 
 /**

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { gzipSync } from 'node:zlib';
 import { connectClient, wsOf } from './support/stack.js';
 import { useEventsStack } from './support/eventsStack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { businessEvent, eventRecord, eventsLag } from './support/eventRecords.js';
 
 /** A payload of `n` nested arrays, as JSON text. */

@@ -7,7 +7,7 @@ import { topicNames } from '../common/src/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { DeadLetter } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { topicReader } from './support/topicReader.js';
 
 /** Issue 12 #6: a big multicast can neither balloon the collector nor poison the outbox. */

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 /** The next frame of `type` the client receives after `from` frames (bounded). */
 const nextFrame = (c: TestClient, from: number, type: string) => eventually(() => c.frames.slice(from).find((f) => f.type === type), { timeoutMs: 5000, what: `a ${type} frame` });

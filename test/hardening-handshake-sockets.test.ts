@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { readdirSync } from 'node:fs';
 import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
+import { eventually } from './support/eventually.js';
 
 /** A WebSocket upgrade request written by hand (the token is whatever the test wants refused). */
 const upgradeRequest = (path: string) =>
@@ -35,13 +36,6 @@ function refusedAndHeld(port: number, path: string): Promise<{ status: string; s
     socket.on('error', () => undefined);
     socket.once('end', () => resolve({ status: text.split('\r\n')[0]!, socket }));
   });
-}
-
-/** Polls `check` every 100 ms until it holds or `timeoutMs` passed; resolves with its last value. */
-async function until(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
-  return check();
 }
 
 /** The node's whole answer to an upgrade request for `target` (read until it closes). */
@@ -105,7 +99,12 @@ describe('hardening: the pusher survives peers that abandon or hold a refused ha
     try {
       for (const h of held) assert.match(h.status, /^HTTP\/1\.1 (401|404) /);
       // The peers still hold their side open: the node lets go of its own (a few descriptors of its own may come and go).
-      assert.ok(await until(() => openFds(pid) < before + 20, 10_000), `descriptors: ${before} before, ${openFds(pid)} with 200 refused peers holding on`);
+      await eventually(() => openFds(pid), {
+        what: `open descriptors under ${before + 20} (${before} before) with 200 refused peers holding on`,
+        until: (fds) => fds < before + 20,
+        timeoutMs: 10_000,
+        intervalMs: 100,
+      });
     } finally {
       for (const h of held) h.socket.destroy();
     }

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { createAppStore } from '../common/src/apps.js';
 import { stack as infra } from './support/env.js';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 const kick = (s: TestStack, user: string, body: unknown, apiKey = s.apiKey) =>
   fetch(`${s.collector.url}/v1/users/${user}/kick`, {

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
 import { BOOTS_KEY, heartbeatNode } from '../common/src/nodeRegistry.js';
 import { stack as infra } from './support/env.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { adminCall, OPERATOR_AUTH, startStack, wsOf, type TestStack } from './support/stack.js';
 
 const MAX_FAILURES = 3;

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import type { StoredMessage } from '../store/messages.js';
 import { newId } from '../common/src/ids.js';
 import { startStack, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 
 /**

@@ -2,7 +2,8 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { eventually, ROOT } from './support/services.js';
+import { ROOT } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * Issue 12 #3: the shared service runner's last resort. A throw contained at a

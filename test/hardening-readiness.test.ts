@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startStack, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 import { tcpProxy } from './support/tcpProxy.js';
 

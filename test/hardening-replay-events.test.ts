@@ -6,7 +6,7 @@ import { createDeliveryStore } from '../store/deliveryStore.js';
 import { topicNames } from '../common/src/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { stack as infra } from './support/env.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { adminCall as admin, connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 
 /** Idempotency window of the collector in this stack: short, so the replay runs well after it. */

@@ -7,7 +7,8 @@ import path from 'node:path';
 import { Redis } from 'ioredis';
 import { infraPath } from '../infra/paths.js';
 import { createStackStopper } from '../scripts/stopStack.js';
-import { eventually, freePort, ROOT } from './support/services.js';
+import { freePort, ROOT } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { stack as infra, uniqueId } from './support/env.js';
 
 /**

@@ -4,7 +4,7 @@ import { topicNames } from '../common/src/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { Ack, Presence, Upstream } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { topicReader } from './support/topicReader.js';
 
 /**

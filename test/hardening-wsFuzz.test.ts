@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 /**
  * A structure-aware WebSocket fuzzer against a running pusher: random JSON

@@ -6,15 +6,9 @@ import { createDeliveryStore } from '../store/deliveryStore.js';
 import { hotIndexKey, userKey } from '../store/keys.js';
 import { connectClient, wsOf, startStack, type TestClient, type TestStack } from './support/stack.js';
 import { submitCarefully } from './support/faultClients.js';
+import { eventually } from './support/eventually.js';
 
-const until = async (what: string, check: () => Promise<boolean>, ms = 30_000) => {
-  const end = Date.now() + ms;
-  while (!(await check())) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-};
-
+/** Waits for `what`, bounded (30 s unless given). */
 /**
  * The hot index under a whole stack, on a private Redis: resumes are served from it, and a
  * FLUSHALL between messages stored for a device that is away loses none of them, redelivers
@@ -43,7 +37,7 @@ describe('delivery hot index in a stack', () => {
     const send = async (n: number) => {
       const r = await submitCarefully(`${s.collector.url}/v1/messages`, s.apiKey, { to: { users: ['ivy'] }, payload: { n }, persistent: true, idempotencyKey: `h-${n}` }, { deadlineMs: 30_000 });
       assert.ok('id' in r, JSON.stringify(r));
-      await until(`message ${n} stored`, async () => (await store.deliveryIds(s.app, 'ivy')).includes(r.id));
+      await eventually(async () => (await store.deliveryIds(s.app, 'ivy')).includes(r.id), { what: `message ${n} stored`, timeoutMs: 30_000, intervalMs: 100 });
       return r.id;
     };
     const connect = async () => connectClient(wsOf(s.pushers[0]!.url), (await s.token('ivy', 'phone')).token);
@@ -57,7 +51,7 @@ describe('delivery hot index in a stack', () => {
     const m0 = await send(0);
     await client.waitFor(1);
     client.ack([m0]);
-    await until('ack stored', async () => (await store.deviceState(s.app, 'ivy', 'phone')).acked.includes(m0));
+    await eventually(async () => (await store.deviceState(s.app, 'ivy', 'phone')).acked.includes(m0), { what: 'ack stored', timeoutMs: 30_000, intervalMs: 100 });
     await client.close();
     assert.equal(await redis.exists(index), 1, 'the connect installed the index');
 
@@ -68,10 +62,7 @@ describe('delivery hot index in a stack', () => {
     assert.deepEqual(client.messages.map((m) => m.id), [m1, m2], 'from the index, in order, without the acked one');
     assert.ok((await hotReads()) > hotBefore, 'the resume was served by the hot index');
     client.ack([m1, m2]);
-    await until('acks stored', async () => {
-      const st = await store.deviceState(s.app, 'ivy', 'phone');
-      return [m1, m2].every((id) => st.acked.includes(id));
-    });
+    await eventually(() => store.deviceState(s.app, 'ivy', 'phone'), { what: 'acks stored', until: (st) => [m1, m2].every((id) => st.acked.includes(id)), timeoutMs: 30_000, intervalMs: 100 });
     await client.close();
 
     const m3 = await send(3);
@@ -82,6 +73,6 @@ describe('delivery hot index in a stack', () => {
     await client.waitFor(2);
     await new Promise((r) => setTimeout(r, 500)); // nothing else comes
     assert.deepEqual(client.messages.map((m) => m.id), [m3, m4], 'after FLUSHALL: everything stored, once, in order');
-    await until('index reinstalled', async () => (await redis.exists(index)) === 1, 5000);
+    await eventually(async () => (await redis.exists(index)) === 1, { what: 'index reinstalled', timeoutMs: 5000, intervalMs: 100 });
   });
 });

@@ -9,6 +9,7 @@ import { mongoBackend, postgresPort } from '../infra/config.js';
 import { isAlive } from '../infra/process.js';
 import { startPrivateMongo } from '../infra/stack.js';
 import { stack, uniqueId } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 test('Kafka: a record produced to a fresh topic is consumed back', { timeout: 60_000 }, async () => {
   const kafka = createKafka({ clientId: 'infra-test', brokers: stack.kafkaBrokers, logger: pino({ level: 'silent' }) });
@@ -75,17 +76,15 @@ test('MongoDB: insert, index and find', async () => {
  * means an earlier attempt did commit.
  */
 async function insertRetrying(insert: () => Promise<unknown>, timeoutMs = 15_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  const inserted = async () => {
     try {
       await insert();
-      return;
     } catch (err) {
-      if ((err as { code?: number }).code === 11000) return;
-      if (Date.now() > deadline) throw err;
-      await new Promise((resolve) => setTimeout(resolve, 100));
+      if ((err as { code?: number }).code !== 11000) throw err;
     }
-  }
+    return true;
+  };
+  await eventually(inserted, { what: 'the insert to be acknowledged', timeoutMs, intervalMs: 100 });
 }
 
 test('PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a FerretDB restart, a PostgreSQL restart and a PostgreSQL kill, then stops', { timeout: 120_000 }, async () => {

@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
-import { eventually, startService, type RunningService } from './support/services.js';
+import { startService, type RunningService } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 describe('ingestion limits, expiry and group grants', () => {
   let s: TestStack;

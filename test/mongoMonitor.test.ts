@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import { MongoNetworkError } from 'mongodb';
 import { createMongo } from '../common/src/mongo.js';
 import { stack } from './support/env.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 /** The driver's server for the one address (internal layout, as common/src/mongo.ts reads it). */
 type Server = {

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPrivateKafka } from '../infra/stack.js';
 import { connectClient, startStack, type TestClient, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 describe('Kafka outage', () => {
   let kafka: Awaited<ReturnType<typeof startPrivateKafka>>;

@@ -6,7 +6,7 @@ import type { Presence, Upstream } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 import { connect } from 'node:net';
 import { once } from 'node:events';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { topicReader } from './support/topicReader.js';
 
 describe('presence and upstream on Kafka', () => {

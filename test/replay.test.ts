@@ -8,30 +8,14 @@ import { createKafka, createProducer } from '../common/src/kafka.js';
 import { topicNames } from '../common/src/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { stack as infra } from './support/env.js';
+import { eventually } from './support/eventually.js';
 import { OPERATOR_AUTH, adminCall, connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
 
 const admin = adminCall;
 
-/** Polls a replay until `done(replay)`; bounded. */
-async function waitReplay(s: TestStack, id: string, done: (r: any) => boolean, timeoutMs = 60_000): Promise<any> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const r = (await admin(s, `/v1/admin/replays/${id}`)).body;
-    if (done(r)) return r;
-    if (Date.now() > deadline) throw new Error(`replay ${id} did not get there: ${JSON.stringify(r)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
-
-async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await read();
-    if (ok(v)) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}: ${JSON.stringify(v)}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
-}
+/** The replay once `done(replay)`; bounded. */
+const waitReplay = (s: TestStack, id: string, done: (r: any) => boolean, timeoutMs = 60_000): Promise<any> =>
+  eventually(async () => (await admin(s, `/v1/admin/replays/${id}`)).body, { what: `replay ${id}`, until: done, timeoutMs, intervalMs: 100 });
 
 const ids = (c: TestClient) => c.messages.map((m) => m.id);
 
@@ -78,7 +62,7 @@ describe('replay of push.ingest', () => {
     await alice.waitFor(6);
     // Alice reads everything but acknowledges r3 never.
     alice.ack([pre, r1, r2, post]);
-    await until('alice acks stored', () => store.deviceState(s.app, 'alice', 'phone'), (st) => [pre, r1, r2, post].every((i) => st.acked.includes(i)));
+    await eventually(() => store.deviceState(s.app, 'alice', 'phone'), { what: 'alice acks stored', until: (st) => [pre, r1, r2, post].every((i) => st.acked.includes(i)), timeoutMs: 20_000, intervalMs: 100 });
     await alice.close();
 
     // Lost delivery state: the inboxes of alice and bob are gone.
@@ -118,12 +102,16 @@ describe('replay of push.ingest', () => {
       assert.ok(!groups.some((g) => g.includes('-replay-')), `replay groups left behind: ${groups.join(', ')}`);
       const live = topicNames(s.env.KAFKA_TOPIC_PREFIX);
       const ends = await kafkaAdmin.fetchTopicOffsets(live.ingest);
-      await until('the live group to catch up with the copies', async () => (await kafkaAdmin.fetchOffsets({ groupId: live.groups.dispatcher, topics: [live.ingest] }))[0]!.partitions, (ps) =>
-        ps.every((p) => {
-          const high = ends.find((e) => e.partition === p.partition)!.high;
-          return p.offset === high || (p.offset === '-1' && high === '0');
-        }),
-      );
+      await eventually(async () => (await kafkaAdmin.fetchOffsets({ groupId: live.groups.dispatcher, topics: [live.ingest] }))[0]!.partitions, {
+        what: 'the live group to catch up with the copies',
+        until: (ps) =>
+          ps.every((p) => {
+            const high = ends.find((e) => e.partition === p.partition)!.high;
+            return p.offset === high || (p.offset === '-1' && high === '0');
+          }),
+        timeoutMs: 20_000,
+        intervalMs: 100,
+      });
     } finally {
       await kafkaAdmin.disconnect();
     }
@@ -141,7 +129,7 @@ describe('replay of push.ingest', () => {
     assert.deepEqual(ids(bob), [r1, r2, r3, markerB], 'bob gets exactly the range, in order, once');
 
     // The same range again, for alice only: nothing reaches her twice and her inbox holds each id once.
-    await until('alice acks stored', () => store.deviceState(s.app, 'alice', 'phone'), (st) => st.acked.includes(r3));
+    await eventually(() => store.deviceState(s.app, 'alice', 'phone'), { what: 'alice acks stored', until: (st) => st.acked.includes(r3), timeoutMs: 20_000, intervalMs: 100 });
     const again = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, user: 'alice' });
     assert.equal(again.status, 202);
     const againDone = await waitReplay(s, again.body.id, (r) => r.state !== 'running');
@@ -299,7 +287,8 @@ describe('replay with two dispatchers', () => {
     const started = await call(first, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, ratePerSecond: 40 });
     assert.equal(started.status, 202);
     const id = started.body.id as string;
-    const poll = async (d: typeof first, ok: (r: any) => boolean, timeoutMs: number) => until(`replay ${id}`, async () => (await call(d, `/v1/admin/replays/${id}`)).body, ok, timeoutMs);
+    const poll = (d: typeof first, ok: (r: any) => boolean, timeoutMs: number) =>
+      eventually(async () => (await call(d, `/v1/admin/replays/${id}`)).body, { what: `replay ${id}`, until: ok, timeoutMs, intervalMs: 100 });
     // Both dispatchers answer for it (shared state); it runs in the one that took it.
     const moving = await poll(second, (r) => r.progress.replayed >= 40, 30_000);
     assert.equal(moving.state, 'running');

@@ -7,6 +7,7 @@ import { createConnectWrites } from '../pusher/src/connectWrites.js';
 import { epochKey } from '../pusher/src/presence.js';
 import type { Connection } from '../pusher/src/connection.js';
 import { stack, uniqueId } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 const HOUR = 3_600_000;
 const node = (id: string, boot: string) => ({ id, boot, url: `ws://${id}`, connections: 0, draining: false });
@@ -33,9 +34,7 @@ describe('routes live as long as the boot of the node that wrote them', () => {
     const [afterRestart] = await lookupRoutes(redis, [{ app: 'a', user: 'u1' }]);
     assert.deepEqual(afterRestart, []);
     // Deleted on the way (fire and forget): wait for it, bounded.
-    const deadline = Date.now() + 2000;
-    while ((await redis.hlen(routeKey('a', 'u1'))) > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-    assert.equal(await redis.hlen(routeKey('a', 'u1')), 0);
+    await eventually(() => redis.hlen(routeKey('a', 'u1')), { what: "u1's stale routes deleted", until: (n) => n === 0, timeoutMs: 2000, intervalMs: 20 });
   });
 
   test('routes of a node whose heartbeat lapsed or that left are not returned; other nodes are unaffected', { timeout: 10_000 }, async () => {

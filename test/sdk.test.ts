@@ -12,7 +12,7 @@ import { backoffCap } from '../sdk/src/backoff.js';
 import { createKafkaPublisher, createPublisher } from '../publisher/src/index.js';
 import { SDK_BUNDLES } from '../sdk/build.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 import { startStack, type TestStack } from './support/stack.js';
 

@@ -1,7 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPrivateRedis } from '../infra/stack.js';
-import { eventually, spawnService, startService, type ServiceName } from './support/services.js';
+import { spawnService, startService, type ServiceName } from './support/services.js';
+import { eventually } from './support/eventually.js';
 
 const SERVICES: ServiceName[] = ['auth', 'collector', 'dispatcher', 'pusher'];
 

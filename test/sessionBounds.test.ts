@@ -7,7 +7,7 @@ import { decodeRecord } from '../schemas/registry.js';
 import type { Ack, Upstream } from '../schemas/types.js';
 import { PushClient, type PushEvents } from '../sdk/src/index.js';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { topicReader } from './support/topicReader.js';
 
 // Tight limits so that the bounds show within a test: 5 upstream frames of burst at 5/s,

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
-import { eventually } from './support/services.js';
+import { eventually } from './support/eventually.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 
 describe('clients that misbehave are bounded', () => {

@@ -16,7 +16,7 @@ import type { Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { nowMs, PADDING, type BenchPayload } from '../peers/protocol.js';
 import { Connection, type ConnectionLimits } from '../../pusher/src/connection.js';
-import { wireFrame } from '../../pusher/src/wireFrame.js';
+import { wireFrame } from '../../platform/patches/wireFrame.js';
 
 const port = Number(process.env.PORT);
 const clients = new Set<WebSocket>();

@@ -73,6 +73,15 @@ test('mistakes are usage errors that name the command and the fix', () => {
   usage(['send', '--topic', 'other'], /--topic must be one of ingest, events/);
   usage(['send', '--transient=maybe'], /--transient takes no value/);
   usage(['send', '-x'], /unknown option -x/);
+  usage(['tasks', 'list', '--limit', '--json'], /--limit needs a value/);
+  usage(['tasks', 'list', '--app='], /--app must not be empty/);
+  usage(['tasks', 'list', '--limit=5', 'extra'], /unexpected argument "extra" \(see push tasks list --help\)/);
+});
+
+test('after --, and for negative numbers, words are positional arguments', () => {
+  assert.deepEqual(run(['tasks', 'stop', '--', '--not-an-option']).args, { taskId: '--not-an-option' });
+  assert.deepEqual(run(['tasks', 'stop', '-5']).args, { taskId: '-5' });
+  assert.equal(run(['tasks', 'list', '--app', '-a']).options.app, '-a');
 });
 
 test('operator and app keys default to the development keys only for loopback URLs', () => {

@@ -1,9 +1,13 @@
 /**
- * A small typed argument parser for the operator CLI: commands with
- * subcommands, positional arguments and `--options` (`--name value`,
- * `--name=value`, boolean flags, repeatable or comma-separated lists).
- * Every mistake is a UsageError naming the command and the way to get help.
+ * Typed arguments for the operator CLI: commands with subcommands,
+ * positional arguments and `--options` (`--name value`, `--name=value`,
+ * boolean flags, repeatable or comma-separated lists). `node:util` parseArgs
+ * splits argv into tokens; this module adds the command tree, the types,
+ * bounds and choices, and the error messages: every mistake is a UsageError
+ * naming the command and the way to get help.
  */
+import { parseArgs as utilParseArgs, type ParseArgsConfig } from 'node:util';
+
 export type OptionType = 'string' | 'number' | 'boolean' | 'list';
 export type OptionValue = string | number | boolean | string[];
 
@@ -53,6 +57,31 @@ export class UsageError extends Error {
   }
 }
 
+type Token = ReturnType<typeof utilParseArgs>['tokens'] extends (infer T)[] | undefined ? T : never;
+
+/** The `node:util` parseArgs configuration of a set of options: booleans as booleans, every other value as strings. */
+function utilOptions(options: OptionSpec[]): ParseArgsConfig['options'] {
+  const config: NonNullable<ParseArgsConfig['options']> = { help: { type: 'boolean', short: 'h' } };
+  for (const o of options) config[o.name] = o.type === 'boolean' ? { type: 'boolean' } : { type: 'string', multiple: o.type === 'list' };
+  return config;
+}
+
+/**
+ * Splits argv into tokens with `node:util` parseArgs (long options with or
+ * without `=`, short `-h`, `--`), non-strict so this module can word the
+ * errors; a negative number such as `-5` stays a positional argument.
+ */
+function tokenize(argv: string[], options: OptionSpec[]): Token[] {
+  const { tokens } = utilParseArgs({ args: argv, options: utilOptions(options), strict: false, allowPositionals: true, tokens: true });
+  const out: Token[] = [];
+  for (const t of tokens) {
+    if (t.kind === 'option' && t.rawName.startsWith('-') && !t.rawName.startsWith('--') && /^-\d/.test(argv[t.index]!)) {
+      if (out.at(-1)?.index !== t.index) out.push({ kind: 'positional', index: t.index, value: argv[t.index]! });
+    } else out.push(t);
+  }
+  return out;
+}
+
 /**
  * Finds the command named by the first words of argv that are not options or
  * option values (so `push --url http://x tasks list` works), and returns the
@@ -62,22 +91,17 @@ export function resolveCommand<C>(root: CommandSpec<C>, argv: string[], globals:
   let command = root;
   const path: string[] = [];
   const rest = [...argv];
-  let i = 0;
-  while (i < rest.length && command.subcommands?.length) {
-    const a = rest[i]!;
-    if (a === '--') break;
-    if (a.startsWith('-')) {
-      const key = a.replace(/^--?/, '').split('=')[0]!;
-      const opt = [...globals, ...(command.options ?? [])].find((o) => o.name === key);
-      i += opt && opt.type !== 'boolean' && !a.includes('=') ? 2 : 1;
-      continue;
-    }
-    const sub = command.subcommands.find((c) => c.name === a);
+  while (command.subcommands?.length) {
+    const tokens = tokenize(rest, [...globals, ...(command.options ?? [])]);
+    const stop = tokens.findIndex((t) => t.kind === 'positional' || t.kind === 'option-terminator');
+    const word = tokens[stop];
+    if (word?.kind !== 'positional') break;
+    const sub = command.subcommands.find((c) => c.name === word.value);
     if (!sub) {
       const name = ['push', ...path].join(' ');
-      throw new UsageError(`unknown command "${a}" for "${name}"; expected one of: ${command.subcommands.map((c) => c.name).join(', ')} (see ${name} --help)`, name);
+      throw new UsageError(`unknown command "${word.value}" for "${name}"; expected one of: ${command.subcommands.map((c) => c.name).join(', ')} (see ${name} --help)`, name);
     }
-    rest.splice(i, 1);
+    rest.splice(word.index, 1);
     path.push(sub.name);
     command = sub;
   }
@@ -94,43 +118,20 @@ export function parseArgs<C>(spec: CommandSpec<C>, path: string[], argv: string[
   const byName = new Map(options.map((o) => [o.name, o]));
   const out: Parsed = { path, args: {}, options: {}, help: false };
   const positionals: string[] = [];
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--') {
-      positionals.push(...argv.slice(i + 1));
-      break;
-    }
-    if (a === '--help' || a === '-h') {
+  for (const t of tokenize(argv, options)) {
+    if (t.kind === 'positional') positionals.push(t.value);
+    if (t.kind !== 'option') continue;
+    if (t.name === 'help') {
       out.help = true;
       continue;
     }
-    if (!a.startsWith('--') || a === '--') {
-      if (a.startsWith('-') && a.length > 1 && !/^-\d/.test(a)) fail(`unknown option ${a}`);
-      positionals.push(a);
-      continue;
-    }
-    const eq = a.indexOf('=');
-    const key = a.slice(2, eq === -1 ? undefined : eq);
-    const opt = byName.get(key);
-    if (!opt) fail(`unknown option --${key}`);
-    const o = opt!;
-    if (o.type === 'boolean') {
-      if (eq !== -1) {
-        const v = a.slice(eq + 1).toLowerCase();
-        if (!['true', 'false'].includes(v)) fail(`--${key} takes no value (or =true/=false), got "${a.slice(eq + 1)}"`);
-        out.options[key] = v === 'true';
-      } else out.options[key] = true;
-      continue;
-    }
-    let value: string;
-    if (eq !== -1) value = a.slice(eq + 1);
+    const o = byName.get(t.name) ?? fail(`unknown option ${t.rawName.startsWith('--') ? t.rawName : argv[t.index]}`);
+    if (o.type === 'boolean') out.options[o.name] = booleanValue(o, t.value, fail);
     else {
-      const next = argv[i + 1];
-      if (next === undefined || (next.startsWith('--') && next.length > 2)) fail(`--${key} needs a value${o.placeholder ? ` ${o.placeholder}` : ''}`);
-      value = next!;
-      i++;
+      const missing = t.value === undefined || (!t.inlineValue && t.value.startsWith('--') && t.value.length > 2);
+      if (missing) fail(`--${o.name} needs a value${o.placeholder ? ` ${o.placeholder}` : ''}`);
+      out.options[o.name] = convert(o, t.value!, fail, out.options[o.name]);
     }
-    out.options[key] = convert(o, value, fail, out.options[key]);
   }
   if (out.help) return out;
   const args = spec.args ?? [];
@@ -141,6 +142,14 @@ export function parseArgs<C>(spec: CommandSpec<C>, path: string[], argv: string[
     out.args[arg.name] = v;
   });
   return out;
+}
+
+/** A boolean flag alone is true; `=true` / `=false` are accepted too. */
+function booleanValue(o: OptionSpec, value: string | undefined, fail: (m: string) => never): boolean {
+  if (value === undefined) return true;
+  const v = value.toLowerCase();
+  if (v !== 'true' && v !== 'false') fail(`--${o.name} takes no value (or =true/=false), got "${value}"`);
+  return v === 'true';
 }
 
 function convert(o: OptionSpec, value: string, fail: (m: string) => never, previous: OptionValue | undefined): OptionValue {

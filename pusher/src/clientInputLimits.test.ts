@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import { eventually } from '../../test/support/eventually.js';
 import { exceedsDepth } from './frameDepth.js';
 import { createHandshakeLimiter, sourceKey } from './handshakeLimiter.js';
 import { createAckWriter } from './ackWriter.js';
@@ -42,15 +43,6 @@ describe('handshake limiter', () => {
     assert.equal(createHandshakeLimiter({ rate: 0, burst: 1, exempt: [] }).take('203.0.113.1').ok, true, 'rate 0 turns it off');
   });
 });
-
-/** Polls `f` (every 5 ms) until it is true, or fails after `ms`. */
-async function eventuallyTrue(f: () => boolean, ms: number): Promise<void> {
-  const end = Date.now() + ms;
-  while (!f()) {
-    if (Date.now() > end) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
 
 describe('ack writer', () => {
   test('one device gets at most its quota of the queue; other devices are not refused', async () => {
@@ -98,7 +90,7 @@ describe('ack writer', () => {
     };
     const w2 = createAckWriter({ store: down, publisher, logger: pino({ level: 'silent' }), topic: 't', nodeId: 'n', flushMs: 1, maxPending: 1 });
     assert.equal(w2.add('a', 'u', 'd', ['01B'], [Date.now() + 60_000]), true);
-    await eventuallyTrue(() => w2.add('a', 'u', 'd', ['01C'], [Date.now() + 60_000]), 10_000);
+    await eventually(() => w2.add('a', 'u', 'd', ['01C'], [Date.now() + 60_000]), { what: 'the ack queue to take a new device', timeoutMs: 10_000, intervalMs: 5 });
     assert.ok(calls >= 6 && calls <= 7, `tried a bounded number of times (${calls})`);
     await w2.close();
   });

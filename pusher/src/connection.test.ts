@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { AddressInfo } from 'node:net';
 import { WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionLimits } from './connection.js';
-import { socketOf, wireFrame } from './wireFrame.js';
+import { socketOf, wireFrame } from '../../platform/patches/wireFrame.js';
 
 const limits = (coalesce: boolean): ConnectionLimits => ({
   maxBufferedBytes: 1 << 20,

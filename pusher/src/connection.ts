@@ -1,6 +1,6 @@
 import type { WebSocket } from 'ws';
 import { CLOSE } from '../../common/src/codes.js';
-import { socketOf, writeFrame, type WireFrame } from './wireFrame.js';
+import { socketOf, writeFrame, type WireFrame } from '../../platform/patches/wireFrame.js';
 import { closeReason } from './closeReason.js';
 
 /** How long ids sent on resume are remembered to skip their live copies. */

@@ -34,7 +34,7 @@ import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
 import type { TraceWriter } from '../../common/src/traceRecords.js';
 import { createTokenClock } from './tokenClock.js';
-import { wireFrame } from './wireFrame.js';
+import { wireFrame } from '../../platform/patches/wireFrame.js';
 import { contain } from '../../common/src/containListenerErrors.js';
 
 export interface SocketServerDeps {

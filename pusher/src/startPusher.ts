@@ -25,7 +25,7 @@ import { kickChannel, parseKick } from '../../common/src/kicks.js';
 import { createTraceWriter } from '../../common/src/traceRecords.js';
 import { Counter, Gauge } from '../../common/src/metrics.js';
 // KafkaJS's idle timer loop costs every pusher a few % of a core (see the module).
-import '../../common/src/kafkajsIdleFix.js';
+import '../../platform/patches/kafkajsIdleFix.js';
 
 const NODE_TTL_MS = 15_000;
 

@@ -3,7 +3,7 @@ import type { Logger } from '../../common/src/logger.js';
 import { taskEventsChannel, type TaskState, type TaskStore } from '../../common/src/tasks.js';
 import { Gauge, type Registry } from '../../common/src/metrics.js';
 import type { Connection } from './connection.js';
-import type { WireFrame } from './wireFrame.js';
+import type { WireFrame } from '../../platform/patches/wireFrame.js';
 
 /** Pacing tick when a rate is set. */
 const TICK_MS = 50;

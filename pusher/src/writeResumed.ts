@@ -1,5 +1,5 @@
 import type { Connection } from './connection.js';
-import { socketOf } from './wireFrame.js';
+import { socketOf } from '../../platform/patches/wireFrame.js';
 
 /** How often a wait for the socket re-checks, in case a partial drain brings it under the mark without a 'drain' event. */
 const RECHECK_MS = 200;

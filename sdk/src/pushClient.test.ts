@@ -1,5 +1,6 @@
 import { afterEach, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { eventually } from '../../test/support/eventually.js';
 import { PushClient } from './pushClient.js';
 import type { PushEvents } from './events.js';
 import type { PushClientOptions } from './options.js';
@@ -187,7 +188,7 @@ describe('PushClient against an in-memory WebSocket', () => {
     server.last.frame(msg(1));
     server.last.frame(msg(2, false));
     await next('message', 2);
-    await waitUntil(() => server.sent('ack').length === 1);
+    await eventually(() => server.sent('ack').length === 1, { timeoutMs: 2000, intervalMs: 1 });
     assert.deepEqual(server.sent('ack'), [{ type: 'ack', ids: [id(1)] }], 'only the persistent one is acked');
     server.last.serverClose(1006);
     await next('connected', 2);
@@ -195,7 +196,7 @@ describe('PushClient against an in-memory WebSocket', () => {
     server.last.frame(msg(2, false));
     server.last.frame(msg(3));
     await next('message', 3);
-    await waitUntil(() => server.sockets[1]!.sent.some((f) => f.type === 'ack'));
+    await eventually(() => server.sockets[1]!.sent.some((f) => f.type === 'ack'), { timeoutMs: 2000, intervalMs: 1 });
     assert.deepEqual(seen.message!.map((m) => m.id), [id(1), id(2), id(3)], 'each id emitted once');
     assert.deepEqual(server.sockets[1]!.sent.filter((f) => f.type === 'ack').flatMap((f) => f.ids).sort(), [id(1), id(3)]);
   });
@@ -324,7 +325,7 @@ describe('PushClient against an in-memory WebSocket', () => {
     await sleep(10);
     assert.deepEqual(server.sent('ack'), [], 'nothing acked while the handler runs or after it failed');
     release();
-    await waitUntil(() => server.sent('ack').length === 1);
+    await eventually(() => server.sent('ack').length === 1, { timeoutMs: 2000, intervalMs: 1 });
     assert.deepEqual(server.sent('ack')[0].ids, [id(1)]);
     fail = false;
     server.last.serverClose(1006);
@@ -332,7 +333,7 @@ describe('PushClient against an in-memory WebSocket', () => {
     server.last.frame(msg(1));
     server.last.frame(msg(2));
     await next('message', 3);
-    await waitUntil(() => server.sockets[1]!.sent.filter((f) => f.type === 'ack').flatMap((f) => f.ids).length === 2);
+    await eventually(() => server.sockets[1]!.sent.filter((f) => f.type === 'ack').flatMap((f) => f.ids).length === 2, { timeoutMs: 2000, intervalMs: 1 });
   });
 
   test('manual acks with autoAck off; unsent acks and upstream go out after reconnect', async () => {
@@ -410,11 +411,3 @@ describe('PushClient against an in-memory WebSocket', () => {
 });
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-async function waitUntil(cond: () => boolean, timeoutMs = 2000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('condition not met');
-    await sleep(1);
-  }
-}

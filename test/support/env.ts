@@ -2,6 +2,13 @@ import { pino } from 'pino';
 import { createKafka } from '../../common/src/kafka.js';
 import { loadCommonConfig } from '../../common/src/config.js';
 
+if (process.env.PUSH_TEST_UNIT === '1') {
+  throw new Error(
+    'test/support/env.ts needs the Kafka/Redis/MongoDB servers, but this is the unit run (npm run test:unit): ' +
+      'name the test file *.int.test.ts or move it under test/',
+  );
+}
+
 /** Addresses of the shared local stack that `npm test` brought up (read the way a development-mode service reads them). */
 export const stack = loadCommonConfig({ PUSH_MODE: 'development', ...process.env });
 

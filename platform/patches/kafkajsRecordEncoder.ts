@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { versionGuard } from './versionGuard.js';
 
 /**
  * A faster encoder for the records of KafkaJS 2.2.4's produce requests.
@@ -15,7 +16,8 @@ import { createRequire } from 'node:module';
  * produce), and only for KafkaJS 2.2.4, whose layout it was checked against:
  * `kafkajsRecordEncoder.test.ts` compares its output byte for byte with
  * KafkaJS's own encoder. Records it does not handle (a timestamp delta beyond
- * 2^30 ms) go to KafkaJS's encoder. Importing this module applies it once per process.
+ * 2^30 ms) go to KafkaJS's encoder. Importing this module applies it once per
+ * process; with another KafkaJS version it stays off, with a warning.
  */
 
 type Bytes = Buffer | string | null | undefined;
@@ -35,7 +37,7 @@ export interface EncodedRecord {
 }
 type RecordEncoder = (args: RecordArgs) => EncodedRecord;
 
-const SUPPORTED_VERSION = '2.2.4';
+export const KAFKAJS_RECORD_ENCODER = { patch: 'kafkajsRecordEncoder', pkg: 'kafkajs', versions: ['2.2.4'] } as const;
 const RECORD_MODULE = 'kafkajs/src/protocol/recordBatch/record/v0/index.js';
 const PRODUCE_REQUEST_MODULE = 'kafkajs/src/protocol/requests/produce/v3/request.js';
 
@@ -122,8 +124,8 @@ const state: { original?: RecordEncoder; patched: boolean } = { patched: false }
 
 function apply(): void {
   try {
+    if (!versionGuard(KAFKAJS_RECORD_ENCODER)) return;
     const require = createRequire(import.meta.url);
-    if ((require('kafkajs/package.json') as { version: string }).version !== SUPPORTED_VERSION) return;
     const path = require.resolve(RECORD_MODULE);
     const original = require(path) as RecordEncoder & { fast?: boolean };
     if (original.fast) {

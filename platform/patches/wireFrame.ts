@@ -1,5 +1,6 @@
-import type { Socket } from 'node:net';
+import { Socket } from 'node:net';
 import { WebSocket } from 'ws';
+import { versionGuard } from './versionGuard.js';
 
 /**
  * A server-to-client text frame built once (RFC 6455 header and UTF-8
@@ -31,16 +32,26 @@ export function wireFrame(text: string): WireFrame {
   return { text, bytes };
 }
 
-/** The parts of a `ws` WebSocket (8.x) the raw write relies on; checked by the pusher's unit test. */
+/** The `ws` versions whose private fields (`_socket`, `_sender._state`, `_sender._queue`) the raw write was checked against. */
+export const WS_RAW_WRITE = { patch: 'wireFrame', pkg: 'ws', versions: ['8.23.0'] } as const;
+
+/** Whether frames are written straight to the socket (true) or through `ws.send` (another ws version). */
+export const rawWriteEnabled = versionGuard(WS_RAW_WRITE);
+
+/** The parts of a `ws` WebSocket the raw write relies on; checked by wireFrame.test.ts and pusher/src/connection.test.ts. */
 interface WsInternals {
   readyState: number;
   _socket: Socket | null;
   _sender: { _state: number; _queue: unknown[] };
 }
 
-/** The socket under `ws`, or undefined before it is set or after it is gone. */
+/**
+ * The socket under `ws` (for cork/uncork and backpressure), or undefined
+ * before it is set, after it is gone, or when `_socket` is not a net.Socket.
+ */
 export function socketOf(ws: WebSocket): Socket | undefined {
-  return (ws as unknown as WsInternals)._socket ?? undefined;
+  const socket = (ws as unknown as WsInternals)._socket;
+  return socket instanceof Socket ? socket : undefined;
 }
 
 /**
@@ -50,10 +61,11 @@ export function socketOf(ws: WebSocket): Socket | undefined {
  * practice never) and the socket is open (after a close frame nothing may
  * follow). Otherwise the text goes through `ws.send`, which keeps the order
  * or drops it as ws does after close. Either way the bytes on the wire are
- * the same single text frame.
+ * the same single text frame. With a `ws` version other than WS_RAW_WRITE's,
+ * every frame goes through `ws.send`.
  */
 export function writeFrame(ws: WebSocket, frame: WireFrame): void {
   const w = ws as unknown as WsInternals;
-  if (w.readyState === WebSocket.OPEN && w._socket && w._sender._state === 0 && w._sender._queue.length === 0) w._socket.write(frame.bytes);
+  if (rawWriteEnabled && w.readyState === WebSocket.OPEN && w._socket && w._sender._state === 0 && w._sender._queue.length === 0) w._socket.write(frame.bytes);
   else ws.send(frame.text);
 }

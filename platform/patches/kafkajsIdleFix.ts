@@ -1,4 +1,5 @@
 import { createRequire } from 'node:module';
+import { versionGuard } from './versionGuard.js';
 
 /**
  * KafkaJS 2.2.4 keeps every broker connection's request queue in a 1 ms
@@ -8,7 +9,8 @@ import { createRequire } from 'node:module';
  * process wakes up thousands of times a second for nothing. The check is
  * only needed while requests wait (`push` schedules it again when one does),
  * so it is skipped when nothing waits. Importing this module applies it once
- * per process; if KafkaJS changes its layout, nothing is patched.
+ * per process, and only to KafkaJS 2.2.4 (`KAFKAJS_IDLE_FIX`): another
+ * version, or another layout, is left as it is, with a warning for the former.
  */
 interface RequestQueue {
   pending: unknown[];
@@ -16,8 +18,10 @@ interface RequestQueue {
 }
 
 const PATCHED = Symbol.for('push.kafkajsIdleFix');
+export const KAFKAJS_IDLE_FIX = { patch: 'kafkajsIdleFix', pkg: 'kafkajs', versions: ['2.2.4'] } as const;
 
 function apply(): boolean {
+  if (!versionGuard(KAFKAJS_IDLE_FIX)) return false;
   try {
     const require = createRequire(import.meta.url);
     const proto = (require('kafkajs/src/network/requestQueue/index.js') as { prototype: RequestQueue & { [PATCHED]?: boolean } }).prototype;
