@@ -7,7 +7,7 @@ import { encodeRecord } from '../../schemas/registry.js';
 import { DEFAULT_FANOUT_LIMITS, ingestMessages } from './submitMessage.js';
 import { checkFanout, type FanoutLimits } from './checkFanout.js';
 import type { CollectorMetrics } from './collectorMetrics.js';
-import { createLease } from '../../platform/lease.js';
+import { createLease, type Lease } from '../../platform/lease.js';
 
 /**
  * Marks messages published in batches, off the request path. If the process
@@ -62,6 +62,38 @@ const LOCK_KEY = 'push:outbox:lock';
 /** Errors no retry can fix: the entry is dead-lettered and the sweep goes on. */
 const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_TOO_LARGE', 'PUBLISH_TOO_LARGE', 'RECORD_REJECTED']);
 
+/** Refused because its app holds its whole share of the publish queue (batchPublisher's maxOwnerShare). */
+const overShare = (err: unknown) => err instanceof PushError && err.code === 'OVERLOADED' && (err.details as { owner?: unknown } | undefined)?.owner !== undefined;
+
+/**
+ * The dead letter of an outbox entry that can never be published: a summary, not the message
+ * (the message itself is what could not be published; it stays in the store, by id, until it expires).
+ */
+function outboxDeadLetter(msg: StoredMessage, err: PushError) {
+  const summary = {
+    id: msg._id,
+    app: msg.app,
+    target: msg.target,
+    recipients: msg.users?.length ?? null,
+    payloadBytes: Buffer.byteLength(msg.payload),
+    createdAt: msg.createdAt.toISOString(),
+    traceId: msg.traceId,
+  };
+  const rec = encodeRecord('DeadLetter', {
+    sourceTopic: 'outbox',
+    partition: -1,
+    offset: msg._id,
+    key: Buffer.from(msg.app),
+    value: Buffer.from(JSON.stringify(summary)),
+    headers: { 'push-message-id': msg._id, 'push-app': msg.app, 'push-trace': msg.traceId },
+    errorCode: err.code,
+    reason: err.message,
+    consumer: 'collector-outbox',
+    failedAt: Date.now(),
+  });
+  return { key: msg.app, value: rec.value, headers: rec.headers };
+}
+
 /**
  * Republishes stored-but-unpublished persistent messages (Kafka was down when
  * they arrived). One collector sweeps at a time, holding a Redis lease. An
@@ -69,138 +101,151 @@ const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_
  * front of every later entry; an infrastructure error ends the sweep (the
  * next one retries from the same entry, in order).
  */
-export function startOutboxSweeper(deps: OutboxDeps): { sweep(): Promise<number>; close(): Promise<void> } {
-  const { store, publisher, redis, logger, metrics, ingestTopic, dlqTopic, fanout = DEFAULT_FANOUT_LIMITS, graceMs = 5000, missingGraceMs = 60_000, intervalMs = 2000, batchSize = 200 } = deps;
-  // One sweeper at a time (platform/lease.ts); a sweep that lost it stops.
-  const lease = createLease(redis, LOCK_KEY, intervalMs * 5);
-  let running: Promise<number> | undefined;
-  let legacyAdopted = false;
+export class OutboxSweeper {
+  private readonly fanout: FanoutLimits;
+  private readonly graceMs: number;
+  private readonly missingGraceMs: number;
+  private readonly intervalMs: number;
+  private readonly batchSize: number;
+  /** One sweeper at a time (platform/lease.ts); a sweep that lost it stops. */
+  private readonly lease: Lease;
+  private readonly timer: NodeJS.Timeout;
+  private running: Promise<number> | undefined;
+  private legacyAdopted = false;
+  /** When the lease was last extended, during a sweep. */
+  private extendedAt = 0;
 
-  const deadLetter = async (msg: StoredMessage, err: PushError) => {
-    const summary = {
-      id: msg._id,
-      app: msg.app,
-      target: msg.target,
-      recipients: msg.users?.length ?? null,
-      payloadBytes: Buffer.byteLength(msg.payload),
-      createdAt: msg.createdAt.toISOString(),
-      traceId: msg.traceId,
-    };
-    // The summary, not the message: the message itself is what could not be published
-    // (it stays in the store, by id, until it expires).
-    const rec = encodeRecord('DeadLetter', {
-      sourceTopic: 'outbox',
-      partition: -1,
-      offset: msg._id,
-      key: Buffer.from(msg.app),
-      value: Buffer.from(JSON.stringify(summary)),
-      headers: { 'push-message-id': msg._id, 'push-app': msg.app, 'push-trace': msg.traceId },
-      errorCode: err.code,
-      reason: err.message,
-      consumer: 'collector-outbox',
-      failedAt: Date.now(),
-    });
-    await publisher.publish(dlqTopic, [{ key: msg.app, value: rec.value, headers: rec.headers }]);
-    metrics.deadLettered.inc({ code: err.code });
-    logger.warn({ id: msg._id, app: msg.app, code: err.code, reason: err.message }, 'outbox entry cannot be published; dead-lettered');
-  };
+  constructor(private readonly deps: OutboxDeps) {
+    this.fanout = deps.fanout ?? DEFAULT_FANOUT_LIMITS;
+    this.graceMs = deps.graceMs ?? 5000;
+    this.missingGraceMs = deps.missingGraceMs ?? 60_000;
+    this.intervalMs = deps.intervalMs ?? 2000;
+    this.batchSize = deps.batchSize ?? 200;
+    this.lease = createLease(deps.redis, LOCK_KEY, this.intervalMs * 5);
+    this.timer = setInterval(() => void this.sweep(), this.intervalMs);
+  }
 
-  /** Refused because its app holds its whole share of the publish queue (batchPublisher's maxOwnerShare). */
-  const overShare = (err: unknown) => err instanceof PushError && err.code === 'OVERLOADED' && (err.details as { owner?: unknown } | undefined)?.owner !== undefined;
+  /** One sweep (or the one running); resolves with the messages republished. Never rejects. */
+  sweep(): Promise<number> {
+    this.running ??= this.sweepOnce()
+      .catch((err: Error) => {
+        this.deps.logger.warn({ err: err.message }, 'outbox sweep deferred; retried next interval');
+        return 0;
+      })
+      .finally(() => {
+        this.running = undefined;
+      });
+    return this.running;
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.running;
+  }
+
+  private async sweepOnce(): Promise<number> {
+    const { store, logger } = this.deps;
+    if (!(await this.lease.acquire().catch(() => false))) return 0;
+    let total = 0;
+    try {
+      // Entries left by an earlier version (one per message) join the batches first, once.
+      while (!this.legacyAdopted) {
+        const moved = await store.adoptLegacyOutbox(this.batchSize);
+        if (moved > 0) logger.info({ count: moved }, 'outbox entries of an earlier version adopted');
+        this.legacyAdopted = moved < this.batchSize;
+      }
+      this.extendedAt = Date.now();
+      for (let leased = true; leased; ) {
+        const batches = await store.unpublished(new Date(Date.now() - this.graceMs), this.batchSize);
+        if (batches.length === 0) break;
+        const step = await this.publishBatches(batches);
+        total += step.published;
+        leased = step.leased;
+        // Only entries of apps over their share (or still arriving) left: the next sweep takes them.
+        if (step.handled === 0) break;
+        if (leased) leased = await this.lease.extend();
+        this.extendedAt = Date.now();
+      }
+    } finally {
+      await this.lease.release();
+      if (total > 0) logger.info({ count: total }, 'outbox republished stored messages');
+    }
+    return total;
+  }
+
+  /**
+   * Publishes the messages of outbox batches in order. Apps over their share of the publish
+   * queue: their later entries wait for the next sweep (keeping each app's order) while other
+   * apps' entries go on. A batch published in part is published again in whole later (ids make
+   * that harmless). Stops when the lease is lost.
+   */
+  private async publishBatches(batches: Awaited<ReturnType<MessagesStore['unpublished']>>): Promise<{ published: number; handled: number; leased: boolean }> {
+    const waiting = new Set<string>();
+    let handled = 0;
+    let total = 0;
+    for (const { batch, messages } of batches) {
+      // Messages of a recent batch still missing: their insert may be running; later.
+      if (messages.length < batch.ids.length && batch.at.getTime() > Date.now() - this.missingGraceMs) break;
+      let published = 0;
+      let complete = true;
+      for (const msg of messages) {
+        if (waiting.has(msg.app)) {
+          complete = false;
+          continue;
+        }
+        // A long batch keeps the lease; a lease lost meanwhile ends the sweep.
+        if (!(await this.keepLease())) {
+          this.deps.metrics.outboxRepublished.inc(published);
+          return { published: total + published, handled, leased: false };
+        }
+        try {
+          if (await this.publishOne(msg)) published++;
+        } catch (err) {
+          if (!overShare(err)) throw err;
+          waiting.add(msg.app);
+          complete = false;
+        }
+      }
+      total += published;
+      this.deps.metrics.outboxRepublished.inc(published);
+      if (complete) {
+        await this.deps.store.batchDone(batch._id);
+        handled++;
+      }
+    }
+    return { published: total, handled, leased: true };
+  }
+
+  /** Extends the lease when the last extension is older than the interval; false when it was lost. */
+  private async keepLease(): Promise<boolean> {
+    if (Date.now() - this.extendedAt <= this.intervalMs) return true;
+    if (!(await this.lease.extend())) return false;
+    this.extendedAt = Date.now();
+    return true;
+  }
 
   /** Publishes one entry; false when it was dead-lettered instead. */
-  const publishOne = async (msg: StoredMessage): Promise<boolean> => {
+  private async publishOne(msg: StoredMessage): Promise<boolean> {
+    const { publisher, ingestTopic } = this.deps;
     try {
-      checkFanout({ app: msg.app, users: msg.target === 'USER' ? (msg.users ?? []) : undefined, group: msg.group, payload: msg.payload, traceId: msg.traceId, collapseKey: msg.collapseKey }, fanout);
+      checkFanout({ app: msg.app, users: msg.target === 'USER' ? (msg.users ?? []) : undefined, group: msg.group, payload: msg.payload, traceId: msg.traceId, collapseKey: msg.collapseKey }, this.fanout);
       // Owned by its app, like at submit time: an app's backlog cannot fill the queue for every other app.
       await publisher.publish(ingestTopic, ingestMessages(msg), msg.app);
       return true;
     } catch (err) {
       if (!(err instanceof PushError) || !UNPUBLISHABLE.has(err.code)) throw err;
-      await deadLetter(msg, err);
+      await this.deadLetter(msg, err);
       return false;
     }
-  };
+  }
 
-  const sweepOnce = async (): Promise<number> => {
-    if (!(await lease.acquire().catch(() => false))) return 0;
-    let total = 0;
-    try {
-      // Entries left by an earlier version (one per message) join the batches first, once.
-      while (!legacyAdopted) {
-        const moved = await store.adoptLegacyOutbox(batchSize);
-        if (moved > 0) logger.info({ count: moved }, 'outbox entries of an earlier version adopted');
-        legacyAdopted = moved < batchSize;
-      }
-      let extendedAt = Date.now();
-      let leased = true;
-      while (leased) {
-        const batches = await store.unpublished(new Date(Date.now() - graceMs), batchSize);
-        if (batches.length === 0) break;
-        // Apps over their share of the publish queue: their later entries wait for the next
-        // sweep (keeping each app's order) while other apps' entries go on.
-        const waiting = new Set<string>();
-        let handled = 0;
-        for (const { batch, messages } of batches) {
-          // Messages of a recent batch still missing: their insert may be running; later.
-          if (messages.length < batch.ids.length && batch.at.getTime() > Date.now() - missingGraceMs) break;
-          let published = 0;
-          let complete = true;
-          for (const msg of messages) {
-            if (waiting.has(msg.app)) {
-              complete = false;
-              continue;
-            }
-            // A long batch keeps the lease; a lease lost meanwhile ends the sweep.
-            if (Date.now() - extendedAt > intervalMs) {
-              if (!(leased = await lease.extend())) break;
-              extendedAt = Date.now();
-            }
-            try {
-              if (await publishOne(msg)) published++;
-            } catch (err) {
-              if (!overShare(err)) throw err;
-              waiting.add(msg.app);
-              complete = false;
-            }
-          }
-          total += published;
-          metrics.outboxRepublished.inc(published);
-          if (!leased) break;
-          // A batch published in part is published again in whole later (ids make that harmless).
-          if (complete) {
-            await store.batchDone(batch._id);
-            handled++;
-          }
-        }
-        // Only entries of apps over their share (or still arriving) left: the next sweep takes them.
-        if (handled === 0) break;
-        if (leased) leased = await lease.extend();
-        extendedAt = Date.now();
-      }
-    } finally {
-      await lease.release();
-      if (total > 0) logger.info({ count: total }, 'outbox republished stored messages');
-    }
-    return total;
-  };
-  const sweep = () => {
-    running ??= sweepOnce()
-      .catch((err: Error) => {
-        logger.warn({ err: err.message }, 'outbox sweep deferred; retried next interval');
-        return 0;
-      })
-      .finally(() => {
-        running = undefined;
-      });
-    return running;
-  };
-  const timer = setInterval(() => void sweep(), intervalMs);
-  return {
-    sweep,
-    async close() {
-      clearInterval(timer);
-      await running;
-    },
-  };
+  private async deadLetter(msg: StoredMessage, err: PushError): Promise<void> {
+    await this.deps.publisher.publish(this.deps.dlqTopic, [outboxDeadLetter(msg, err)]);
+    this.deps.metrics.deadLettered.inc({ code: err.code });
+    this.deps.logger.warn({ id: msg._id, app: msg.app, code: err.code, reason: err.message }, 'outbox entry cannot be published; dead-lettered');
+  }
+}
+
+export function startOutboxSweeper(deps: OutboxDeps): OutboxSweeper {
+  return new OutboxSweeper(deps);
 }
