@@ -5,6 +5,7 @@ COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts
 COPY tsconfig.json ./
 COPY common ./common
+COPY protocol ./protocol
 COPY schemas ./schemas
 COPY auth ./auth
 COPY collector ./collector

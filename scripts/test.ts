@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { infraDown, infraUp } from '../infra/stack.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SEARCH = ['common', 'store', 'schemas', 'auth', 'collector', 'dispatcher', 'pusher', 'infra', 'sdk', 'publisher', 'cli', 'test', 'scripts'];
+const SEARCH = ['common', 'protocol', 'store', 'schemas', 'auth', 'collector', 'dispatcher', 'pusher', 'infra', 'sdk', 'publisher', 'cli', 'test', 'scripts'];
 
 function findTests(dir: string, out: string[] = []): string[] {
   let entries: string[];

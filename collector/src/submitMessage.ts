@@ -5,7 +5,7 @@ import type { WriteBatcher } from '../../store/writeBatcher.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { IdempotencyKeys } from '../../store/idempotency.js';
 import type { TaskStore } from '../../common/src/tasks.js';
-import { newId } from '../../common/src/ids.js';
+import { newId } from '../../protocol/ids.js';
 import { PushError } from '../../common/src/errors.js';
 import { encodeRecord, encodeRecordsVarying, latestSchemaId, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';

@@ -5,7 +5,7 @@ import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { commitThrough, createProducer, disconnectWithin, ensureTopics } from '../../common/src/kafka.js';
-import { topicNames } from '../../common/src/topics.js';
+import { topicNames } from '../../protocol/topics.js';
 import { groupNodes, lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';

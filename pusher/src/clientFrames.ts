@@ -1,6 +1,6 @@
-import { CLOSE, FRAME_ERROR, MAX_ACK_IDS, MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
+import { CLOSE, FRAME_ERROR, MAX_ACK_IDS, MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
-import { GROUP_PATTERN } from '../../common/src/tokens.js';
+import { GROUP_PATTERN } from '../../protocol/tokens.js';
 import { exceedsDepth } from './frameDepth.js';
 
 export interface FrameLimits {

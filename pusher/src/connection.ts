@@ -1,5 +1,5 @@
 import type { WebSocket } from 'ws';
-import { CLOSE } from '../../common/src/codes.js';
+import { CLOSE } from '../../protocol/codes.js';
 import { socketOf, writeFrame, type WireFrame } from './wireFrame.js';
 import { closeReason } from './closeReason.js';
 

@@ -6,7 +6,7 @@ import { createAppStore } from '../../common/src/apps.js';
 import { createDeliveryStore } from '../../store/deliveryStore.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
-import { topicNames } from '../../common/src/topics.js';
+import { topicNames } from '../../protocol/topics.js';
 import { heartbeatNode, liveNodes, pruneNodes, removeNode } from '../../common/src/nodeRegistry.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';

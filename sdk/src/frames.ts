@@ -1,4 +1,4 @@
-import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
+import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
 /** Frames of the WebSocket protocol (docs/protocol.md), as the client sees them. */
 
 export interface MessageFrame {

@@ -1,4 +1,4 @@
-import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../common/src/codes.js';
+import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../protocol/codes.js';
 import { createAckBatcher, type AckBatcher } from './ackBatcher.js';
 import { backoffCap, createBackoff, type Backoff } from './backoff.js';
 import { CLIENT_ERROR } from './clientErrors.js';

@@ -3,7 +3,7 @@ import type { Admin, Producer } from 'kafkajs';
 import { createKafka, createProducer } from '../../common/src/kafka.js';
 import { consumerLag } from '../../common/src/consumerLag.js';
 import { signEvent, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
-import type { Topics } from '../../common/src/topics.js';
+import type { Topics } from '../../protocol/topics.js';
 import { encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import { stack as infra } from './env.js';
