@@ -31,7 +31,8 @@ function findTests(dir: string, out: string[] = []): string[] {
 
 const filters = process.argv.slice(2);
 const files = SEARCH.flatMap((d) => findTests(path.join(ROOT, d)))
-  .filter((f) => filters.length === 0 || filters.some((flt) => f.includes(flt)))
+  // Matched against the path inside the repository: a checkout's own path (say `wt-protocol`) must not match every file.
+  .filter((f) => filters.length === 0 || filters.some((flt) => path.relative(ROOT, f).includes(flt)))
   .sort();
 if (files.length === 0) {
   console.error(`no test files match ${filters.join(' ')}`);
