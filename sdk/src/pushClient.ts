@@ -1,7 +1,7 @@
 import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../protocol/codes.js';
 import { CLIENT_FRAME, SERVER_FRAME, type ClientFrame } from '../../protocol/frames.js';
 import { createAckBatcher, type AckBatcher } from './ackBatcher.js';
-import { backoffCap, createBackoff, type Backoff } from './backoff.js';
+import { backoffCap, createBackoff, type Backoff } from '../../protocol/backoff.js';
 import { CLIENT_ERROR } from './clientErrors.js';
 import { TypedEmitter, type ClientState, type Listener, type PushEvents } from './events.js';
 import { MESSAGE_ID, parseServerFrame, type WelcomeFrame } from './frames.js';
