@@ -11,7 +11,7 @@ import type { BusinessEvent } from '../../schemas/types.js';
 import { submitClaimed, submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission, type Submission } from './validateMessage.js';
 import { eventIdempotencyKey } from '../../common/src/eventOrigin.js';
-import { checkEventSignature, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
+import { checkEventSignature, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';
 import type { IdempotencyClaim } from '../../store/idempotency.js';
 import { newId } from '../../protocol/ids.js';
 import type { RateLimiter } from './rateLimiter.js';

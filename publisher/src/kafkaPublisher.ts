@@ -4,7 +4,7 @@ import type { RecordMetadata } from 'kafkajs';
 import { createKafka, createProducer } from '../../common/src/kafka.js';
 import { topicNames } from '../../protocol/topics.js';
 import { encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
-import { signEvent, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
+import { signEvent, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import { PublishError } from './publishError.js';
 import type { PushMessage } from './pushMessage.js';
