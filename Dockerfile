@@ -7,6 +7,7 @@ COPY tsconfig.json ./
 COPY common ./common
 COPY platform ./platform
 COPY store ./store
+COPY protocol ./protocol
 COPY schemas ./schemas
 COPY auth ./auth
 COPY collector ./collector

@@ -17,7 +17,7 @@ import { fileURLToPath } from 'node:url';
 import { infraDown, infraUp } from '../infra/stack.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SEARCH = ['common', 'platform', 'store', 'schemas', 'auth', 'collector', 'dispatcher', 'pusher', 'infra', 'sdk', 'publisher', 'cli', 'test', 'scripts'];
+const SEARCH = ['common', 'platform', 'protocol', 'store', 'schemas', 'auth', 'collector', 'dispatcher', 'pusher', 'infra', 'sdk', 'publisher', 'cli', 'test', 'scripts'];
 /** A port nothing listens on (TCP port 1, tcpmux): connecting fails at once. */
 const CLOSED = '127.0.0.1:1';
 const UNIT_ENV = {
@@ -54,7 +54,8 @@ const unit = args.includes('--unit');
 const filters = args.filter((a) => a !== '--unit');
 const files = SEARCH.flatMap((d) => findTests(path.join(ROOT, d)))
   .filter((f) => !unit || isUnitTest(f))
-  .filter((f) => filters.length === 0 || filters.some((flt) => f.includes(flt)))
+  // Matched against the path inside the repository: a checkout's own path (say `wt-protocol`) must not match every file.
+  .filter((f) => filters.length === 0 || filters.some((flt) => path.relative(ROOT, f).includes(flt)))
   .sort();
 if (files.length === 0) {
   console.error(`no ${unit ? 'unit ' : ''}test files match ${filters.join(' ')}`);

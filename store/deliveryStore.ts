@@ -1,6 +1,6 @@
 import type { Collection, Db } from 'mongodb';
 import type { StoredMessage } from './messages.js';
-import { BROADCAST_INBOX } from '../common/src/tokens.js';
+import { BROADCAST_INBOX } from '../protocol/tokens.js';
 import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Deliveries, type Delivery, type DeliveryItem, type UserState } from './deliveries.js';
 import { deliveryId, userKey } from './keys.js';

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient, type Db } from 'mongodb';
-import { newId } from '../common/src/ids.js';
+import { newId } from '../protocol/ids.js';
 import { stack as infra, uniqueId } from '../test/support/env.js';
 import { createMessagesStore, type StoredMessage } from './messages.js';
 import { createIdempotencyKeys } from './idempotency.js';

@@ -1,5 +1,5 @@
 import type { Collection, Db, Filter } from 'mongodb';
-import { newId } from '../common/src/ids.js';
+import { newId } from '../protocol/ids.js';
 import { ensureExpiryIndex } from '../common/src/mongo.js';
 import { createWriteBatcher, type WriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
 import { mapBounded } from '../platform/concurrency.js';

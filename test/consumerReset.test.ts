@@ -5,7 +5,7 @@ import path from 'node:path';
 import { pino } from 'pino';
 import { createKafka } from '../common/src/kafka.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { topicNames } from '../common/src/topics.js';
+import { topicNames } from '../protocol/topics.js';
 import { kafkaLibsDir } from '../infra/kafka.js';
 import { connectClient, receiveAndAck, startStack, wsOf, type TestStack } from './support/stack.js';
 import { stack as infra } from './support/env.js';

@@ -4,8 +4,8 @@ import { spawn } from 'node:child_process';
 import { MongoClient, type CommandStartedEvent, type Db } from 'mongodb';
 import { createDeliveryStore, type DeliveryStore } from '../store/deliveryStore.js';
 import type { StoredMessage } from '../store/messages.js';
-import { BROADCAST_INBOX } from '../common/src/tokens.js';
-import { newId } from '../common/src/ids.js';
+import { BROADCAST_INBOX } from '../protocol/tokens.js';
+import { newId } from '../protocol/ids.js';
 import { stack as infra, uniqueId } from './support/env.js';
 import { eventually } from './support/eventually.js';
 

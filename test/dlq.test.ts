@@ -4,7 +4,7 @@ import { pino } from 'pino';
 import type { Producer } from 'kafkajs';
 import { createAppStore } from '../common/src/apps.js';
 import { createKafka, createProducer } from '../common/src/kafka.js';
-import { topicNames } from '../common/src/topics.js';
+import { topicNames } from '../protocol/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { adminCall, connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 import { stack as infra } from './support/env.js';

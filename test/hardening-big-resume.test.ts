@@ -4,7 +4,7 @@ import { WebSocket } from 'ws';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { MAX_ACK_IDS } from '../common/src/codes.js';
+import { MAX_ACK_IDS } from '../protocol/codes.js';
 
 const STORED = 300;
 const PAYLOAD_BYTES = 60_000;

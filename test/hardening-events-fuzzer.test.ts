@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { newSigningSecret, SIGNATURE_HEADER } from '../common/src/eventSignature.js';
+import { newSigningSecret, SIGNATURE_HEADER } from '../protocol/eventSignature.js';
 import { decodeRecord, SCHEMA_HEADER } from '../schemas/registry.js';
 import type { BusinessEvent, DeadLetter } from '../schemas/types.js';
 import { connectClient, wsOf } from './support/stack.js';

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
 import { createAppStore } from '../common/src/apps.js';
-import { topicNames } from '../common/src/topics.js';
+import { topicNames } from '../protocol/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { DeadLetter, IngestRecord } from '../schemas/types.js';
 import { startService, type RunningService } from './support/services.js';

@@ -1,8 +1,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAppStore } from '../common/src/apps.js';
-import { newSigningSecret, SIGNATURE_HEADER } from '../common/src/eventSignature.js';
-import { topicNames } from '../common/src/topics.js';
+import { newSigningSecret, SIGNATURE_HEADER } from '../protocol/eventSignature.js';
+import { topicNames } from '../protocol/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { IngestRecord } from '../schemas/types.js';
 import { createKafkaPublisher } from '../publisher/src/index.js';

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import type { StoredMessage } from '../store/messages.js';
-import { newId } from '../common/src/ids.js';
+import { newId } from '../protocol/ids.js';
 import { startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createKafka, createProducer } from '../common/src/kafka.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { topicNames } from '../common/src/topics.js';
+import { topicNames } from '../protocol/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { stack as infra } from './support/env.js';
 import { eventually } from './support/eventually.js';

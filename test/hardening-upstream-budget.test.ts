@@ -1,6 +1,6 @@
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { topicNames } from '../common/src/topics.js';
+import { topicNames } from '../protocol/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { Ack, Presence, Upstream } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';

@@ -6,8 +6,8 @@ import { startPrivateRedis } from '../infra/stack.js';
 import { createDeliveryStore, type DeliveryStore, type PendingRequest } from '../store/deliveryStore.js';
 import { createHotIndex } from '../store/hotIndex.js';
 import { hotIndexKey, userKey } from '../store/keys.js';
-import { BROADCAST_INBOX } from '../common/src/tokens.js';
-import { newId } from '../common/src/ids.js';
+import { BROADCAST_INBOX } from '../protocol/tokens.js';
+import { newId } from '../protocol/ids.js';
 import { stack as infra, uniqueId } from './support/env.js';
 
 /**

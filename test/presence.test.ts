@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { topicNames } from '../common/src/topics.js';
+import { topicNames } from '../protocol/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { Presence, Upstream } from '../schemas/types.js';
 import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';

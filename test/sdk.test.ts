@@ -8,7 +8,7 @@ import { SignJWT, generateKeyPair, importJWK } from 'jose';
 import { chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { PushClient, type MessageFrame, type PushClientOptions, type PushEvents } from '../sdk/src/index.js';
-import { backoffCap } from '../sdk/src/backoff.js';
+import { backoffCap } from '../protocol/backoff.js';
 import { createKafkaPublisher, createPublisher } from '../publisher/src/index.js';
 import { SDK_BUNDLES } from '../sdk/build.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';

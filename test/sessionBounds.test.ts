@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
-import { topicNames } from '../common/src/topics.js';
-import { CLOSE, FRAME_ERROR } from '../common/src/codes.js';
+import { topicNames } from '../protocol/topics.js';
+import { CLOSE, FRAME_ERROR } from '../protocol/codes.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { Ack, Upstream } from '../schemas/types.js';
 import { PushClient, type PushEvents } from '../sdk/src/index.js';

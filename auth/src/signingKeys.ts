@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, type JWK } from 'jose';
 import type { Db } from 'mongodb';
-import { newId } from '../../common/src/ids.js';
+import { newId } from '../../protocol/ids.js';
 
 const ALG = 'ES256';
 

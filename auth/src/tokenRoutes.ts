@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { AppStore } from '../../common/src/apps.js';
 import { appOf, requireApp, requireOperator } from '../../common/src/httpAuth.js';
 import { invalid } from '../../common/src/errors.js';
-import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../common/src/tokens.js';
+import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../protocol/tokens.js';
 
 const MAX_TOKEN_GROUPS = 100;
 const GROUP_GRANT_PATTERN = /^[A-Za-z0-9._:-]{1,128}\*?$|^\*$/;

@@ -7,7 +7,7 @@
 import { MongoClient } from 'mongodb';
 import { Redis } from 'ioredis';
 import { createDeliveryStore } from '../../store/deliveryStore.js';
-import { newId } from '../../common/src/ids.js';
+import { newId } from '../../protocol/ids.js';
 import { stack as infra, uniqueId } from '../../test/support/env.js';
 
 const USERS = Number(process.argv[2] ?? 3000);

@@ -12,7 +12,7 @@ import type { JWK } from 'jose';
 import { pino } from 'pino';
 import { infraUp } from '../../infra/stack.js';
 import { createKafka } from '../../common/src/kafka.js';
-import { topicNames } from '../../common/src/topics.js';
+import { topicNames } from '../../protocol/topics.js';
 import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort, ROOT } from '../../test/support/services.js';
 import { cpuSeconds, rssBytes } from './procStats.js';

@@ -8,7 +8,7 @@
  */
 import { importJWK, SignJWT } from 'jose';
 import { WebSocket } from 'ws';
-import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../common/src/tokens.js';
+import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../protocol/tokens.js';
 import { LatencyHistogram } from './histogram.js';
 import { nowMs, type ClientRange, type CollectResult, type ConnectResult, type InitCommand, type ParentCommand, type WorkerReply, type WorkerStats } from './loadgenProtocol.js';
 

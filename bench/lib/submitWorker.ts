@@ -8,7 +8,7 @@ import http from 'node:http';
 import { pino } from 'pino';
 import type { Producer } from 'kafkajs';
 import { createKafka, createProducer } from '../../common/src/kafka.js';
-import { topicNames } from '../../common/src/topics.js';
+import { topicNames } from '../../protocol/topics.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import { eventKey, toBusinessEvent } from '../../publisher/src/kafkaPublisher.js';
 import { nowMs } from './loadgenProtocol.js';

@@ -5,15 +5,15 @@ import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
 import { commitThrough } from '../../common/src/kafka.js';
 import { PushError } from '../../common/src/errors.js';
-import type { Topics } from '../../common/src/topics.js';
+import type { Topics } from '../../protocol/topics.js';
 import { decodeRecord, schemaIdOf } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import { submitClaimed, submitMessage, type SubmitDeps } from './submitMessage.js';
 import { validateSubmission, type Submission } from './validateMessage.js';
 import { eventIdempotencyKey } from '../../common/src/eventOrigin.js';
-import { checkEventSignature, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
+import { checkEventSignature, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';
 import type { IdempotencyClaim } from '../../store/idempotency.js';
-import { newId } from '../../common/src/ids.js';
+import { newId } from '../../protocol/ids.js';
 import type { RateLimiter } from './rateLimiter.js';
 import { isInfrastructureFailure, poisonOf } from './eventFailures.js';
 

@@ -4,7 +4,7 @@ import { appOf } from '../../common/src/httpAuth.js';
 import { invalid } from '../../common/src/errors.js';
 import { lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
-import { ID_PATTERN } from '../../common/src/tokens.js';
+import { ID_PATTERN } from '../../protocol/tokens.js';
 
 /** `GET /v1/users/:userId/presence`: the user's live devices and the nodes holding them, from the Redis routes. */
 export function presenceRoutes({ redis, auth }: { redis: Redis; auth: RequestHandler }): Router {

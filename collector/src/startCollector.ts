@@ -12,7 +12,7 @@ import { kickRoutes } from '../../common/src/kicks.js';
 import { presenceRoutes } from './presenceRoutes.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
-import { topicNames } from '../../common/src/topics.js';
+import { topicNames } from '../../protocol/topics.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
 import { createMessageListener, messageRoutes } from './messageRoutes.js';
 import { createApiKeyLookup } from './apiKeyLookup.js';

@@ -5,7 +5,8 @@ import type { WriteBatcher } from '../../store/writeBatcher.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { IdempotencyKeys } from '../../store/idempotency.js';
 import type { TaskStore } from '../../common/src/tasks.js';
-import { newId } from '../../common/src/ids.js';
+import { newId } from '../../protocol/ids.js';
+import { recordKey, userRecordKey } from '../../protocol/recordKeys.js';
 import { PushError } from '../../common/src/errors.js';
 import { encodeRecord, encodeRecordsVarying, latestSchemaId, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
@@ -63,11 +64,10 @@ export function ingestMessages(msg: StoredMessage) {
   };
   // One header object for all of a message's records (the producer only reads it).
   const headers = { [SCHEMA_HEADER]: latestSchemaId('IngestRecord'), 'push-trace': msg.traceId };
-  if (msg.target === 'GROUP') return [{ key: `${msg.app}|#g:${msg.group}`, value: encodeRecord('IngestRecord', { ...base, user: null }).value, headers }];
-  if (msg.target === 'ALL') return [{ key: `${msg.app}|#all`, value: encodeRecord('IngestRecord', { ...base, user: null }).value, headers }];
+  if (msg.target !== 'USER') return [{ key: recordKey(msg.app, msg), value: encodeRecord('IngestRecord', { ...base, user: null }).value, headers }];
   const users = msg.users ?? [];
   const values = encodeRecordsVarying('IngestRecord', base, 'user', users);
-  return users.map((user, i) => ({ key: `${msg.app}|${user}`, value: values[i]!, headers }));
+  return users.map((user, i) => ({ key: userRecordKey(msg.app, user), value: values[i]!, headers }));
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { AppLimits } from '../../common/src/apps.js';
 import { invalid, PushError } from '../../common/src/errors.js';
-import { GROUP_PATTERN, ID_PATTERN } from '../../common/src/tokens.js';
+import { GROUP_PATTERN, ID_PATTERN } from '../../protocol/tokens.js';
 
 export type Target = { kind: 'users'; users: string[] } | { kind: 'group'; group: string } | { kind: 'all' };
 

@@ -1,5 +1,5 @@
 import type { Admin } from 'kafkajs';
-import type { Topics } from './topics.js';
+import type { Topics } from '../../protocol/topics.js';
 
 export interface PartitionLag {
   partition: number;

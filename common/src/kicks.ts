@@ -1,7 +1,7 @@
 import express, { Router, type RequestHandler, type Response } from 'express';
 import type { Redis } from 'ioredis';
 import { invalid } from './errors.js';
-import { ID_PATTERN } from './tokens.js';
+import { ID_PATTERN } from '../../protocol/tokens.js';
 
 /**
  * Kicks travel to every pusher on one Redis channel; the node holding the

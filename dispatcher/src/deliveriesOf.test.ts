@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { IngestRecord } from '../../schemas/types.js';
-import { BROADCAST_INBOX } from '../../common/src/tokens.js';
+import { BROADCAST_INBOX } from '../../protocol/tokens.js';
 import { deliveriesOf } from './deliveriesOf.js';
 
 const rec = (id: string, over: Partial<IngestRecord> = {}): IngestRecord => ({

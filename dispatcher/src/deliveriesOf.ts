@@ -1,6 +1,6 @@
 import type { Delivery } from '../../store/deliveries.js';
 import type { IngestRecord } from '../../schemas/types.js';
-import { BROADCAST_INBOX } from '../../common/src/tokens.js';
+import { BROADCAST_INBOX } from '../../protocol/tokens.js';
 
 /**
  * The deliveries a slice of push.ingest records stores before it is routed

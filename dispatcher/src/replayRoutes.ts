@@ -1,6 +1,6 @@
 import express, { Router, type RequestHandler } from 'express';
 import { PushError, invalid, notFound } from '../../common/src/errors.js';
-import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
+import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
 import { parseReplayRequest } from './replayRequest.js';
 import type { ReplayRunner } from './replayRunner.js';
 import type { ReplayStore } from './replayStore.js';

@@ -5,7 +5,8 @@ import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { commitThrough, createProducer, disconnectWithin, ensureTopics } from '../../common/src/kafka.js';
-import { topicNames } from '../../common/src/topics.js';
+import { topicNames } from '../../protocol/topics.js';
+import { recordKey } from '../../protocol/recordKeys.js';
 import { groupNodes, lookupRoutes } from '../../common/src/routes.js';
 import { liveNodeIds } from '../../common/src/nodeRegistry.js';
 import { sendToDeadLetters } from '../../common/src/deadLetter.js';
@@ -182,7 +183,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
           topics.node(nodeId),
           recs.map((r) => {
             const value = bytesOf.get(r) ?? encodeRecord('NodeDelivery', r).value;
-            const key = r.target === 'USER' ? `${r.app}|${r.user}` : r.target === 'GROUP' ? `${r.app}|#g:${r.group}` : `${r.app}|#all`;
+            const key = recordKey(r.app, r);
             return { key, value, headers: { [SCHEMA_HEADER]: nodeSchema, 'push-trace': r.traceId } };
           }),
         ),

@@ -1,6 +1,7 @@
 import type { IngestRecord } from '../../schemas/types.js';
 import type { Logger } from '../../common/src/logger.js';
 import { MAX_TRACED_RECIPIENTS, type TraceMeta, type TraceWriter } from '../../common/src/traceRecords.js';
+import { recipientOf } from '../../protocol/recordKeys.js';
 
 export type DispatchOutcome = 'forwarded' | 'offline' | 'dropped-transient' | 'expired';
 
@@ -36,7 +37,7 @@ export function createDispatchTracer({ trace, logger }: { trace: TraceWriter; lo
       }
       trace.incr(r.id, `n:${outcome}`, 1);
       if (seen < MAX_TRACED_RECIPIENTS) {
-        const who = r.target === 'USER' ? (r.user ?? '') : r.target === 'GROUP' ? `#g:${r.group}` : '#all';
+        const who = recipientOf(r);
         // A later routing to nodes (a replay that re-delivers) replaces the recorded one; a record
         // that went nowhere this time (a replay the dispatcher skipped as already handled) does not.
         const value = JSON.stringify({ at: now, outcome, nodes });

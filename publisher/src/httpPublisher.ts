@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { fullJitterDelay } from '../../sdk/src/backoff.js';
+import { fullJitterDelay } from '../../protocol/backoff.js';
 import { PublishError } from './publishError.js';
 import type { PushMessage, SubmitResult } from './pushMessage.js';
 

@@ -3,4 +3,4 @@ export { createPublisher, parseRetryAfter, type Publisher, type PublisherOptions
 export { createKafkaPublisher, type KafkaPublisher, type KafkaPublisherOptions, type PushEvent } from './kafkaPublisher.js';
 export { PublishError } from './publishError.js';
 export type { PushMessage, SubmitResult, Target } from './pushMessage.js';
-export { newSigningSecret, signEvent, SIGNATURE_HEADER } from '../../common/src/eventSignature.js';
+export { newSigningSecret, signEvent, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';

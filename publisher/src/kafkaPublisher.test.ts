@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { decodeRecord, encodeRecord } from '../../schemas/registry.js';
 import { eventKey, toBusinessEvent } from './kafkaPublisher.js';
 import { PublishError } from './publishError.js';
-import { checkEventSignature, signEvent } from '../../common/src/eventSignature.js';
+import { checkEventSignature, signEvent } from '../../protocol/eventSignature.js';
 
 test('a message becomes a BusinessEvent that round-trips through the Avro schema', () => {
   const ev = toBusinessEvent({ app: 'shop', to: { users: ['u1', 'u2'] }, payload: { order: 42 }, collapseKey: 'order-42' }, 'key-1');

@@ -3,6 +3,7 @@ import type { AckBatchEntry } from '../../store/deliveries.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { encodeRecord } from '../../schemas/registry.js';
+import { userRecordKey } from '../../protocol/recordKeys.js';
 
 /** Ids in one `Ack` record on push.acks: keeps records small whatever a device acked in one flush. */
 const MAX_IDS_PER_RECORD = 500;
@@ -146,7 +147,7 @@ function ackRecords(stored: { app: string; user: string; device: string; ids: st
   for (const { app, user, device, ids } of stored) {
     for (let i = 0; i < ids.length; i += MAX_IDS_PER_RECORD) {
       const rec = encodeRecord('Ack', { app, user, device, ids: ids.slice(i, i + MAX_IDS_PER_RECORD), nodeId, at });
-      messages.push({ key: `${app}|${user}`, value: rec.value, headers: rec.headers });
+      messages.push({ key: userRecordKey(app, user), value: rec.value, headers: rec.headers });
     }
   }
   return messages;

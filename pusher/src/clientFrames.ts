@@ -1,6 +1,7 @@
-import { CLOSE, FRAME_ERROR, MAX_ACK_IDS, MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
+import { CLOSE, FRAME_ERROR, MAX_ACK_IDS, MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
 import type { Connection } from './connection.js';
-import { GROUP_PATTERN } from '../../common/src/tokens.js';
+import { GROUP_PATTERN } from '../../protocol/tokens.js';
+import { CLIENT_FRAME, errorFrame, pongFrame, subscribedFrame, unsubscribedFrame } from '../../protocol/frames.js';
 import { exceedsDepth } from './frameDepth.js';
 
 export interface FrameLimits {
@@ -28,8 +29,6 @@ export interface FrameHandlers {
   /** A handler threw: a bug, never the client's fault. Logged and counted; the connection is closed with 1011. */
   onFrameError(conn: Connection, err: unknown): void;
 }
-
-const errorFrame = (code: string, message: string) => JSON.stringify({ type: 'error', code, message });
 
 /** A frame over the rate: refused before any parsing; too many offences close the socket. */
 function rateOffence(conn: Connection, h: FrameHandlers): void {
@@ -88,17 +87,17 @@ function dispatch(conn: Connection, data: Buffer | ArrayBuffer | Buffer[], isBin
   }
   if (typeof frame !== 'object' || frame === null || Array.isArray(frame)) return bad('shape', 'frame must be a JSON object with a "type"');
   switch (frame.type) {
-    case 'ping':
-      conn.send('{"type":"pong"}');
+    case CLIENT_FRAME.PING:
+      conn.send(pongFrame());
       return;
-    case 'ack': {
+    case CLIENT_FRAME.ACK: {
       const ids = frame.ids;
       if (!Array.isArray(ids) || ids.length === 0 || ids.length > MAX_ACK_IDS || !ids.every((i) => typeof i === 'string' && MESSAGE_ID_PATTERN.test(i))) {
         return bad('ack', `ack.ids must be 1-${MAX_ACK_IDS} message ids`);
       }
       return ack(conn, ids as string[], h, bad);
     }
-    case 'upstream': {
+    case CLIENT_FRAME.UPSTREAM: {
       if (frame.payload === undefined) return bad('upstream', 'upstream.payload is required');
       const verdict = conn.takeUpstreamToken();
       if (verdict === 'ok') return h.upstream(conn, frame.payload);
@@ -107,25 +106,25 @@ function dispatch(conn: Connection, data: Buffer | ArrayBuffer | Buffer[], isBin
       if (verdict === 'close') conn.close(CLOSE.RATE_LIMITED, 'upstream rate exceeded');
       return;
     }
-    case 'auth':
+    case CLIENT_FRAME.AUTH:
       if (typeof frame.token !== 'string' || frame.token === '') return bad('auth', 'auth.token must be a non-empty string');
       h.auth(conn, frame.token);
       return;
-    case 'subscribe':
-    case 'unsubscribe': {
+    case CLIENT_FRAME.SUBSCRIBE:
+    case CLIENT_FRAME.UNSUBSCRIBE: {
       const group = frame.group;
       if (typeof group !== 'string' || !GROUP_PATTERN.test(group)) return bad('group', `${frame.type}.group must be 1-128 characters of [A-Za-z0-9._:-]`);
-      if (frame.type === 'unsubscribe') {
+      if (frame.type === CLIENT_FRAME.UNSUBSCRIBE) {
         h.unsubscribe(conn, group);
-        conn.send(`{"type":"unsubscribed","group":"${group}"}`);
+        conn.send(unsubscribedFrame(group));
         return;
       }
       void h.subscribe(conn, group).then(
         (refused) => {
-          if (refused) conn.send(JSON.stringify({ type: 'error', code: refused, message: `cannot subscribe to ${group}`, group }));
-          else conn.send(`{"type":"subscribed","group":"${group}"}`);
+          if (refused) conn.send(errorFrame(refused, `cannot subscribe to ${group}`, { group }));
+          else conn.send(subscribedFrame(group));
         },
-        () => conn.send(JSON.stringify({ type: 'error', code: 'UNAVAILABLE', message: `cannot subscribe to ${group} now; retry`, group })),
+        () => conn.send(errorFrame(FRAME_ERROR.UNAVAILABLE, `cannot subscribe to ${group} now; retry`, { group })),
       );
       return;
     }
@@ -153,7 +152,7 @@ function ack(conn: Connection, ids: string[], h: FrameHandlers, bad: (reason: st
   if (known.length === 0) return;
   if (!h.ack(conn, known)) {
     // Still deliverable: the ids stay known, so the client's resend is taken.
-    conn.send(JSON.stringify({ type: 'error', code: FRAME_ERROR.ACK_BACKLOG, message: 'acks are backing up; resend these ids later', ids: known }));
+    conn.send(errorFrame(FRAME_ERROR.ACK_BACKLOG, 'acks are backing up; resend these ids later', { ids: known }));
     return;
   }
   conn.forgetDelivered(known);

@@ -1,5 +1,6 @@
 import type { WebSocket } from 'ws';
-import { CLOSE } from '../../common/src/codes.js';
+import { CLOSE } from '../../protocol/codes.js';
+import { userRecordKey } from '../../protocol/recordKeys.js';
 import { socketOf, writeFrame, type WireFrame } from '../../platform/patches/wireFrame.js';
 import { closeReason } from './closeReason.js';
 
@@ -101,7 +102,7 @@ export class Connection {
   }
 
   get userKey(): string {
-    return `${this.app}|${this.user}`;
+    return userRecordKey(this.app, this.user);
   }
 
   get resuming(): boolean {
@@ -264,14 +265,6 @@ export class Connection {
     // A client that does not complete the closing handshake is dropped.
     setTimeout(() => this.ws.terminate(), 2000).unref();
   }
-}
-
-/** Builds a message frame without re-serialising the payload (already JSON text). */
-export function messageFrame(m: { id: string; payload: string; persistent: boolean; createdAt: number; expiresAt: number; collapseKey?: string | null }): string {
-  return (
-    `{"type":"message","id":"${m.id}","persistent":${m.persistent},"sentAt":"${new Date(m.createdAt).toISOString()}",` +
-    `"expiresAt":"${new Date(m.expiresAt).toISOString()}"${m.collapseKey ? `,"collapseKey":${JSON.stringify(m.collapseKey)}` : ''},"payload":${m.payload}}`
-  );
 }
 
 /** Whether a token's grants allow joining `group` (`name`, `prefix*` or `*`). */

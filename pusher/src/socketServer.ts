@@ -9,9 +9,9 @@ import type { AttemptEntry } from '../../store/deliveries.js';
 import { createCoalescer } from '../../store/coalesce.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import { CLOSE, FRAME_ERROR } from '../../common/src/codes.js';
+import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
 import { putGroupNodes, putRoutes, removeGroupNodes, removeRoutes, type RouteEntry, type RouteOwner } from '../../common/src/routes.js';
-import { newId } from '../../common/src/ids.js';
+import { newId } from '../../protocol/ids.js';
 import type { Kick } from '../../common/src/kicks.js';
 import type { DeviceMode } from '../../common/src/apps.js';
 import { encodeRecord } from '../../schemas/registry.js';
@@ -19,7 +19,8 @@ import type { NodeDelivery } from '../../schemas/types.js';
 import type { createTaskRunner } from './taskRunner.js';
 import type { createPresence } from './presence.js';
 import type { PusherConfig } from './config.js';
-import { Connection, mayJoin, messageFrame } from './connection.js';
+import { Connection, mayJoin } from './connection.js';
+import { authedFrame, errorFrame, kickFrame, messageFrame, reconnectFrame, tokenExpiringFrame, unsubscribedFrame, welcomeFrame } from '../../protocol/frames.js';
 import { ConnectionTable } from './connectionTable.js';
 import { createAppLookup } from './appLookup.js';
 import { handleClientFrame, handleControlFrame, type FrameHandlers } from './clientFrames.js';
@@ -116,7 +117,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   // fresh token (`auth` frame), and close with 4001 if none came.
   const tokenClock = createTokenClock({
     warningMs: config.tokenWarningMs,
-    onWarn: contain(logger, 'token-warning', (c: Connection) => c.send(`{"type":"token-expiring","expiresAt":"${new Date(c.tokenExpiresAt).toISOString()}"}`)),
+    onWarn: contain(logger, 'token-warning', (c: Connection) => c.send(tokenExpiringFrame(c.tokenExpiresAt))),
     onExpire: contain(logger, 'token-expiry', (c: Connection) => c.close(CLOSE.TOKEN_EXPIRED, 'token expired')),
   });
 
@@ -186,7 +187,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
           metrics.handshakes.inc({ outcome: 'ok' });
           // The device reconnected (or opened another socket): its oldest sockets make way, told why.
           for (const old of caps.replace) {
-            old.send(JSON.stringify({ type: 'kick', reason: REPLACED_REASON }));
+            old.send(kickFrame(REPLACED_REASON));
             old.close(CLOSE.KICKED, REPLACED_REASON);
           }
           void open(ws, claims.app, claims.user, claims.device, app.openGroups ? 'open' : claims.groups, app.deviceMode, claims.exp * 1000);
@@ -243,7 +244,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, grants, config);
     conn.tokenExpiresAt = tokenExpiresAt;
     table.add(conn);
-    conn.send(`{"type":"welcome","nodeId":${JSON.stringify(config.nodeId)},"connId":"${conn.id}","heartbeatMs":${config.heartbeatMs}}`);
+    conn.send(welcomeFrame(config.nodeId, conn.id, config.heartbeatMs));
     // Control frames count against the frame rate too (ws answers pings by itself).
     ws.on('pong', () => handleControlFrame(conn, frameHandlers));
     ws.on('ping', () => handleControlFrame(conn, frameHandlers));
@@ -347,7 +348,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   const reauthenticate = async (conn: Connection, token: string) => {
     const refuse = (message: string) => {
       metrics.badFrames.inc({ reason: 'auth' });
-      conn.send(JSON.stringify({ type: 'error', code: FRAME_ERROR.TOKEN_REFUSED, message }));
+      conn.send(errorFrame(FRAME_ERROR.TOKEN_REFUSED, message));
     };
     let claims;
     try {
@@ -366,12 +367,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const revoked = [...(conn.groups ?? [])].filter((g) => !mayJoin(claims.groups, g));
       for (const group of revoked) {
         frameHandlers.unsubscribe(conn, group);
-        conn.send(JSON.stringify({ type: 'unsubscribed', group, reason: 'the renewed token does not grant this group' }));
+        conn.send(unsubscribedFrame(group, 'the renewed token does not grant this group'));
       }
     }
     conn.tokenExpiresAt = Math.max(conn.tokenExpiresAt, claims.exp * 1000);
     tokenClock.track(conn);
-    conn.send(`{"type":"authed","expiresAt":"${new Date(conn.tokenExpiresAt).toISOString()}"}`);
+    conn.send(authedFrame(conn.tokenExpiresAt));
   };
 
   const publishUpstream = (conn: Connection, payload: unknown) => {
@@ -390,8 +391,8 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
         conn.send(
           err.code === 'OVERLOADED'
-            ? `{"type":"error","code":"${FRAME_ERROR.UPSTREAM_BACKLOG}","message":"the node's upstream queue is full; this frame was not taken, resend it later"}`
-            : `{"type":"error","code":"${FRAME_ERROR.UPSTREAM_UNAVAILABLE}","message":"upstream could not be published; retry later"}`,
+            ? errorFrame(FRAME_ERROR.UPSTREAM_BACKLOG, "the node's upstream queue is full; this frame was not taken, resend it later")
+            : errorFrame(FRAME_ERROR.UPSTREAM_UNAVAILABLE, 'upstream could not be published; retry later'),
         ),
       );
   };
@@ -487,7 +488,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         if ((k.device && conn.device !== k.device) || conn.id === k.exceptConn) continue;
         // Runs inside the Redis listener: one bad kick must not take the node down.
         try {
-          conn.send(JSON.stringify({ type: 'kick', reason: k.reason }));
+          conn.send(kickFrame(k.reason));
           conn.close(CLOSE.KICKED, k.reason); // cut to 123 bytes on a character boundary
         } catch (err) {
           logger.warn({ err: (err as Error).message, conn: conn.id }, 'kick failed; dropping the socket');
@@ -508,7 +509,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     async drain(others: string[], timeoutMs: number) {
       accepting = false;
       if (others.length === 0) return table.size; // nowhere to send them: close() says 1001
-      const frame = JSON.stringify({ type: 'reconnect', nodes: others });
+      const frame = reconnectFrame(others);
       for (const conn of table.all()) conn.send(frame);
       const deadline = Date.now() + timeoutMs;
       while (table.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
-import { JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../common/src/tokens.js';
+import { JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../protocol/tokens.js';
 import { createTokenVerifier, TokenError } from './verifyToken.js';
 
 let server: http.Server;

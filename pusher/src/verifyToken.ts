@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, errors } from 'jose';
-import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER, type TokenClaims } from '../../common/src/tokens.js';
+import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER, type TokenClaims } from '../../protocol/tokens.js';
 
 export type TokenVerifier = (token: string) => Promise<TokenClaims>;
 

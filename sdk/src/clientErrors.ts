@@ -1,6 +1,6 @@
 /**
  * Codes of `error` events raised by the client itself. Server error frames
- * keep their own codes (`FRAME_ERROR` in common/src/codes.ts).
+ * keep their own codes (`FRAME_ERROR` in protocol/codes.ts).
  */
 export const CLIENT_ERROR = {
   /** The token was refused (invalid, missing, or expired with no `getToken`). The client is closed. */

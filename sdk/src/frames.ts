@@ -1,50 +1,18 @@
-import { MESSAGE_ID_PATTERN } from '../../common/src/codes.js';
-/** Frames of the WebSocket protocol (docs/protocol.md), as the client sees them. */
+import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
+import {
+  SERVER_FRAME,
+  type ErrorFrame,
+  type KickFrame,
+  type MessageFrame,
+  type ReconnectFrame,
+  type TokenExpiringFrame,
+  type WelcomeFrame,
+} from '../../protocol/frames.js';
 
-export interface MessageFrame {
-  type: 'message';
-  /** Time-sortable id; the same at every redelivery. */
-  id: string;
-  /** `true`: stored until acked, so it is acked (automatically unless `autoAck: false`). */
-  persistent: boolean;
-  sentAt: string;
-  expiresAt: string;
-  collapseKey?: string;
-  payload: unknown;
-}
+/** Frames of the WebSocket protocol (protocol/frames.ts, docs/protocol.md), as the client sees them. */
+export type { ErrorFrame, KickFrame, MessageFrame, ReconnectFrame, TokenExpiringFrame, WelcomeFrame };
 
-export interface WelcomeFrame {
-  type: 'welcome';
-  nodeId: string;
-  connId: string;
-  heartbeatMs: number;
-}
-
-export interface ErrorFrame {
-  type: 'error';
-  code: string;
-  message: string;
-  /** With ACK_BACKLOG: the ids the server did not take. */
-  ids?: string[];
-}
-
-export interface KickFrame {
-  type: 'kick';
-  reason: string;
-}
-
-export interface ReconnectFrame {
-  type: 'reconnect';
-  nodes: string[];
-}
-
-/** The token ends at `expiresAt`: send a fresh one in an `auth` frame, or the server closes with 4001. */
-export interface TokenExpiringFrame {
-  type: 'token-expiring';
-  expiresAt: string;
-}
-
-export type ServerFrame = MessageFrame | WelcomeFrame | ErrorFrame | KickFrame | ReconnectFrame | TokenExpiringFrame | { type: 'pong' };
+export type ServerFrame = MessageFrame | WelcomeFrame | ErrorFrame | KickFrame | ReconnectFrame | TokenExpiringFrame | { type: typeof SERVER_FRAME.PONG };
 
 /** Message ids as the server accepts them in `ack` frames; anything else would get the whole frame refused. */
 export const MESSAGE_ID = MESSAGE_ID_PATTERN;
@@ -61,25 +29,25 @@ export function parseServerFrame(text: string): ServerFrame | undefined {
   }
   if (typeof f !== 'object' || f === null) return undefined;
   switch (f.type) {
-    case 'message':
+    case SERVER_FRAME.MESSAGE:
       return isString(f.id) && typeof f.persistent === 'boolean' ? (f as unknown as MessageFrame) : undefined;
-    case 'welcome':
+    case SERVER_FRAME.WELCOME:
       return isString(f.nodeId) ? (f as unknown as WelcomeFrame) : undefined;
-    case 'error':
+    case SERVER_FRAME.ERROR:
       return {
-        type: 'error',
+        type: SERVER_FRAME.ERROR,
         code: isString(f.code) ? f.code : 'UNKNOWN',
         message: isString(f.message) ? f.message : '',
         ...(Array.isArray(f.ids) ? { ids: f.ids.filter((id): id is string => isString(id) && MESSAGE_ID.test(id)) } : {}),
       };
-    case 'kick':
-      return { type: 'kick', reason: isString(f.reason) ? f.reason : '' };
-    case 'reconnect':
-      return { type: 'reconnect', nodes: Array.isArray(f.nodes) ? f.nodes.filter(isString) : [] };
-    case 'pong':
-      return { type: 'pong' };
-    case 'token-expiring':
-      return { type: 'token-expiring', expiresAt: isString(f.expiresAt) ? f.expiresAt : '' };
+    case SERVER_FRAME.KICK:
+      return { type: SERVER_FRAME.KICK, reason: isString(f.reason) ? f.reason : '' };
+    case SERVER_FRAME.RECONNECT:
+      return { type: SERVER_FRAME.RECONNECT, nodes: Array.isArray(f.nodes) ? f.nodes.filter(isString) : [] };
+    case SERVER_FRAME.PONG:
+      return { type: SERVER_FRAME.PONG };
+    case SERVER_FRAME.TOKEN_EXPIRING:
+      return { type: SERVER_FRAME.TOKEN_EXPIRING, expiresAt: isString(f.expiresAt) ? f.expiresAt : '' };
     default:
       return undefined;
   }

@@ -12,4 +12,4 @@ export type { PushEvents, ClientState, Listener } from './events.js';
 export type { MessageFrame } from './frames.js';
 export type { WebSocketLike, WebSocketConstructor } from './socket.js';
 export { CLIENT_ERROR } from './clientErrors.js';
-export { CLOSE, NO_RECONNECT_CODES, FRAME_ERROR } from '../../common/src/codes.js';
+export { CLOSE, NO_RECONNECT_CODES, FRAME_ERROR } from '../../protocol/codes.js';

@@ -1,4 +1,4 @@
-import { MAX_ACK_IDS } from '../../common/src/codes.js';
+import { MAX_ACK_IDS } from '../../protocol/codes.js';
 import type { WebSocketConstructor } from './socket.js';
 
 /** What `getToken` may return: a token, or a token with a fresh node list (auth's `POST /v1/tokens` answer fits). */

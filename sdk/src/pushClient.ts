@@ -1,6 +1,7 @@
-import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../common/src/codes.js';
+import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../protocol/codes.js';
+import { CLIENT_FRAME, SERVER_FRAME, type ClientFrame } from '../../protocol/frames.js';
 import { createAckBatcher, type AckBatcher } from './ackBatcher.js';
-import { backoffCap, createBackoff, type Backoff } from './backoff.js';
+import { backoffCap, createBackoff, type Backoff } from '../../protocol/backoff.js';
 import { CLIENT_ERROR } from './clientErrors.js';
 import { TypedEmitter, type ClientState, type Listener, type PushEvents } from './events.js';
 import { MESSAGE_ID, parseServerFrame, type WelcomeFrame } from './frames.js';
@@ -47,7 +48,7 @@ export class PushClient {
     this.acks = createAckBatcher({
       batchMs: this.o.ackBatchMs,
       batchMax: this.o.ackBatchMax,
-      send: (ids) => this.sendFrame({ type: 'ack', ids }),
+      send: (ids) => this.sendFrame({ type: CLIENT_FRAME.ACK, ids }),
     });
     this.intake = createMessageIntake({
       dedupeSize: this.o.dedupeSize,
@@ -101,12 +102,12 @@ export class PushClient {
   subscribe(group: string): void {
     if (typeof group !== 'string' || group === '') throw new TypeError('PushClient.subscribe: group must be a non-empty string');
     this.groups.add(group);
-    this.sendFrame({ type: 'subscribe', group });
+    this.sendFrame({ type: CLIENT_FRAME.SUBSCRIBE, group });
   }
 
   unsubscribe(group: string): void {
     if (!this.groups.delete(group)) return;
-    this.sendFrame({ type: 'unsubscribe', group });
+    this.sendFrame({ type: CLIENT_FRAME.UNSUBSCRIBE, group });
   }
 
   /** The groups re-sent after each reconnect. */
@@ -121,7 +122,7 @@ export class PushClient {
    */
   send(payload: unknown): boolean {
     if (payload === undefined) throw new TypeError('PushClient.send: payload is required');
-    const frame = JSON.stringify({ type: 'upstream', payload });
+    const frame = JSON.stringify({ type: CLIENT_FRAME.UPSTREAM, payload } satisfies ClientFrame);
     if (this._state === 'closed') return false;
     if (this.sendText(frame)) return true;
     if (this.outbox.length >= this.o.maxQueuedSends) return false;
@@ -152,7 +153,7 @@ export class PushClient {
     return true;
   }
 
-  private sendFrame(frame: object): boolean {
+  private sendFrame(frame: ClientFrame): boolean {
     return this.sendText(JSON.stringify(frame));
   }
 
@@ -203,7 +204,7 @@ export class PushClient {
     this.heartbeat = startHeartbeat({
       intervalMs,
       timeoutMs,
-      sendPing: () => this.sendFrame({ type: 'ping' }),
+      sendPing: () => this.sendFrame({ type: CLIENT_FRAME.PING }),
       onDead: () => this.abandonSocket(CLOSE.HEARTBEAT_TIMEOUT, `no frame for ${timeoutMs} ms`),
     });
   }
@@ -212,20 +213,20 @@ export class PushClient {
     this.heartbeat?.received();
     const frame = parseServerFrame(text);
     switch (frame?.type) {
-      case 'welcome':
+      case SERVER_FRAME.WELCOME:
         return this.onWelcome(frame);
-      case 'message':
+      case SERVER_FRAME.MESSAGE:
         return this.intake.receive(frame);
-      case 'error':
+      case SERVER_FRAME.ERROR:
         // The server did not take these acks: queue them again for the next flush.
         if (frame.code === FRAME_ERROR.ACK_BACKLOG && Array.isArray(frame.ids)) for (const id of frame.ids) this.acks.add(id);
         return this.fire('error', { code: frame.code, message: frame.message });
-      case 'kick':
+      case SERVER_FRAME.KICK:
         this.fire('kicked', { reason: frame.reason });
         return this.shutdown(CLOSE.NORMAL, 'kicked');
-      case 'token-expiring':
+      case SERVER_FRAME.TOKEN_EXPIRING:
         return void this.renewInSession();
-      case 'reconnect':
+      case SERVER_FRAME.RECONNECT:
         // The node is draining: go where it says, soon but spread out.
         if (frame.nodes.length > 0) this.nodes.replace(frame.nodes, { keepPreferred: false });
         else this.nodes.failed();
@@ -247,7 +248,7 @@ export class PushClient {
     this.fire('connected', { nodeId: w.nodeId, connId: w.connId, url: c.url });
     if (this.current !== c) return;
     // The server forgets subscriptions with the socket; unsent acks and upstream wait for this moment.
-    for (const group of this.groups) this.sendFrame({ type: 'subscribe', group });
+    for (const group of this.groups) this.sendFrame({ type: CLIENT_FRAME.SUBSCRIBE, group });
     this.acks.flush();
     while (this.outbox.length > 0 && this.sendText(this.outbox[0]!)) this.outbox.shift();
   }
@@ -266,7 +267,7 @@ export class PushClient {
       const nodes = await this.tokens.refresh();
       if (nodes) this.nodes.replace(nodes, { keepPreferred: true });
       // A socket that dropped meanwhile is replaced by one that opens with the new token anyway.
-      if (c && this.current === c) this.sendFrame({ type: 'auth', token: this.tokens.token });
+      if (c && this.current === c) this.sendFrame({ type: CLIENT_FRAME.AUTH, token: this.tokens.token });
     } catch (err) {
       this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
     } finally {

@@ -1,6 +1,6 @@
 import { after, before } from 'node:test';
 import { createAppStore } from '../../common/src/apps.js';
-import { topicNames, type Topics } from '../../common/src/topics.js';
+import { topicNames, type Topics } from '../../protocol/topics.js';
 import { decodeRecord } from '../../schemas/registry.js';
 import type { DeadLetter } from '../../schemas/types.js';
 import { startStack, type TestStack } from './stack.js';

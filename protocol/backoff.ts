@@ -2,7 +2,8 @@
  * Exponential backoff with full jitter: the n-th delay (from 0) is uniform in
  * [0, min(maxMs, minMs * 2^n)]. Full jitter spreads a crowd of clients that
  * lost the same node over the whole window instead of letting them return in
- * waves.
+ * waves. The retry schedule of the platform's clients: the browser SDK
+ * reconnects with it and the HTTP publisher retries with it.
  */
 export interface BackoffConfig {
   minMs: number;

@@ -38,6 +38,8 @@ export const FRAME_ERROR = {
   RATE_LIMITED: 'RATE_LIMITED',
   TOO_LARGE: 'TOO_LARGE',
   NOT_AVAILABLE: 'NOT_AVAILABLE',
+  /** A `subscribe` could not be recorded now (Redis unavailable); the frame carries `group`. Retry later. */
+  UNAVAILABLE: 'UNAVAILABLE',
   /** The token does not grant this group and the app's groups are not open. */
   GROUP_FORBIDDEN: 'GROUP_FORBIDDEN',
   /** The connection already holds the maximum number of subscriptions. */
