@@ -4,13 +4,11 @@ import { randomBytes } from 'node:crypto';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { Redis } from 'ioredis';
 import type { AppStore } from '../../common/src/apps.js';
-import type { DeliveryStore, PendingMessage, PendingRequest } from '../../store/deliveryStore.js';
-import type { AttemptEntry } from '../../store/deliveries.js';
-import { createCoalescer } from '../../store/coalesce.js';
+import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
 import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
-import { putGroupNodes, putRoutes, removeGroupNodes, removeRoutes, type RouteEntry, type RouteOwner } from '../../common/src/routes.js';
+import { putGroupNodes, removeGroupNodes, removeRoutes, type RouteOwner } from '../../common/src/routes.js';
 import { newId } from '../../protocol/ids.js';
 import type { Kick } from '../../common/src/kicks.js';
 import type { DeviceMode } from '../../common/src/apps.js';
@@ -28,9 +26,11 @@ import { createHandshakeLimiter } from './handshakeLimiter.js';
 import { guardConnections } from './connectionGuard.js';
 import { checkConnectionCaps } from './connectionCaps.js';
 import { createConnectWrites } from './connectWrites.js';
-import { writeResumed } from './writeResumed.js';
 import type { TokenVerifier } from './verifyToken.js';
 import { TokenError } from './verifyToken.js';
+import { admit, refuseHandshake } from './handshake.js';
+import { createResumer } from './resume.js';
+import { routeOf, startRouteKeeper } from './routeKeeper.js';
 import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
 import type { TraceWriter } from '../../common/src/traceRecords.js';
@@ -64,38 +64,11 @@ export interface SocketServerDeps {
   registerNode?: () => Promise<void>;
 }
 
-/** Connections whose resume reads (or attempt writes) go to the store in one call at most. */
-const RESUME_BATCH = 500;
-
 /** Subscriptions one connection may hold. */
 const MAX_GROUPS_PER_CONNECTION = 100;
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 429: 'Too Many Requests' };
-
-/**
- * Answers a handshake with an HTTP error and closes the connection. Node hands an upgrade
- * over half-open with no timeout: a peer that never closes its side would keep the socket
- * (and a file descriptor) forever, so it is destroyed `lingerMs` after the answer.
- */
-function refuseHandshake(lingerMs: number, socket: Duplex, status: number, code: string, message: string, retryAfterSeconds?: number): void {
-  const body = JSON.stringify({ error: { code, message } });
-  const timer = setTimeout(() => socket.destroy(), lingerMs).unref();
-  socket.once('close', () => clearTimeout(timer));
-  socket.resume(); // whatever the peer still sends is read and dropped, so its close is seen
-  socket.end(
-    `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Service Unavailable'}\r\n` +
-      (retryAfterSeconds === undefined ? '' : `Retry-After: ${retryAfterSeconds}\r\n`) +
-      `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
-  );
-}
-
 /** Sent to a socket that a newer socket of the same device replaces (PUSHER_MAX_SOCKETS_PER_DEVICE), before close 4009. */
 const REPLACED_REASON = 'replaced by a newer connection of this device';
-
-const routeOf = (c: Connection): RouteEntry => ({ app: c.app, user: c.user, device: c.device, connId: c.id });
-
-/** Routes rewritten per heartbeat: each connection's once per `beats` ticks, chosen by its id so the work is spread evenly. */
-const refreshSlot = (c: Connection, beats: number) => (c.id.charCodeAt(0) * 4096 + c.id.charCodeAt(1) * 64 + c.id.charCodeAt(2)) % beats;
 
 /**
  * The WebSocket side of a pusher: authenticates before the upgrade, keeps the
@@ -148,32 +121,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
         return refuse(socket, 429, 'RATE_LIMITED', 'too many connection attempts from this address; retry later', rate.retryAfterSeconds);
       }
       if (!accepting) return refuse(socket, 503, 'DRAINING', 'this node is not accepting connections');
-      let claims;
-      try {
-        claims = await deps.verify(url.searchParams.get('token') ?? '');
-      } catch (err) {
-        const e = err instanceof TokenError ? err : new TokenError('TOKEN_INVALID', 'invalid token');
-        metrics.handshakes.inc({ outcome: e.code.toLowerCase() });
-        return refuse(socket, e.code === 'KEYS_UNAVAILABLE' ? 503 : 401, e.code, e.message);
+      const admission = await admit({ verify: deps.verify, appOf, logger }, url.searchParams.get('token') ?? '', req.headers.origin);
+      if (!admission.ok) {
+        if (admission.outcome) metrics.handshakes.inc({ outcome: admission.outcome });
+        return refuse(socket, admission.status, admission.code, admission.message, admission.retryAfterSeconds);
       }
-      let app;
-      try {
-        app = await appOf(claims.app);
-      } catch (err) {
-        // The store, not the token: a 401 here would make clients (the SDK) give up for good.
-        metrics.handshakes.inc({ outcome: 'unavailable' });
-        logger.warn({ err: (err as Error).message, app: claims.app }, 'app lookup failed; handshake refused with 503');
-        return refuse(socket, 503, 'UNAVAILABLE', 'cannot look up the app now; retry later', 2);
-      }
-      if (!app) {
-        metrics.handshakes.inc({ outcome: 'unknown_app' });
-        return refuse(socket, 401, 'TOKEN_INVALID', 'token names an unknown app');
-      }
-      const origin = req.headers.origin;
-      if (origin && !app.allowedOrigins.includes('*') && !app.allowedOrigins.includes(origin)) {
-        metrics.handshakes.inc({ outcome: 'origin' });
-        return refuse(socket, 403, 'ORIGIN_NOT_ALLOWED', `origin ${origin} is not allowed for app ${app._id}`);
-      }
+      const { claims, app } = admission;
       const caps = checkConnectionCaps(table, claims.app, claims.user, claims.device, config);
       if (!caps.ok) {
         metrics.handshakes.inc({ outcome: 'too_many_connections' });
@@ -275,74 +228,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     }
   };
 
-  /** Bytes a resume lets wait unsent before it waits for the socket: half the slow-consumer limit. */
-  const resumeHighWater = Math.max(1, Math.floor(config.maxBufferedBytes / 2));
-  // The resume reads and attempt writes of every connection in the same event-loop turn go to
-  // the store together: a reconnect storm costs a few batched calls per turn, not ~5 per device.
-  // Each read starts after every route of its batch was written (open() awaits the route first).
-  const pendingPage = createCoalescer(
-    (reqs: PendingRequest[]) => deps.store.pendingFor(reqs, { maxAttempts: config.maxDeliveryAttempts, stoppedTasks: deps.stoppedTasks }),
-    RESUME_BATCH,
-  );
-  const recordAttempts = createCoalescer(async (pages: AttemptEntry[][]) => {
-    await deps.store.recordAttempts(pages.flat(), config.maxDeliveryAttempts);
-    return pages.map((page) => page.filter((a) => a.attempt >= config.maxDeliveryAttempts));
-  }, RESUME_BATCH);
-  const resume = async (conn: Connection) => {
-    let after = '';
-    for (;;) {
-      const page: PendingMessage[] = await pendingPage({ app: conn.app, user: conn.user, device: conn.device, afterId: after, limit: config.offlinePageSize });
-      if (conn.closed || page.length === 0) break;
-      // Written as the socket drains (half the slow-consumer limit may wait unsent), and
-      // only what reached the kernel counts as an attempt: a slow link is paced, not cut
-      // off, and a message it never got is not parked for it.
-      const expiry = new Map(page.map((m) => [m.id, m.expiresAt]));
-      const frames = page.map((m) => ({
-        id: m.id,
-        frame: messageFrame({ id: m.id, payload: m.payload, persistent: true, createdAt: m.createdAt, expiresAt: m.expiresAt, collapseKey: m.collapseKey }),
-      }));
-      const written = new Set(
-        await writeResumed(conn, frames, resumeHighWater, (id) => {
-          conn.noteDelivered(id, expiry.get(id)!); // its ack is now this connection's to send
-          metrics.delivered.inc({ path: 'resume' });
-          deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
-        }),
-      );
-      const attempts = page
-        .filter((m) => written.has(m.id))
-        .map((m): AttemptEntry => ({ app: conn.app, user: conn.user, device: conn.device, id: m.id, conn: conn.id, attempt: m.attempts + 1, expiresAt: m.expiresAt }));
-      const parked = attempts.length > 0 ? await recordAttempts(attempts) : [];
-      metrics.parked.inc(parked.length);
-      for (const { id } of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
-      if (conn.closed) break;
-      after = page.at(-1)!.id;
-      if (page.length < config.offlinePageSize) break;
-    }
-    conn.finishResume();
-    // Redis came back while this resume ran: read again, after the rewritten route.
-    if (catchUpAgain.delete(conn) && !conn.closed && conn.beginResume()) await resume(conn);
-  };
-  /** Connections to read the store for again once their running resume ends. */
-  const catchUpAgain = new Set<Connection>();
-  /**
-   * Every open connection reads the store again, as on connect. Used after Redis came back:
-   * while it was gone (or empty after a restart without persistence) the dispatcher found
-   * no route for these devices and left their persistent messages in the store, which a
-   * connected device would otherwise not read before it reconnects.
-   */
-  const catchUp = () => {
-    for (const conn of table.all()) {
-      if (conn.closed) continue;
-      if (!conn.beginResume()) {
-        catchUpAgain.add(conn);
-        continue;
-      }
-      void resume(conn).catch((err: Error) => {
-        logger.warn({ err: err.message, app: conn.app, user: conn.user, device: conn.device }, 'catch-up read failed; closing');
-        conn.close(CLOSE.SERVER_ERROR, 'could not load undelivered messages');
-      });
-    }
-  };
+  const { resume, catchUp } = createResumer(deps);
 
   /** A fresh token for an open connection: same app, user and device, later expiry. */
   const reauthenticate = async (conn: Connection, token: string) => {
@@ -397,53 +283,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       );
   };
 
-  // Heartbeat: ping everyone, cut off who did not answer the last ping. Routes need no
-  // refresh while this node lives (see routes.ts); each is rewritten once per half its
-  // TTL, a slice of the connections per tick, and the group index with the first slice.
-  const refreshBeats = Math.max(1, Math.floor(config.routeTtlMs / 2 / config.heartbeatMs));
-  let tick = 0;
-  const refreshRoutes = async (conns: Connection[], groups: boolean) => {
-    // Slice by slice, each built when it is sent: a connection closed meanwhile (its route
-    // already deleted) must not get it back.
-    for (let i = 0; i < conns.length; i += 1000) {
-      const slice: RouteEntry[] = [];
-      for (let j = i; j < i + 1000 && j < conns.length; j++) if (!conns[j]!.closed) slice.push(routeOf(conns[j]!));
-      await putRoutes(redis, owner, slice, config.routeTtlMs);
-    }
-    if (groups) await putGroupNodes(redis, config.nodeId, table.groups(), config.routeTtlMs);
-  };
-  const heartbeat = setInterval(contain(logger, 'heartbeat', () => {
-    const slot = tick++ % refreshBeats;
-    const routes: Connection[] = [];
-    for (const conn of table.all()) {
-      if (!conn.alive) {
-        conn.closeCode = CLOSE.HEARTBEAT_TIMEOUT;
-        conn.ws.terminate();
-        continue;
-      }
-      conn.alive = false;
-      conn.ws.ping();
-      if (refreshBeats === 1 || refreshSlot(conn, refreshBeats) === slot) routes.push(conn);
-    }
-    if (routes.length > 0 || slot === 0) void refreshRoutes(routes, slot === 0).catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
-  }), config.heartbeatMs);
-  // Redis came back after a disconnect: it may have lost its data (a restart without
-  // persistence), so every route and group entry is written again, not left to the slow refresh.
-  let redisWasReady = redis.status === 'ready';
-  // Then every connection reads the store again: what was routed while its route was gone waits there.
-  // Registration first: a route counts only while the registry lists its boot.
-  const onRedisReady = () => {
-    if (!redisWasReady) return void (redisWasReady = true);
-    void (async () => {
-      await deps.registerNode?.();
-      await refreshRoutes([...table.all()], true);
-      catchUp();
-    })().catch((err: Error) => logger.warn({ err: err.message }, 'route rewrite after reconnect failed'));
-  };
-  redis.on('ready', onRedisReady);
+  const routeKeeper = startRouteKeeper({ config, logger, redis, table, owner, registerNode: deps.registerNode, catchUp: () => catchUp(table.all()) });
 
   return {
     table,
+    /** The cached app lookup of handshakes (the session check uses it too). */
+    appOf,
     /** This run's boot id: the node heartbeat registers it, and only routes carrying it count. */
     boot: owner.boot,
     /** Writes a routed message to every local connection of its user. */
@@ -517,8 +362,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     },
     async close() {
       accepting = false;
-      clearInterval(heartbeat);
-      redis.off('ready', onRedisReady);
+      routeKeeper.close();
       tokenClock.close();
       const all = [...table.all()];
       for (const conn of all) conn.close(CLOSE.GOING_AWAY, 'server shutting down');

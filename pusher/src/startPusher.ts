@@ -105,7 +105,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   registerNode = beat;
 
   const verify = createTokenVerifier(config.authUrl, { cacheSize: config.tokenCacheSize });
-  http.app.get('/v1/session', sessionRoute({ verify, apps, logger, isAccepting: () => sockets.isAccepting() }));
+  http.app.get('/v1/session', sessionRoute({ verify, appOf: sockets.appOf, logger, isAccepting: () => sockets.isAccepting() }));
   // Admin endpoints are served on the admin listener only; say where instead of a bare 404.
   http.app.use('/v1/admin', adminElsewhere);
   const addr = await http.listen();
