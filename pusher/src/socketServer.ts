@@ -7,29 +7,27 @@ import type { AppStore } from '../../common/src/apps.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { Logger } from '../../common/src/logger.js';
 import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
-import { putGroupNodes, removeGroupNodes, removeRoutes, type RouteOwner } from '../../common/src/routes.js';
-import { newId } from '../../protocol/ids.js';
+import { CLOSE } from '../../protocol/codes.js';
+import { removeGroupNodes, removeRoutes, type RouteOwner } from '../../common/src/routes.js';
 import type { Kick } from '../../common/src/kicks.js';
 import type { DeviceMode } from '../../common/src/apps.js';
-import { encodeRecord } from '../../schemas/registry.js';
 import type { NodeDelivery } from '../../schemas/types.js';
 import type { createTaskRunner } from './taskRunner.js';
 import type { createPresence } from './presence.js';
 import type { PusherConfig } from './config.js';
-import { Connection, mayJoin } from './connection.js';
-import { authedFrame, errorFrame, kickFrame, messageFrame, reconnectFrame, tokenExpiringFrame, unsubscribedFrame, welcomeFrame } from '../../protocol/frames.js';
+import { Connection } from './connection.js';
+import { kickFrame, messageFrame, reconnectFrame, tokenExpiringFrame, welcomeFrame } from '../../protocol/frames.js';
 import { ConnectionTable } from './connectionTable.js';
 import { createAppLookup } from './appLookup.js';
-import { handleClientFrame, handleControlFrame, type FrameHandlers } from './clientFrames.js';
+import { handleClientFrame, handleControlFrame } from './clientFrames.js';
 import { createHandshakeLimiter } from './handshakeLimiter.js';
 import { guardConnections } from './connectionGuard.js';
 import { checkConnectionCaps } from './connectionCaps.js';
 import { createConnectWrites } from './connectWrites.js';
 import type { TokenVerifier } from './verifyToken.js';
-import { TokenError } from './verifyToken.js';
 import { admit, refuseHandshake } from './handshake.js';
 import { createResumer } from './resume.js';
+import { createFrameHandlers } from './frameHandlers.js';
 import { routeOf, startRouteKeeper } from './routeKeeper.js';
 import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
@@ -63,9 +61,6 @@ export interface SocketServerDeps {
    */
   registerNode?: () => Promise<void>;
 }
-
-/** Subscriptions one connection may hold. */
-const MAX_GROUPS_PER_CONNECTION = 100;
 
 /** Sent to a socket that a newer socket of the same device replaces (PUSHER_MAX_SOCKETS_PER_DEVICE), before close 4009. */
 const REPLACED_REASON = 'replaced by a newer connection of this device';
@@ -155,43 +150,7 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   });
 
   // One set of frame handlers for every connection (they receive it as an argument).
-  const frameHandlers: FrameHandlers = {
-    limits: config,
-    // Only ids delivered on `c` get here (clientFrames.ts); queued first, counted and traced once taken.
-    ack: (c, ids) => {
-      // Kept as long as its message; an id with no known expiry (cannot happen: ids are checked against these) a day.
-      const expiresAt = ids.map((id) => c.expiryOf(id) ?? Date.now() + 86_400_000);
-      if (!deps.acks.add(c.app, c.user, c.device, ids, expiresAt)) return false;
-      metrics.acks.inc(ids.length);
-      // ifExists: an ack annotates the dispatcher's trace record, never creates one.
-      if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()), { ifExists: true });
-      deps.taskRunner.onAck(ids);
-      return true;
-    },
-    onUnknownAcks: (n) => metrics.unknownAcks.inc(n),
-    onFrameError: (c, err) => {
-      metrics.frameErrors.inc();
-      logger.error({ err, conn: c.id, app: c.app, user: c.user, device: c.device }, 'client frame handler failed; closing the connection');
-    },
-    upstream: (c, payload) => publishUpstream(c, payload),
-    // Async: a failure is this connection's, handled like a throwing frame handler.
-    auth: (c, token) =>
-      void reauthenticate(c, token).catch((err: unknown) => {
-        frameHandlers.onFrameError(c, err);
-        c.close(CLOSE.INTERNAL_ERROR, 'internal error');
-      }),
-    subscribe: async (c, group) => {
-      if (!mayJoin(c.groupGrants, group)) return FRAME_ERROR.GROUP_FORBIDDEN;
-      if (!c.groups?.has(group) && (c.groups?.size ?? 0) >= MAX_GROUPS_PER_CONNECTION) return FRAME_ERROR.TOO_MANY_GROUPS;
-      // The reply waits for the group index: once a client sees "subscribed", a group message reaches it.
-      if (table.subscribe(c, group)) await putGroupNodes(redis, config.nodeId, [{ app: c.app, group }], config.routeTtlMs);
-      return undefined;
-    },
-    unsubscribe: (c, group) => {
-      if (table.unsubscribe(c, group)) void removeGroupNodes(redis, config.nodeId, [{ app: c.app, group }]).catch(() => undefined);
-    },
-    onBadFrame: (reason) => metrics.badFrames.inc({ reason }),
-  };
+  const frameHandlers = createFrameHandlers({ ...deps, table, tokenClock });
 
   const open = async (ws: WebSocket, app: string, user: string, device: string, grants: string[] | 'open', deviceMode: DeviceMode, tokenExpiresAt: number) => {
     const conn = new Connection(ws, randomBytes(6).toString('base64url'), app, user, device, grants, config);
@@ -229,59 +188,6 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
   };
 
   const { resume, catchUp } = createResumer(deps);
-
-  /** A fresh token for an open connection: same app, user and device, later expiry. */
-  const reauthenticate = async (conn: Connection, token: string) => {
-    const refuse = (message: string) => {
-      metrics.badFrames.inc({ reason: 'auth' });
-      conn.send(errorFrame(FRAME_ERROR.TOKEN_REFUSED, message));
-    };
-    let claims;
-    try {
-      claims = await deps.verify(token);
-    } catch (err) {
-      return refuse(err instanceof TokenError ? `${err.code}: ${err.message}` : 'invalid token');
-    }
-    if (conn.closed) return;
-    if (claims.app !== conn.app || claims.user !== conn.user || claims.device !== conn.device) {
-      return refuse('the token is for another app, user or device');
-    }
-    if (conn.groupGrants !== 'open') {
-      conn.groupGrants = claims.groups;
-      // A renewed token grants what it grants now: groups it no longer grants are left, and the
-      // client is told (else a revoked member kept a group's messages for as long as it renewed).
-      const revoked = [...(conn.groups ?? [])].filter((g) => !mayJoin(claims.groups, g));
-      for (const group of revoked) {
-        frameHandlers.unsubscribe(conn, group);
-        conn.send(unsubscribedFrame(group, 'the renewed token does not grant this group'));
-      }
-    }
-    conn.tokenExpiresAt = Math.max(conn.tokenExpiresAt, claims.exp * 1000);
-    tokenClock.track(conn);
-    conn.send(authedFrame(conn.tokenExpiresAt));
-  };
-
-  const publishUpstream = (conn: Connection, payload: unknown) => {
-    const rec = encodeRecord('Upstream', {
-      id: newId(),
-      app: conn.app,
-      user: conn.user,
-      device: conn.device,
-      nodeId: config.nodeId,
-      payload: JSON.stringify(payload),
-      receivedAt: Date.now(),
-    });
-    deps.publisher
-      .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
-      .catch((err: { code?: string }) =>
-        // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
-        conn.send(
-          err.code === 'OVERLOADED'
-            ? errorFrame(FRAME_ERROR.UPSTREAM_BACKLOG, "the node's upstream queue is full; this frame was not taken, resend it later")
-            : errorFrame(FRAME_ERROR.UPSTREAM_UNAVAILABLE, 'upstream could not be published; retry later'),
-        ),
-      );
-  };
 
   const routeKeeper = startRouteKeeper({ config, logger, redis, table, owner, registerNode: deps.registerNode, catchUp: () => catchUp(table.all()) });
 
