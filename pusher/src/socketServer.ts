@@ -16,7 +16,7 @@ import type { createTaskRunner } from './taskRunner.js';
 import type { createPresence } from './presence.js';
 import type { PusherConfig } from './config.js';
 import { Connection } from './connection.js';
-import { kickFrame, messageFrame, reconnectFrame, tokenExpiringFrame, welcomeFrame } from '../../protocol/frames.js';
+import { kickFrame, reconnectFrame, tokenExpiringFrame, welcomeFrame } from '../../protocol/frames.js';
 import { ConnectionTable } from './connectionTable.js';
 import { createAppLookup } from './appLookup.js';
 import { handleClientFrame, handleControlFrame } from './clientFrames.js';
@@ -28,12 +28,12 @@ import type { TokenVerifier } from './verifyToken.js';
 import { admit, refuseHandshake } from './handshake.js';
 import { createResumer } from './resume.js';
 import { createFrameHandlers } from './frameHandlers.js';
+import { deliverRecord, kickLocal } from './delivery.js';
 import { routeOf, startRouteKeeper } from './routeKeeper.js';
 import type { PusherMetrics } from './pusherMetrics.js';
 import type { createAckWriter } from './ackWriter.js';
 import type { TraceWriter } from '../../common/src/traceRecords.js';
 import { createTokenClock } from './tokenClock.js';
-import { wireFrame } from '../../platform/patches/wireFrame.js';
 import { contain } from '../../common/src/containListenerErrors.js';
 
 export interface SocketServerDeps {
@@ -191,62 +191,18 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
 
   const routeKeeper = startRouteKeeper({ config, logger, redis, table, owner, registerNode: deps.registerNode, catchUp: () => catchUp(table.all()) });
 
+  const deliveryDeps = { ...deps, table };
+
   return {
     table,
     /** The cached app lookup of handshakes (the session check uses it too). */
     appOf,
     /** This run's boot id: the node heartbeat registers it, and only routes carrying it count. */
     boot: owner.boot,
-    /** Writes a routed message to every local connection of its user. */
     /** Writes a routed message to the local connections it is for (task messages through the task runner). */
-    deliver(rec: NodeDelivery) {
-      if (rec.expiresAt <= Date.now()) {
-        metrics.dropped.inc({ reason: 'expired' });
-        deps.trace?.set(rec.id, `x:${config.nodeId}|expired`, String(Date.now()));
-        return;
-      }
-      const conns = rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
-      // Framed once, written as is to every socket it is for.
-      const frame = wireFrame(messageFrame(rec));
-      if (rec.taskId) {
-        // A persistent group/broadcast message may be acked by every connection it is for (the task writes it at its pace).
-        if (rec.persistent && conns) for (const c of conns) c.noteDelivered(rec.id, rec.expiresAt);
-        void deps.taskRunner.run(rec.taskId, rec.id, frame, conns ? [...conns] : [], rec.expiresAt);
-        return;
-      }
-      if (!conns) {
-        metrics.dropped.inc({ reason: 'not-connected' });
-        deps.trace?.set(rec.id, `x:${config.nodeId}|not-connected`, String(Date.now()));
-        return;
-      }
-      const at = Date.now();
-      for (const conn of conns) {
-        if (conn.deliverLive(rec.id, frame)) {
-          if (rec.persistent) conn.noteDelivered(rec.id, rec.expiresAt);
-          metrics.delivered.inc({ path: 'live' });
-          deps.trace?.set(rec.id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${at},"path":"live"}`);
-        } else {
-          metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
-          deps.trace?.set(rec.id, `x:${config.nodeId}|${rec.persistent ? 'slow-persistent' : 'slow-transient'}`, String(at));
-        }
-      }
-      if (logger.isLevelEnabled('debug')) logger.debug({ id: rec.id, traceId: rec.traceId, user: rec.user, connections: conns.size }, 'written');
-      metrics.latency.observe((Date.now() - rec.createdAt) / 1000);
-    },
+    deliver: (rec: NodeDelivery) => deliverRecord(rec, deliveryDeps),
     /** Closes the matching local connections with a kick frame and 4009. */
-    kick(k: Kick) {
-      for (const conn of [...(table.forUser(k.app, k.user) ?? [])]) {
-        if ((k.device && conn.device !== k.device) || conn.id === k.exceptConn) continue;
-        // Runs inside the Redis listener: one bad kick must not take the node down.
-        try {
-          conn.send(kickFrame(k.reason));
-          conn.close(CLOSE.KICKED, k.reason); // cut to 123 bytes on a character boundary
-        } catch (err) {
-          logger.warn({ err: (err as Error).message, conn: conn.id }, 'kick failed; dropping the socket');
-          conn.ws.terminate();
-        }
-      }
-    },
+    kick: (k: Kick) => kickLocal(k, table, logger),
     isAccepting: () => accepting,
     /**
      * Drain: refuse new sockets, tell every client to reconnect to one of
