@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
-import express, { Router } from 'express';
+import { Router } from 'express';
 import type { App, AppStore } from '../../common/src/apps.js';
 import type { Logger } from '../../common/src/logger.js';
-import { apiKeyGate, appOf, requireApp } from '../../common/src/httpAuth.js';
+import { apiKeyGate } from '../../common/src/httpAuth.js';
 import type { OperatorAuthLimits } from '../../common/src/operatorAuthThrottle.js';
 import { PushError, unauthorized } from '../../common/src/errors.js';
 import { submitMessage, type SubmitDeps, type SubmitResult } from './submitMessage.js';
@@ -10,6 +10,7 @@ import { validateSubmission } from './validateMessage.js';
 import type { RateLimiter } from './rateLimiter.js';
 import type { ApiKeyLookup } from './apiKeyLookup.js';
 import { traceIdFromHeaders } from '../../common/src/traceRecords.js';
+import { readJsonBody } from './readJsonBody.js';
 
 export type MessageRouteDeps = SubmitDeps & {
   apps: AppStore;
@@ -24,8 +25,7 @@ export type MessageRouteDeps = SubmitDeps & {
 const PATH = '/v1/messages';
 
 /**
- * Validation, rate limit and submission of one HTTP body, whichever way it
- * was read (the listener below or the express route).
+ * Validation, rate limit and submission of one HTTP body.
  */
 async function submitBody(deps: MessageRouteDeps, app: App, body: unknown, headers: IncomingHttpHeaders): Promise<SubmitResult> {
   let sub;
@@ -53,41 +53,18 @@ const retryAfterOf = (err: PushError): string | undefined => {
   return err.status === 503 || err.status === 429 || err.code === 'IDEMPOTENCY_IN_PROGRESS' ? '1' : undefined;
 };
 
-/** The express route: the same checks in the same order, for what the listener leaves to express. */
-export function messageRoutes(deps: MessageRouteDeps): Router {
-  const router = Router();
-  router.post(
-    PATH,
-    requireApp(deps.apps, deps.apiKeyAuth),
-    (req, _res, next) => {
-      // Refuse non-JSON up front: express.json() would silently skip it.
-      if (!req.is('application/json')) return next(new PushError('UNSUPPORTED_MEDIA_TYPE', 'Content-Type must be application/json', { status: 415 }));
-      next();
-    },
-    express.json({ limit: deps.maxBodyBytes, strict: false }),
-    async (req, res) => {
-      try {
-        res.status(202).json(await submitBody(deps, appOf(res), req.body, req.headers));
-      } catch (err) {
-        const retryAfter = err instanceof PushError ? retryAfterOf(err) : undefined;
-        if (retryAfter) res.set('Retry-After', retryAfter);
-        throw err;
-      }
-    },
-  );
-  return router;
-}
-
 /**
- * `POST /v1/messages` straight on the HTTP server, ahead of express: express's
- * routing, body parsing and response helpers cost more CPU per request than
- * the rest of a submission. It answers exactly what the express route answers
- * (same checks, order, codes and messages) for the common case, a plain
- * `application/json` body (no `Content-Encoding`, UTF-8); anything else
- * (compressed bodies, other charsets, other paths) goes to `fallback`, the
- * express app, whose route above handles it the long way.
+ * The one `POST /v1/messages` handler. It runs straight on the HTTP server,
+ * ahead of express (express's routing, body parsing and response helpers cost
+ * more CPU per request than the rest of a submission), and reads every body
+ * itself: `Content-Encoding` gzip, deflate, br or identity, UTF-8 or UTF-16,
+ * the size limit on the decoded body (readJsonBody.ts). `handler` answers one
+ * request; `listener` takes the requests for this path and hands the others
+ * to `fallback` (the express app, which mounts the same `handler` for the
+ * spellings of the path the listener leaves to it, and answers 405 to other
+ * methods).
  */
-export function createMessageListener(deps: MessageRouteDeps, fallback: (req: IncomingMessage, res: ServerResponse) => void) {
+export function createMessageHandler(deps: MessageRouteDeps) {
   const answer = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
     if (res.headersSent || res.destroyed) return;
     const text = JSON.stringify(body);
@@ -138,11 +115,26 @@ export function createMessageListener(deps: MessageRouteDeps, fallback: (req: In
     answer(res, 202, await submitBody(deps, app, body, req.headers));
   };
 
-  return (req: IncomingMessage, res: ServerResponse) => {
-    if (req.method !== 'POST' || req.url !== PATH || !plainUtf8(req.headers)) return fallback(req, res);
+  const handler = (req: IncomingMessage, res: ServerResponse) => {
     handle(req, res).catch((err: unknown) => fail(req, res, err));
   };
+  const listener = (fallback: (req: IncomingMessage, res: ServerResponse) => void) => (req: IncomingMessage, res: ServerResponse) => {
+    if (req.method === 'POST' && pathOf(req.url) === PATH) handler(req, res);
+    else fallback(req, res);
+  };
+  return { handler, listener };
 }
+
+/** The route express would mount: the same handler, for a path spelled another way (case, trailing slash). */
+export function messageRoutes(handler: (req: IncomingMessage, res: ServerResponse) => void): Router {
+  return Router().post(PATH, handler);
+}
+
+/** A request target without its query. */
+const pathOf = (url: string | undefined) => {
+  const q = url?.indexOf('?') ?? -1;
+  return q < 0 ? url : url!.slice(0, q);
+};
 
 function bearer(h: string | undefined): string | undefined {
   if (!h) return undefined;
@@ -155,48 +147,3 @@ const hasBody = (req: IncomingMessage) => req.headers['transfer-encoding'] !== u
 /** The media type of a Content-Type, lower-cased, without parameters. */
 const mediaType = (contentType: string | undefined) => contentType?.split(';', 1)[0]!.trim().toLowerCase();
 
-/** No content coding and no charset other than UTF-8: the bodies this listener reads itself. */
-function plainUtf8(headers: IncomingHttpHeaders): boolean {
-  const coding = headers['content-encoding'];
-  if (coding !== undefined && coding.toLowerCase() !== 'identity') return false;
-  const type = headers['content-type'];
-  if (type === undefined || !type.includes(';')) return true;
-  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(type)?.[1]?.toLowerCase();
-  return charset === undefined || charset === 'utf-8' || charset === 'utf8';
-}
-
-const tooLarge = () => new PushError('PAYLOAD_TOO_LARGE', 'request body is too large', { status: 413 });
-
-/**
- * Reads and parses a JSON body of at most `limit` bytes; an empty body is
- * `{}` (as express.json has it). An oversized body is read off to its end
- * before the 413, so the client sees the answer rather than a reset.
- */
-function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
-  return new Promise((resolve, reject) => {
-    const declared = Number(req.headers['content-length']);
-    let over = declared > limit;
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (chunk: Buffer) => {
-      if (over) return;
-      size += chunk.length;
-      if (size > limit) {
-        over = true;
-        chunks.length = 0;
-      } else chunks.push(chunk);
-    });
-    req.on('end', () => {
-      if (over) return reject(tooLarge());
-      let text = (chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)).toString('utf8');
-      if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
-      if (text.length === 0) return resolve({});
-      try {
-        resolve(JSON.parse(text));
-      } catch {
-        reject(new PushError('INVALID_JSON', 'request body is not valid JSON', { status: 400 }));
-      }
-    });
-    req.on('error', (err) => reject(new PushError('INVALID_REQUEST', `request body could not be read: ${err.message}`, { status: 400 })));
-  });
-}

@@ -14,7 +14,7 @@ import { createBatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
 import { topicNames } from '../../protocol/topics.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
-import { createMessageListener, messageRoutes } from './messageRoutes.js';
+import { createMessageHandler, messageRoutes } from './messageRoutes.js';
 import { createApiKeyLookup } from './apiKeyLookup.js';
 import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
@@ -97,10 +97,11 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
   const limiter = createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting'));
   const messageDeps = { ...submitDeps, apps, apiKeys: createApiKeyLookup(apps), maxBodyBytes: config.maxBodyBytes, limiter, apiKeyAuth: config.apiKeyAuth };
-  http.app.use(messageRoutes(messageDeps));
+  const submissions = createMessageHandler(messageDeps);
+  http.app.use(messageRoutes(submissions.handler));
   // Submissions are answered ahead of express; every other request still goes to the express app.
   http.server.removeAllListeners('request');
-  http.server.on('request', createMessageListener(messageDeps, http.app));
+  http.server.on('request', submissions.listener(http.app));
   // Business systems follow their own tasks with their API key; operators use the dispatcher's admin API.
   http.app.use(taskRoutes({ tasks, auth: requireApp(apps, config.apiKeyAuth), scope: (res) => appOf(res)._id }));
   http.app.use(presenceRoutes({ redis, auth: requireApp(apps, config.apiKeyAuth) }));
