@@ -12,6 +12,16 @@ export default tseslint.config(
     },
   },
   {
+    // Issue 14's bounds for service code, as warnings until the last offenders are split
+    // (`npx eslint . | grep max-lines` lists them).
+    files: ['**/*.ts'],
+    ignores: ['test/**', '**/*.test.ts', 'bench/**', 'schemas/types.ts'],
+    rules: {
+      'max-lines': ['warn', { max: 350 }],
+      'max-lines-per-function': ['warn', { max: 80 }],
+    },
+  },
+  {
     // Tests read arbitrary JSON off the wire and assert on it.
     files: ['test/**/*.ts', '**/*.test.ts'],
     rules: { '@typescript-eslint/no-explicit-any': 'off' },
