@@ -75,112 +75,126 @@ const READ_CONCURRENCY = 16;
 /** Batches whose publication is being counted in memory at most; past it the sweeper takes the rest. */
 const MAX_TRACKED_BATCHES = 100_000;
 
-export function createMessagesStore(db: Db, { messagesCollection = 'messages', outboxCollection = 'outbox_batches', legacyOutboxCollection = 'outbox' } = {}): MessagesStore {
-  const messages: Collection<StoredMessage> = db.collection<StoredMessage>(messagesCollection);
-  const outbox: Collection<OutboxBatch> = db.collection<OutboxBatch>(outboxCollection);
-  const legacyOutbox: Collection<{ _id: string; at: Date }> = db.collection<{ _id: string; at: Date }>(legacyOutboxCollection);
-  const counts: Record<string, number> = {};
-  const count = (op: string) => (counts[op] = (counts[op] ?? 0) + 1);
+class MongoMessagesStore implements MessagesStore {
+  private readonly messages: Collection<StoredMessage>;
+  private readonly outbox: Collection<OutboxBatch>;
+  private readonly legacyOutbox: Collection<{ _id: string; at: Date }>;
+  private readonly counts: Record<string, number> = {};
   /** Per stored batch: ids not yet published. */
-  const open = new Map<string, Set<string>>();
+  private readonly open = new Map<string, Set<string>>();
   /** Message id to its batch, while the batch is open. */
-  const batchOf = new Map<string, string>();
+  private readonly batchOf = new Map<string, string>();
 
-  const settle = async (ids: string[]): Promise<void> => {
+  constructor(db: Db, names: { messagesCollection: string; outboxCollection: string; legacyOutboxCollection: string }) {
+    this.messages = db.collection<StoredMessage>(names.messagesCollection);
+    this.outbox = db.collection<OutboxBatch>(names.outboxCollection);
+    this.legacyOutbox = db.collection<{ _id: string; at: Date }>(names.legacyOutboxCollection);
+  }
+
+  async storeMessages(batch: StoredMessage[]): Promise<void> {
+    if (batch.length === 0) return;
+    // The outbox entry first: a message found in the store is then always on its way to
+    // Kafka (isStored may answer for a write that failed on the wire), and an entry whose
+    // messages never arrived is dropped by the sweep once they are overdue.
+    const entry: OutboxBatch = { _id: newId(), ids: batch.map((m) => m._id), at: new Date() };
+    this.count('outbox.insert');
+    await this.outbox.insertOne(entry);
+    this.count('messages.insertMany');
+    await this.messages.insertMany(batch, { ordered: false });
+    if (this.open.size < MAX_TRACKED_BATCHES) {
+      this.open.set(entry._id, new Set(entry.ids));
+      for (const id of entry.ids) this.batchOf.set(id, entry._id);
+    }
+  }
+
+  /** Deletes the outbox batches whose every message is now published. */
+  async markPublished(ids: string[]): Promise<void> {
     const done: string[] = [];
     for (const id of ids) {
-      const b = batchOf.get(id);
+      const b = this.batchOf.get(id);
       if (b === undefined) continue;
-      batchOf.delete(id);
-      const left = open.get(b);
+      this.batchOf.delete(id);
+      const left = this.open.get(b);
       if (!left) continue;
       left.delete(id);
       if (left.size === 0) {
-        open.delete(b);
+        this.open.delete(b);
         done.push(b);
       }
     }
     if (done.length === 0) return;
-    count('outbox.delete');
-    await deleteByIds(outbox, done);
-  };
+    this.count('outbox.delete');
+    await deleteByIds(this.outbox, done);
+  }
 
-  const readMessages = async (ids: string[]): Promise<StoredMessage[]> => {
+  async unstore(ids: string[]): Promise<void> {
+    if (ids.length === 0) return;
+    this.count('messages.delete');
+    await deleteByIds(this.messages, ids);
+    await this.markPublished(ids);
+  }
+
+  async unpublished(before: Date, limit: number): Promise<{ batch: OutboxBatch; messages: StoredMessage[] }[]> {
+    this.count('outbox.find');
+    // Small collection (unpublished batches only): no pushdown needed for the range and sort.
+    const batches = await this.outbox.find({ at: { $lt: before } }).sort({ _id: 1 }).limit(limit).toArray();
+    const out: { batch: OutboxBatch; messages: StoredMessage[] }[] = [];
+    for (const batch of batches) out.push({ batch, messages: await this.readMessages(batch.ids) });
+    return out;
+  }
+
+  async adoptLegacyOutbox(limit: number): Promise<number> {
+    const legacy = await this.legacyOutbox.find({}).sort({ _id: 1 }).limit(limit).toArray();
+    if (legacy.length === 0) return 0;
+    const at = new Date(Math.min(...legacy.map((e) => e.at.getTime())));
+    this.count('outbox.insert');
+    await this.outbox.insertOne({ _id: newId(), ids: legacy.map((e) => e._id), at });
+    await deleteByIds(this.legacyOutbox, legacy.map((e) => e._id));
+    return legacy.length;
+  }
+
+  async isStored(id: string): Promise<boolean> {
+    this.count('messages.findOne');
+    return (await this.messages.findOne({ _id: id }, { projection: { _id: 1 } })) !== null;
+  }
+
+  async batchDone(batchId: string): Promise<void> {
+    const left = this.open.get(batchId);
+    if (left) {
+      this.open.delete(batchId);
+      for (const id of left) this.batchOf.delete(id);
+    }
+    this.count('outbox.delete');
+    await this.outbox.deleteOne({ _id: batchId });
+  }
+
+  ensureIndexes(): Promise<boolean> {
+    return ensureExpiryIndex(this.messages, 'expiresAt');
+  }
+
+  async sweepExpired(): Promise<number> {
+    return (await this.messages.deleteMany({ expiresAt: { $lt: new Date() } })).deletedCount;
+  }
+
+  ops(): Record<string, number> {
+    return { ...this.counts };
+  }
+
+  private count(op: string): void {
+    this.counts[op] = (this.counts[op] ?? 0) + 1;
+  }
+
+  private async readMessages(ids: string[]): Promise<StoredMessage[]> {
     const found = await mapBounded(ids, READ_CONCURRENCY, (id) => {
-      count('messages.findOne');
-      return messages.findOne({ _id: id });
+      this.count('messages.findOne');
+      return this.messages.findOne({ _id: id });
     });
     return found.filter((m): m is StoredMessage => m !== null);
-  };
+  }
+}
 
-  return {
-    async storeMessages(batch) {
-      if (batch.length === 0) return;
-      // The outbox entry first: a message found in the store is then always on its way to
-      // Kafka (isStored may answer for a write that failed on the wire), and an entry whose
-      // messages never arrived is dropped by the sweep once they are overdue.
-      const entry: OutboxBatch = { _id: newId(), ids: batch.map((m) => m._id), at: new Date() };
-      count('outbox.insert');
-      await outbox.insertOne(entry);
-      count('messages.insertMany');
-      await messages.insertMany(batch, { ordered: false });
-      if (open.size < MAX_TRACKED_BATCHES) {
-        open.set(entry._id, new Set(entry.ids));
-        for (const id of entry.ids) batchOf.set(id, entry._id);
-      }
-    },
-
-    markPublished: settle,
-
-    async unstore(ids) {
-      if (ids.length === 0) return;
-      count('messages.delete');
-      await deleteByIds(messages, ids);
-      await settle(ids);
-    },
-
-    async unpublished(before, limit) {
-      count('outbox.find');
-      // Small collection (unpublished batches only): no pushdown needed for the range and sort.
-      const batches = await outbox.find({ at: { $lt: before } }).sort({ _id: 1 }).limit(limit).toArray();
-      const out: { batch: OutboxBatch; messages: StoredMessage[] }[] = [];
-      for (const batch of batches) out.push({ batch, messages: await readMessages(batch.ids) });
-      return out;
-    },
-
-    async adoptLegacyOutbox(limit) {
-      const legacy = await legacyOutbox.find({}).sort({ _id: 1 }).limit(limit).toArray();
-      if (legacy.length === 0) return 0;
-      const at = new Date(Math.min(...legacy.map((e) => e.at.getTime())));
-      count('outbox.insert');
-      await outbox.insertOne({ _id: newId(), ids: legacy.map((e) => e._id), at });
-      await deleteByIds(legacyOutbox, legacy.map((e) => e._id));
-      return legacy.length;
-    },
-
-    async isStored(id) {
-      count('messages.findOne');
-      return (await messages.findOne({ _id: id }, { projection: { _id: 1 } })) !== null;
-    },
-
-    async batchDone(batchId) {
-      const left = open.get(batchId);
-      if (left) {
-        open.delete(batchId);
-        for (const id of left) batchOf.delete(id);
-      }
-      count('outbox.delete');
-      await outbox.deleteOne({ _id: batchId });
-    },
-
-    ensureIndexes: () => ensureExpiryIndex(messages, 'expiresAt'),
-
-    async sweepExpired() {
-      return (await messages.deleteMany({ expiresAt: { $lt: new Date() } })).deletedCount;
-    },
-
-    ops: () => ({ ...counts }),
-  };
+export function createMessagesStore(db: Db, { messagesCollection = 'messages', outboxCollection = 'outbox_batches', legacyOutboxCollection = 'outbox' } = {}): MessagesStore {
+  return new MongoMessagesStore(db, { messagesCollection, outboxCollection, legacyOutboxCollection });
 }
 
 /**
