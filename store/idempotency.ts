@@ -96,142 +96,167 @@ export interface IdempotencyKeys {
  * runs ~20x slower than a batched insert. Every read is by `_id`, an indexed
  * equality on FerretDB as on MongoDB, and only for keys seen before.
  */
-export function createIdempotencyKeys(
-  db: Db,
-  {
-    windowMs = DEFAULT_WINDOW_MS,
-    collection = 'idempotency',
-    isStored,
-  }: {
-    windowMs?: number;
-    collection?: string;
-    /**
-     * Whether a message is durably stored (persistent messages only). A claim left in
-     * progress (its holder crashed, or could not complete it) whose message is stored
-     * is completed for it rather than taken over: taking it over would store the same
-     * submission a second time, under another id.
-     */
-    isStored?: (msgId: string) => Promise<boolean>;
-  } = {},
-): IdempotencyKeys {
-  const claims: Collection<ClaimRecord> = db.collection<ClaimRecord>(collection);
-  const dones: Collection<DoneRecord> = db.collection<DoneRecord>(`${collection}_done`);
+export interface IdempotencyOptions {
+  windowMs?: number;
+  collection?: string;
+  /**
+   * Whether a message is durably stored (persistent messages only). A claim left in
+   * progress (its holder crashed, or could not complete it) whose message is stored
+   * is completed for it rather than taken over: taking it over would store the same
+   * submission a second time, under another id.
+   */
+  isStored?: (msgId: string) => Promise<boolean>;
+}
+
+class MongoIdempotencyKeys implements IdempotencyKeys {
+  private readonly windowMs: number;
+  private readonly isStored?: (msgId: string) => Promise<boolean>;
+  private readonly claims: Collection<ClaimRecord>;
+  private readonly dones: Collection<DoneRecord>;
   /** Claims this process gave up on (bounded: oldest forgotten first). */
-  const givenUp = new Set<string>();
-  const expiry = (now: Date, keepUntil?: Date) => new Date(Math.max(now.getTime() + windowMs, keepUntil?.getTime() ?? 0));
-  const claimRecord = (c: ClaimRequest, now: Date): ClaimRecord => ({ _id: `${c.app}|${c.key}`, msg: c.msgId, at: now, exp: expiry(now, c.keepUntil) });
+  private readonly givenUp = new Set<string>();
+  private readonly doneWriter: WriteBatcher<DoneRecord, boolean>;
+  /**
+   * Claims of concurrent HTTP submissions share one insertMany. A key twice in one batch is
+   * claimed by its first request; the second meets it (duplicate key) and finds it in progress.
+   */
+  private readonly claimWriter: WriteBatcher<ClaimRequest, IdempotencyClaim>;
 
-  /** A completion whose insert met an existing record: an expired one is replaced, a live one stands. */
-  const completeOver = async (rec: DoneRecord): Promise<boolean> => {
-    const now = new Date();
-    const replaced = await dones.replaceOne({ _id: rec._id, exp: { $lte: now } }, rec);
-    if (replaced.modifiedCount === 1) return true;
-    const existing = await dones.findOne({ _id: rec._id });
-    return existing?.msg === rec.msg;
-  };
-  const writeDones = async (recs: DoneRecord[]): Promise<boolean[]> => {
-    const out = recs.map(() => true);
-    let taken: number[] = [];
-    try {
-      await dones.insertMany(recs, { ordered: false });
-    } catch (err) {
-      taken = duplicateIndexes(err, recs.length);
-    }
-    for (const i of taken) out[i] = await completeOver(recs[i]!);
-    return out;
-  };
-  const doneWriter: WriteBatcher<DoneRecord, boolean> = createWriteBatcher(writeDones, () => 128, { what: 'the idempotency store' });
+  constructor(db: Db, { windowMs = DEFAULT_WINDOW_MS, collection = 'idempotency', isStored }: IdempotencyOptions) {
+    this.windowMs = windowMs;
+    this.isStored = isStored;
+    this.claims = db.collection<ClaimRecord>(collection);
+    this.dones = db.collection<DoneRecord>(`${collection}_done`);
+    this.doneWriter = createWriteBatcher((recs: DoneRecord[]) => this.writeDones(recs), () => 128, { what: 'the idempotency store' });
+    this.claimWriter = createWriteBatcher((reqs: ClaimRequest[]) => this.claimMany(reqs), () => 128, { what: 'the idempotency store' });
+  }
 
-  /** The live completion of a key, if any. */
-  const doneOf = async (_id: string, now: Date): Promise<DoneRecord | null> => {
-    const d = await dones.findOne({ _id });
-    return d && d.exp.getTime() > now.getTime() ? d : null;
-  };
+  claim(app: string, key: string, msgId: string): Promise<IdempotencyClaim> {
+    return this.claimWriter.add({ app, key, msgId });
+  }
 
-  /** The key was seen before: a duplicate, still in progress, or abandoned (or expired) and taken over. */
-  const resolveExisting = async (c: ClaimRequest, now: Date, depth = 0): Promise<IdempotencyClaim> => {
-    const _id = `${c.app}|${c.key}`;
-    if (depth > 3) throw new Error(`idempotency key ${_id} keeps changing under its claim`);
-    const done = await doneOf(_id, now);
-    if (done) return { state: 'duplicate', id: done.msg };
-    const existing = await claims.findOne({ _id });
-    if (!existing) {
-      try {
-        await claims.insertOne(claimRecord(c, now));
-        return { state: 'claimed' };
-      } catch (err) {
-        if ((err as { code?: number }).code !== 11000) throw err;
-        return resolveExisting(c, now, depth + 1);
-      }
-    }
-    // Past its expiry but not yet swept (no TTL index on FerretDB): forgotten, as documented.
-    if (existing.exp.getTime() <= now.getTime()) {
-      const renewed = await claims.replaceOne({ _id, msg: existing.msg, exp: existing.exp }, claimRecord(c, now));
-      return renewed.modifiedCount === 1 ? { state: 'claimed' } : resolveExisting(c, now, depth + 1);
-    }
-    if (existing.done) return { state: 'duplicate', id: existing.msg };
-    if (now.getTime() - existing.at.getTime() < STALE_MS && !givenUp.has(existing.msg)) return { state: 'in-progress', id: existing.msg };
-    givenUp.delete(existing.msg);
-    if (isStored && (await isStored(existing.msg))) {
-      await doneWriter.add({ _id, msg: existing.msg, exp: existing.exp });
-      return { state: 'duplicate', id: existing.msg };
-    }
-    const taken = await claims.updateOne({ _id, msg: existing.msg }, { $set: { msg: c.msgId, at: now, exp: expiry(now, c.keepUntil) } });
-    return taken.modifiedCount === 1 ? { state: 'claimed' } : resolveExisting(c, now, depth + 1);
-  };
-
-  const claimNow = async (requests: ClaimRequest[]): Promise<IdempotencyClaim[]> => {
+  async claimMany(requests: ClaimRequest[]): Promise<IdempotencyClaim[]> {
     if (requests.length === 0) return [];
     const now = new Date();
     const out: IdempotencyClaim[] = requests.map(() => ({ state: 'claimed' }));
-    const docs = requests.map((c) => claimRecord(c, now));
+    const docs = requests.map((c) => this.claimRecord(c, now));
     const taken: number[] = [];
     if (docs.length === 1) {
       try {
-        await claims.insertOne(docs[0]!);
+        await this.claims.insertOne(docs[0]!);
       } catch (err) {
         if ((err as { code?: number }).code !== 11000) throw err;
         taken.push(0);
       }
     } else {
       try {
-        await claims.insertMany(docs, { ordered: false });
+        await this.claims.insertMany(docs, { ordered: false });
       } catch (err) {
         taken.push(...duplicateIndexes(err, docs.length));
       }
     }
-    for (const i of taken) out[i] = await resolveExisting(requests[i]!, now);
+    for (const i of taken) out[i] = await this.resolveExisting(requests[i]!, now);
     return out;
-  };
-  // Claims of concurrent HTTP submissions share one insertMany. A key twice in one batch is
-  // claimed by its first request; the second meets it (duplicate key) and finds it in progress.
-  const claimWriter: WriteBatcher<ClaimRequest, IdempotencyClaim> = createWriteBatcher(claimNow, () => 128, { what: 'the idempotency store' });
+  }
 
-  return {
-    claim: (app, key, msgId) => claimWriter.add({ app, key, msgId }),
-    claimMany: claimNow,
-    complete(app, key, claimedId, { msgId, keepUntil } = {}) {
-      return doneWriter.add({ _id: `${app}|${key}`, msg: msgId ?? claimedId, exp: expiry(new Date(), keepUntil) });
-    },
-    async release(app, key, claimedId) {
-      await claims.deleteOne({ _id: `${app}|${key}`, msg: claimedId, done: { $ne: true } });
-    },
-    gaveUp(claimedId) {
-      if (givenUp.size >= 10_000) givenUp.delete(givenUp.values().next().value!);
-      givenUp.add(claimedId);
-    },
-    async ensureIndexes() {
-      const both = await Promise.all([ensureExpiryIndex(claims, 'exp'), ensureExpiryIndex(dones, 'exp')]);
-      return both.every(Boolean);
-    },
-    async sweepExpired() {
-      const now = new Date();
-      const [a, b] = await Promise.all([claims.deleteMany({ exp: { $lt: now } }), dones.deleteMany({ exp: { $lt: now } })]);
-      return a.deletedCount + b.deletedCount;
-    },
-    async close() {
-      await claimWriter.close();
-      await doneWriter.close();
-    },
-  };
+  complete(app: string, key: string, claimedId: string, { msgId, keepUntil }: { msgId?: string; keepUntil?: Date } = {}): Promise<boolean> {
+    return this.doneWriter.add({ _id: `${app}|${key}`, msg: msgId ?? claimedId, exp: this.expiry(new Date(), keepUntil) });
+  }
+
+  async release(app: string, key: string, claimedId: string): Promise<void> {
+    await this.claims.deleteOne({ _id: `${app}|${key}`, msg: claimedId, done: { $ne: true } });
+  }
+
+  gaveUp(claimedId: string): void {
+    if (this.givenUp.size >= 10_000) this.givenUp.delete(this.givenUp.values().next().value!);
+    this.givenUp.add(claimedId);
+  }
+
+  async ensureIndexes(): Promise<boolean> {
+    const both = await Promise.all([ensureExpiryIndex(this.claims, 'exp'), ensureExpiryIndex(this.dones, 'exp')]);
+    return both.every(Boolean);
+  }
+
+  async sweepExpired(): Promise<number> {
+    const now = new Date();
+    const [a, b] = await Promise.all([this.claims.deleteMany({ exp: { $lt: now } }), this.dones.deleteMany({ exp: { $lt: now } })]);
+    return a.deletedCount + b.deletedCount;
+  }
+
+  async close(): Promise<void> {
+    await this.claimWriter.close();
+    await this.doneWriter.close();
+  }
+
+  private expiry(now: Date, keepUntil?: Date): Date {
+    return new Date(Math.max(now.getTime() + this.windowMs, keepUntil?.getTime() ?? 0));
+  }
+
+  private claimRecord(c: ClaimRequest, now: Date): ClaimRecord {
+    return { _id: `${c.app}|${c.key}`, msg: c.msgId, at: now, exp: this.expiry(now, c.keepUntil) };
+  }
+
+  /** Completions in one insertMany; one whose insert met an existing record goes through completeOver. */
+  private async writeDones(recs: DoneRecord[]): Promise<boolean[]> {
+    const out = recs.map(() => true);
+    let taken: number[] = [];
+    try {
+      await this.dones.insertMany(recs, { ordered: false });
+    } catch (err) {
+      taken = duplicateIndexes(err, recs.length);
+    }
+    for (const i of taken) out[i] = await this.completeOver(recs[i]!);
+    return out;
+  }
+
+  /** A completion whose insert met an existing record: an expired one is replaced, a live one stands. */
+  private async completeOver(rec: DoneRecord): Promise<boolean> {
+    const now = new Date();
+    const replaced = await this.dones.replaceOne({ _id: rec._id, exp: { $lte: now } }, rec);
+    if (replaced.modifiedCount === 1) return true;
+    const existing = await this.dones.findOne({ _id: rec._id });
+    return existing?.msg === rec.msg;
+  }
+
+  /** The live completion of a key, if any. */
+  private async doneOf(_id: string, now: Date): Promise<DoneRecord | null> {
+    const d = await this.dones.findOne({ _id });
+    return d && d.exp.getTime() > now.getTime() ? d : null;
+  }
+
+  /** The key was seen before: a duplicate, still in progress, or abandoned (or expired) and taken over. */
+  private async resolveExisting(c: ClaimRequest, now: Date, depth = 0): Promise<IdempotencyClaim> {
+    const _id = `${c.app}|${c.key}`;
+    if (depth > 3) throw new Error(`idempotency key ${_id} keeps changing under its claim`);
+    const done = await this.doneOf(_id, now);
+    if (done) return { state: 'duplicate', id: done.msg };
+    const existing = await this.claims.findOne({ _id });
+    if (!existing) {
+      try {
+        await this.claims.insertOne(this.claimRecord(c, now));
+        return { state: 'claimed' };
+      } catch (err) {
+        if ((err as { code?: number }).code !== 11000) throw err;
+        return this.resolveExisting(c, now, depth + 1);
+      }
+    }
+    // Past its expiry but not yet swept (no TTL index on FerretDB): forgotten, as documented.
+    if (existing.exp.getTime() <= now.getTime()) {
+      const renewed = await this.claims.replaceOne({ _id, msg: existing.msg, exp: existing.exp }, this.claimRecord(c, now));
+      return renewed.modifiedCount === 1 ? { state: 'claimed' } : this.resolveExisting(c, now, depth + 1);
+    }
+    if (existing.done) return { state: 'duplicate', id: existing.msg };
+    if (now.getTime() - existing.at.getTime() < STALE_MS && !this.givenUp.has(existing.msg)) return { state: 'in-progress', id: existing.msg };
+    this.givenUp.delete(existing.msg);
+    if (this.isStored && (await this.isStored(existing.msg))) {
+      await this.doneWriter.add({ _id, msg: existing.msg, exp: existing.exp });
+      return { state: 'duplicate', id: existing.msg };
+    }
+    const taken = await this.claims.updateOne({ _id, msg: existing.msg }, { $set: { msg: c.msgId, at: now, exp: this.expiry(now, c.keepUntil) } });
+    return taken.modifiedCount === 1 ? { state: 'claimed' } : this.resolveExisting(c, now, depth + 1);
+  }
+}
+
+export function createIdempotencyKeys(db: Db, opts: IdempotencyOptions = {}): IdempotencyKeys {
+  return new MongoIdempotencyKeys(db, opts);
 }
