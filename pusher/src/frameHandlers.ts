@@ -41,7 +41,7 @@ export interface FrameHandlerDeps {
  * (each handler receives the connection as an argument).
  */
 export function createFrameHandlers(deps: FrameHandlerDeps): FrameHandlers {
-  const { config, logger, redis, table, metrics, tokenClock } = deps;
+  const { config, logger, redis, table, metrics } = deps;
   const frameHandlers: FrameHandlers = {
     limits: config,
     // Only ids delivered on `c` get here (clientFrames.ts); queued first, counted and traced once taken.
@@ -60,10 +60,10 @@ export function createFrameHandlers(deps: FrameHandlerDeps): FrameHandlers {
       metrics.frameErrors.inc();
       logger.error({ err, conn: c.id, app: c.app, user: c.user, device: c.device }, 'client frame handler failed; closing the connection');
     },
-    upstream: (c, payload) => publishUpstream(c, payload),
+    upstream: (c, payload) => publishUpstream(deps, c, payload),
     // Async: a failure is this connection's, handled like a throwing frame handler.
     auth: (c, token) =>
-      void reauthenticate(c, token).catch((err: unknown) => {
+      void reauthenticate(deps, frameHandlers.unsubscribe, c, token).catch((err: unknown) => {
         frameHandlers.onFrameError(c, err);
         c.close(CLOSE.INTERNAL_ERROR, 'internal error');
       }),
@@ -81,59 +81,58 @@ export function createFrameHandlers(deps: FrameHandlerDeps): FrameHandlers {
   };
 
 
-  /** A fresh token for an open connection: same app, user and device, later expiry. */
-  const reauthenticate = async (conn: Connection, token: string) => {
-    const refuse = (message: string) => {
-      metrics.badFrames.inc({ reason: 'auth' });
-      conn.send(errorFrame(FRAME_ERROR.TOKEN_REFUSED, message));
-    };
-    let claims;
-    try {
-      claims = await deps.verify(token);
-    } catch (err) {
-      return refuse(err instanceof TokenError ? `${err.code}: ${err.message}` : 'invalid token');
-    }
-    if (conn.closed) return;
-    if (claims.app !== conn.app || claims.user !== conn.user || claims.device !== conn.device) {
-      return refuse('the token is for another app, user or device');
-    }
-    if (conn.groupGrants !== 'open') {
-      conn.groupGrants = claims.groups;
-      // A renewed token grants what it grants now: groups it no longer grants are left, and the
-      // client is told (else a revoked member kept a group's messages for as long as it renewed).
-      const revoked = [...(conn.groups ?? [])].filter((g) => !mayJoin(claims.groups, g));
-      for (const group of revoked) {
-        frameHandlers.unsubscribe(conn, group);
-        conn.send(unsubscribedFrame(group, 'the renewed token does not grant this group'));
-      }
-    }
-    conn.tokenExpiresAt = Math.max(conn.tokenExpiresAt, claims.exp * 1000);
-    tokenClock.track(conn);
-    conn.send(authedFrame(conn.tokenExpiresAt));
-  };
-
-  const publishUpstream = (conn: Connection, payload: unknown) => {
-    const rec = encodeRecord('Upstream', {
-      id: newId(),
-      app: conn.app,
-      user: conn.user,
-      device: conn.device,
-      nodeId: config.nodeId,
-      payload: JSON.stringify(payload),
-      receivedAt: Date.now(),
-    });
-    deps.publisher
-      .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
-      .catch((err: { code?: string }) =>
-        // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
-        conn.send(
-          err.code === 'OVERLOADED'
-            ? errorFrame(FRAME_ERROR.UPSTREAM_BACKLOG, "the node's upstream queue is full; this frame was not taken, resend it later")
-            : errorFrame(FRAME_ERROR.UPSTREAM_UNAVAILABLE, 'upstream could not be published; retry later'),
-        ),
-      );
-  };
-
-
   return frameHandlers;
+}
+
+/** A fresh token for an open connection: same app, user and device, later expiry. */
+async function reauthenticate(deps: FrameHandlerDeps, unsubscribe: (c: Connection, group: string) => void, conn: Connection, token: string): Promise<void> {
+  const refuse = (message: string) => {
+    deps.metrics.badFrames.inc({ reason: 'auth' });
+    conn.send(errorFrame(FRAME_ERROR.TOKEN_REFUSED, message));
+  };
+  let claims;
+  try {
+    claims = await deps.verify(token);
+  } catch (err) {
+    return refuse(err instanceof TokenError ? `${err.code}: ${err.message}` : 'invalid token');
+  }
+  if (conn.closed) return;
+  if (claims.app !== conn.app || claims.user !== conn.user || claims.device !== conn.device) {
+    return refuse('the token is for another app, user or device');
+  }
+  if (conn.groupGrants !== 'open') {
+    conn.groupGrants = claims.groups;
+    // A renewed token grants what it grants now: groups it no longer grants are left, and the
+    // client is told (else a revoked member kept a group's messages for as long as it renewed).
+    const revoked = [...(conn.groups ?? [])].filter((g) => !mayJoin(claims.groups, g));
+    for (const group of revoked) {
+      unsubscribe(conn, group);
+      conn.send(unsubscribedFrame(group, 'the renewed token does not grant this group'));
+    }
+  }
+  conn.tokenExpiresAt = Math.max(conn.tokenExpiresAt, claims.exp * 1000);
+  deps.tokenClock.track(conn);
+  conn.send(authedFrame(conn.tokenExpiresAt));
+}
+
+function publishUpstream(deps: FrameHandlerDeps, conn: Connection, payload: unknown): void {
+  const rec = encodeRecord('Upstream', {
+    id: newId(),
+    app: conn.app,
+    user: conn.user,
+    device: conn.device,
+    nodeId: deps.config.nodeId,
+    payload: JSON.stringify(payload),
+    receivedAt: Date.now(),
+  });
+  deps.publisher
+    .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
+    .catch((err: { code?: string }) =>
+      // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
+      conn.send(
+        err.code === 'OVERLOADED'
+          ? errorFrame(FRAME_ERROR.UPSTREAM_BACKLOG, "the node's upstream queue is full; this frame was not taken, resend it later")
+          : errorFrame(FRAME_ERROR.UPSTREAM_UNAVAILABLE, 'upstream could not be published; retry later'),
+      ),
+    );
 }
