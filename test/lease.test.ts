@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createLease } from '../platform/lease.js';
 import { stack, uniqueId } from './support/env.js';
+import { eventually } from './support/eventually.js';
 
 /** The Redis lease (platform/lease.ts) on the shared Redis: one holder at a time, and a lapsed holder cannot touch its successor's lease. */
 let redis: Redis;
@@ -33,12 +34,8 @@ test('a holder whose lease lapsed can neither extend nor release the next holder
   const slow = createLease(redis, key, 50);
   const next = createLease(redis, key, 10_000);
   assert.equal(await slow.acquire(), true);
-  // Let the short lease lapse: wait until Redis has expired the key.
-  const deadline = Date.now() + 5000;
-  while ((await redis.exists(key)) === 1) {
-    assert.ok(Date.now() < deadline, 'the 50 ms lease never expired');
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  // Let the short lease lapse: Redis expires the key.
+  await eventually(async () => (await redis.exists(key)) === 0, { what: 'the 50 ms lease to expire', timeoutMs: 5000, intervalMs: 20 });
   assert.equal(await next.acquire(), true);
   assert.equal(await slow.extend(), false);
   await slow.release();
