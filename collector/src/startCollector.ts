@@ -3,16 +3,18 @@ import type { ServiceDeps } from '../../common/src/lifecycle.js';
 import { createServiceClients } from '../../common/src/serviceClients.js';
 import { createHttpService } from '../../common/src/httpServer.js';
 import { createAppStore } from '../../common/src/apps.js';
-import { batchMessages, createMessagesStore } from '../../store/messages.js';
-import { createIdempotencyKeys } from '../../store/idempotency.js';
+import { batchMessages, createMessagesStore, type MessagesStore } from '../../store/messages.js';
+import { createIdempotencyKeys, type IdempotencyKeys } from '../../store/idempotency.js';
 import { createTaskStore } from '../../common/src/tasks.js';
 import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { appOf, requireApp } from '../../common/src/httpAuth.js';
 import { kickRoutes } from '../../common/src/kicks.js';
 import { presenceRoutes } from './presenceRoutes.js';
-import { createBatchPublisher } from '../../common/src/batchPublisher.js';
+import { createBatchPublisher, type BatchPublisher } from '../../common/src/batchPublisher.js';
 import { createProducer, ensureTopics } from '../../common/src/kafka.js';
-import { topicNames } from '../../protocol/topics.js';
+import { topicNames, type Topics } from '../../protocol/topics.js';
+import type { Kafka } from 'kafkajs';
+import type { Registry } from 'prom-client';
 import { createCollectorMetrics } from './collectorMetrics.js';
 import { createMessageHandler, messageRoutes } from './messageRoutes.js';
 import { createApiKeyLookup } from './apiKeyLookup.js';
@@ -33,34 +35,12 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const apps = createAppStore({ db });
   const store = createMessagesStore(db);
   const idempotency = createIdempotencyKeys(db, { windowMs: config.idempotencyWindowSeconds * 1000, isStored: (id) => store.isStored(id) });
-  const ttlIndexes = (await store.ensureIndexes()) && (await idempotency.ensureIndexes());
+  await ensureStoreIndexes(deps, store, idempotency);
   await apps.ensureIndexes();
-  if (!ttlIndexes) {
-    logger.info('MongoDB server lacks TTL indexes; sweeping expired documents every minute');
-    const sweeper = setInterval(() => {
-      void Promise.all([store.sweepExpired(), idempotency.sweepExpired()]).catch((err: Error) => logger.warn({ err: err.message }, 'expiry sweep failed'));
-    }, 60_000);
-    onClose('expiry-sweeper', () => clearInterval(sweeper));
-  }
 
   const topics = topicNames(config.topicPrefix);
-  await ensureTopics(kafka, [
-    { topic: topics.ingest, numPartitions: config.ingestPartitions },
-    { topic: topics.events, numPartitions: config.ingestPartitions },
-    { topic: topics.dlq, numPartitions: 1 },
-  ]);
-  const producer = createProducer(kafka, { maxInFlightRequests: 1 });
-  await producer.connect();
-  onClose('producer', () => producer.disconnect());
-  // Bounded by bytes as well as records, and split under the broker's request limit (issue 12 #6).
-  const publisher = createBatchPublisher({
-    producer, name: 'ingest', timeoutMs: config.publishTimeoutMs, maxRequestBytes: config.kafkaMaxRequestBytes, maxQueuedBytes: config.publishQueueBytes,
-    maxOwnerShare: config.appQueueSharePercent / 100,
-  });
+  const publisher = await openPublisher(deps, kafka, topics, registry);
   const fanout = { maxFanoutBytes: config.maxFanoutBytes, maxRecordBytes: config.kafkaMaxRequestBytes };
-  onClose('publisher', () => publisher.close());
-  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
-  new Gauge({ name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queuedBytes?.() ?? 0); } });
 
   const marker = createPublishedMarker(store, logger);
   onClose('published-marker', () => marker.close());
@@ -109,4 +89,42 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const addr = await http.listen();
   onClose('http', () => http.close());
   logger.info({ url: `http://${addr.host}:${addr.port}` }, 'collector listening');
+}
+
+/** TTL indexes where the server has them; else a sweep of expired messages and keys every minute. */
+async function ensureStoreIndexes({ logger, onClose }: ServiceDeps<CollectorConfig>, store: MessagesStore, idempotency: IdempotencyKeys): Promise<void> {
+  const ttlIndexes = (await store.ensureIndexes()) && (await idempotency.ensureIndexes());
+  if (ttlIndexes) return;
+  logger.info('MongoDB server lacks TTL indexes; sweeping expired documents every minute');
+  const sweeper = setInterval(() => {
+    void Promise.all([store.sweepExpired(), idempotency.sweepExpired()]).catch((err: Error) => logger.warn({ err: err.message }, 'expiry sweep failed'));
+  }, 60_000);
+  onClose('expiry-sweeper', () => clearInterval(sweeper));
+}
+
+/**
+ * The collector's topics, producer and ingest publisher: bounded by bytes as well as records,
+ * and split under the broker's request limit (issue 12 #6); an app holds at most its share.
+ */
+async function openPublisher({ config, onClose }: ServiceDeps<CollectorConfig>, kafka: Kafka, topics: Topics, registry: Registry): Promise<BatchPublisher> {
+  await ensureTopics(kafka, [
+    { topic: topics.ingest, numPartitions: config.ingestPartitions },
+    { topic: topics.events, numPartitions: config.ingestPartitions },
+    { topic: topics.dlq, numPartitions: 1 },
+  ]);
+  const producer = createProducer(kafka, { maxInFlightRequests: 1 });
+  await producer.connect();
+  onClose('producer', () => producer.disconnect());
+  const publisher = createBatchPublisher({
+    producer,
+    name: 'ingest',
+    timeoutMs: config.publishTimeoutMs,
+    maxRequestBytes: config.kafkaMaxRequestBytes,
+    maxQueuedBytes: config.publishQueueBytes,
+    maxOwnerShare: config.appQueueSharePercent / 100,
+  });
+  onClose('publisher', () => publisher.close());
+  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
+  new Gauge({ name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queuedBytes?.() ?? 0); } });
+  return publisher;
 }
