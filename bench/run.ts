@@ -102,10 +102,18 @@ function combinedReport(reports: ScenarioReport[], runDir: string, quick: boolea
     '| scenario | target | goal | measured | |',
     '|---|---|---|---|---|',
   ];
-  for (const r of reports) for (const t of r.targets ?? []) lines.push(`| ${r.scenario} | ${t.name} | ${t.target} | ${t.measured} | ${t.met ? 'met' : '**missed**'} |`);
+  for (const r of reports)
+    for (const t of r.targets ?? []) lines.push(`| ${r.scenario} | ${t.name} | ${t.target} | ${t.measured} | ${t.met ? 'met' : '**missed**'} |`);
   lines.push(...sameRunRatios(reports));
   for (const r of reports) {
-    lines.push('', `## ${r.scenario}`, '', ...r.summary.map((s) => `- ${s}`), '', `Options: \`${JSON.stringify(r.options)}\` (${String(r.metrics.durationSeconds ?? '?')} s, load average ${JSON.stringify(r.metrics.loadAverage ?? {})}). Data: [${r.scenario}.json](latest/${r.scenario}.json)`);
+    lines.push(
+      '',
+      `## ${r.scenario}`,
+      '',
+      ...r.summary.map((s) => `- ${s}`),
+      '',
+      `Options: \`${JSON.stringify(r.options)}\` (${String(r.metrics.durationSeconds ?? '?')} s, load average ${JSON.stringify(r.metrics.loadAverage ?? {})}). Data: [${r.scenario}.json](latest/${r.scenario}.json)`,
+    );
     for (const c of r.charts) lines.push('', `![${c}](latest/${c})`);
   }
   return `${lines.join('\n')}\n`;
@@ -114,9 +122,9 @@ function combinedReport(reports: ScenarioReport[], runDir: string, quick: boolea
 /** Ours against the bare `ws` server of the limit scenario, from the same run (targets that span two scenarios). */
 function sameRunRatios(reports: ScenarioReport[]): string[] {
   const limit = reports.find((r) => r.scenario === 'limit')?.metrics as
-    | { wsClients?: number; wsRssPerConnKB?: number; wsBroadcastRawPerSec?: number; wsBroadcastSendPerSec?: number }
-    | undefined;
-  const broadcast = reports.find((r) => r.scenario === 'broadcast')?.metrics.runs as { clients: number; pushers: number; deliveriesPerSecond: number; latency: { max: number } }[][] | undefined;
+    { wsClients?: number; wsRssPerConnKB?: number; wsBroadcastRawPerSec?: number; wsBroadcastSendPerSec?: number } | undefined;
+  const broadcast = reports.find((r) => r.scenario === 'broadcast')?.metrics.runs as
+    { clients: number; pushers: number; deliveriesPerSecond: number; latency: { max: number } }[][] | undefined;
   const density = reports.find((r) => r.scenario === 'density')?.metrics.single as { perConnection?: { rssKB: number } } | undefined;
   const out: string[] = [];
   if (limit?.wsBroadcastRawPerSec && broadcast) {
@@ -130,7 +138,9 @@ function sameRunRatios(reports: ScenarioReport[]): string[] {
     }
   }
   if (limit?.wsRssPerConnKB && density?.perConnection) {
-    out.push(`| density + limit | RSS per idle connection against bare ws (same run) | (reference) | ${density.perConnection.rssKB} KB vs ${limit.wsRssPerConnKB} KB = ${Math.round((density.perConnection.rssKB / limit.wsRssPerConnKB) * 100) / 100}x | - |`);
+    out.push(
+      `| density + limit | RSS per idle connection against bare ws (same run) | (reference) | ${density.perConnection.rssKB} KB vs ${limit.wsRssPerConnKB} KB = ${Math.round((density.perConnection.rssKB / limit.wsRssPerConnKB) * 100) / 100}x | - |`,
+    );
   }
   return out;
 }
@@ -150,7 +160,9 @@ async function main(): Promise<void> {
     mkdirSync(latestDir, { recursive: true });
     cpSync(outDir, latestDir, { recursive: true });
     writeFileSync(path.join(RESULTS_DIR, 'latest.md'), combinedReport(reports, path.relative(process.cwd(), outDir), quick, args));
-    console.log(`\nwrote ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.md'))} (charts and data in ${path.relative(process.cwd(), latestDir)}/)`);
+    console.log(
+      `\nwrote ${path.relative(process.cwd(), path.join(RESULTS_DIR, 'latest.md'))} (charts and data in ${path.relative(process.cwd(), latestDir)}/)`,
+    );
   }
 }
 

@@ -4,12 +4,15 @@ import { seconds } from './process.js';
 const USAGE = 'usage: tsx infra/cli.ts up | down [kafka|redis|postgres|mongo ...] | status';
 
 function printTable(rows: ServerStatus[]): void {
-  const table = [
-    ['NAME', 'STATE', 'ADDRESS', 'PID', 'NOTE'],
-    ...rows.map((r) => [r.name, r.state, r.address, r.pid ? String(r.pid) : '-', r.note ?? '']),
-  ];
+  const table = [['NAME', 'STATE', 'ADDRESS', 'PID', 'NOTE'], ...rows.map((r) => [r.name, r.state, r.address, r.pid ? String(r.pid) : '-', r.note ?? ''])];
   const widths = table[0]!.map((_, col) => Math.max(...table.map((row) => row[col]!.length)));
-  for (const row of table) console.log(row.map((cell, col) => cell.padEnd(widths[col]!)).join('  ').trimEnd());
+  for (const row of table)
+    console.log(
+      row
+        .map((cell, col) => cell.padEnd(widths[col]!))
+        .join('  ')
+        .trimEnd(),
+    );
 }
 
 async function main(argv: string[]): Promise<number> {

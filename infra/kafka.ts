@@ -3,17 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Kafka, logLevel } from 'kafkajs';
 import { infraPath, repoRoot } from './paths.js';
-import {
-  assertPortsFree,
-  livePid,
-  pidControls,
-  runCommand,
-  spawnDetached,
-  waitReady,
-  withProgress,
-  type Log,
-  type ServerHandle,
-} from './process.js';
+import { assertPortsFree, livePid, pidControls, runCommand, spawnDetached, waitReady, withProgress, type Log, type ServerHandle } from './process.js';
 
 export const KAFKA_VERSION = '3.9.1';
 export const kafkaLibsDir = infraPath('kafka', 'libs');
@@ -50,9 +40,7 @@ export async function provisionKafka(log: Log): Promise<void> {
     `-DoutputDirectory=${kafkaLibsDir}`,
     '-DincludeScope=runtime',
   ];
-  await withProgress(log, 'kafka: resolving jars with Maven', () =>
-    runCommand('mvn', args, { logFile: infraPath('kafka', 'mvn.log') }),
-  );
+  await withProgress(log, 'kafka: resolving jars with Maven', () => runCommand('mvn', args, { logFile: infraPath('kafka', 'mvn.log') }));
   if (!fs.existsSync(brokerJar)) throw new Error(`Maven finished but ${brokerJar} is missing`);
   fs.writeFileSync(marker, `${new Date().toISOString()}\n`);
   log(`kafka: ${fs.readdirSync(kafkaLibsDir).filter((f) => f.endsWith('.jar')).length} jars in ${kafkaLibsDir}`);
@@ -89,7 +77,9 @@ function writeConfig(opts: KafkaOptions): void {
   };
   fs.writeFileSync(
     path.join(dir, 'server.properties'),
-    Object.entries(props).map(([k, v]) => `${k}=${v}`).join('\n') + '\n',
+    Object.entries(props)
+      .map(([k, v]) => `${k}=${v}`)
+      .join('\n') + '\n',
   );
   fs.writeFileSync(
     path.join(dir, 'log4j.properties'),
@@ -120,10 +110,7 @@ function formatStorage(dir: string): void {
   const log4j = `-Dlog4j.configuration=file:${path.join(dir, 'log4j.properties')}`;
   const clusterId = java(['-cp', classpath(), log4j, 'kafka.tools.StorageTool', 'random-uuid'], dir).trim();
   if (!/^[A-Za-z0-9_-]{22}$/.test(clusterId)) throw new Error(`unexpected cluster id from StorageTool: ${clusterId}`);
-  java(
-    ['-cp', classpath(), log4j, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', path.join(dir, 'server.properties')],
-    dir,
-  );
+  java(['-cp', classpath(), log4j, 'kafka.tools.StorageTool', 'format', '-t', clusterId, '-c', path.join(dir, 'server.properties')], dir);
 }
 
 /** True when a Kafka broker answers a metadata request at 127.0.0.1:port. */

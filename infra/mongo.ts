@@ -3,18 +3,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { MongoClient } from 'mongodb';
 import { infraPath } from './paths.js';
-import {
-  assertPortsFree,
-  livePid,
-  pidControls,
-  runCommand,
-  spawnDetached,
-  waitReady,
-  which,
-  withProgress,
-  type Log,
-  type ServerHandle,
-} from './process.js';
+import { assertPortsFree, livePid, pidControls, runCommand, spawnDetached, waitReady, which, withProgress, type Log, type ServerHandle } from './process.js';
 import { checkGo } from './tools.js';
 import type { MongoBackend } from './config.js';
 
@@ -88,9 +77,7 @@ export async function provisionMongo(log: Log): Promise<void> {
 
   await withProgress(log, 'mongo: building FerretDB', async () => {
     await runCommand('go', ['get', `${FERRETDB_MODULE}/cmd/ferretdb@${FERRETDB_VERSION}`], { cwd: buildDir, env, logFile });
-    const moduleDir = (
-      await runCommand('go', ['list', '-m', '-f', '{{.Dir}}', FERRETDB_MODULE], { cwd: buildDir, env, logFile })
-    ).trim();
+    const moduleDir = (await runCommand('go', ['list', '-m', '-f', '{{.Dir}}', FERRETDB_MODULE], { cwd: buildDir, env, logFile })).trim();
     if (!fs.existsSync(path.join(moduleDir, 'go.mod'))) throw new Error(`FerretDB module source not found (got "${moduleDir}")`);
 
     fs.rmSync(srcDir, { recursive: true, force: true });

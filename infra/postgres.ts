@@ -44,8 +44,7 @@ export const postgresDataDir = (dir: string): string => path.join(dir, 'data');
 export const postgresCmdlineNeedles = (dir: string, port: number): string[] => [postgresDataDir(dir), `port=${port}`];
 
 /** URL FerretDB uses: loopback TCP, trust authentication (see pg_hba in initCluster). */
-export const postgresUrl = (port: number, role: string, database: string): string =>
-  `postgres://${role}@127.0.0.1:${port}/${database}`;
+export const postgresUrl = (port: number, role: string, database: string): string => `postgres://${role}@127.0.0.1:${port}/${database}`;
 
 /** Newest /usr/lib/postgresql/<v>/bin holding a postgres binary, or undefined. */
 export function postgresBinDir(): string | undefined {
@@ -137,7 +136,9 @@ function assertTraversable(dir: string): void {
   for (let p = path.dirname(path.resolve(dir)); ; p = path.dirname(p)) {
     const mode = fs.statSync(p).mode;
     if ((mode & 0o001) === 0) {
-      throw new Error(`postgres: ${p} is not searchable by other users (mode ${(mode & 0o777).toString(8)}); the "${OS_USER}" account needs to reach ${dir}: chmod o+x ${p}`);
+      throw new Error(
+        `postgres: ${p} is not searchable by other users (mode ${(mode & 0o777).toString(8)}); the "${OS_USER}" account needs to reach ${dir}: chmod o+x ${p}`,
+      );
     }
     if (p === path.dirname(p)) return;
   }
@@ -150,13 +151,7 @@ async function initCluster(dir: string, binDir: string, log: Log): Promise<void>
   log(`postgres: initdb ${data} (PostgreSQL ${postgresVersion(binDir)}, first start)...`);
   fs.rmSync(data, { recursive: true, force: true });
   ownedDir(data);
-  const [cmd, args] = asOwner(path.join(binDir, 'initdb'), [
-    `--pgdata=${data}`,
-    `--username=${SUPERUSER}`,
-    '--auth=trust',
-    '--encoding=UTF8',
-    '--locale=C',
-  ]);
+  const [cmd, args] = asOwner(path.join(binDir, 'initdb'), [`--pgdata=${data}`, `--username=${SUPERUSER}`, '--auth=trust', '--encoding=UTF8', '--locale=C']);
   await runCommand(cmd, args, { cwd: dir, logFile: path.join(dir, 'initdb.log') });
 }
 
@@ -211,7 +206,22 @@ const FERRETDB_INDEXES_SQL = path.join(repoRoot, 'infra', 'ferretdbIndexes.sql')
 async function sql(dir: string, port: number, input: { database?: string; statement?: string; file?: string }): Promise<string> {
   const binDir = await provisionPostgres(() => {});
   const what = input.file !== undefined ? ['-f', input.file] : ['-c', input.statement ?? ''];
-  const args = ['-X', '-q', '-tA', '-v', 'ON_ERROR_STOP=1', '-h', '127.0.0.1', '-p', String(port), '-U', SUPERUSER, '-d', input.database ?? 'postgres', ...what];
+  const args = [
+    '-X',
+    '-q',
+    '-tA',
+    '-v',
+    'ON_ERROR_STOP=1',
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(port),
+    '-U',
+    SUPERUSER,
+    '-d',
+    input.database ?? 'postgres',
+    ...what,
+  ];
   return (await runCommand(path.join(binDir, 'psql'), args, { logFile: path.join(dir, 'psql.log') })).trim();
 }
 

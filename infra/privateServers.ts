@@ -34,11 +34,7 @@ function privateDir(name: string): string {
   return dir;
 }
 
-async function privateServer<H extends ServerHandle>(
-  dir: string,
-  port: number,
-  start: () => Promise<H>,
-): Promise<H & PrivateControls> {
+async function privateServer<H extends ServerHandle>(dir: string, port: number, start: () => Promise<H>): Promise<H & PrivateControls> {
   let current: H;
   try {
     current = await start();
@@ -77,9 +73,7 @@ export async function startPrivateKafka(opts: { heapMb?: number; log?: Log } = {
   await provisionKafka(log);
   const [port, controllerPort] = (await distinctFreePorts(2)) as [number, number];
   const dir = privateDir('kafka');
-  const server = await privateServer(dir, port, () =>
-    startKafka({ dir, port, controllerPort, heapMb: opts.heapMb ?? 384, log }),
-  );
+  const server = await privateServer(dir, port, () => startKafka({ dir, port, controllerPort, heapMb: opts.heapMb ?? 384, log }));
   return Object.assign(server, { controllerPort });
 }
 

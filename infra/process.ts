@@ -160,12 +160,7 @@ export async function spawnDetached(
 }
 
 /** Polls `ready` until it answers true; fails early if the process died. */
-export async function waitReady(
-  what: string,
-  pid: number,
-  ready: () => Promise<boolean>,
-  opts: { timeoutMs: number; logFiles: string[] },
-): Promise<void> {
+export async function waitReady(what: string, pid: number, ready: () => Promise<boolean>, opts: { timeoutMs: number; logFiles: string[] }): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   for (;;) {
     const answered = await ready();
@@ -190,11 +185,7 @@ export function tailOf(file: string, lines = 15): string {
 }
 
 /** Runs a provisioning command to completion, output appended to logFile; rejects with its tail. */
-export function runCommand(
-  cmd: string,
-  args: string[],
-  opts: { cwd?: string; env?: NodeJS.ProcessEnv; logFile: string },
-): Promise<string> {
+export function runCommand(cmd: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv; logFile: string }): Promise<string> {
   fs.mkdirSync(path.dirname(opts.logFile), { recursive: true });
   fs.appendFileSync(opts.logFile, `\n$ ${cmd} ${args.join(' ')}\n`);
   return new Promise((resolve, reject) => {

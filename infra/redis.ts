@@ -2,18 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { infraPath } from './paths.js';
-import {
-  assertPortsFree,
-  livePid,
-  pidControls,
-  runCommand,
-  spawnDetached,
-  waitReady,
-  which,
-  withProgress,
-  type Log,
-  type ServerHandle,
-} from './process.js';
+import { assertPortsFree, livePid, pidControls, runCommand, spawnDetached, waitReady, which, withProgress, type Log, type ServerHandle } from './process.js';
 import { canAptInstall } from './tools.js';
 
 export interface RedisOptions {
@@ -38,9 +27,7 @@ export function provisionRedis(log: Log): Promise<string> {
   const found = which('redis-server');
   if (found) return Promise.resolve(found);
   if (!canAptInstall()) {
-    return Promise.reject(
-      new Error('redis-server is not installed: run `apt-get install redis-server` as root (or put redis-server on PATH)'),
-    );
+    return Promise.reject(new Error('redis-server is not installed: run `apt-get install redis-server` as root (or put redis-server on PATH)'));
   }
   installing ??= (async () => {
     const logFile = infraPath('redis', 'apt.log');
@@ -103,13 +90,20 @@ export async function startRedis(opts: RedisOptions): Promise<RedisHandle> {
 
   // Pure cache/state for tests and dev: no RDB snapshots, no AOF.
   const args = [
-    '--bind', '127.0.0.1',
-    '--port', String(port),
-    '--dir', dir,
-    '--save', '',
-    '--appendonly', 'no',
-    '--daemonize', 'no',
-    '--protected-mode', 'yes',
+    '--bind',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'yes',
   ];
   const logFile = path.join(dir, 'stdout.log');
   const child = await spawnDetached(bin, args, { cwd: dir, logFile, pidFile });

@@ -155,9 +155,7 @@ function mongoDef(usePostgres: boolean): ServerDef {
         : [],
     ...(engine === 'ferretdb'
       ? {
-          describe: usePostgres
-            ? `ferretdb on postgresql ${pgVersion ? postgresVersion(pgVersion) : '?'} at 127.0.0.1:${pPort}`
-            : 'ferretdb on sqlite',
+          describe: usePostgres ? `ferretdb on postgresql ${pgVersion ? postgresVersion(pgVersion) : '?'} at 127.0.0.1:${pPort}` : 'ferretdb on sqlite',
         }
       : {}),
     answers: () => mongoAnswers(mPort),
@@ -178,4 +176,3 @@ export function stackServers(): ServerDef[] {
   const usePostgres = mongoEngine() === 'ferretdb' && mongoBackend() === 'postgresql';
   return [kafkaDef(), redisDef(), postgresDef(usePostgres), mongoDef(usePostgres)];
 }
-

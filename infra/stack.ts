@@ -56,9 +56,7 @@ export async function infraStatus(): Promise<ServerStatus[]> {
 }
 
 function describeFailures(results: PromiseSettledResult<unknown>[], defs: ServerDef[]): string[] {
-  return results.flatMap((r, i) =>
-    r.status === 'rejected' ? [`${defs[i]?.name}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : [],
-  );
+  return results.flatMap((r, i) => (r.status === 'rejected' ? [`${defs[i]?.name}: ${r.reason instanceof Error ? r.reason.message : String(r.reason)}`] : []));
 }
 
 export interface UpResult {
@@ -89,7 +87,14 @@ function startInOrder(ready: ServerDef[], todo: ServerDef[], log: Log, started: 
       (async () => {
         if (d.after && todo.some((t) => t.name === d.after)) {
           const dep = starting.get(d.after);
-          if (!dep || !(await dep.then(() => true, () => false))) throw new Error(`not started: it needs ${d.after}, which did not start`);
+          if (
+            !dep ||
+            !(await dep.then(
+              () => true,
+              () => false,
+            ))
+          )
+            throw new Error(`not started: it needs ${d.after}, which did not start`);
         }
         const t0 = Date.now();
         const handle = await d.start(log);
@@ -167,8 +172,7 @@ export async function infraDown(opts: { only?: string[]; log?: Log } = {}): Prom
   if (unknown.length) throw new Error(`unknown server(s): ${unknown.join(', ')} (expected ${SERVER_NAMES.join(', ')})`);
   const defs = stackServers().filter((d) => !opts.only?.length || opts.only.includes(d.name));
   const stopped: ServerName[] = [];
-  const stopAll = (group: ServerDef[]): Promise<unknown> =>
-    Promise.all(group.map(async (d) => (await stopOurs(d, log)) && stopped.push(d.name)));
+  const stopAll = (group: ServerDef[]): Promise<unknown> => Promise.all(group.map(async (d) => (await stopOurs(d, log)) && stopped.push(d.name)));
   await stopAll(defs.filter((d) => d.name !== 'postgres'));
   await stopAll(defs.filter((d) => d.name === 'postgres'));
   return { stopped };

@@ -31,7 +31,10 @@ test('mapBounded keeps the order of results and never runs more than the limit',
   const items = Array.from({ length: 25 }, (_, i) => i);
   const done = mapBounded(items, 4, (n) => g.call(n * 2));
   await g.drain(done);
-  assert.deepEqual(await done, items.map((n) => n * 2));
+  assert.deepEqual(
+    await done,
+    items.map((n) => n * 2),
+  );
   assert.equal(g.peak(), 4);
   assert.deepEqual(await mapBounded([], 4, async () => 1), []);
 });
@@ -54,7 +57,10 @@ test('createLimiter runs at most `limit` calls, in arrival order, and refuses pa
   const g = gate();
   const order: number[] = [];
   const calls = [0, 1, 2, 3, 4].map((n) => run(() => g.call(n).then((v) => (order.push(v), v))));
-  await assert.rejects(run(() => g.call(9)), /3 calls already waiting/);
+  await assert.rejects(
+    run(() => g.call(9)),
+    /3 calls already waiting/,
+  );
   const all = Promise.all(calls);
   await g.drain(all);
   assert.deepEqual(await all, [0, 1, 2, 3, 4]);

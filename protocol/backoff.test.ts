@@ -14,12 +14,21 @@ test('full jitter: many samples stay within [0, cap] and spread over the whole w
   for (const attempt of [0, 3, 8]) {
     const cap = backoffCap(config, attempt);
     const samples = Array.from({ length: 5000 }, () => fullJitterDelay(config, attempt));
-    assert.ok(samples.every((d) => Number.isInteger(d) && d >= 0 && d <= cap), `attempt ${attempt} out of [0, ${cap}]`);
+    assert.ok(
+      samples.every((d) => Number.isInteger(d) && d >= 0 && d <= cap),
+      `attempt ${attempt} out of [0, ${cap}]`,
+    );
     assert.ok(Math.min(...samples) < cap * 0.05, 'some delays near 0');
     assert.ok(Math.max(...samples) > cap * 0.95, 'some delays near the cap');
   }
-  assert.equal(fullJitterDelay(config, 2, () => 0), 0);
-  assert.equal(fullJitterDelay(config, 2, () => 0.999999), 400);
+  assert.equal(
+    fullJitterDelay(config, 2, () => 0),
+    0,
+  );
+  assert.equal(
+    fullJitterDelay(config, 2, () => 0.999999),
+    400,
+  );
 });
 
 test('a backoff counts attempts and starts over after reset', () => {

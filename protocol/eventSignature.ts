@@ -23,11 +23,7 @@ export type SignedBytes = { schemaId: string; key: Buffer | string | null | unde
 
 function mac(secret: string, rec: SignedBytes): Buffer {
   const key = rec.key === null || rec.key === undefined ? Buffer.alloc(0) : Buffer.isBuffer(rec.key) ? rec.key : Buffer.from(rec.key);
-  return createHmac('sha256', secret)
-    .update(`push.events.${VERSION}\n${rec.schemaId}\n${key.length}\n`)
-    .update(key)
-    .update(rec.value)
-    .digest();
+  return createHmac('sha256', secret).update(`push.events.${VERSION}\n${rec.schemaId}\n${key.length}\n`).update(key).update(rec.value).digest();
 }
 
 /** The `push-signature` header value for a record. */

@@ -52,7 +52,10 @@ test('subscribed and unsubscribed frames, with a reason when sent unasked', () =
 
 test('error frames: code and message, then the group or the ids they concern', () => {
   assert.equal(errorFrame(FRAME_ERROR.BAD_FRAME, 'frame is not valid JSON'), '{"type":"error","code":"BAD_FRAME","message":"frame is not valid JSON"}');
-  assert.equal(errorFrame(FRAME_ERROR.RATE_LIMITED, 'too many frames; slow down'), '{"type":"error","code":"RATE_LIMITED","message":"too many frames; slow down"}');
+  assert.equal(
+    errorFrame(FRAME_ERROR.RATE_LIMITED, 'too many frames; slow down'),
+    '{"type":"error","code":"RATE_LIMITED","message":"too many frames; slow down"}',
+  );
   assert.equal(
     errorFrame(FRAME_ERROR.BAD_FRAME, 'unknown frame type "x\\"y"'),
     '{"type":"error","code":"BAD_FRAME","message":"unknown frame type \\"x\\\\\\"y\\""}',
@@ -83,6 +86,9 @@ test('error frames: code and message, then the group or the ids they concern', (
 test('kick and reconnect frames', () => {
   assert.equal(kickFrame('signed in on another device'), '{"type":"kick","reason":"signed in on another device"}');
   assert.equal(kickFrame('a "quoted" reason'), '{"type":"kick","reason":"a \\"quoted\\" reason"}');
-  assert.equal(reconnectFrame(['ws://127.0.0.1:8091/v1/ws', 'ws://127.0.0.1:8092/v1/ws']), '{"type":"reconnect","nodes":["ws://127.0.0.1:8091/v1/ws","ws://127.0.0.1:8092/v1/ws"]}');
+  assert.equal(
+    reconnectFrame(['ws://127.0.0.1:8091/v1/ws', 'ws://127.0.0.1:8092/v1/ws']),
+    '{"type":"reconnect","nodes":["ws://127.0.0.1:8091/v1/ws","ws://127.0.0.1:8092/v1/ws"]}',
+  );
   assert.equal(reconnectFrame([]), '{"type":"reconnect","nodes":[]}');
 });

@@ -30,7 +30,16 @@ export function generateTypes(): string {
   const named: string[] = [];
   const tsType = (s: Schema): string => {
     if (typeof s === 'string') {
-      const prim: Record<string, string> = { string: 'string', int: 'number', long: 'number', float: 'number', double: 'number', boolean: 'boolean', bytes: 'Buffer', null: 'null' };
+      const prim: Record<string, string> = {
+        string: 'string',
+        int: 'number',
+        long: 'number',
+        float: 'number',
+        double: 'number',
+        boolean: 'boolean',
+        bytes: 'Buffer',
+        null: 'null',
+      };
       return prim[s] ?? s.replace(/^push\./, '');
     }
     if (Array.isArray(s)) return s.map(tsType).join(' | ');

@@ -26,7 +26,12 @@ test('a BusinessEvent written with v1 is read by the current reader with default
 
 test('encodeRecord round-trips through decodeRecord and tags the newest schema id', () => {
   const rec = {
-    app: 'a', user: 'u', device: 'd', ids: ['m1', 'm2'], nodeId: 'n1', at: 1_700_000_000_000,
+    app: 'a',
+    user: 'u',
+    device: 'd',
+    ids: ['m1', 'm2'],
+    nodeId: 'n1',
+    at: 1_700_000_000_000,
   };
   const enc = encodeRecord('Ack', rec);
   assert.equal(enc.headers[SCHEMA_HEADER], 'Ack.v1');
@@ -44,10 +49,22 @@ test('decodeRecord names what is wrong with a bad record', () => {
     }
     return 'no error';
   };
-  assert.equal(code(() => decodeRecord('Ack', good.value, {})), 'SCHEMA_HEADER_MISSING');
-  assert.equal(code(() => decodeRecord('Ack', good.value, { [SCHEMA_HEADER]: 'Ack.v99' })), 'SCHEMA_UNKNOWN');
-  assert.equal(code(() => decodeRecord('Upstream', good.value, good.headers)), 'SCHEMA_KIND_MISMATCH');
-  assert.equal(code(() => decodeRecord('Ack', Buffer.from([0xff, 0xff, 0xff]), good.headers)), 'UNDECODABLE');
+  assert.equal(
+    code(() => decodeRecord('Ack', good.value, {})),
+    'SCHEMA_HEADER_MISSING',
+  );
+  assert.equal(
+    code(() => decodeRecord('Ack', good.value, { [SCHEMA_HEADER]: 'Ack.v99' })),
+    'SCHEMA_UNKNOWN',
+  );
+  assert.equal(
+    code(() => decodeRecord('Upstream', good.value, good.headers)),
+    'SCHEMA_KIND_MISMATCH',
+  );
+  assert.equal(
+    code(() => decodeRecord('Ack', Buffer.from([0xff, 0xff, 0xff]), good.headers)),
+    'UNDECODABLE',
+  );
   assert.throws(() => encodeRecord('Ack', { app: 'a' } as never));
 });
 

@@ -17,7 +17,10 @@ export const SCHEMA_HEADER = 'push-schema';
 export const AVRO_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'avro');
 
 export class RecordDecodeError extends Error {
-  constructor(readonly code: 'SCHEMA_HEADER_MISSING' | 'SCHEMA_UNKNOWN' | 'SCHEMA_KIND_MISMATCH' | 'UNDECODABLE', message: string) {
+  constructor(
+    readonly code: 'SCHEMA_HEADER_MISSING' | 'SCHEMA_UNKNOWN' | 'SCHEMA_KIND_MISMATCH' | 'UNDECODABLE',
+    message: string,
+  ) {
     super(message);
     this.name = 'RecordDecodeError';
   }

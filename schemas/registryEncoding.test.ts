@@ -4,8 +4,17 @@ import { decodeRecord, encodeRecord, encodeRecordsVarying, sameEncoding, SCHEMA_
 import type { IngestRecord } from './types.js';
 
 const base: Omit<IngestRecord, 'user'> = {
-  id: '01JXA3K4Q9W2M8T6ZP0R5C7YBD', app: 'demo', target: 'USER', group: null, payload: '{"text":"héllo"}', persistent: true,
-  createdAt: 1_700_000_000_000, expiresAt: 1_700_086_400_000, collapseKey: 'order-42', traceId: 't-1', taskId: null,
+  id: '01JXA3K4Q9W2M8T6ZP0R5C7YBD',
+  app: 'demo',
+  target: 'USER',
+  group: null,
+  payload: '{"text":"héllo"}',
+  persistent: true,
+  createdAt: 1_700_000_000_000,
+  expiresAt: 1_700_086_400_000,
+  collapseKey: 'order-42',
+  traceId: 't-1',
+  taskId: null,
 };
 
 test('encodeRecordsVarying writes the same bytes as encodeRecord for each value', () => {

@@ -42,7 +42,10 @@ const services: Svc[] = [
     script: 'dispatcher',
     url: `http://127.0.0.1:${port('DISPATCHER_PORT', 8082)}`,
     // What its status API and dashboard check and sample.
-    env: { AUTH_URL: env.AUTH_URL ?? `http://127.0.0.1:${port('AUTH_PORT', 8081)}`, COLLECTOR_URL: env.COLLECTOR_URL ?? `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}` },
+    env: {
+      AUTH_URL: env.AUTH_URL ?? `http://127.0.0.1:${port('AUTH_PORT', 8081)}`,
+      COLLECTOR_URL: env.COLLECTOR_URL ?? `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}`,
+    },
   },
   ...Array.from({ length: pusherCount }, (_, i) => ({
     name: `pusher-${i + 1}`,
@@ -145,9 +148,7 @@ Push platform is up (Ctrl-C to stop)
   collector   ${services[1]!.url}   POST /v1/messages
   auth        ${services[0]!.url}   POST /v1/tokens
   dispatcher  ${services[2]!.url}   (admin, metrics; dashboard at ${services[2]!.url}/dashboard)
-${pushers
-  .map((s) => `  ${s.name.padEnd(10)}  ${s.url.replace('http', 'ws')}/v1/ws`)
-  .join('\n')}
+${pushers.map((s) => `  ${s.name.padEnd(10)}  ${s.url.replace('http', 'ws')}/v1/ws`).join('\n')}
   kafka       ${env.KAFKA_BROKERS ?? '127.0.0.1:9092'}
   redis       ${env.REDIS_URL ?? 'redis://127.0.0.1:6379'}
   mongodb     ${env.MONGO_URL ?? 'mongodb://127.0.0.1:27017'}

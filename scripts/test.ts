@@ -17,7 +17,23 @@ import { fileURLToPath } from 'node:url';
 import { infraDown, infraUp } from '../infra/stack.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const SEARCH = ['common', 'platform', 'protocol', 'store', 'schemas', 'auth', 'collector', 'dispatcher', 'pusher', 'infra', 'sdk', 'publisher', 'cli', 'test', 'scripts'];
+const SEARCH = [
+  'common',
+  'platform',
+  'protocol',
+  'store',
+  'schemas',
+  'auth',
+  'collector',
+  'dispatcher',
+  'pusher',
+  'infra',
+  'sdk',
+  'publisher',
+  'cli',
+  'test',
+  'scripts',
+];
 /** A port nothing listens on (TCP port 1, tcpmux): connecting fails at once. */
 const CLOSED = '127.0.0.1:1';
 const UNIT_ENV = {

@@ -31,7 +31,12 @@ const DELETE_CHUNK = 50;
 async function deleteIds(col: Collection<DeliveryDoc>, ids: string[]): Promise<number> {
   let deleted = 0;
   for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
-    deleted += (await col.bulkWrite(ids.slice(i, i + DELETE_CHUNK).map((_id) => ({ deleteOne: { filter: { _id } } })), { ordered: false })).deletedCount;
+    deleted += (
+      await col.bulkWrite(
+        ids.slice(i, i + DELETE_CHUNK).map((_id) => ({ deleteOne: { filter: { _id } } })),
+        { ordered: false },
+      )
+    ).deletedCount;
   }
   return deleted;
 }

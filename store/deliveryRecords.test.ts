@@ -9,7 +9,10 @@ test('compactItems orders by id, drops expired items and replayed duplicates', (
     { m: 'C', e: 5 },
     { m: 'B', e: 100 },
   ];
-  assert.deepEqual(compactItems(items, 10).map((i) => i.m), ['A', 'B']);
+  assert.deepEqual(
+    compactItems(items, 10).map((i) => i.m),
+    ['A', 'B'],
+  );
 });
 
 test('compactItems keeps only the newest item of a collapse key', () => {
@@ -19,7 +22,10 @@ test('compactItems keeps only the newest item of a collapse key', () => {
     { m: 'C', e: 100, k: 'order-42' },
     { m: 'D', e: 100, k: 'other' },
   ];
-  assert.deepEqual(compactItems(items, 10).map((i) => i.m), ['B', 'C', 'D']);
+  assert.deepEqual(
+    compactItems(items, 10).map((i) => i.m),
+    ['B', 'C', 'D'],
+  );
 });
 
 test('compactItems caps the deliveries of a user, dropping the oldest first', () => {
@@ -29,7 +35,7 @@ test('compactItems caps the deliveries of a user, dropping the oldest first', ()
   assert.equal(out[0]!.m, '00000010');
 });
 
-test('userStateOf splits a user\'s records into live deliveries and per-device receipts, and names the stale ones', () => {
+test("userStateOf splits a user's records into live deliveries and per-device receipts, and names the stale ones", () => {
   const records = [
     { _id: 'd1', r: { m: 'M1', e: 100, k: 'score' } },
     { _id: 'd2', r: { m: 'M2', e: 100, k: 'score', p: 'body', c: 3 } },

@@ -2,7 +2,16 @@ import type { Collection, Db } from 'mongodb';
 import type { StoredMessage } from './messages.js';
 import { BROADCAST_INBOX } from '../protocol/tokens.js';
 import { ensureExpiryIndex } from '../common/src/mongo.js';
-import { compactItems, createDeliveries, type AckBatchEntry, type AttemptEntry, type Deliveries, type Delivery, type DeliveryItem, type UserState } from './deliveries.js';
+import {
+  compactItems,
+  createDeliveries,
+  type AckBatchEntry,
+  type AttemptEntry,
+  type Deliveries,
+  type Delivery,
+  type DeliveryItem,
+  type UserState,
+} from './deliveries.js';
 import { deliveryId, userKey } from './keys.js';
 import { createLimiter } from '../platform/concurrency.js';
 import { createHotIndex, type HotIndex, type HotIndexOptions } from './hotIndex.js';
@@ -92,7 +101,16 @@ function pendingOf(item: DueItem, bodies: Map<string, StoredMessage>, now: numbe
   }
   const m = bodies.get(item.m);
   if (!m || m.expiresAt.getTime() <= now) return [];
-  return [{ id: m._id, payload: m.payload, createdAt: m.createdAt.getTime(), expiresAt: m.expiresAt.getTime(), ...(m.collapseKey ? { collapseKey: m.collapseKey } : {}), attempts: item.n }];
+  return [
+    {
+      id: m._id,
+      payload: m.payload,
+      createdAt: m.createdAt.getTime(),
+      expiresAt: m.expiresAt.getTime(),
+      ...(m.collapseKey ? { collapseKey: m.collapseKey } : {}),
+      attempts: item.n,
+    },
+  ];
 }
 
 export class DeliveryStore {

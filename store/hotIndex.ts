@@ -162,7 +162,17 @@ export class HotIndex {
       loads
         .filter((l) => l.version !== '' && l.records.length <= this.maxFields)
         .map((l) =>
-          this.within(this.r.pushHotInstall(hotIndexKey(l.u), hotVersionKey(l.u), l.version, this.ttl, HOT_SENTINEL, '1', ...l.records.flatMap((x) => [x._id, encode(x.r)]))),
+          this.within(
+            this.r.pushHotInstall(
+              hotIndexKey(l.u),
+              hotVersionKey(l.u),
+              l.version,
+              this.ttl,
+              HOT_SENTINEL,
+              '1',
+              ...l.records.flatMap((x) => [x._id, encode(x.r)]),
+            ),
+          ),
         ),
     );
     return results.filter((x) => x.status === 'fulfilled' && x.value === 1).length;

@@ -20,10 +20,7 @@ interface DoneRecord {
   exp: Date;
 }
 
-export type IdempotencyClaim =
-  | { state: 'claimed' }
-  | { state: 'duplicate'; id: string }
-  | { state: 'in-progress'; id: string };
+export type IdempotencyClaim = { state: 'claimed' } | { state: 'duplicate'; id: string } | { state: 'in-progress'; id: string };
 
 /** How long a key is remembered by default (IDEMPOTENCY_WINDOW_SECONDS in the collector). */
 export const DEFAULT_WINDOW_MS = 24 * 3600 * 1000;
@@ -127,8 +124,16 @@ class MongoIdempotencyKeys implements IdempotencyKeys {
     this.isStored = isStored;
     this.claims = db.collection<ClaimRecord>(collection);
     this.dones = db.collection<DoneRecord>(`${collection}_done`);
-    this.doneWriter = createWriteBatcher((recs: DoneRecord[]) => this.writeDones(recs), () => 128, { what: 'the idempotency store' });
-    this.claimWriter = createWriteBatcher((reqs: ClaimRequest[]) => this.claimMany(reqs), () => 128, { what: 'the idempotency store' });
+    this.doneWriter = createWriteBatcher(
+      (recs: DoneRecord[]) => this.writeDones(recs),
+      () => 128,
+      { what: 'the idempotency store' },
+    );
+    this.claimWriter = createWriteBatcher(
+      (reqs: ClaimRequest[]) => this.claimMany(reqs),
+      () => 128,
+      { what: 'the idempotency store' },
+    );
   }
 
   claim(app: string, key: string, msgId: string): Promise<IdempotencyClaim> {

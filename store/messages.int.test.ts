@@ -7,7 +7,15 @@ import { createMessagesStore, type StoredMessage } from './messages.js';
 import { createIdempotencyKeys } from './idempotency.js';
 
 const msg = (id = newId()): StoredMessage => ({
-  _id: id, app: 'a', target: 'USER', users: ['u'], payload: '"x"', persistent: true, createdAt: new Date(), expiresAt: new Date(Date.now() + 60_000), traceId: id,
+  _id: id,
+  app: 'a',
+  target: 'USER',
+  users: ['u'],
+  payload: '"x"',
+  persistent: true,
+  createdAt: new Date(),
+  expiresAt: new Date(Date.now() + 60_000),
+  traceId: id,
 });
 
 describe('store: messages, outbox and idempotency keys', () => {
@@ -47,51 +55,62 @@ describe('store: messages, outbox and idempotency keys', () => {
     const other = createMessagesStore(db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
     assert.deepEqual(await other.unpublished(new Date(Date.now() - 60_000), 10), []);
     const due = await other.unpublished(new Date(Date.now() + 1000), 10);
-    assert.deepEqual(due.map((d) => d.messages.map((m) => m._id)), [first.map((m) => m._id), second.map((m) => m._id)]);
+    assert.deepEqual(
+      due.map((d) => d.messages.map((m) => m._id)),
+      [first.map((m) => m._id), second.map((m) => m._id)],
+    );
     await other.batchDone(due[0]!.batch._id);
     assert.equal((await other.unpublished(new Date(Date.now() + 1000), 10)).length, 1);
   });
 
-  test('outbox entries of an earlier version (one per message) are adopted into batches; 150 batches published at once are all deleted', { timeout: 60_000 }, async () => {
-    const store = createMessagesStore(db, { outboxCollection: 'outbox_l', messagesCollection: 'messages_l', legacyOutboxCollection: 'outbox_legacy' });
-    const old = Array.from({ length: 7 }, () => msg());
-    await db.collection<StoredMessage>('messages_l').insertMany(old);
-    await db.collection<{ _id: string; at: Date }>('outbox_legacy').insertMany(old.map((m) => ({ _id: m._id, at: m.createdAt })));
-    assert.equal(await store.adoptLegacyOutbox(5), 5);
-    assert.equal(await store.adoptLegacyOutbox(5), 2);
-    assert.equal(await store.adoptLegacyOutbox(5), 0);
-    const due = await store.unpublished(new Date(Date.now() + 1000), 10);
-    assert.deepEqual(due.flatMap((d) => d.messages.map((m) => m._id)).sort(), old.map((m) => m._id).sort());
+  test(
+    'outbox entries of an earlier version (one per message) are adopted into batches; 150 batches published at once are all deleted',
+    { timeout: 60_000 },
+    async () => {
+      const store = createMessagesStore(db, { outboxCollection: 'outbox_l', messagesCollection: 'messages_l', legacyOutboxCollection: 'outbox_legacy' });
+      const old = Array.from({ length: 7 }, () => msg());
+      await db.collection<StoredMessage>('messages_l').insertMany(old);
+      await db.collection<{ _id: string; at: Date }>('outbox_legacy').insertMany(old.map((m) => ({ _id: m._id, at: m.createdAt })));
+      assert.equal(await store.adoptLegacyOutbox(5), 5);
+      assert.equal(await store.adoptLegacyOutbox(5), 2);
+      assert.equal(await store.adoptLegacyOutbox(5), 0);
+      const due = await store.unpublished(new Date(Date.now() + 1000), 10);
+      assert.deepEqual(due.flatMap((d) => d.messages.map((m) => m._id)).sort(), old.map((m) => m._id).sort());
 
-    const batches = Array.from({ length: 150 }, () => [msg()]);
-    for (const b of batches) await store.storeMessages(b);
-    await store.markPublished(batches.map((b) => b[0]!._id));
-    assert.equal(await db.collection('outbox_l').countDocuments({}), 2, 'only the two adopted batches are left');
-  });
+      const batches = Array.from({ length: 150 }, () => [msg()]);
+      for (const b of batches) await store.storeMessages(b);
+      await store.markPublished(batches.map((b) => b[0]!._id));
+      assert.equal(await db.collection('outbox_l').countDocuments({}), 2, 'only the two adopted batches are left');
+    },
+  );
 
-  test('idempotency: release acts only on its own claim, the first completion of a key stands; a stale claim whose message is stored becomes a duplicate', { timeout: 30_000 }, async () => {
-    const stored = new Set<string>();
-    const idem = createIdempotencyKeys(db, { isStored: async (id) => stored.has(id) });
-    assert.deepEqual(await idem.claim('a', 'k1', 'M1'), { state: 'claimed' });
-    assert.deepEqual(await idem.claim('a', 'k1', 'M2'), { state: 'in-progress', id: 'M1' });
-    // Taken over (its holder too slow): the old holder cannot release it.
-    await db.collection<{ _id: string; msg: string }>('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
-    await idem.release('a', 'k1', 'M1');
-    assert.deepEqual(await idem.claim('a', 'k1', 'M4'), { state: 'in-progress', id: 'M3' });
-    // A completion names a durable message: the first one for a key stands, a later one is refused.
-    assert.equal(await idem.complete('a', 'k1', 'M1'), true);
-    assert.equal(await idem.complete('a', 'k1', 'M3'), false);
-    assert.deepEqual(await idem.claim('a', 'k1', 'M5'), { state: 'duplicate', id: 'M1' });
+  test(
+    'idempotency: release acts only on its own claim, the first completion of a key stands; a stale claim whose message is stored becomes a duplicate',
+    { timeout: 30_000 },
+    async () => {
+      const stored = new Set<string>();
+      const idem = createIdempotencyKeys(db, { isStored: async (id) => stored.has(id) });
+      assert.deepEqual(await idem.claim('a', 'k1', 'M1'), { state: 'claimed' });
+      assert.deepEqual(await idem.claim('a', 'k1', 'M2'), { state: 'in-progress', id: 'M1' });
+      // Taken over (its holder too slow): the old holder cannot release it.
+      await db.collection<{ _id: string; msg: string }>('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
+      await idem.release('a', 'k1', 'M1');
+      assert.deepEqual(await idem.claim('a', 'k1', 'M4'), { state: 'in-progress', id: 'M3' });
+      // A completion names a durable message: the first one for a key stands, a later one is refused.
+      assert.equal(await idem.complete('a', 'k1', 'M1'), true);
+      assert.equal(await idem.complete('a', 'k1', 'M3'), false);
+      assert.deepEqual(await idem.claim('a', 'k1', 'M5'), { state: 'duplicate', id: 'M1' });
 
-    // The holder gave up not knowing whether its message was stored; it was: a retry finds it.
-    assert.deepEqual(await idem.claim('a', 'k2', 'N1'), { state: 'claimed' });
-    stored.add('N1');
-    idem.gaveUp('N1');
-    assert.deepEqual(await idem.claim('a', 'k2', 'N2'), { state: 'duplicate', id: 'N1' });
-    // It was not: the retry takes the key over at once.
-    assert.deepEqual(await idem.claim('a', 'k3', 'P1'), { state: 'claimed' });
-    idem.gaveUp('P1');
-    assert.deepEqual(await idem.claim('a', 'k3', 'P2'), { state: 'claimed' });
-    assert.equal(await idem.complete('a', 'k3', 'P2'), true);
-  });
+      // The holder gave up not knowing whether its message was stored; it was: a retry finds it.
+      assert.deepEqual(await idem.claim('a', 'k2', 'N1'), { state: 'claimed' });
+      stored.add('N1');
+      idem.gaveUp('N1');
+      assert.deepEqual(await idem.claim('a', 'k2', 'N2'), { state: 'duplicate', id: 'N1' });
+      // It was not: the retry takes the key over at once.
+      assert.deepEqual(await idem.claim('a', 'k3', 'P1'), { state: 'claimed' });
+      idem.gaveUp('P1');
+      assert.deepEqual(await idem.claim('a', 'k3', 'P2'), { state: 'claimed' });
+      assert.equal(await idem.complete('a', 'k3', 'P2'), true);
+    },
+  );
 });

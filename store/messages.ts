@@ -137,7 +137,11 @@ class MongoMessagesStore implements MessagesStore {
   async unpublished(before: Date, limit: number): Promise<{ batch: OutboxBatch; messages: StoredMessage[] }[]> {
     this.count('outbox.find');
     // Small collection (unpublished batches only): no pushdown needed for the range and sort.
-    const batches = await this.outbox.find({ at: { $lt: before } }).sort({ _id: 1 }).limit(limit).toArray();
+    const batches = await this.outbox
+      .find({ at: { $lt: before } })
+      .sort({ _id: 1 })
+      .limit(limit)
+      .toArray();
     const out: { batch: OutboxBatch; messages: StoredMessage[] }[] = [];
     for (const batch of batches) out.push({ batch, messages: await this.readMessages(batch.ids) });
     return out;
@@ -149,7 +153,10 @@ class MongoMessagesStore implements MessagesStore {
     const at = new Date(Math.min(...legacy.map((e) => e.at.getTime())));
     this.count('outbox.insert');
     await this.outbox.insertOne({ _id: newId(), ids: legacy.map((e) => e._id), at });
-    await deleteByIds(this.legacyOutbox, legacy.map((e) => e._id));
+    await deleteByIds(
+      this.legacyOutbox,
+      legacy.map((e) => e._id),
+    );
     return legacy.length;
   }
 
@@ -193,7 +200,10 @@ class MongoMessagesStore implements MessagesStore {
   }
 }
 
-export function createMessagesStore(db: Db, { messagesCollection = 'messages', outboxCollection = 'outbox_batches', legacyOutboxCollection = 'outbox' } = {}): MessagesStore {
+export function createMessagesStore(
+  db: Db,
+  { messagesCollection = 'messages', outboxCollection = 'outbox_batches', legacyOutboxCollection = 'outbox' } = {},
+): MessagesStore {
   return new MongoMessagesStore(db, { messagesCollection, outboxCollection, legacyOutboxCollection });
 }
 
@@ -206,7 +216,11 @@ async function deleteByIds<T extends { _id: string }>(coll: Collection<T>, ids: 
   for (let i = 0; i < ids.length; i += DELETE_CHUNK) {
     const part = ids.slice(i, i + DELETE_CHUNK);
     if (part.length === 1) await coll.deleteOne({ _id: part[0]! } as Filter<T>);
-    else await coll.bulkWrite(part.map((_id) => ({ deleteOne: { filter: { _id } as Filter<T> } })), { ordered: false });
+    else
+      await coll.bulkWrite(
+        part.map((_id) => ({ deleteOne: { filter: { _id } as Filter<T> } })),
+        { ordered: false },
+      );
   }
 }
 

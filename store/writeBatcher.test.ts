@@ -5,7 +5,15 @@ import { createWriteBatcher, type WriteBatcherOptions } from './writeBatcher.js'
 import { batchMessages } from './messages.js';
 
 const msg = (id: string, payload = '"x"'): StoredMessage => ({
-  _id: id, app: 'a', target: 'USER', users: ['u'], payload, persistent: true, createdAt: new Date(), expiresAt: new Date(Date.now() + 60_000), traceId: id,
+  _id: id,
+  app: 'a',
+  target: 'USER',
+  users: ['u'],
+  payload,
+  persistent: true,
+  createdAt: new Date(),
+  expiresAt: new Date(Date.now() + 60_000),
+  traceId: id,
 });
 
 function fakeStore(fail?: (batch: StoredMessage[]) => Error | undefined) {
@@ -24,8 +32,11 @@ const createMessagesBatcher = (store: (batch: StoredMessage[]) => Promise<void>,
   return { store: (m: StoredMessage) => b.add(m), close: () => b.close() };
 };
 
-test('each caller gets its own item\'s result', async () => {
-  const b = createWriteBatcher(async (items: number[]) => items.map((n) => n * 2), () => 1);
+test("each caller gets its own item's result", async () => {
+  const b = createWriteBatcher(
+    async (items: number[]) => items.map((n) => n * 2),
+    () => 1,
+  );
   assert.deepEqual(await Promise.all([1, 2, 3].map((n) => b.add(n))), [2, 4, 6]);
   await b.close();
 });
@@ -48,7 +59,10 @@ test('batches are bounded by count and bytes', async () => {
   const big = createMessagesBatcher(store, { maxBatchBytes: 4096 });
   calls.length = 0;
   await Promise.all(Array.from({ length: 4 }, (_, i) => big.store(msg(`b${i}`, 'y'.repeat(3000)))));
-  assert.ok(calls.every((c) => c.length === 1), `one 3 KB message per 4 KB batch: ${JSON.stringify(calls)}`);
+  assert.ok(
+    calls.every((c) => c.length === 1),
+    `one 3 KB message per 4 KB batch: ${JSON.stringify(calls)}`,
+  );
   await b.close();
   await big.close();
 });
@@ -57,7 +71,10 @@ test('a failed store call fails every submission of its batch, and only those', 
   const { store } = fakeStore((batch) => (batch.some((m) => m._id === 'bad') ? new Error('store down') : undefined));
   const b = createMessagesBatcher(store, { maxBatch: 2 });
   const results = await Promise.allSettled(['ok1', 'bad', 'ok2', 'ok3'].map((id) => b.store(msg(id))));
-  assert.deepEqual(results.map((r) => r.status), ['rejected', 'rejected', 'fulfilled', 'fulfilled']);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['rejected', 'rejected', 'fulfilled', 'fulfilled'],
+  );
   await b.close();
 });
 

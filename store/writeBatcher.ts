@@ -86,7 +86,8 @@ export function createWriteBatcher<T, R = void>(
   return {
     add(item) {
       if (closed) return Promise.reject(new PushError('SHUTTING_DOWN', `${what} is closing`, { status: 503, retriable: true }));
-      if (waiting >= maxQueued) return Promise.reject(new PushError('OVERLOADED', `too many writes waiting for ${what}; retry shortly`, { status: 503, retriable: true }));
+      if (waiting >= maxQueued)
+        return Promise.reject(new PushError('OVERLOADED', `too many writes waiting for ${what}; retry shortly`, { status: 503, retriable: true }));
       const bytes = weigh(item);
       waiting++;
       return new Promise<R>((resolve, reject) => {

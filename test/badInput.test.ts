@@ -61,29 +61,43 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     assert.equal(await s.mongo.db(s.env.MONGO_DB).collection('messages').countDocuments({ users: 'idem' }), 1);
   });
 
-  test('40 concurrent submissions with one key (batched claims): one message, every answer a 202 with its id or a 409 in progress', { timeout: 30_000 }, async () => {
-    const body = { to: { users: ['idem-burst'] }, payload: { n: 2 }, persistent: true, idempotencyKey: 'burst-key' };
-    const others = Array.from({ length: 20 }, (_, i) => ({ ...body, payload: { n: i }, idempotencyKey: `burst-other-${i}` }));
-    const answers = await Promise.all([...Array.from({ length: 40 }, () => s.send(body)), ...others.map((b) => s.send(b))]);
-    const same = answers.slice(0, 40);
-    const ids = new Set(same.filter((a) => a.status === 202).map((a) => a.body.id));
-    assert.equal(ids.size, 1, `one message id for one key: ${JSON.stringify([...ids])}`);
-    for (const a of same) assert.ok(a.status === 202 || (a.status === 409 && a.body.error.code === 'IDEMPOTENCY_IN_PROGRESS'), JSON.stringify(a.body));
-    assert.ok(answers.slice(40).every((a) => a.status === 202 && !a.body.duplicate), 'distinct keys in the same batch are all accepted');
-    // Once the first is done, a retry is its duplicate.
-    await eventually(async () => {
-      const again = await s.send(body);
-      assert.equal(again.status, 202, JSON.stringify(again.body));
-      assert.equal(again.body.id, [...ids][0]);
-      assert.equal(again.body.duplicate, true);
-      return true;
-    }, { timeoutMs: 10_000, what: 'the retry answered as a duplicate' });
-    assert.equal(await s.mongo.db(s.env.MONGO_DB).collection('messages').countDocuments({ users: 'idem-burst' }), 21);
-  });
+  test(
+    '40 concurrent submissions with one key (batched claims): one message, every answer a 202 with its id or a 409 in progress',
+    { timeout: 30_000 },
+    async () => {
+      const body = { to: { users: ['idem-burst'] }, payload: { n: 2 }, persistent: true, idempotencyKey: 'burst-key' };
+      const others = Array.from({ length: 20 }, (_, i) => ({ ...body, payload: { n: i }, idempotencyKey: `burst-other-${i}` }));
+      const answers = await Promise.all([...Array.from({ length: 40 }, () => s.send(body)), ...others.map((b) => s.send(b))]);
+      const same = answers.slice(0, 40);
+      const ids = new Set(same.filter((a) => a.status === 202).map((a) => a.body.id));
+      assert.equal(ids.size, 1, `one message id for one key: ${JSON.stringify([...ids])}`);
+      for (const a of same) assert.ok(a.status === 202 || (a.status === 409 && a.body.error.code === 'IDEMPOTENCY_IN_PROGRESS'), JSON.stringify(a.body));
+      assert.ok(
+        answers.slice(40).every((a) => a.status === 202 && !a.body.duplicate),
+        'distinct keys in the same batch are all accepted',
+      );
+      // Once the first is done, a retry is its duplicate.
+      await eventually(
+        async () => {
+          const again = await s.send(body);
+          assert.equal(again.status, 202, JSON.stringify(again.body));
+          assert.equal(again.body.id, [...ids][0]);
+          assert.equal(again.body.duplicate, true);
+          return true;
+        },
+        { timeoutMs: 10_000, what: 'the retry answered as a duplicate' },
+      );
+      assert.equal(await s.mongo.db(s.env.MONGO_DB).collection('messages').countDocuments({ users: 'idem-burst' }), 21);
+    },
+  );
 
   test('auth: bad token requests are refused', { timeout: 20_000 }, async () => {
     const post = (body: unknown, key = s.apiKey) =>
-      fetch(`${s.auth.url}/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${s.auth.url}/v1/tokens`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     assert.equal((await post({ userId: 'u', deviceId: 'd' }, 'wrong')).status, 401);
     const bad = await post({ userId: 'u|x', deviceId: 'd' });
     assert.equal(bad.status, 400);
@@ -106,7 +120,10 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     const { privateKey } = await generateKeyPair('ES256');
     const forged = await new SignJWT({ app: s.app, dev: 'd' })
       .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
-      .setSubject('mallory').setIssuer('push-auth').setAudience('push-pusher').setExpirationTime('1h')
+      .setSubject('mallory')
+      .setIssuer('push-auth')
+      .setAudience('push-pusher')
+      .setExpirationTime('1h')
       .sign(privateKey);
     assert.equal(await refusal(forged), 401);
     const { token } = await s.token('carol', 'phone');
@@ -122,8 +139,11 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     const realKey = await importJWK(stored!.privateJwk, 'ES256');
     const expired = await new SignJWT({ app: s.app, dev: 'phone' })
       .setProtectedHeader({ alg: 'ES256', kid: stored!._id as unknown as string })
-      .setSubject('carol').setIssuer('push-auth').setAudience('push-pusher')
-      .setIssuedAt(Math.floor(Date.now() / 1000) - 120).setExpirationTime(Math.floor(Date.now() / 1000) - 60)
+      .setSubject('carol')
+      .setIssuer('push-auth')
+      .setAudience('push-pusher')
+      .setIssuedAt(Math.floor(Date.now() / 1000) - 120)
+      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
       .sign(realKey);
     assert.equal(await refusal(expired), 401);
 
@@ -150,7 +170,10 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     c.ws.send(JSON.stringify({ type: 'ping' }));
     await eventually(() => c.frames.length >= 5, { what: 'four replies after the welcome' });
     assert.equal(c.frames[0].type, 'welcome');
-    assert.deepEqual(c.frames.slice(1, 5).map((f) => f.code ?? f.type), ['BAD_FRAME', 'BAD_FRAME', 'BAD_FRAME', 'pong']);
+    assert.deepEqual(
+      c.frames.slice(1, 5).map((f) => f.code ?? f.type),
+      ['BAD_FRAME', 'BAD_FRAME', 'BAD_FRAME', 'pong'],
+    );
     // The connection is still healthy: a message still arrives.
     const r = await s.send({ to: { users: ['dave'] }, payload: 'still here' });
     await c.waitFor(1);

@@ -36,7 +36,10 @@ describe('operator CLI against a live stack', () => {
     const names = st.services.map((x: any) => x.name);
     assert.deepEqual(names, ['collector', 'auth', 'dispatcher', `pusher ${nodeId()}`]);
     for (const svc of st.services) assert.deepEqual([svc.name, svc.healthy, svc.ready], [svc.name, true, true]);
-    assert.deepEqual(st.nodes.map((n: any) => [n.id, n.connections, n.draining, n.ready]), [[nodeId(), 0, false, true]]);
+    assert.deepEqual(
+      st.nodes.map((n: any) => [n.id, n.connections, n.draining, n.ready]),
+      [[nodeId(), 0, false, true]],
+    );
     const dispatcherGroup = st.lag.groups.find((g: any) => g.group === `${prefix}push-dispatcher`);
     assert.ok(dispatcherGroup, `groups: ${st.lag.groups.map((g: any) => g.group)}`);
     assert.equal(dispatcherGroup.topics[0].topic, `${prefix}push.ingest`);
@@ -72,12 +75,18 @@ describe('operator CLI against a live stack', () => {
 
     const presence = await ok(['users', 'presence', 'dana']);
     assert.equal(presence.online, true);
-    assert.deepEqual(presence.devices.map((d: any) => [d.deviceId, d.nodeId]), [['tablet', nodeId()]]);
+    assert.deepEqual(
+      presence.devices.map((d: any) => [d.deviceId, d.nodeId]),
+      [['tablet', nodeId()]],
+    );
 
-    const lag = await eventually(async () => {
-      const l = await ok(['lag', '--group', 'push-dispatcher']);
-      return l.groups.length === 1 && l.total === 0 ? l : undefined;
-    }, { what: 'dispatcher lag 0', timeoutMs: 15_000, intervalMs: 500 });
+    const lag = await eventually(
+      async () => {
+        const l = await ok(['lag', '--group', 'push-dispatcher']);
+        return l.groups.length === 1 && l.total === 0 ? l : undefined;
+      },
+      { what: 'dispatcher lag 0', timeoutMs: 15_000, intervalMs: 500 },
+    );
     assert.equal(lag.groups[0].group, `${prefix}push-dispatcher`);
 
     const kicked = await ok(['users', 'kick', 'dana', '--app', s.app, '--reason', 'maintenance']);
@@ -92,7 +101,10 @@ describe('operator CLI against a live stack', () => {
     const sent = await ok(['send', '--all', '--transient', '--rate', '2', '--payload', '"slow"']);
     assert.match(sent.taskId, /^[0-9A-Z]{26}$/);
     const listed = await ok(['tasks', 'list', '--app', s.app]);
-    assert.deepEqual(listed.tasks.map((t: any) => t.id), [sent.taskId]);
+    assert.deepEqual(
+      listed.tasks.map((t: any) => t.id),
+      [sent.taskId],
+    );
     assert.equal((await ok(['tasks', 'pause', sent.taskId])).state, 'paused');
     assert.equal((await ok(['tasks', 'show', sent.taskId])).state, 'paused');
     assert.equal((await ok(['tasks', 'resume', sent.taskId])).state, 'running');
@@ -111,10 +123,13 @@ describe('operator CLI against a live stack', () => {
   test('nodes: list, then drain a second pusher, which leaves the list and exits 0', { timeout: 90_000 }, async () => {
     const extra = await s.startPusher('p2');
     const id2 = `${prefix.replace(/\.$/, '')}-p2`;
-    const listed = await eventually(async () => {
-      const l = await ok(['nodes', 'list']);
-      return l.nodes.length === 2 ? l : undefined;
-    }, { what: 'two nodes' });
+    const listed = await eventually(
+      async () => {
+        const l = await ok(['nodes', 'list']);
+        return l.nodes.length === 2 ? l : undefined;
+      },
+      { what: 'two nodes' },
+    );
     assert.deepEqual(listed.nodes.map((n: any) => n.id).sort(), [nodeId(), id2].sort());
     // The node's admin listener: loopback, apart from its public port.
     const adminUrl2 = listed.nodes.find((n: any) => n.id === id2).adminUrl;
@@ -138,7 +153,10 @@ describe('operator CLI against a live stack', () => {
     assert.equal(dry.dryRun, true);
     assert.equal(dry.total, 30);
     assert.deepEqual(dry.apps, { [s.app]: 30 });
-    assert.equal(dry.partitions.reduce((n: number, p: any) => n + p.matched, 0), 30);
+    assert.equal(
+      dry.partitions.reduce((n: number, p: any) => n + p.matched, 0),
+      30,
+    );
     const human = await push(['replay', 'start', '--topic', 'ingest', '--from', from, '--to', to, '--user', 'replayed-user', '--dry-run']);
     assert.match(human.stdout, /30 records would be replayed/);
 
@@ -152,7 +170,16 @@ describe('operator CLI against a live stack', () => {
     const again = await push(['replay', 'stop', started.id]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /409 INVALID_TRANSITION/);
-    const future = await push(['replay', 'start', '--topic', 'ingest', '--from', new Date(Date.now() + 3_600_000).toISOString(), '--to', new Date(Date.now() + 7_200_000).toISOString()]);
+    const future = await push([
+      'replay',
+      'start',
+      '--topic',
+      'ingest',
+      '--from',
+      new Date(Date.now() + 3_600_000).toISOString(),
+      '--to',
+      new Date(Date.now() + 7_200_000).toISOString(),
+    ]);
     assert.equal(future.code, 1);
     assert.match(future.stderr, /400 INVALID_REQUEST: from is in the future/);
   });
@@ -163,10 +190,13 @@ describe('operator CLI against a live stack', () => {
     await producer.connect();
     await producer.send({ topic: `${prefix}push.events`, messages: [{ key: 'poison', value: Buffer.from('not avro at all') }] });
     await producer.disconnect();
-    const listed = await eventually(async () => {
-      const l = await ok(['dlq', 'list', '--source-topic', `${prefix}push.events`]);
-      return l.total >= 1 ? l : undefined;
-    }, { what: 'dead letter indexed', timeoutMs: 30_000, intervalMs: 500 });
+    const listed = await eventually(
+      async () => {
+        const l = await ok(['dlq', 'list', '--source-topic', `${prefix}push.events`]);
+        return l.total >= 1 ? l : undefined;
+      },
+      { what: 'dead letter indexed', timeoutMs: 30_000, intervalMs: 500 },
+    );
     const entry = listed.entries[0];
     assert.equal(entry.sourceTopic, `${prefix}push.events`);
     assert.equal(entry.key, 'poison');
@@ -202,7 +232,12 @@ describe('operator CLI against a live stack', () => {
       [['tasks', 'show', '01ARZ3NDEKTSV4RRFFQ69G5FAV'], 1, /404 NOT_FOUND: no task 01ARZ3NDEKTSV4RRFFQ69G5FAV/],
       [['status', '--url', 'http://127.0.0.1:9'], 3, /cannot reach http:\/\/127\.0\.0\.1:9\/v1\/admin\/status/],
       [['status', '--url', 'not a url'], 2, /--url \/ PUSH_ADMIN_URL must be an http\(s\) URL/],
-      [['status'], 2, /an operator key is required for https:\/\/push\.example\.com: set PUSH_OPERATOR_KEY or pass --key/, { PUSH_ADMIN_URL: 'https://push.example.com', PUSH_OPERATOR_KEY: '' }],
+      [
+        ['status'],
+        2,
+        /an operator key is required for https:\/\/push\.example\.com: set PUSH_OPERATOR_KEY or pass --key/,
+        { PUSH_ADMIN_URL: 'https://push.example.com', PUSH_OPERATOR_KEY: '' },
+      ],
     ];
     for (const [args, code, message, extra] of cases) {
       const r = await push(args, extra);

@@ -56,7 +56,10 @@ describe('several pushers and dispatchers', () => {
     const gina = await connectClient(wsOf(s.pushers[1]!.url), (await s.token('gina', 'phone')).token);
     const marker = await s.send({ to: { users: ['gina'] }, payload: 'marker' });
     await gina.waitFor(1);
-    assert.deepEqual(gina.messages.map((m) => m.id), [marker.body.id]);
+    assert.deepEqual(
+      gina.messages.map((m) => m.id),
+      [marker.body.id],
+    );
     await Promise.all([online.close(), gina.close()]);
   });
 
@@ -84,7 +87,10 @@ describe('several pushers and dispatchers', () => {
     for (const u of users) {
       const got = clients.get(u)!.messages.map((m) => m.id);
       assert.deepEqual(got, sent.get(u), `order for ${u}`);
-      assert.deepEqual(clients.get(u)!.messages.map((m) => m.payload.round), [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]);
+      assert.deepEqual(
+        clients.get(u)!.messages.map((m) => m.payload.round),
+        [0, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+      );
     }
     await Promise.all([...clients.values()].map((c) => c.close()));
   });
@@ -132,7 +138,11 @@ describe('several pushers and dispatchers', () => {
     const total = [...sent.values()].reduce((n, ids) => n + ids.length, 0);
     assert.ok(total > 20, `sent ${total}`);
     // On time-out the loop below names what is missing.
-    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), { what: 'every sent message received', timeoutMs: 30_000, intervalMs: 20 }).catch(() => undefined);
+    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), {
+      what: 'every sent message received',
+      timeoutMs: 30_000,
+      intervalMs: 20,
+    }).catch(() => undefined);
     for (const u of users) {
       const missing = sent.get(u)!.filter((id) => !received.get(u)!.has(id));
       assert.deepEqual(missing, [], `${u} missed messages`);

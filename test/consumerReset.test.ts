@@ -17,10 +17,22 @@ import { eventually } from './support/eventually.js';
  * kafka.admin.ConsumerGroupCommand to the tools jar).
  */
 function consumerGroups(args: string[]): string {
-  const res = spawnSync('java', ['-Xmx256m', '-cp', `${kafkaLibsDir}${path.sep}*`, 'org.apache.kafka.tools.consumer.group.ConsumerGroupCommand', '--bootstrap-server', infra.kafkaBrokers[0]!, ...args], {
-    encoding: 'utf8',
-    timeout: 120_000,
-  });
+  const res = spawnSync(
+    'java',
+    [
+      '-Xmx256m',
+      '-cp',
+      `${kafkaLibsDir}${path.sep}*`,
+      'org.apache.kafka.tools.consumer.group.ConsumerGroupCommand',
+      '--bootstrap-server',
+      infra.kafkaBrokers[0]!,
+      ...args,
+    ],
+    {
+      encoding: 'utf8',
+      timeout: 120_000,
+    },
+  );
   assert.equal(res.status, 0, `kafka-consumer-groups failed: ${res.error?.message ?? ''}\n${res.stdout}\n${res.stderr}`);
   return res.stdout;
 }
@@ -52,7 +64,12 @@ describe('resetting the dispatcher group with Kafka tools', () => {
     for (let i = 1; i <= 5; i++) before.push(await send(['kim', 'lee'], `m${i}`));
     const transient = await send(['kim'], 'typing', false);
     await kim.waitFor(6);
-    await eventually(() => store.deviceState(s.app, 'kim', 'phone'), { what: 'kim acks stored', until: (st) => before.every((id) => st.acked.includes(id)), timeoutMs: 20_000, intervalMs: 100 });
+    await eventually(() => store.deviceState(s.app, 'kim', 'phone'), {
+      what: 'kim acks stored',
+      until: (st) => before.every((id) => st.acked.includes(id)),
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
 
     // Stop the dispatcher; messages keep coming in meanwhile.
     const dispatcher = s.dispatchers[0]!;
@@ -66,9 +83,14 @@ describe('resetting the dispatcher group with Kafka tools', () => {
       const committed = async () => (await admin.fetchOffsets({ groupId: topics.groups.dispatcher, topics: [topics.ingest] }))[0]!.partitions;
       const beforeReset = await committed();
       const out = consumerGroups([
-        '--group', topics.groups.dispatcher,
-        '--topic', topics.ingest,
-        '--reset-offsets', '--to-datetime', since.toISOString(), '--execute',
+        '--group',
+        topics.groups.dispatcher,
+        '--topic',
+        topics.ingest,
+        '--reset-offsets',
+        '--to-datetime',
+        since.toISOString(),
+        '--execute',
       ]);
       assert.match(out, new RegExp(`${topics.ingest.replace(/\./g, '\\.')}\\s+\\d+\\s+\\d+`), out);
       const afterReset = await committed();
@@ -81,8 +103,14 @@ describe('resetting the dispatcher group with Kafka tools', () => {
         .filter((l) => l.startsWith(topics.groups.dispatcher))
         .map((l) => l.trim().split(/\s+/));
       assert.equal(rows.length, afterReset.length);
-      assert.equal(rows.reduce((a, r) => a + Number(r[3]), 0), total(afterReset));
-      assert.ok(rows.every((r) => r[6] === '-'), 'the group has no members');
+      assert.equal(
+        rows.reduce((a, r) => a + Number(r[3]), 0),
+        total(afterReset),
+      );
+      assert.ok(
+        rows.every((r) => r[6] === '-'),
+        'the group has no members',
+      );
     } finally {
       await admin.disconnect();
     }
@@ -101,7 +129,10 @@ describe('resetting the dispatcher group with Kafka tools', () => {
     await lee.waitFor(8);
     const marker = await send(['lee'], 'marker');
     await lee.waitFor(9);
-    assert.deepEqual(lee.messages.map((m) => m.id), [...before, ...during, after, marker]);
+    assert.deepEqual(
+      lee.messages.map((m) => m.id),
+      [...before, ...during, after, marker],
+    );
     const items = await createDeliveryStore(s.mongo.db(s.env.MONGO_DB)).deliveryIds(s.app, 'lee');
     assert.equal(new Set(items).size, items.length, `duplicates in lee's inbox: ${items.join(',')}`);
     await kim.close();

@@ -30,10 +30,22 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
   let store: DeliveryStore;
   const exp = () => Date.now() + 600_000;
   const message = (id: string, over: Partial<StoredMessage> = {}): StoredMessage => ({
-    _id: id, app: 'a', target: 'USER', payload: `p-${id}`, persistent: true, createdAt: new Date(), expiresAt: new Date(exp()), traceId: id, ...over,
+    _id: id,
+    app: 'a',
+    target: 'USER',
+    payload: `p-${id}`,
+    persistent: true,
+    createdAt: new Date(),
+    expiresAt: new Date(exp()),
+    traceId: id,
+    ...over,
   });
   const pending = async (user: string, device: string, opts: { afterId?: string; limit?: number; maxAttempts?: number; app?: string } = {}) =>
-    (await store.pendingFor([{ app: opts.app ?? 'a', user, device, afterId: opts.afterId ?? '', limit: opts.limit ?? 100 }], { maxAttempts: opts.maxAttempts ?? 3 }))[0]!.map((p) => p.id);
+    (
+      await store.pendingFor([{ app: opts.app ?? 'a', user, device, afterId: opts.afterId ?? '', limit: opts.limit ?? 100 }], {
+        maxAttempts: opts.maxAttempts ?? 3,
+      })
+    )[0]!.map((p) => p.id);
 
   before(async () => {
     client = new MongoClient(infra.mongoUrl, { monitorCommands: true });
@@ -57,12 +69,18 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
       { app: 'a', user: 'u1', m: m3, e: exp() },
     ]);
     // A replay stores the same deliveries again: ignored, nothing doubled.
-    await store.appendDeliveries([{ app: 'a', user: 'u1', m: m1, e: exp() }, { app: 'a', user: 'u1', m: m2, e: exp() }]);
+    await store.appendDeliveries([
+      { app: 'a', user: 'u1', m: m1, e: exp() },
+      { app: 'a', user: 'u1', m: m2, e: exp() },
+    ]);
     assert.deepEqual(await store.deliveryIds('a', 'u1'), [m1, m2, m3]);
     assert.deepEqual(await pending('u1', 'phone'), [m1, m2, b1, m3]);
     assert.deepEqual(await pending('u2', 'phone'), [m1, b1]);
     assert.deepEqual(await pending('u1', 'phone', { afterId: m2, limit: 1 }), [b1]);
-    await store.ack([{ app: 'a', user: 'u1', device: 'phone', ids: [m1, b1], expiresAt: [m1, b1].map(exp) }, { app: 'a', user: 'u2', device: 'phone', ids: [m1], expiresAt: [m1].map(exp) }]);
+    await store.ack([
+      { app: 'a', user: 'u1', device: 'phone', ids: [m1, b1], expiresAt: [m1, b1].map(exp) },
+      { app: 'a', user: 'u2', device: 'phone', ids: [m1], expiresAt: [m1].map(exp) },
+    ]);
     await store.ack([{ app: 'a', user: 'u1', device: 'phone', ids: [m1], expiresAt: [m1].map(exp) }]); // again: ignored
     assert.deepEqual(await pending('u1', 'phone'), [m2, m3]);
     assert.deepEqual(await pending('u1', 'tablet'), [m1, m2, b1, m3], 'acks are per device');
@@ -89,9 +107,17 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
       maxAttempts: 3,
       stoppedTasks: async (ids) => new Set(ids.filter((id) => id === 'T-stopped')),
     });
-    assert.deepEqual(res[0]!.map((p) => p.id), [k2, t2]);
+    assert.deepEqual(
+      res[0]!.map((p) => p.id),
+      [k2, t2],
+    );
     // The superseded and the expired delivery are deleted in the background.
-    const left = await eventually(() => store.deliveryIds('c', 'c1'), { what: 'the superseded and expired deliveries deleted', until: (ids) => ids.length <= 3, timeoutMs: 5000, intervalMs: 100 });
+    const left = await eventually(() => store.deliveryIds('c', 'c1'), {
+      what: 'the superseded and expired deliveries deleted',
+      until: (ids) => ids.length <= 3,
+      timeoutMs: 5000,
+      intervalMs: 100,
+    });
     assert.deepEqual(left, [k2, t1, t2]);
   });
 
@@ -104,7 +130,13 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
       { app: 'i', user: 'i1', m: large, e: exp(), p: big, c: 1234 },
     ]);
     const [page] = await store.pendingFor([{ app: 'i', user: 'i1', device: 'd', afterId: '', limit: 10 }], { maxAttempts: 3 });
-    assert.deepEqual(page!.map((p) => [p.id, p.payload.length, p.createdAt === 1234]), [[small, 'inline'.length, true], [large, 5000, false]]);
+    assert.deepEqual(
+      page!.map((p) => [p.id, p.payload.length, p.createdAt === 1234]),
+      [
+        [small, 'inline'.length, true],
+        [large, 5000, false],
+      ],
+    );
   });
 
   test('attempts: counted per device, a message at maxAttempts is parked for that device only', { timeout: 30_000 }, async () => {
@@ -113,7 +145,10 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     await store.appendDeliveries([{ app: 'p', user: 'p1', m, e: exp() }]);
     for (let attempt = 1; attempt <= 2; attempt++) {
       const [page] = await store.pendingFor([{ app: 'p', user: 'p1', device: 'd1', afterId: '', limit: 10 }], { maxAttempts: 2 });
-      assert.deepEqual(page!.map((p) => [p.id, p.attempts]), [[m, attempt - 1]]);
+      assert.deepEqual(
+        page!.map((p) => [p.id, p.attempts]),
+        [[m, attempt - 1]],
+      );
       const parked = await store.recordAttempts([{ app: 'p', user: 'p1', device: 'd1', id: m, conn: `c${attempt}`, attempt, expiresAt: exp() }], 2);
       assert.equal(parked.length, attempt === 2 ? 1 : 0);
     }
@@ -141,38 +176,75 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     await store.appendDeliveries([{ app: 'o', user: BROADCAST_INBOX, m: broadcast, e: exp() }]);
     const users = Array.from({ length: 100 }, (_, i) => `s${i}`);
     // Small payloads are kept with the deliveries (no message read on resume); the broadcast's is read from messages.
-    const slice = await countCommands(client, () => store.appendDeliveries(users.flatMap((user) => ids.map((m) => ({ app: 'o', user, m, e: exp(), p: `p-${m}`, c: Date.now() })))));
+    const slice = await countCommands(client, () =>
+      store.appendDeliveries(users.flatMap((user) => ids.map((m) => ({ app: 'o', user, m, e: exp(), p: `p-${m}`, c: Date.now() })))),
+    );
     assert.deepEqual(slice, { insert: 1 }, '200 deliveries, one insert');
     const reqs = users.map((user) => ({ app: 'o', user, device: 'phone', afterId: '', limit: 10 }));
     let pages: Awaited<ReturnType<DeliveryStore['pendingFor']>> = [];
     const read = await countCommands(client, async () => (pages = await store.pendingFor(reqs, { maxAttempts: 3 })));
-    assert.ok(pages.every((p) => p.length === 2 + 1), 'two own messages and the broadcast each');
+    assert.ok(
+      pages.every((p) => p.length === 2 + 1),
+      'two own messages and the broadcast each',
+    );
     // 100 user finds (deliveries with their payloads, and receipts) + 1 broadcast find + the broadcast's body.
     assert.deepEqual(read, { find: 100 + 1 + 1 });
-    assert.deepEqual(pages[0]!.map((p) => p.payload), [...ids, broadcast].sort().map((id) => `p-${id}`));
-    const attempts = pages.flatMap((page, i) => page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.id, conn: `c${i}`, attempt: 1, expiresAt: exp() })));
+    assert.deepEqual(
+      pages[0]!.map((p) => p.payload),
+      [...ids, broadcast].sort().map((id) => `p-${id}`),
+    );
+    const attempts = pages.flatMap((page, i) =>
+      page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.id, conn: `c${i}`, attempt: 1, expiresAt: exp() })),
+    );
     assert.deepEqual(await countCommands(client, () => store.recordAttempts(attempts, 3)), { insert: 1 });
-    assert.deepEqual(await countCommands(client, () => store.ack(users.map((user) => ({ app: 'o', user, device: 'phone', ids, expiresAt: ids.map(exp) })))), { insert: 1 });
+    assert.deepEqual(await countCommands(client, () => store.ack(users.map((user) => ({ app: 'o', user, device: 'phone', ids, expiresAt: ids.map(exp) })))), {
+      insert: 1,
+    });
     console.log(`store commands: 200 deliveries ${JSON.stringify(slice)}; 100 resumes ${JSON.stringify(read)}`);
   });
 
-  test('many writers in several processes store deliveries, ack and record attempts for one user and device at once: nothing is lost or doubled', { timeout: 120_000 }, async () => {
-    const ids = Array.from({ length: 200 }, () => newId());
-    const workers = 4;
-    const run = (worker: number) =>
-      new Promise<void>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'test/support/deliveryWriter.ts', infra.mongoUrl, db.databaseName, 'a', 'busy', 'phone', String(worker), String(workers), ids.join(',')], { stdio: ['ignore', 'inherit', 'inherit'] });
-        child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${worker} exited with ${code}`))));
-      });
-    // In this process too, at the same time: the same acks again, concurrently.
-    await Promise.all([
-      ...Array.from({ length: workers }, (_, w) => run(w)),
-      ...Array.from({ length: 20 }, (_, i) => store.ack([{ app: 'a', user: 'busy', device: 'phone', ids: ids.slice(i * 10, i * 10 + 10), expiresAt: ids.slice(i * 10, i * 10 + 10).map(exp) }])),
-    ]);
-    assert.deepEqual(await store.deliveryIds('a', 'busy'), [...ids].sort(), 'every delivery stored once');
-    const state = await store.deviceState('a', 'busy', 'phone');
-    assert.deepEqual(state.acked, [...ids].sort(), 'every ack counted once');
-    // Connection `shared`'s attempt, written by every worker, is one attempt; each worker's own connection adds one.
-    assert.ok(ids.every((id) => state.tries[id] === 1 + workers), `attempts: ${JSON.stringify(Object.values(state.tries).slice(0, 5))}`);
-  });
+  test(
+    'many writers in several processes store deliveries, ack and record attempts for one user and device at once: nothing is lost or doubled',
+    { timeout: 120_000 },
+    async () => {
+      const ids = Array.from({ length: 200 }, () => newId());
+      const workers = 4;
+      const run = (worker: number) =>
+        new Promise<void>((resolve, reject) => {
+          const child = spawn(
+            process.execPath,
+            [
+              '--import',
+              'tsx',
+              'test/support/deliveryWriter.ts',
+              infra.mongoUrl,
+              db.databaseName,
+              'a',
+              'busy',
+              'phone',
+              String(worker),
+              String(workers),
+              ids.join(','),
+            ],
+            { stdio: ['ignore', 'inherit', 'inherit'] },
+          );
+          child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`writer ${worker} exited with ${code}`))));
+        });
+      // In this process too, at the same time: the same acks again, concurrently.
+      await Promise.all([
+        ...Array.from({ length: workers }, (_, w) => run(w)),
+        ...Array.from({ length: 20 }, (_, i) =>
+          store.ack([{ app: 'a', user: 'busy', device: 'phone', ids: ids.slice(i * 10, i * 10 + 10), expiresAt: ids.slice(i * 10, i * 10 + 10).map(exp) }]),
+        ),
+      ]);
+      assert.deepEqual(await store.deliveryIds('a', 'busy'), [...ids].sort(), 'every delivery stored once');
+      const state = await store.deviceState('a', 'busy', 'phone');
+      assert.deepEqual(state.acked, [...ids].sort(), 'every ack counted once');
+      // Connection `shared`'s attempt, written by every worker, is one attempt; each worker's own connection adds one.
+      assert.ok(
+        ids.every((id) => state.tries[id] === 1 + workers),
+        `attempts: ${JSON.stringify(Object.values(state.tries).slice(0, 5))}`,
+      );
+    },
+  );
 });

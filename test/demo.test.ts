@@ -27,7 +27,15 @@ describe('demo page in headless Chromium', () => {
     redis = new Redis(infra.redisUrl, { keyPrefix: s.env.REDIS_KEY_PREFIX, lazyConnect: true });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+      args: [
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-quic',
+        '--no-first-run',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+      ],
     });
     mkdirSync(ARTIFACTS, { recursive: true });
   });
@@ -38,9 +46,13 @@ describe('demo page in headless Chromium', () => {
     await s?.stop();
   });
 
-  const rowsOf = (tab: Page) => tab.$$eval('#messages tbody tr', (rows) => rows.map((r) => ({ id: (r as HTMLElement).dataset.id!, ack: (r.querySelector('.ack') as HTMLElement).dataset.ack!, text: r.textContent! })));
+  const rowsOf = (tab: Page) =>
+    tab.$$eval('#messages tbody tr', (rows) =>
+      rows.map((r) => ({ id: (r as HTMLElement).dataset.id!, ack: (r.querySelector('.ack') as HTMLElement).dataset.ack!, text: r.textContent! })),
+    );
   const waitRow = (tab: Page, id: string) => tab.locator(`#messages tr[data-id="${id}"]`).waitFor({ timeout: 15_000 });
-  const waitState = (tab: Page, state: string) => tab.waitForFunction((st) => document.getElementById('status')!.dataset.state === st, state, { timeout: 15_000 });
+  const waitState = (tab: Page, state: string) =>
+    tab.waitForFunction((st) => document.getElementById('status')!.dataset.state === st, state, { timeout: 15_000 });
   /** Sends through the page's own send panel; resolves with the id it logged. */
   const sendFromPage = async (tab: Page, kind: 'user' | 'group' | 'all', name: string, payload: unknown, persistent = true) => {
     const before = await tab.locator('#sent li.ok').count();
@@ -62,7 +74,8 @@ describe('demo page in headless Chromium', () => {
     await tab.goto(demoUrl);
     assert.equal(await tab.locator('#state').textContent(), 'idle');
     // No key in anything the page loaded.
-    for (const asset of ['/', '/app.js', '/push-sdk.mjs']) assert.ok(!(await (await fetch(demoUrl + asset)).text()).includes(s.apiKey), `${asset} leaks the key`);
+    for (const asset of ['/', '/app.js', '/push-sdk.mjs'])
+      assert.ok(!(await (await fetch(demoUrl + asset)).text()).includes(s.apiKey), `${asset} leaks the key`);
 
     await tab.fill('#user', 'dora');
     await tab.fill('#device', 'chrome');
@@ -79,10 +92,7 @@ describe('demo page in headless Chromium', () => {
     const all = await sendFromPage(tab, 'all', '', { text: 'to everyone' }, false);
     for (const id of [unicast, group, all]) await waitRow(tab, id);
     const shown = await rowsOf(tab);
-    assert.deepEqual(
-      Object.fromEntries(shown.map((r) => [r.id, r.ack])),
-      { [unicast]: 'acked', [group]: 'acked', [all]: 'none' },
-    );
+    assert.deepEqual(Object.fromEntries(shown.map((r) => [r.id, r.ack])), { [unicast]: 'acked', [group]: 'acked', [all]: 'none' });
     assert.match(shown.find((r) => r.id === group)!.text, /group news/);
     await tab.screenshot({ path: path.join(ARTIFACTS, '1-connected.png'), fullPage: true });
 
@@ -148,7 +158,10 @@ describe('demo page in headless Chromium', () => {
     assert.deepEqual(Object.keys(token.body).sort(), ['expiresAt', 'nodes', 'token']);
     assert.equal((await fetch(demoUrl + '/nope')).status, 404);
 
-    assert.throws(() => loadConfig({ PUSH_MODE: 'production', OPERATOR_KEY: 'secret', DEMO_API_KEY: 'k' }), /PUSH_MODE: .*runs only when PUSH_MODE=development/);
+    assert.throws(
+      () => loadConfig({ PUSH_MODE: 'production', OPERATOR_KEY: 'secret', DEMO_API_KEY: 'k' }),
+      /PUSH_MODE: .*runs only when PUSH_MODE=development/,
+    );
     assert.throws(() => loadConfig({}), /PUSH_MODE: .*runs only when PUSH_MODE=development/);
     assert.equal(loadConfig({ PUSH_MODE: 'development' }).port, 8088);
     assert.throws(() => loadConfig({ PUSH_MODE: 'development', DEMO_PORT: 'x' }), /DEMO_PORT/);

@@ -77,11 +77,21 @@ describe('dead letters', () => {
     const shown = await admin(s, `/v1/admin/dlq/${late.id}`);
     assert.deepEqual(shown.body, late);
     const filtered = await admin(s, `/v1/admin/dlq?sourceTopic=${encodeURIComponent(topics.ingest)}`);
-    assert.deepEqual(filtered.body.entries.map((e: any) => e.id), [ingestPoison.id]);
+    assert.deepEqual(
+      filtered.body.entries.map((e: any) => e.id),
+      [ingestPoison.id],
+    );
     assert.equal(filtered.body.total, 1);
 
     // The fix: the app now exists. Replaying re-submits the original record to push.events.
-    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({ id: lateApp, apiKeys: [`${s.apiKey}-late`], allowedOrigins: ['*'], deviceMode: 'coexist', limits: {}, openGroups: true });
+    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB) }).upsert({
+      id: lateApp,
+      apiKeys: [`${s.apiKey}-late`],
+      allowedOrigins: ['*'],
+      deviceMode: 'coexist',
+      limits: {},
+      openGroups: true,
+    });
     const tokenRes = await fetch(`${s.auth.url}/v1/tokens`, {
       method: 'POST',
       headers: { authorization: `Bearer ${s.apiKey}-late`, 'content-type': 'application/json' },
@@ -96,8 +106,14 @@ describe('dead letters', () => {
       const r = await admin(s, '/v1/admin/dlq/replay', { ids: [replayId] });
       assert.deepEqual(r.body, { replayed: 1, failed: [] });
       const outcome = await Promise.race([
-        ivy.waitFor(1, 30_000).then(() => 'delivered', () => 'timeout'),
-        waitEntry(s, (e) => e.headers['push-dlq-replay'] === replayId, 30_000).then((e) => e.id as string, () => 'timeout'),
+        ivy.waitFor(1, 30_000).then(
+          () => 'delivered',
+          () => 'timeout',
+        ),
+        waitEntry(s, (e) => e.headers['push-dlq-replay'] === replayId, 30_000).then(
+          (e) => e.id as string,
+          () => 'timeout',
+        ),
       ]);
       assert.notEqual(outcome, 'timeout', 'the replayed record was neither delivered nor dead-lettered again');
       if (outcome !== 'delivered') {
@@ -123,22 +139,29 @@ describe('dead letters', () => {
     await ivy.close();
   });
 
-  test('header names with "." or "$", and NUL in names, values and filters, are kept and shown; the index does not stall on them', { timeout: 60_000 }, async () => {
-    const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
-    const headers = { 'push-schema': 'BusinessEvent.v1', 'content.type': 'a.b', $op: 'x', 'nul\u0000name': 'v\u0000w', 'x-trace': '\u0000' };
-    await producer.send({ topic: topics.events, messages: [{ key: 'hostile', value: Buffer.from('not avro \u0000'), headers }] });
-    // A later poison record of another topic is indexed too: nothing stalled behind the first.
-    await producer.send({ topic: topics.ingest, messages: [{ key: 'after|hostile', value: Buffer.from('still not avro'), headers: { 'push-schema': 'IngestRecord.v1' } }] });
-    const hostile = await waitEntry(s, (e) => e.key === 'hostile');
-    await waitEntry(s, (e) => e.key === 'after|hostile');
-    for (const [k, v] of Object.entries(headers)) assert.equal(hostile.headers[k], v, `header ${JSON.stringify(k)}`);
-    assert.deepEqual((await admin(s, `/v1/admin/dlq/${hostile.id}`)).body.headers, hostile.headers);
-    // Filters carrying NUL match nothing (no stored value can hold one) instead of failing.
-    const byTopic = await admin(s, `/v1/admin/dlq?sourceTopic=${encodeURIComponent('push.\u0000')}`);
-    assert.deepEqual([byTopic.status, byTopic.body], [200, { total: 0, entries: [] }]);
-    const tasks = await admin(s, `/v1/tasks?app=${encodeURIComponent('\u008cF\u0000')}&limit=5`);
-    assert.deepEqual([tasks.status, tasks.body], [200, { tasks: [] }]);
-  });
+  test(
+    'header names with "." or "$", and NUL in names, values and filters, are kept and shown; the index does not stall on them',
+    { timeout: 60_000 },
+    async () => {
+      const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
+      const headers = { 'push-schema': 'BusinessEvent.v1', 'content.type': 'a.b', $op: 'x', 'nul\u0000name': 'v\u0000w', 'x-trace': '\u0000' };
+      await producer.send({ topic: topics.events, messages: [{ key: 'hostile', value: Buffer.from('not avro \u0000'), headers }] });
+      // A later poison record of another topic is indexed too: nothing stalled behind the first.
+      await producer.send({
+        topic: topics.ingest,
+        messages: [{ key: 'after|hostile', value: Buffer.from('still not avro'), headers: { 'push-schema': 'IngestRecord.v1' } }],
+      });
+      const hostile = await waitEntry(s, (e) => e.key === 'hostile');
+      await waitEntry(s, (e) => e.key === 'after|hostile');
+      for (const [k, v] of Object.entries(headers)) assert.equal(hostile.headers[k], v, `header ${JSON.stringify(k)}`);
+      assert.deepEqual((await admin(s, `/v1/admin/dlq/${hostile.id}`)).body.headers, hostile.headers);
+      // Filters carrying NUL match nothing (no stored value can hold one) instead of failing.
+      const byTopic = await admin(s, `/v1/admin/dlq?sourceTopic=${encodeURIComponent('push.\u0000')}`);
+      assert.deepEqual([byTopic.status, byTopic.body], [200, { total: 0, entries: [] }]);
+      const tasks = await admin(s, `/v1/tasks?app=${encodeURIComponent('\u008cF\u0000')}&limit=5`);
+      assert.deepEqual([tasks.status, tasks.body], [200, { tasks: [] }]);
+    },
+  );
 
   test('bad requests: 400 with the reason, 401 without the operator key, 404 for unknown ids', { timeout: 30_000 }, async () => {
     const cases: [string, unknown, RegExp][] = [

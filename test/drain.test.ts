@@ -57,8 +57,16 @@ describe('draining a pusher', () => {
     await eventually(() => [...sent.values()].reduce((n, ids) => n + ids.length, 0) >= sentBefore + 20, { what: 'messages after the move' });
     sending = false;
     await sender;
-    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), { what: 'every message received', timeoutMs: 30_000 }).catch(() => undefined);
-    for (const u of users) assert.deepEqual(sent.get(u)!.filter((id) => !received.get(u)!.has(id)), [], `${u} missed messages`);
+    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), {
+      what: 'every message received',
+      timeoutMs: 30_000,
+    }).catch(() => undefined);
+    for (const u of users)
+      assert.deepEqual(
+        sent.get(u)!.filter((id) => !received.get(u)!.has(id)),
+        [],
+        `${u} missed messages`,
+      );
     const { nodes } = await s.token('someone', 'd');
     assert.deepEqual(nodes, [wsOf(staying.url)], 'the drained node is no longer handed out');
     await Promise.all([...moved.values()].map((c) => c.close()));

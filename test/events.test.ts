@@ -56,7 +56,10 @@ describe('business events on push.events (Avro)', () => {
         });
       });
       await gotThree;
-      assert.deepEqual(letters.map((l) => l.errorCode), ['UNDECODABLE', 'SCHEMA_HEADER_MISSING', 'UNKNOWN_APP']);
+      assert.deepEqual(
+        letters.map((l) => l.errorCode),
+        ['UNDECODABLE', 'SCHEMA_HEADER_MISSING', 'UNKNOWN_APP'],
+      );
       assert.ok(letters.every((l) => l.sourceTopic === topics.events && l.reason.length > 0));
       await client.close();
     } finally {

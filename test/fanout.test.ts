@@ -3,7 +3,6 @@ import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 
-
 /** Connects `n` clients (users prefix0..n-1), alternating over the stack's pushers, a bounded number at a time. */
 async function connectMany(s: TestStack, prefix: string, n: number, concurrency = 100): Promise<TestClient[]> {
   const out: TestClient[] = new Array(n);
@@ -21,7 +20,10 @@ async function connectMany(s: TestStack, prefix: string, n: number, concurrency 
 }
 
 const admin = (s: TestStack, path: string, method = 'GET', key = 'operator-key') =>
-  fetch(`${s.dispatchers[0]!.url}${path}`, { method, headers: { authorization: `Bearer ${key}` } }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  fetch(`${s.dispatchers[0]!.url}${path}`, { method, headers: { authorization: `Bearer ${key}` } }).then(async (r) => ({
+    status: r.status,
+    body: (await r.json()) as any,
+  }));
 
 const frameCount = (clients: TestClient[], id: string) => clients.reduce((n, c) => n + c.messages.filter((m) => m.id === id).length, 0);
 
@@ -48,13 +50,23 @@ describe('groups, broadcasts and tasks', () => {
     assert.match(r.body.taskId, /^[0-9A-Z]{26}$/);
     await Promise.all(subscribers.map((c) => c.waitFor(1, 30_000)));
     assert.equal(frameCount(subscribers, r.body.id), 100);
-    const done = await eventually(async () => {
-      const t = await admin(s, `/v1/tasks/${r.body.taskId}`);
-      return t.body.state === 'done' ? t.body : undefined;
-    }, { what: 'group task done', timeoutMs: 15_000 });
+    const done = await eventually(
+      async () => {
+        const t = await admin(s, `/v1/tasks/${r.body.taskId}`);
+        return t.body.state === 'done' ? t.body : undefined;
+      },
+      { what: 'group task done', timeoutMs: 15_000 },
+    );
     assert.equal(done.totals.targeted, 100);
     assert.equal(done.totals.written, 100);
-    assert.equal(frameCount(clients.filter((_, i) => i % 2 === 1), r.body.id), 0, 'non-subscribers got nothing');
+    assert.equal(
+      frameCount(
+        clients.filter((_, i) => i % 2 === 1),
+        r.body.id,
+      ),
+      0,
+      'non-subscribers got nothing',
+    );
 
     for (const c of subscribers.slice(0, 50)) c.ws.send(JSON.stringify({ type: 'unsubscribe', group: 'news' }));
     await Promise.all(subscribers.slice(0, 50).map((c) => eventually(() => c.frames.some((f) => f.type === 'unsubscribed'), { what: 'unsubscribed' })));
@@ -84,7 +96,11 @@ describe('groups, broadcasts and tasks', () => {
     const tooLate = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('too-late', 'phone')).token);
     const marker = await s.send({ to: { users: ['too-late'] }, payload: 'marker' });
     await tooLate.waitFor(1);
-    assert.deepEqual(tooLate.messages.map((m) => m.id), [marker.body.id], 'an expired broadcast is not delivered');
+    assert.deepEqual(
+      tooLate.messages.map((m) => m.id),
+      [marker.body.id],
+      'an expired broadcast is not delivered',
+    );
     await tooLate.close();
   });
 
@@ -96,13 +112,19 @@ describe('groups, broadcasts and tasks', () => {
     const r = await s.send({ to: { all: true }, payload: 'paced', persistent: false, ratePerSecond: rate });
     assert.equal(r.status, 202);
     const samples: number[] = [];
-    await eventually(async () => {
-      const t = await admin(s, `/v1/tasks/${r.body.taskId}`);
-      samples.push(t.body.totals.written);
-      return t.body.state === 'done';
-    }, { timeoutMs: 30_000, intervalMs: 250, what: 'paced task done' });
+    await eventually(
+      async () => {
+        const t = await admin(s, `/v1/tasks/${r.body.taskId}`);
+        samples.push(t.body.totals.written);
+        return t.body.state === 'done';
+      },
+      { timeoutMs: 30_000, intervalMs: 250, what: 'paced task done' },
+    );
     assert.equal(frameCount(clients, r.body.id), 2000);
-    assert.ok(samples.some((w) => w > 0 && w < 2000), `progress was reported along the way: ${samples.join(',')}`);
+    assert.ok(
+      samples.some((w) => w > 0 && w < 2000),
+      `progress was reported along the way: ${samples.join(',')}`,
+    );
     for (let i = 1; i < samples.length; i++) assert.ok(samples[i]! >= samples[i - 1]!, 'progress never goes back');
     const span = (Math.max(...received) - Math.min(...received)) / 1000;
     const observed = 1999 / span;
@@ -141,7 +163,10 @@ describe('groups, broadcasts and tasks', () => {
     const late = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('after-stop', 'phone')).token);
     const marker = await s.send({ to: { users: ['after-stop'] }, payload: 'marker' });
     await late.waitFor(1);
-    assert.deepEqual(late.messages.map((m) => m.id), [marker.body.id]);
+    assert.deepEqual(
+      late.messages.map((m) => m.id),
+      [marker.body.id],
+    );
     await Promise.all([...clients, late].map((c) => c.close()));
   });
 

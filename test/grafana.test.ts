@@ -22,10 +22,14 @@ test('every metric the Grafana dashboard queries is registered by a service', ()
 
 test('Prometheus scrapes every service of docker-compose.yml on its port; the add-on mounts the dashboard', () => {
   const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as { services: Record<string, { ports?: string[] }> };
-  const prom = parse(readFileSync(path.join(ROOT, 'infra/grafana/prometheus.yml'), 'utf8')) as { scrape_configs: { static_configs: { targets: string[] }[] }[] };
+  const prom = parse(readFileSync(path.join(ROOT, 'infra/grafana/prometheus.yml'), 'utf8')) as {
+    scrape_configs: { static_configs: { targets: string[] }[] }[];
+  };
   const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets)).sort();
   const expected = ['auth', 'collector', 'dispatcher', 'pusher'].map((name) => `${name}:${compose.services[name]!.ports![0]!.split(':').at(-1)}`).sort();
   assert.deepEqual(targets, expected);
-  const addon = parse(readFileSync(path.join(ROOT, 'infra/grafana/docker-compose.observability.yml'), 'utf8')) as { services: Record<string, { volumes?: string[] }> };
+  const addon = parse(readFileSync(path.join(ROOT, 'infra/grafana/docker-compose.observability.yml'), 'utf8')) as {
+    services: Record<string, { volumes?: string[] }>;
+  };
   assert.ok(addon.services.grafana!.volumes!.some((v) => v.startsWith('./infra/grafana/push-dashboard.json:')));
 });

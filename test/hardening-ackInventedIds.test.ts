@@ -24,7 +24,7 @@ describe('hardening #5: acks of ids never delivered on the connection', () => {
     await s?.stop();
   });
 
-  test('thousands of invented ids create no Redis keys and close the socket; a real client\'s acks are honoured', { timeout: 60_000 }, async () => {
+  test("thousands of invented ids create no Redis keys and close the socket; a real client's acks are honoured", { timeout: 60_000 }, async () => {
     const url = wsOf(s.pushers[0]!.url);
     const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     const alice = await connectClient(url, (await s.token('alice', 'phone')).token);
@@ -44,27 +44,37 @@ describe('hardening #5: acks of ids never delivered on the connection', () => {
     alice.ack(real);
 
     // Alice's acks are stored and traced; mallory's are nowhere.
-    await eventually(async () => {
-      const st = await store.deviceState(s.app, 'alice', 'phone');
-      return real.every((id) => st.acked.includes(id));
-    }, { what: 'alice acks stored', timeoutMs: 15_000 });
+    await eventually(
+      async () => {
+        const st = await store.deviceState(s.app, 'alice', 'phone');
+        return real.every((id) => st.acked.includes(id));
+      },
+      { what: 'alice acks stored', timeoutMs: 15_000 },
+    );
     const closed = await Promise.race([mallory.closed, new Promise<never>((_, rej) => setTimeout(() => rej(new Error('mallory not closed')), 10_000))]);
     assert.equal(closed.code, 4002, 'a flood of invented ids ends as too many bad frames');
     assert.ok(mallory.frames.some((f) => f.type === 'error' && f.code === 'BAD_FRAME' && /not delivered on this connection/.test(f.message)));
     assert.deepEqual((await store.deviceState(s.app, 'mallory', 'd')).acked, []);
 
     const traced = new Map<string, Record<string, string>>();
-    await eventually(async () => {
-      const fields = await redis.hgetall(`${s.env.REDIS_KEY_PREFIX}push:trace:${real[2]}`);
-      return fields[`a:alice|phone`] ? fields : undefined;
-    }, { what: 'the ack in the trace record', timeoutMs: 10_000 });
+    await eventually(
+      async () => {
+        const fields = await redis.hgetall(`${s.env.REDIS_KEY_PREFIX}push:trace:${real[2]}`);
+        return fields[`a:alice|phone`] ? fields : undefined;
+      },
+      { what: 'the ack in the trace record', timeoutMs: 10_000 },
+    );
     let cursor = '0';
     do {
       const [next, keys] = await redis.scan(cursor, 'MATCH', `${s.env.REDIS_KEY_PREFIX}push:trace:*`, 'COUNT', 1000);
       cursor = next;
       for (const key of keys) traced.set(key.slice(key.lastIndexOf(':') + 1), await redis.hgetall(key));
     } while (cursor !== '0');
-    assert.deepEqual([...traced.keys()].filter((id) => invented.has(id)), [], 'no trace key for an invented id');
+    assert.deepEqual(
+      [...traced.keys()].filter((id) => invented.has(id)),
+      [],
+      'no trace key for an invented id',
+    );
     assert.deepEqual([...traced.keys()].sort(), [...real].sort(), 'trace keys exist only for the real messages');
     assert.ok(![...traced.values()].some((fields) => 'a:mallory|d' in fields), 'mallory annotated no trace');
 
@@ -77,7 +87,10 @@ describe('hardening #5: acks of ids never delivered on the connection', () => {
     const again = await connectClient(url, (await s.token('alice', 'phone')).token);
     const marker = await s.send({ to: { users: ['alice'] }, payload: 'marker' });
     await again.waitFor(1);
-    assert.deepEqual(again.messages.map((m) => m.id), [marker.body.id]);
+    assert.deepEqual(
+      again.messages.map((m) => m.id),
+      [marker.body.id],
+    );
     await again.close();
   });
 });

@@ -8,7 +8,6 @@ import { stack as infra } from './support/env.js';
 import { tcpProxy } from './support/tcpProxy.js';
 import { eventually } from './support/eventually.js';
 
-
 /** A raw handshake: the status and error code of a refusal, 101 when accepted. */
 function handshake(url: string, token: string): Promise<{ status: number; code?: string; retryAfter?: string }> {
   return new Promise((resolve, reject) => {
@@ -23,7 +22,13 @@ function handshake(url: string, token: string): Promise<{ status: number; code?:
     req.on('response', (res) => {
       let text = '';
       res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: text ? JSON.parse(text).error?.code : undefined, retryAfter: res.headers['retry-after'] as string | undefined }));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          code: text ? JSON.parse(text).error?.code : undefined,
+          retryAfter: res.headers['retry-after'] as string | undefined,
+        }),
+      );
     });
     req.on('timeout', () => req.destroy(new Error('handshake timed out')));
     req.on('error', reject);

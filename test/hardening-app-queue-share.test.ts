@@ -16,21 +16,35 @@ describe("one app's fan-outs cannot fill the publish queue for the other apps", 
     s = await startStack();
     other.app = `${s.app}-other`;
     other.apiKey = `${s.apiKey}-other`;
-    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB!) }).upsert({ id: other.app, apiKeys: [other.apiKey], allowedOrigins: ['*'], deviceMode: 'coexist', openGroups: true });
+    await createAppStore({ db: s.mongo.db(s.env.MONGO_DB!) }).upsert({
+      id: other.app,
+      apiKeys: [other.apiKey],
+      allowedOrigins: ['*'],
+      deviceMode: 'coexist',
+      openGroups: true,
+    });
   });
   after(async () => {
     await s?.stop();
   });
 
   const post = async (apiKey: string, body: unknown) => {
-    const res = await fetch(`${s.collector.url}/v1/messages`, { method: 'POST', headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+    const res = await fetch(`${s.collector.url}/v1/messages`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as any };
   };
 
   test('a burst of 10,000-user messages from one app: the other app gets every message in, and every 202 is delivered', { timeout: 120_000 }, async () => {
     // Recipient 0 of every big message is online, so what the heavy app was told is checked too.
     const heavyClient: TestClient = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('big-0', 'd')).token);
-    const tokenRes = await fetch(`${s.auth.url}/v1/tokens`, { method: 'POST', headers: { authorization: `Bearer ${other.apiKey}`, 'content-type': 'application/json' }, body: JSON.stringify({ userId: 'small', deviceId: 'd' }) });
+    const tokenRes = await fetch(`${s.auth.url}/v1/tokens`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${other.apiKey}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ userId: 'small', deviceId: 'd' }),
+    });
     const otherClient = await connectClient(wsOf(s.pushers[0]!.url), ((await tokenRes.json()) as { token: string }).token);
 
     const users = Array.from({ length: 10_000 }, (_, i) => `big-${i}`);

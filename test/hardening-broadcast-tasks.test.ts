@@ -10,12 +10,19 @@ const MAX_TTL = 30 * DAY;
 
 /** The collector's task API, with the app's API key (what a business system uses). */
 const taskCall = (s: TestStack, path: string, method = 'GET') =>
-  fetch(`${s.collector.url}/v1/tasks/${path}`, { method, headers: { authorization: `Bearer ${s.apiKey}` } }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  fetch(`${s.collector.url}/v1/tasks/${path}`, { method, headers: { authorization: `Bearer ${s.apiKey}` } }).then(async (r) => ({
+    status: r.status,
+    body: (await r.json()) as any,
+  }));
 
 async function connectMany(s: TestStack, prefix: string, n: number): Promise<TestClient[]> {
   const out: TestClient[] = [];
   for (let i = 0; i < n; i += 25) {
-    out.push(...(await Promise.all(Array.from({ length: Math.min(25, n - i) }, async (_, j) => connectClient(wsOf(s.pushers[0]!.url), (await s.token(`${prefix}${i + j}`, 'd')).token)))));
+    out.push(
+      ...(await Promise.all(
+        Array.from({ length: Math.min(25, n - i) }, async (_, j) => connectClient(wsOf(s.pushers[0]!.url), (await s.token(`${prefix}${i + j}`, 'd')).token)),
+      )),
+    );
   }
   return out;
 }
@@ -66,7 +73,11 @@ describe('broadcast tasks: a stop outlives its message, finished tasks let go of
     const later = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('later', 'phone')).token);
     const m1 = await s.send({ to: { users: ['later'] }, payload: 'marker 1' });
     await later.waitFor(1);
-    assert.deepEqual(later.messages.map((m) => m.id), [m1.body.id], 'the stopped broadcast is not delivered on connect');
+    assert.deepEqual(
+      later.messages.map((m) => m.id),
+      [m1.body.id],
+      'the stopped broadcast is not delivered on connect',
+    );
     await later.close();
 
     // The hot state gone (Redis restarted without persistence, or it expired): the task
@@ -75,7 +86,11 @@ describe('broadcast tasks: a stop outlives its message, finished tasks let go of
     const afterLoss = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('after-loss', 'phone')).token);
     const m2 = await s.send({ to: { users: ['after-loss'] }, payload: 'marker 2' });
     await afterLoss.waitFor(1);
-    assert.deepEqual(afterLoss.messages.map((m) => m.id), [m2.body.id], 'the stop survives the loss of its Redis copy');
+    assert.deepEqual(
+      afterLoss.messages.map((m) => m.id),
+      [m2.body.id],
+      'the stop survives the loss of its Redis copy',
+    );
     await Promise.all([...clients, afterLoss].map((c) => c.close()));
   });
 
@@ -122,7 +137,13 @@ describe('broadcast tasks: a stop outlives its message, finished tasks let go of
     const open = clients.filter((c) => !leaving.includes(c));
     await eventually(() => open.every((c) => got(c, r.body.id)), { what: 'every open client written after resume', timeoutMs: 30_000 });
     // Finished: nothing held, no waiter, no job.
-    await eventually(async () => (await gauge(s, 'push_task_held_connections')) === 0 && (await gauge(s, 'push_task_waiters')) === 0 && (await gauge(s, 'push_task_jobs', 'state="running"')) === 0, { what: 'task let go' });
+    await eventually(
+      async () =>
+        (await gauge(s, 'push_task_held_connections')) === 0 &&
+        (await gauge(s, 'push_task_waiters')) === 0 &&
+        (await gauge(s, 'push_task_jobs', 'state="running"')) === 0,
+      { what: 'task let go' },
+    );
     await Promise.all(open.map((c) => c.close()));
   });
 });

@@ -45,7 +45,10 @@ describe('hardening #10: connection caps and handshake rate', () => {
     const closed = await first.closed;
     assert.equal(closed.code, 4009);
     assert.equal(closed.reason, 'replaced by a newer connection of this device');
-    assert.deepEqual(first.frames.find((f) => f.type === 'kick'), { type: 'kick', reason: 'replaced by a newer connection of this device' });
+    assert.deepEqual(
+      first.frames.find((f) => f.type === 'kick'),
+      { type: 'kick', reason: 'replaced by a newer connection of this device' },
+    );
     const r = await s.send({ to: { users: ['dina'] }, payload: 'to the new socket' });
     await second.waitFor(1);
     assert.equal(second.messages[0]!.id, r.body.id);

@@ -83,10 +83,10 @@ describe('broadcast tasks on the dashboard', () => {
     const sent = await s.send({ to: { group: 'nobody-subscribed' }, payload: 'hello?', persistent: false });
     assert.equal(sent.status, 202);
     const taskId = sent.body.taskId as string;
-    const done = await eventually(
-      async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.state === 'done'),
-      { timeoutMs: 10_000, what: 'the empty-group task done' },
-    );
+    const done = await eventually(async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.state === 'done'), {
+      timeoutMs: 10_000,
+      what: 'the empty-group task done',
+    });
     assert.deepEqual(done.totals, { targeted: 0, written: 0, acked: 0 });
     assert.equal(done.recordedState, undefined);
   });
@@ -111,7 +111,11 @@ describe('broadcast tasks on the dashboard', () => {
     });
     assert.equal(shown.recordedState, 'running');
     assert.match(shown.note ?? '', new RegExp(`${nodeId} restarted before finishing its share`));
-    assert.deepEqual(shown.nodes.map((n) => [n.nodeId, n.finished, n.missed]), [[nodeId, false, false]], 'by node id alone the node looks live and busy');
+    assert.deepEqual(
+      shown.nodes.map((n) => [n.nodeId, n.finished, n.missed]),
+      [[nodeId, false, false]],
+      'by node id alone the node looks live and busy',
+    );
     assert.ok(shown.totals.written >= 1 && shown.totals.written < 5, `progress kept as it was: ${shown.totals.written}/5`);
     await Promise.all(clients.map((c) => c.close()));
   });

@@ -70,10 +70,18 @@ describe('Kafka fuzzer: poison records on push.events', () => {
 
     // Hand-made poison: one of each kind, with the code it must be refused with.
     const cases: Case[] = [
-      { kind: 'undecodable bytes', codes: ['UNDECODABLE'], record: { key: key(), value: Buffer.from('definitely not avro'), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
+      {
+        kind: 'undecodable bytes',
+        codes: ['UNDECODABLE'],
+        record: { key: key(), value: Buffer.from('definitely not avro'), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } },
+      },
       { kind: 'empty value', codes: ['UNDECODABLE'], record: { key: key(), value: Buffer.alloc(0), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
       // 10 bytes claiming 2^31 users: avsc would allocate them all and exhaust the collector's heap.
-      { kind: 'array count bomb', codes: ['UNDECODABLE'], record: { key: key(), value: Buffer.from([2, 0x61, 0x80, 0x80, 0x80, 0x80, 0x10, 2, 0x61, 0]), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
+      {
+        kind: 'array count bomb',
+        codes: ['UNDECODABLE'],
+        record: { key: key(), value: Buffer.from([2, 0x61, 0x80, 0x80, 0x80, 0x80, 0x10, 2, 0x61, 0]), headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } },
+      },
       { kind: 'null value', codes: ['UNDECODABLE'], record: { key: key(), value: null, headers: { [SCHEMA_HEADER]: 'BusinessEvent.v2' } } },
       { kind: 'no schema header', codes: ['SCHEMA_HEADER_MISSING'], record: withSchema(signed(ok()), undefined) },
       { kind: 'unknown schema id', codes: ['SCHEMA_UNKNOWN'], record: withSchema(signed(ok()), 'BusinessEvent.v99') },
@@ -85,7 +93,11 @@ describe('Kafka fuzzer: poison records on push.events', () => {
       { kind: 'empty users', codes: ['INVALID_REQUEST'], record: signed(ok({ to: { users: [], group: null, all: false } })) },
       { kind: 'bad user id', codes: ['INVALID_REQUEST'], record: signed(ok({ to: { users: ['#all'], group: null, all: false } })) },
       { kind: 'user id with |', codes: ['INVALID_REQUEST'], record: signed(ok({ to: { users: ['a|b'], group: null, all: false } })) },
-      { kind: '10,001 users', codes: ['INVALID_REQUEST'], record: signed(ok({ to: { users: Array.from({ length: 10_001 }, (_, i) => `u${i}`), group: null, all: false } })) },
+      {
+        kind: '10,001 users',
+        codes: ['INVALID_REQUEST'],
+        record: signed(ok({ to: { users: Array.from({ length: 10_001 }, (_, i) => `u${i}`), group: null, all: false } })),
+      },
       { kind: 'bad group', codes: ['INVALID_REQUEST'], record: signed(ok({ to: { users: [], group: 'no spaces allowed', all: false } })) },
       { kind: 'ttl 0', codes: ['INVALID_REQUEST'], record: signed(ok({ ttlSeconds: 0 })) },
       { kind: 'ttl negative', codes: ['INVALID_REQUEST'], record: signed(ok({ ttlSeconds: -5 })) },
@@ -100,7 +112,11 @@ describe('Kafka fuzzer: poison records on push.events', () => {
       { kind: '33 nested objects', codes: ['PAYLOAD_TOO_DEEP'], record: signed(ok({ payload: JSON.stringify(tree(33)) })) },
       { kind: 'unsigned', codes: ['SIGNATURE_MISSING'], record: eventRecord(ok(), key()) },
       { kind: 'signed with another secret', codes: ['SIGNATURE_INVALID'], record: eventRecord(ok(), key(), newSigningSecret()) },
-      { kind: 'malformed signature', codes: ['SIGNATURE_INVALID'], record: { ...eventRecord(ok(), key()), headers: { ...eventRecord(ok(), key()).headers, [SIGNATURE_HEADER]: 'v1=xyz' } } },
+      {
+        kind: 'malformed signature',
+        codes: ['SIGNATURE_INVALID'],
+        record: { ...eventRecord(ok(), key()), headers: { ...eventRecord(ok(), key()).headers, [SIGNATURE_HEADER]: 'v1=xyz' } },
+      },
       { kind: 'signature of another key', codes: ['SIGNATURE_INVALID'], record: { ...signed(ok(), `${app}|u1`), key: `${app}|u2` } },
       { kind: 'huge key', codes: ['INVALID_REQUEST'], record: signed(ok({ ttlSeconds: 0 }), 'k'.repeat(10_000)) },
     ];
@@ -122,7 +138,11 @@ describe('Kafka fuzzer: poison records on push.events', () => {
       const r = rnd();
       if (r < 0.25) {
         const schema = pick(['BusinessEvent.v2', 'BusinessEvent.v1', undefined, 'IngestRecord.v1', 'BusinessEvent.v3']);
-        cases.push({ kind: 'random bytes', codes: 'any', record: { key: key(), value: bytes(int(0, 600)), headers: schema ? { [SCHEMA_HEADER]: schema } : {} } });
+        cases.push({
+          kind: 'random bytes',
+          codes: 'any',
+          record: { key: key(), value: bytes(int(0, 600)), headers: schema ? { [SCHEMA_HEADER]: schema } : {} },
+        });
       } else if (r < 0.5) {
         const rec = signed(businessEvent(app, ['vic'], tree(int(0, 6))));
         const value = Buffer.from(rec.value!);
@@ -139,10 +159,15 @@ describe('Kafka fuzzer: poison records on push.events', () => {
 
     // Valid records for a live client, random payload trees up to the depth limit.
     const vic = await connectClient(wsOf(bed.s.pushers[0]!.url), (await bed.s.token('vic', 'phone')).token);
-    const valid: RawRecord[] = Array.from({ length: VALID }, (_, seq) => signed(businessEvent(app, ['vic'], { seq, tree: tree(int(0, 30)) }, { persistent: rnd() < 0.5 }), `${app}|vic`));
+    const valid: RawRecord[] = Array.from({ length: VALID }, (_, seq) =>
+      signed(businessEvent(app, ['vic'], { seq, tree: tree(int(0, 30)) }, { persistent: rnd() < 0.5 }), `${app}|vic`),
+    );
 
     // Shuffle poison and valid records together; every record carries its case number.
-    const all: { record: RawRecord; poison?: Case; valid?: number }[] = [...cases.map((c) => ({ record: c.record, poison: c })), ...valid.map((record, v) => ({ record, valid: v }))];
+    const all: { record: RawRecord; poison?: Case; valid?: number }[] = [
+      ...cases.map((c) => ({ record: c.record, poison: c })),
+      ...valid.map((record, v) => ({ record, valid: v })),
+    ];
     for (let i = all.length - 1; i > 0; i--) {
       const j = int(0, i);
       [all[i], all[j]] = [all[j]!, all[i]!];
@@ -167,13 +192,17 @@ describe('Kafka fuzzer: poison records on push.events', () => {
     // Every poison record lands in push.dlq exactly once, with a code it may have and a reason.
     const poisonCount = all.filter((a) => a.poison).length;
     const lettered = () => new Set(bed.letters.filter((l) => l.sourceTopic === bed.topics.events).map((l) => Number(l.headers['fuzz-case'])));
-    await eventually(() => lettered().size >= poisonCount || undefined, { timeoutMs: 120_000, what: `${poisonCount} dead letters` }).catch(async (err: Error) => {
-      // Say which poison records never arrived, so a seed that finds a stall names the culprit.
-      const got = lettered();
-      const missing = all.flatMap((a, i) => (a.poison && !got.has(i) ? [`case ${i}: ${a.poison.kind} (${a.record.value?.length ?? 0} bytes)`] : []));
-      const lag = await eventsLag(bed.kafka.admin, bed.topics).catch(() => Number.NaN);
-      throw new Error(`${err.message}; ${missing.length} missing, push.events lag ${lag}: ${missing.slice(0, 10).join('; ')}\n${bed.s.collector.output().slice(-3000)}`);
-    });
+    await eventually(() => lettered().size >= poisonCount || undefined, { timeoutMs: 120_000, what: `${poisonCount} dead letters` }).catch(
+      async (err: Error) => {
+        // Say which poison records never arrived, so a seed that finds a stall names the culprit.
+        const got = lettered();
+        const missing = all.flatMap((a, i) => (a.poison && !got.has(i) ? [`case ${i}: ${a.poison.kind} (${a.record.value?.length ?? 0} bytes)`] : []));
+        const lag = await eventsLag(bed.kafka.admin, bed.topics).catch(() => Number.NaN);
+        throw new Error(
+          `${err.message}; ${missing.length} missing, push.events lag ${lag}: ${missing.slice(0, 10).join('; ')}\n${bed.s.collector.output().slice(-3000)}`,
+        );
+      },
+    );
     await vic.waitFor(VALID, 60_000);
     await eventually(async () => (await eventsLag(bed.kafka.admin, bed.topics)) === 0, { timeoutMs: 30_000, what: 'push.events lag 0' });
     const elapsed = Date.now() - started;
@@ -190,14 +219,18 @@ describe('Kafka fuzzer: poison records on push.events', () => {
       if (item.poison.codes !== 'any') assert.ok(item.poison.codes.includes(l.errorCode), `case ${i} (${item.poison.kind}): ${l.errorCode}: ${l.reason}`);
       byCode.set(l.errorCode, (byCode.get(l.errorCode) ?? 0) + 1);
       // The original bytes are kept for a replay, unless too big for a dead letter (then the reason says so).
-      if (item.record.value && item.record.value.length <= 256 * 1024) assert.equal(Buffer.compare(Buffer.from(l.value ?? []), item.record.value), 0, `case ${i}: value not kept`);
+      if (item.record.value && item.record.value.length <= 256 * 1024)
+        assert.equal(Buffer.compare(Buffer.from(l.value ?? []), item.record.value), 0, `case ${i}: value not kept`);
       else if (item.record.value) assert.match(l.reason, /not copied/);
     }
     assert.equal(seen.size, poisonCount);
 
     // Valid ones: each delivered once, payload intact.
     const seqs = vic.messages.map((m) => m.payload.seq as number).sort((a, b) => a - b);
-    assert.deepEqual(seqs, Array.from({ length: VALID }, (_, i) => i));
+    assert.deepEqual(
+      seqs,
+      Array.from({ length: VALID }, (_, i) => i),
+    );
     for (const m of vic.messages) {
       const sent = valid[m.payload.seq as number]!;
       assert.deepEqual(m.payload, JSON.parse(decodeRecord('BusinessEvent', sent.value, sent.headers).payload));

@@ -12,7 +12,6 @@ import { stack as infra, uniqueId } from './support/env.js';
 import { businessEvent, eventRecord, kafkaTools } from './support/eventRecords.js';
 import { tcpProxy } from './support/tcpProxy.js';
 
-
 /**
  * Issue 12 #4, the other half: an infrastructure failure (here MongoDB out of
  * reach) is not a poison record. It is retried a bounded number of times with
@@ -50,7 +49,10 @@ describe('push.events during a MongoDB outage', () => {
     await proxy.open().catch(() => undefined);
     await collector?.stop('SIGTERM', 10_000);
     await proxy.cut();
-    await mongo.db(id).dropDatabase().catch(() => undefined);
+    await mongo
+      .db(id)
+      .dropDatabase()
+      .catch(() => undefined);
     await mongo.close();
   });
 
@@ -58,7 +60,8 @@ describe('push.events during a MongoDB outage', () => {
     const ingest = await reader.follow(topics.ingest, (v, h) => decodeRecord('IngestRecord', v, h) as IngestRecord);
     const letters = await reader.follow(topics.dlq, (v, h) => decodeRecord('DeadLetter', v, h) as DeadLetter);
     // Persistent: the message must be stored before it is published, so MongoDB out of reach stops it.
-    const send = (n: number) => kafka.producer.send({ topic: topics.events, messages: [eventRecord(businessEvent(app, ['oz'], { n }, { persistent: true }), `${app}|oz`)] });
+    const send = (n: number) =>
+      kafka.producer.send({ topic: topics.events, messages: [eventRecord(businessEvent(app, ['oz'], { n }, { persistent: true }), `${app}|oz`)] });
     const arrived = (n: number) => ingest.some((r) => r.payload === JSON.stringify({ n }));
     await send(1);
     await eventually(() => arrived(1), { timeoutMs: 30_000, what: 'the first record on push.ingest' });
@@ -69,15 +72,21 @@ describe('push.events during a MongoDB outage', () => {
       const text = await (await fetch(`${collector!.url}/metrics`)).text();
       return Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+)`, 'm').exec(text)?.[1] ?? 0);
     };
-    await eventually(async () => (await metric('push_events_paused_total')) >= 1, { timeoutMs: 60_000, intervalMs: 250, what: 'the partition paused' }).catch((err: Error) => {
-      throw new Error(`${err.message}; collector output:\n${collector!.output().slice(-4000)}`);
-    });
+    await eventually(async () => (await metric('push_events_paused_total')) >= 1, { timeoutMs: 60_000, intervalMs: 250, what: 'the partition paused' }).catch(
+      (err: Error) => {
+        throw new Error(`${err.message}; collector output:\n${collector!.output().slice(-4000)}`);
+      },
+    );
     assert.ok((await metric('push_events_retries_total')) >= 1, 'retried before pausing');
     assert.ok(!arrived(2));
 
     await proxy.open();
     await eventually(() => arrived(2), { timeoutMs: 60_000, intervalMs: 200, what: 'the record after MongoDB came back' });
-    assert.deepEqual(letters.filter((l) => l.sourceTopic === topics.events), [], 'an outage is no reason to dead-letter a record');
+    assert.deepEqual(
+      letters.filter((l) => l.sourceTopic === topics.events),
+      [],
+      'an outage is no reason to dead-letter a record',
+    );
     assert.match(collector!.output(), /partition paused after repeated infrastructure failures/);
   });
 });

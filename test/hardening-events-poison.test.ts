@@ -12,26 +12,33 @@ const nested = (n: number) => '['.repeat(n) + ']'.repeat(n);
 describe('a poison push.events record cannot stall its partition (issue 12 #4)', () => {
   const bed = useEventsStack('poison-test');
 
-  test('a payload of 100,000 nested brackets goes to push.dlq as PAYLOAD_TOO_DEEP, the next record is delivered, the lag returns to zero', { timeout: 90_000 }, async () => {
-    const client = await connectClient(wsOf(bed.s.pushers[0]!.url), (await bed.s.token('pia', 'phone')).token);
-    try {
-      // Same key, same partition: the good record queues behind the poison one.
-      const deep = eventRecord(businessEvent(bed.s.app, ['pia'], null, { payload: nested(100_000) }), `${bed.s.app}|pia`);
-      const good = eventRecord(businessEvent(bed.s.app, ['pia'], { after: 'poison' }), `${bed.s.app}|pia`);
-      await bed.kafka.producer.send({ topic: bed.topics.events, messages: [deep, good] });
-      await client.waitFor(1, 30_000);
-      assert.deepEqual(client.messages.map((m) => m.payload), [{ after: 'poison' }]);
-      const letter = await eventually(() => bed.letters.find((l) => l.sourceTopic === bed.topics.events), { timeoutMs: 20_000, what: 'the dead letter' });
-      assert.equal(letter.errorCode, 'PAYLOAD_TOO_DEEP');
-      assert.match(letter.reason, /deeper than 32 levels/);
-      assert.equal(letter.consumer, bed.topics.groups.collectorEvents);
-      assert.equal(Buffer.compare(Buffer.from(letter.value!), deep.value!), 0, 'the original value is kept for a replay');
-      await eventually(async () => (await eventsLag(bed.kafka.admin, bed.topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
-      assert.equal(bed.letters.filter((l) => l.sourceTopic === bed.topics.events).length, 1);
-    } finally {
-      await client.close();
-    }
-  });
+  test(
+    'a payload of 100,000 nested brackets goes to push.dlq as PAYLOAD_TOO_DEEP, the next record is delivered, the lag returns to zero',
+    { timeout: 90_000 },
+    async () => {
+      const client = await connectClient(wsOf(bed.s.pushers[0]!.url), (await bed.s.token('pia', 'phone')).token);
+      try {
+        // Same key, same partition: the good record queues behind the poison one.
+        const deep = eventRecord(businessEvent(bed.s.app, ['pia'], null, { payload: nested(100_000) }), `${bed.s.app}|pia`);
+        const good = eventRecord(businessEvent(bed.s.app, ['pia'], { after: 'poison' }), `${bed.s.app}|pia`);
+        await bed.kafka.producer.send({ topic: bed.topics.events, messages: [deep, good] });
+        await client.waitFor(1, 30_000);
+        assert.deepEqual(
+          client.messages.map((m) => m.payload),
+          [{ after: 'poison' }],
+        );
+        const letter = await eventually(() => bed.letters.find((l) => l.sourceTopic === bed.topics.events), { timeoutMs: 20_000, what: 'the dead letter' });
+        assert.equal(letter.errorCode, 'PAYLOAD_TOO_DEEP');
+        assert.match(letter.reason, /deeper than 32 levels/);
+        assert.equal(letter.consumer, bed.topics.groups.collectorEvents);
+        assert.equal(Buffer.compare(Buffer.from(letter.value!), deep.value!), 0, 'the original value is kept for a replay');
+        await eventually(async () => (await eventsLag(bed.kafka.admin, bed.topics)) === 0, { timeoutMs: 20_000, what: 'push.events lag 0' });
+        assert.equal(bed.letters.filter((l) => l.sourceTopic === bed.topics.events).length, 1);
+      } finally {
+        await client.close();
+      }
+    },
+  );
 
   test('over HTTP the same body is a 400 PAYLOAD_TOO_DEEP, plain and gzip-compressed; 32 levels pass, 33 do not', { timeout: 60_000 }, async () => {
     const body = (depth: number) => `{"to":{"users":["pia"]},"payload":${nested(depth)},"persistent":false}`;

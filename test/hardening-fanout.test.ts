@@ -33,34 +33,43 @@ describe('fan-out bounds and the outbox', () => {
     return Number(m[1]);
   };
 
-  test('10,000 users x 16 KB is refused with 413 FANOUT_TOO_LARGE naming the limit, nothing stored; eight at once leave memory flat', { timeout: 90_000 }, async () => {
-    const baseline = await rss();
-    const body = (persistent: boolean) => ({ to: { users: users('bomb', 10_000) }, payload: payload16k, persistent });
-    for (let round = 0; round < 3; round++) {
-      const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => s.send(body(i % 2 === 0))));
-      for (const r of answers) {
-        assert.equal(r.status, 413, JSON.stringify(r.body).slice(0, 300));
-        assert.equal(r.body.error.code, 'FANOUT_TOO_LARGE');
-        assert.match(r.body.error.message, /at most 16777216/, 'the message names the limit');
-        assert.equal(r.body.error.details.field, 'to.users');
+  test(
+    '10,000 users x 16 KB is refused with 413 FANOUT_TOO_LARGE naming the limit, nothing stored; eight at once leave memory flat',
+    { timeout: 90_000 },
+    async () => {
+      const baseline = await rss();
+      const body = (persistent: boolean) => ({ to: { users: users('bomb', 10_000) }, payload: payload16k, persistent });
+      for (let round = 0; round < 3; round++) {
+        const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => s.send(body(i % 2 === 0))));
+        for (const r of answers) {
+          assert.equal(r.status, 413, JSON.stringify(r.body).slice(0, 300));
+          assert.equal(r.body.error.code, 'FANOUT_TOO_LARGE');
+          assert.match(r.body.error.message, /at most 16777216/, 'the message names the limit');
+          assert.equal(r.body.error.details.field, 'to.users');
+        }
       }
-    }
-    const grown = (await rss()) - baseline;
-    // The old collector built ~160 MB of records per request before any bound applied.
-    assert.ok(grown < 100 * 1024 * 1024, `collector RSS grew by ${Math.round(grown / 1048576)} MiB`);
-    const stored = await s.mongo.db(s.env.MONGO_DB).collection('messages').countDocuments({ app: s.app });
-    assert.equal(stored, 0, 'a refused message is not kept (the old collector answered "stored" and poisoned the outbox)');
-  });
+      const grown = (await rss()) - baseline;
+      // The old collector built ~160 MB of records per request before any bound applied.
+      assert.ok(grown < 100 * 1024 * 1024, `collector RSS grew by ${Math.round(grown / 1048576)} MiB`);
+      const stored = await s.mongo.db(s.env.MONGO_DB).collection('messages').countDocuments({ app: s.app });
+      assert.equal(stored, 0, 'a refused message is not kept (the old collector answered "stored" and poisoned the outbox)');
+    },
+  );
 
   test('concurrent multicasts at the limit: each is accepted or refused with 503 + Retry-After, and memory stays bounded', { timeout: 90_000 }, async () => {
     const baseline = await rss();
     // 900 x ~16.2 KB: just under the 16 MiB fan-out cap; eight of them exceed the 64 MiB publish queue.
-    const answers = await Promise.all(Array.from({ length: 8 }, (_, i) => s.send({ to: { users: users(`big${i}-`, 900) }, payload: payload16k, persistent: false })));
+    const answers = await Promise.all(
+      Array.from({ length: 8 }, (_, i) => s.send({ to: { users: users(`big${i}-`, 900) }, payload: payload16k, persistent: false })),
+    );
     for (const r of answers) {
       assert.ok(r.status === 202 || r.status === 503, `${r.status} ${JSON.stringify(r.body)}`);
       if (r.status === 503) assert.ok(r.headers.get('retry-after'), 'a refusal says when to retry');
     }
-    assert.ok(answers.some((r) => r.status === 202), 'the queue takes what fits');
+    assert.ok(
+      answers.some((r) => r.status === 202),
+      'the queue takes what fits',
+    );
     const grown = (await rss()) - baseline;
     assert.ok(grown < 400 * 1024 * 1024, `collector RSS grew by ${Math.round(grown / 1048576)} MiB`);
   });
@@ -88,8 +97,15 @@ describe('fan-out bounds and the outbox', () => {
     const store = createMessagesStore(s.mongo.db(s.env.MONGO_DB));
     const at = new Date(Date.now() - 60_000);
     const message = (id: string, to: string[], body: string): StoredMessage => ({
-      _id: id, app: s.app, target: 'USER', users: to, payload: JSON.stringify(body), persistent: true,
-      createdAt: at, expiresAt: new Date(Date.now() + 3_600_000), traceId: id,
+      _id: id,
+      app: s.app,
+      target: 'USER',
+      users: to,
+      payload: JSON.stringify(body),
+      persistent: true,
+      createdAt: at,
+      expiresAt: new Date(Date.now() + 3_600_000),
+      traceId: id,
     });
     const poison = message(newId(), users('poison', 10_000), payload16k);
     const later = message(newId(), ['olive'], 'after the poison');

@@ -4,7 +4,8 @@ import { connectClient, startStack, type TestClient, type TestStack, wsOf } from
 import { eventually } from './support/eventually.js';
 
 /** The next frame of `type` the client receives after `from` frames (bounded). */
-const nextFrame = (c: TestClient, from: number, type: string) => eventually(() => c.frames.slice(from).find((f) => f.type === type), { timeoutMs: 5000, what: `a ${type} frame` });
+const nextFrame = (c: TestClient, from: number, type: string) =>
+  eventually(() => c.frames.slice(from).find((f) => f.type === type), { timeoutMs: 5000, what: `a ${type} frame` });
 
 describe('hardening #2: deeply nested frames are refused, not fatal', () => {
   let s: TestStack;
@@ -19,7 +20,11 @@ describe('hardening #2: deeply nested frames are refused, not fatal', () => {
     const pusher = s.pushers[0]!;
     const c = await connectClient(wsOf(pusher.url), (await s.token('nest', 'phone')).token);
     const deep = '['.repeat(30_000) + ']'.repeat(30_000); // 60 KB, under the 64 KB frame limit
-    for (const frame of [`{"type":${deep}}`, `{"type":"upstream","payload":${deep}}`, `{"type":"upstream","payload":{"a":${'{"b":'.repeat(40)}1${'}'.repeat(40)}}}`]) {
+    for (const frame of [
+      `{"type":${deep}}`,
+      `{"type":"upstream","payload":${deep}}`,
+      `{"type":"upstream","payload":{"a":${'{"b":'.repeat(40)}1${'}'.repeat(40)}}}`,
+    ]) {
       const from = c.frames.length;
       c.ws.send(frame);
       const err = await nextFrame(c, from, 'error');

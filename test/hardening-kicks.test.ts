@@ -43,7 +43,11 @@ describe('kicks cannot take a pusher down, and stay within their stack', () => {
     assert.equal(res.status, 202, JSON.stringify(res.body));
     const closed = await victim.closed;
     assert.equal(closed.code, 4009);
-    assert.deepEqual(victim.frames.find((f) => f.type === 'kick'), { type: 'kick', reason }, 'the kick frame carries the whole reason');
+    assert.deepEqual(
+      victim.frames.find((f) => f.type === 'kick'),
+      { type: 'kick', reason },
+      'the kick frame carries the whole reason',
+    );
     assert.ok(Buffer.byteLength(closed.reason) <= 123, `close reason is ${Buffer.byteLength(closed.reason)} bytes`);
     assert.equal(closed.reason, 'é'.repeat(61), 'cut on a character boundary');
     await pingPong(bystander);
@@ -82,7 +86,14 @@ describe('kicks cannot take a pusher down, and stay within their stack', () => {
 
   test("one stack's kick does not reach another stack's users on the same Redis, even with the same app id", { timeout: 30_000 }, async () => {
     // The other stack gets an app with this stack's id and key, so only the channel keeps them apart.
-    await createAppStore({ db: other.mongo.db(other.env.MONGO_DB) }).upsert({ id: s.app, apiKeys: [s.apiKey], allowedOrigins: ['*'], deviceMode: 'coexist', limits: {}, openGroups: true });
+    await createAppStore({ db: other.mongo.db(other.env.MONGO_DB) }).upsert({
+      id: s.app,
+      apiKeys: [s.apiKey],
+      allowedOrigins: ['*'],
+      deviceMode: 'coexist',
+      limits: {},
+      openGroups: true,
+    });
     const otherToken = async (device: string) => {
       const res = await fetch(`${other.auth.url}/v1/tokens`, {
         method: 'POST',
@@ -102,7 +113,11 @@ describe('kicks cannot take a pusher down, and stay within their stack', () => {
     // it has been applied, the first kick would have been too, had that pusher received it.
     assert.equal((await kick(other, 'shared', { deviceId: 'marker', reason: 'marker' }, s.apiKey)).status, 202);
     assert.equal((await theirMarker.closed).code, 4009);
-    assert.equal(theirs.frames.some((f) => f.type === 'kick'), false, 'no kick frame from the other stack');
+    assert.equal(
+      theirs.frames.some((f) => f.type === 'kick'),
+      false,
+      'no kick frame from the other stack',
+    );
     await pingPong(theirs);
     await theirs.close();
   });

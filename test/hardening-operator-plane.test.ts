@@ -97,17 +97,24 @@ describe('operator plane (issue 12 #15, #16)', () => {
     const catcher = await startCatcher();
     try {
       const registered = Date.now();
-      await heartbeatNode(redis, { id: 'elsewhere', boot: 'b1', url: 'ws://127.0.0.2:1/v1/ws', adminUrl: catcher.url, connections: 0, draining: false }, 30_000);
+      await heartbeatNode(
+        redis,
+        { id: 'elsewhere', boot: 'b1', url: 'ws://127.0.0.2:1/v1/ws', adminUrl: catcher.url, connections: 0, draining: false },
+        30_000,
+      );
       const drain = await adminCall(s, '/v1/admin/nodes/elsewhere/drain', {});
       assert.equal(drain.status, 403, JSON.stringify(drain.body));
       assert.equal(drain.body.error.code, 'NODE_URL_NOT_ALLOWED');
       // The status API lists it as not ready without calling it, and the sampler scraped around it.
-      await eventually(async () => {
-        const r = await adminCall(s, '/v1/admin/status');
-        const svc = r.body.services.find((x: { name: string }) => x.name === 'pusher elsewhere');
-        const sampledSince = r.body.throughput.some((p: { at: string }) => Date.parse(p.at) > registered + 500);
-        return svc && svc.ready === false && /NODE_URL_ALLOWED_HOSTS/.test(svc.error) && sampledSince;
-      }, { what: 'a status report and a sample after the registration', timeoutMs: 15_000, intervalMs: 200 });
+      await eventually(
+        async () => {
+          const r = await adminCall(s, '/v1/admin/status');
+          const svc = r.body.services.find((x: { name: string }) => x.name === 'pusher elsewhere');
+          const sampledSince = r.body.throughput.some((p: { at: string }) => Date.parse(p.at) > registered + 500);
+          return svc && svc.ready === false && /NODE_URL_ALLOWED_HOSTS/.test(svc.error) && sampledSince;
+        },
+        { what: 'a status report and a sample after the registration', timeoutMs: 15_000, intervalMs: 200 },
+      );
       assert.deepEqual(catcher.hits, []);
     } finally {
       await redis.multi().zrem('push:nodes', 'elsewhere').hdel(BOOTS_KEY, 'elsewhere').del('push:node:elsewhere').exec();

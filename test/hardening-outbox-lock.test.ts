@@ -32,15 +32,27 @@ describe('outbox lease', () => {
     return Number(/^push_outbox_republished_total(?:\{[^}]*\})? ([0-9.e+]+)$/m.exec(text)?.[1] ?? 'NaN');
   };
 
-  test('a sweeper whose lease was taken over neither extends nor releases the new holder\'s lease, and stops sweeping', { timeout: 90_000 }, async () => {
+  test("a sweeper whose lease was taken over neither extends nor releases the new holder's lease, and stops sweeping", { timeout: 90_000 }, async () => {
     const db = s.mongo.db(s.env.MONGO_DB);
     const at = new Date(Date.now() - 60_000);
     const stored: StoredMessage[] = Array.from({ length: 400 }, () => {
       const id = newId();
-      return { _id: id, app: s.app, target: 'USER', users: ['lease-user'], payload: '"x"', persistent: true, createdAt: at, expiresAt: new Date(Date.now() + 3_600_000), traceId: id };
+      return {
+        _id: id,
+        app: s.app,
+        target: 'USER',
+        users: ['lease-user'],
+        payload: '"x"',
+        persistent: true,
+        createdAt: at,
+        expiresAt: new Date(Date.now() + 3_600_000),
+        traceId: id,
+      };
     });
     // As the collector stores them (an outbox batch, then its messages), a batch per message so the sweep sees a long outbox at once.
-    await db.collection<{ _id: string; ids: string[]; at: Date }>('outbox_batches').insertMany(stored.map((m) => ({ _id: m._id, ids: [m._id], at: m.createdAt })));
+    await db
+      .collection<{ _id: string; ids: string[]; at: Date }>('outbox_batches')
+      .insertMany(stored.map((m) => ({ _id: m._id, ids: [m._id], at: m.createdAt })));
     await db.collection<StoredMessage>('messages').insertMany(stored);
 
     const holder = await eventually(() => redis.get(LOCK), { timeoutMs: 10_000, intervalMs: 5, what: 'the collector holding the outbox lease' });
@@ -51,9 +63,12 @@ describe('outbox lease', () => {
 
     // The collector meets the lost lease at its next step (every few ms) or within its interval.
     await new Promise((r) => setTimeout(r, OUTBOX_INTERVAL_MS * 5));
-    assert.equal(await redis.get(LOCK), 'second-sweeper', 'the new holder\'s lease was not released');
+    assert.equal(await redis.get(LOCK), 'second-sweeper', "the new holder's lease was not released");
     const ttl = await redis.pttl(LOCK);
-    assert.ok(ttl > 20_000 - OUTBOX_INTERVAL_MS * 5 - 1000, `the new holder's lease was not re-armed by the old holder (pttl ${ttl} ms: the old code re-armed it with its own lease)`);
+    assert.ok(
+      ttl > 20_000 - OUTBOX_INTERVAL_MS * 5 - 1000,
+      `the new holder's lease was not re-armed by the old holder (pttl ${ttl} ms: the old code re-armed it with its own lease)`,
+    );
     const swept = (await republished()) - countAtTakeover;
     assert.ok(swept <= 2, `the collector stopped sweeping without the lease (${swept} more entries republished)`);
     const left = await db.collection('outbox_batches').countDocuments({});
@@ -61,6 +76,10 @@ describe('outbox lease', () => {
 
     // The holder lets go: the collector sweeps again and finishes the outbox.
     await redis.del(LOCK);
-    await eventually(async () => (await db.collection('outbox_batches').countDocuments({})) === 0, { timeoutMs: 60_000, intervalMs: 200, what: 'outbox swept after the lease came back' });
+    await eventually(async () => (await db.collection('outbox_batches').countDocuments({})) === 0, {
+      timeoutMs: 60_000,
+      intervalMs: 200,
+      what: 'outbox swept after the lease came back',
+    });
   });
 });

@@ -5,7 +5,6 @@ import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 import { tcpProxy } from './support/tcpProxy.js';
 
-
 /**
  * Issue 12 #18 (readiness): /readyz answers from dependency state checked in
  * the background, so it is quick however busy the service is, and turns 503
@@ -37,7 +36,9 @@ describe('readiness', () => {
     const load = Array.from({ length: 16 }, async (_, w) => {
       let n = 0;
       while (!stop) {
-        await s.send({ to: { users: Array.from({ length: 50 }, (_, i) => `busy${w}-${i}`) }, payload: { n: n++, pad: 'p'.repeat(2000) } }).catch(() => undefined);
+        await s
+          .send({ to: { users: Array.from({ length: 50 }, (_, i) => `busy${w}-${i}`) }, payload: { n: n++, pad: 'p'.repeat(2000) } })
+          .catch(() => undefined);
       }
     });
     try {
@@ -51,7 +52,10 @@ describe('readiness', () => {
       const slowest = Math.max(...probes.map((p) => p.ms));
       t.diagnostic(`/readyz under load: ${probes.map((p) => Math.round(p.ms)).join(', ')} ms`);
       assert.ok(slowest < 200, `slowest /readyz took ${Math.round(slowest)} ms (${probes.map((p) => Math.round(p.ms)).join(', ')})`);
-      assert.ok(probes.every((p) => p.status === 200), JSON.stringify(probes.find((p) => p.status !== 200)?.body));
+      assert.ok(
+        probes.every((p) => p.status === 200),
+        JSON.stringify(probes.find((p) => p.status !== 200)?.body),
+      );
     } finally {
       stop = true;
       await Promise.all(load);
@@ -62,11 +66,14 @@ describe('readiness', () => {
     assert.equal((await probe()).status, 200);
     await relay.cut();
     const cutAt = Date.now();
-    const down = await eventually(async () => {
-      const p = await probe();
-      assert.ok(p.ms < 200, `a probe took ${Math.round(p.ms)} ms`);
-      return p.status === 503 ? p : undefined;
-    }, { timeoutMs: 10_000, intervalMs: 100, what: '/readyz 503 after Redis went away' });
+    const down = await eventually(
+      async () => {
+        const p = await probe();
+        assert.ok(p.ms < 200, `a probe took ${Math.round(p.ms)} ms`);
+        return p.status === 503 ? p : undefined;
+      },
+      { timeoutMs: 10_000, intervalMs: 100, what: '/readyz 503 after Redis went away' },
+    );
     const took = Date.now() - cutAt;
     // Background checks every 2 s, each bounded by 1.5 s.
     assert.ok(took < 4000, `turned 503 after ${took} ms`);

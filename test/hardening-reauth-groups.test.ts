@@ -57,7 +57,10 @@ describe('hardening: a renewed token with fewer group grants ends the revoked su
     // The revoked one was submitted first on the same path; give it the same chance to arrive.
     const marker = await s.send({ to: { group: 'team-a' }, payload: 'marker', persistent: false });
     await frameWhere(c, (f) => f.type === 'message' && f.id === marker.body.id);
-    assert.deepEqual(c.messages.map((m) => m.payload), ['allowed', 'marker']);
+    assert.deepEqual(
+      c.messages.map((m) => m.payload),
+      ['allowed', 'marker'],
+    );
     // Joining it again is refused with the renewed token.
     c.ws.send(JSON.stringify({ type: 'subscribe', group: 'team-b' }));
     assert.equal((await frameWhere(c, (f) => f.type === 'error' && f.group === 'team-b')).code, 'GROUP_FORBIDDEN');

@@ -60,10 +60,13 @@ describe('push.events replay after the idempotency window (issue 12 #14)', () =>
       assert.deepEqual([...first.keys()], ['acked', 'acked-own-key', 'expires', 'transient', 'unacked']);
       const acked = [first.get('acked')!, first.get('acked-own-key')!];
       rio.ack(acked);
-      await eventually(async () => {
-        const state = await store.deviceState(s.app, 'rio', 'phone');
-        return acked.every((id) => state.acked.includes(id));
-      }, { what: 'acks stored' }).catch((err: Error) => assert.fail(`${err.message}; frames: ${JSON.stringify(rio.frames.filter((f) => f.type !== 'message'))}`));
+      await eventually(
+        async () => {
+          const state = await store.deviceState(s.app, 'rio', 'phone');
+          return acked.every((id) => state.acked.includes(id));
+        },
+        { what: 'acks stored' },
+      ).catch((err: Error) => assert.fail(`${err.message}; frames: ${JSON.stringify(rio.frames.filter((f) => f.type !== 'message'))}`));
 
       // Past the idempotency window and past the short-lived record's ttl.
       const past = to + Math.max(WINDOW_SECONDS, 2) * 1000 + 500;
@@ -74,10 +77,13 @@ describe('push.events replay after the idempotency window (issue 12 #14)', () =>
       assert.deepEqual([dry.body.total, dry.body.skipped.expired], [4, 1], JSON.stringify(dry.body));
       const started = await admin(s, '/v1/admin/replays', { topic: 'push.events', from, to, app: s.app });
       assert.equal(started.status, 202, JSON.stringify(started.body));
-      const done = await eventually(async () => {
-        const r = (await admin(s, `/v1/admin/replays/${started.body.id}`)).body;
-        return r.state !== 'running' ? r : undefined;
-      }, { what: 'replay finished', timeoutMs: 60_000, intervalMs: 100 });
+      const done = await eventually(
+        async () => {
+          const r = (await admin(s, `/v1/admin/replays/${started.body.id}`)).body;
+          return r.state !== 'running' ? r : undefined;
+        },
+        { what: 'replay finished', timeoutMs: 60_000, intervalMs: 100 },
+      );
       assert.deepEqual([done.state, done.progress.replayed], ['done', 4], JSON.stringify(done));
 
       // The marker goes the same way (same key, same partition), behind the replayed copies.

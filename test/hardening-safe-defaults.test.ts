@@ -53,7 +53,11 @@ describe('safe defaults', () => {
     assert.match(admin.stderr, /PUSHER_ADMIN_HOST: "0\.0\.0\.0" is not a loopback address/);
     // Said explicitly, it listens on every interface (reached here through loopback).
     const id = uniqueId('bind').replace(/[^A-Za-z0-9]/g, '');
-    const auth = await startService('auth', { PUSH_MODE: 'development', BIND_HOST: '0.0.0.0', ALLOW_DEV_PUBLIC_BIND: 'true', MONGO_DB: id, REDIS_KEY_PREFIX: `${id}:` }, { waitReady: false });
+    const auth = await startService(
+      'auth',
+      { PUSH_MODE: 'development', BIND_HOST: '0.0.0.0', ALLOW_DEV_PUBLIC_BIND: 'true', MONGO_DB: id, REDIS_KEY_PREFIX: `${id}:` },
+      { waitReady: false },
+    );
     try {
       assert.equal((await fetch(`${auth.url}/healthz`)).status, 200);
     } finally {

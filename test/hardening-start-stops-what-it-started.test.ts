@@ -100,7 +100,11 @@ describe('npm start stops what it started', () => {
     redisPorts.push(redisPort);
     const run = await runStart(redisPort, pusherPort);
     try {
-      await eventually(() => run.output().includes('Push platform is up (Ctrl-C to stop)') || run.child.exitCode !== null, { timeoutMs: 150_000, intervalMs: 200, what: 'npm start to be up' });
+      await eventually(() => run.output().includes('Push platform is up (Ctrl-C to stop)') || run.child.exitCode !== null, {
+        timeoutMs: 150_000,
+        intervalMs: 200,
+        what: 'npm start to be up',
+      });
       assert.equal(run.child.exitCode, null, run.output());
       // The development experience: the demo app and its key work.
       const token = await fetch(`${run.authUrl}/v1/tokens`, {

@@ -48,13 +48,22 @@ function randomString(r: Rng, max = 40): string {
 function randomValue(r: Rng, depth = 0): unknown {
   const k = r.int(depth > 4 ? 5 : 8);
   switch (k) {
-    case 0: return null;
-    case 1: return r.chance(0.5);
-    case 2: return r.pick([0, -1, 1e308, -0, 2 ** 53 + 1, r.next() * 1e6]);
-    case 3: return randomString(r);
-    case 4: return randomId(r);
-    case 5: return Array.from({ length: r.int(6) }, () => randomValue(r, depth + 1));
-    default: return Object.fromEntries(Array.from({ length: r.int(6) }, () => [r.pick(['type', 'ids', 'group', 'payload', 'token', randomString(r, 8)]), randomValue(r, depth + 1)]));
+    case 0:
+      return null;
+    case 1:
+      return r.chance(0.5);
+    case 2:
+      return r.pick([0, -1, 1e308, -0, 2 ** 53 + 1, r.next() * 1e6]);
+    case 3:
+      return randomString(r);
+    case 4:
+      return randomId(r);
+    case 5:
+      return Array.from({ length: r.int(6) }, () => randomValue(r, depth + 1));
+    default:
+      return Object.fromEntries(
+        Array.from({ length: r.int(6) }, () => [r.pick(['type', 'ids', 'group', 'payload', 'token', randomString(r, 8)]), randomValue(r, depth + 1)]),
+      );
   }
 }
 
@@ -66,10 +75,20 @@ function fieldValue(r: Rng, field: string): unknown {
   const wrong = () => r.pick([randomValue(r), undefined, null, 42, '', {}, [], [null], randomString(r, 300)]);
   if (r.chance(0.4)) {
     switch (field) {
-      case 'ids': return r.pick([Array.from({ length: 1 + r.int(20) }, () => randomId(r)), Array.from({ length: 501 }, () => randomId(r)), [randomId(r).toLowerCase()], [randomId(r) + 'X'], []]);
-      case 'group': return r.pick(['news', `g${r.int(300)}`, 'a'.repeat(129), 'no spaces', 'x:y.z-1', '']);
-      case 'payload': return randomValue(r);
-      case 'token': return r.pick(['a.b.c', randomString(r, 200), 'eyJhbGciOiJFUzI1NiJ9.e30.sig']);
+      case 'ids':
+        return r.pick([
+          Array.from({ length: 1 + r.int(20) }, () => randomId(r)),
+          Array.from({ length: 501 }, () => randomId(r)),
+          [randomId(r).toLowerCase()],
+          [randomId(r) + 'X'],
+          [],
+        ]);
+      case 'group':
+        return r.pick(['news', `g${r.int(300)}`, 'a'.repeat(129), 'no spaces', 'x:y.z-1', '']);
+      case 'payload':
+        return randomValue(r);
+      case 'token':
+        return r.pick(['a.b.c', randomString(r, 200), 'eyJhbGciOiJFUzI1NiJ9.e30.sig']);
     }
   }
   return wrong();
@@ -96,7 +115,10 @@ function rawFrame(r: Rng): Buffer {
   const opcode = r.pick([0x0, 0x1, 0x2, 0x8, 0x9, 0xa, 0x3, 0xb, 0xf]);
   const fin = r.chance(0.8) ? 0x80 : 0;
   const rsv = r.chance(0.1) ? r.pick([0x40, 0x20, 0x10]) : 0;
-  const payload = opcode === 0x1 && r.chance(0.5) ? Buffer.concat([Buffer.from('{"type":"ping","x":"'), r.bytes(r.int(20)), Buffer.from('"}')]) : r.bytes(r.int(opcode >= 0x8 ? 140 : 400));
+  const payload =
+    opcode === 0x1 && r.chance(0.5)
+      ? Buffer.concat([Buffer.from('{"type":"ping","x":"'), r.bytes(r.int(20)), Buffer.from('"}')])
+      : r.bytes(r.int(opcode >= 0x8 ? 140 : 400));
   const len = payload.length;
   const header = len < 126 ? Buffer.from([fin | rsv | opcode, 0x80 | len]) : Buffer.from([fin | rsv | opcode, 0x80 | 126, len >> 8, len & 0xff]);
   const mask = r.bytes(4);
@@ -109,7 +131,9 @@ function rawSocket(url: string, token: string): Promise<net.Socket> {
   const { hostname, port } = new URL(url);
   return new Promise((resolve, reject) => {
     const sock = net.connect(Number(port), hostname, () => {
-      sock.write(`GET /v1/ws?token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`);
+      sock.write(
+        `GET /v1/ws?token=${encodeURIComponent(token)} HTTP/1.1\r\nHost: ${hostname}:${port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: ${randomBytes(16).toString('base64')}\r\n\r\n`,
+      );
     });
     sock.once('data', (d: Buffer) => (d.toString().startsWith('HTTP/1.1 101') ? resolve(sock) : reject(new Error(d.toString().split('\r\n')[0]))));
     sock.on('error', () => undefined);
@@ -169,7 +193,15 @@ describe('WebSocket fuzzer', () => {
         }
         const k = r.int(100);
         if (k < 6) c.ws.send(r.bytes(r.int(2000)), { binary: true });
-        else if (k < 8) c.ws.send(Buffer.concat([Buffer.from('{"type":"'), r.pick([Buffer.from([0xff, 0xfe]), Buffer.from([0xc3]), Buffer.from([0xed, 0xa0, 0x80]), r.bytes(8)]), Buffer.from('"}')]), { binary: false });
+        else if (k < 8)
+          c.ws.send(
+            Buffer.concat([
+              Buffer.from('{"type":"'),
+              r.pick([Buffer.from([0xff, 0xfe]), Buffer.from([0xc3]), Buffer.from([0xed, 0xa0, 0x80]), r.bytes(8)]),
+              Buffer.from('"}'),
+            ]),
+            { binary: false },
+          );
         else if (k < 16) {
           // A message in fragments, sometimes with another frame (or a ping) in the middle.
           const text = textFrame(r);
@@ -213,7 +245,9 @@ describe('WebSocket fuzzer', () => {
 
     await Promise.all([...tokens.map((t) => fuzzWs(t)), fuzzRaw()]);
     const elapsed = Date.now() - started;
-    console.log(`fuzz: ${sent} frames (${rawSent} raw) in ${elapsed} ms over ${CONNECTIONS} ws + 1 raw connections, ${reconnects} reconnects; closes by code ${JSON.stringify(Object.fromEntries(closes))}`);
+    console.log(
+      `fuzz: ${sent} frames (${rawSent} raw) in ${elapsed} ms over ${CONNECTIONS} ws + 1 raw connections, ${reconnects} reconnects; closes by code ${JSON.stringify(Object.fromEntries(closes))}`,
+    );
     assert.ok(sent >= 20_000, `only ${sent} frames were sent in the budget`);
     assert.ok(elapsed <= 60_000, `fuzzing took ${elapsed} ms`);
 
@@ -229,10 +263,13 @@ describe('WebSocket fuzzer', () => {
     await normal.waitFor(1, 20_000);
     assert.equal(normal.messages[0]!.id, m.body.id);
     normal.ack([m.body.id]);
-    await eventually(async () => {
-      const fromHealth = await fetch(`${pusher.url}/healthz`);
-      return fromHealth.ok;
-    }, { what: 'the pusher answers /healthz' });
+    await eventually(
+      async () => {
+        const fromHealth = await fetch(`${pusher.url}/healthz`);
+        return fromHealth.ok;
+      },
+      { what: 'the pusher answers /healthz' },
+    );
     await normal.close();
   });
 });

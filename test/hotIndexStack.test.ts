@@ -35,7 +35,12 @@ describe('delivery hot index in a stack', () => {
   test('resumes from the hot index, and a FLUSHALL while the device is away loses nothing', { timeout: 120_000 }, async () => {
     const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     const send = async (n: number) => {
-      const r = await submitCarefully(`${s.collector.url}/v1/messages`, s.apiKey, { to: { users: ['ivy'] }, payload: { n }, persistent: true, idempotencyKey: `h-${n}` }, { deadlineMs: 30_000 });
+      const r = await submitCarefully(
+        `${s.collector.url}/v1/messages`,
+        s.apiKey,
+        { to: { users: ['ivy'] }, payload: { n }, persistent: true, idempotencyKey: `h-${n}` },
+        { deadlineMs: 30_000 },
+      );
       assert.ok('id' in r, JSON.stringify(r));
       await eventually(async () => (await store.deliveryIds(s.app, 'ivy')).includes(r.id), { what: `message ${n} stored`, timeoutMs: 30_000, intervalMs: 100 });
       return r.id;
@@ -51,7 +56,11 @@ describe('delivery hot index in a stack', () => {
     const m0 = await send(0);
     await client.waitFor(1);
     client.ack([m0]);
-    await eventually(async () => (await store.deviceState(s.app, 'ivy', 'phone')).acked.includes(m0), { what: 'ack stored', timeoutMs: 30_000, intervalMs: 100 });
+    await eventually(async () => (await store.deviceState(s.app, 'ivy', 'phone')).acked.includes(m0), {
+      what: 'ack stored',
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     await client.close();
     assert.equal(await redis.exists(index), 1, 'the connect installed the index');
 
@@ -59,10 +68,19 @@ describe('delivery hot index in a stack', () => {
     const hotBefore = await hotReads();
     client = await connect();
     await client.waitFor(2);
-    assert.deepEqual(client.messages.map((m) => m.id), [m1, m2], 'from the index, in order, without the acked one');
+    assert.deepEqual(
+      client.messages.map((m) => m.id),
+      [m1, m2],
+      'from the index, in order, without the acked one',
+    );
     assert.ok((await hotReads()) > hotBefore, 'the resume was served by the hot index');
     client.ack([m1, m2]);
-    await eventually(() => store.deviceState(s.app, 'ivy', 'phone'), { what: 'acks stored', until: (st) => [m1, m2].every((id) => st.acked.includes(id)), timeoutMs: 30_000, intervalMs: 100 });
+    await eventually(() => store.deviceState(s.app, 'ivy', 'phone'), {
+      what: 'acks stored',
+      until: (st) => [m1, m2].every((id) => st.acked.includes(id)),
+      timeoutMs: 30_000,
+      intervalMs: 100,
+    });
     await client.close();
 
     const m3 = await send(3);
@@ -72,7 +90,11 @@ describe('delivery hot index in a stack', () => {
     client = await connect();
     await client.waitFor(2);
     await new Promise((r) => setTimeout(r, 500)); // nothing else comes
-    assert.deepEqual(client.messages.map((m) => m.id), [m3, m4], 'after FLUSHALL: everything stored, once, in order');
+    assert.deepEqual(
+      client.messages.map((m) => m.id),
+      [m3, m4],
+      'after FLUSHALL: everything stored, once, in order',
+    );
     await eventually(async () => (await redis.exists(index)) === 1, { what: 'index reinstalled', timeoutMs: 5000, intervalMs: 100 });
   });
 });

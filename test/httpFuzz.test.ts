@@ -72,89 +72,85 @@ include-path-regex = "^/v1/admin/dlq/(replay|purge)$"
 checks.unsupported_method.enabled = false
 `;
 
-test(
-  'schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the collector, auth, dispatcher and pusher',
-  { timeout: 300_000 },
-  async (t) => {
-    const bin = await ensureSchemathesis();
-    // The dispatcher is there for its operator API, the pusher for its session check.
-    const s = await startStack({
-      pushers: 1,
-      dispatchers: 1,
-      env: { OPERATOR_KEY, OPERATOR_AUTH_MAX_FAILURES: '1000000', API_KEY_AUTH_MAX_FAILURES: '1000000' },
-    });
-    const runs: { name: string; run: FuzzRun }[] = [];
-    try {
-      const targets: { name: string; url: string; share: number; pathRegex: string; headers: Record<string, string>; operations: string }[] = [
-        {
-          name: 'collector',
-          url: s.collector.url,
-          share: 45,
-          pathRegex: '^/(v1/messages|v1/tasks|v1/users/|healthz$|readyz$|metrics$)',
-          headers: { Authorization: `Bearer ${s.apiKey}` },
-          operations: KICK_OPS,
-        },
-        {
-          name: 'auth',
-          url: s.auth.url,
-          share: 20,
-          pathRegex: '^/(v1/tokens$|v1/admin/keys/rotate$|\\.well-known/jwks\\.json$|healthz$|readyz$|metrics$)',
-          headers: { Authorization: `Bearer ${s.apiKey}` },
-          operations: `[[operations]]\ninclude-path = "/v1/admin/keys/rotate"\nheaders = ${bearer(OPERATOR_KEY)}\n`,
-        },
-        {
-          // Not /v1/admin/drain: it stops the pusher, as documented.
-          name: 'pusher',
-          url: s.pushers[0]!.url,
-          share: 10,
-          pathRegex: '^/(v1/session$|healthz$|readyz$|metrics$)',
-          headers: {},
-          operations: '',
-        },
-        {
-          // Not /v1/admin/nodes/{nodeId}/drain: the stateful phase finds the pusher's id in
-          // /v1/admin/status and drains it, which stops it (as documented).
-          name: 'dispatcher',
-          url: s.dispatchers[0]!.url,
-          share: 25,
-          pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace)|dashboard$|healthz$|readyz$|metrics$)',
-          headers: { Authorization: `Bearer ${OPERATOR_KEY}` },
-          operations: DISPATCHER_OPS,
-        },
-      ];
-      for (const target of targets) {
-        const seconds = Math.max(5, Math.round((TOTAL_SECONDS * target.share) / 100));
-        const run = await runSchemathesis(bin, {
-          spec: SPEC,
-          url: target.url,
-          pathRegex: target.pathRegex,
-          checks: CHECKS,
-          maxExamples: 25,
-          maxSeconds: seconds,
-          killAfterMs: (seconds + 45) * 1000,
-          seed: SEED,
-          headers: target.headers,
-          operations: target.operations,
-        });
-        runs.push({ name: target.name, run });
-        t.diagnostic(`${target.name}: exit ${run.exit}, ${run.operations} operations, ${run.testCases} test cases in ${run.seconds.toFixed(1)} s (seed ${SEED})`);
-        assert.equal(run.timedOut, false, `${target.name}: schemathesis ran past its wall-clock bound\n${run.output}`);
-        assert.equal(run.exit, 0, `${target.name}: schemathesis found problems (seed ${SEED}):\n${run.output}`);
-        assert.ok(run.operations > 0 && run.testCases > 0, `${target.name}: schemathesis tested nothing:\n${run.output}`);
-      }
-      // Every service is still up after the run.
-      for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
-        const res = await fetch(`${svc.url}/healthz`, { signal: AbortSignal.timeout(5000) });
-        assert.equal(res.status, 200, `${svc.name} is not healthy after fuzzing`);
-      }
-      for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
-        assert.doesNotMatch(svc.output(), /request failed/, `${svc.name} logged a failed request (500)`);
-      }
-    } finally {
-      const total = runs.reduce((n, r) => n + Math.max(0, r.run.testCases), 0);
-      const secs = runs.reduce((n, r) => n + r.run.seconds, 0);
-      t.diagnostic(`HTTP fuzzing: ${total} test cases in ${secs.toFixed(1)} s over ${runs.length} services (seed ${SEED})`);
-      await s.stop();
+test('schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the collector, auth, dispatcher and pusher', { timeout: 300_000 }, async (t) => {
+  const bin = await ensureSchemathesis();
+  // The dispatcher is there for its operator API, the pusher for its session check.
+  const s = await startStack({
+    pushers: 1,
+    dispatchers: 1,
+    env: { OPERATOR_KEY, OPERATOR_AUTH_MAX_FAILURES: '1000000', API_KEY_AUTH_MAX_FAILURES: '1000000' },
+  });
+  const runs: { name: string; run: FuzzRun }[] = [];
+  try {
+    const targets: { name: string; url: string; share: number; pathRegex: string; headers: Record<string, string>; operations: string }[] = [
+      {
+        name: 'collector',
+        url: s.collector.url,
+        share: 45,
+        pathRegex: '^/(v1/messages|v1/tasks|v1/users/|healthz$|readyz$|metrics$)',
+        headers: { Authorization: `Bearer ${s.apiKey}` },
+        operations: KICK_OPS,
+      },
+      {
+        name: 'auth',
+        url: s.auth.url,
+        share: 20,
+        pathRegex: '^/(v1/tokens$|v1/admin/keys/rotate$|\\.well-known/jwks\\.json$|healthz$|readyz$|metrics$)',
+        headers: { Authorization: `Bearer ${s.apiKey}` },
+        operations: `[[operations]]\ninclude-path = "/v1/admin/keys/rotate"\nheaders = ${bearer(OPERATOR_KEY)}\n`,
+      },
+      {
+        // Not /v1/admin/drain: it stops the pusher, as documented.
+        name: 'pusher',
+        url: s.pushers[0]!.url,
+        share: 10,
+        pathRegex: '^/(v1/session$|healthz$|readyz$|metrics$)',
+        headers: {},
+        operations: '',
+      },
+      {
+        // Not /v1/admin/nodes/{nodeId}/drain: the stateful phase finds the pusher's id in
+        // /v1/admin/status and drains it, which stops it (as documented).
+        name: 'dispatcher',
+        url: s.dispatchers[0]!.url,
+        share: 25,
+        pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace)|dashboard$|healthz$|readyz$|metrics$)',
+        headers: { Authorization: `Bearer ${OPERATOR_KEY}` },
+        operations: DISPATCHER_OPS,
+      },
+    ];
+    for (const target of targets) {
+      const seconds = Math.max(5, Math.round((TOTAL_SECONDS * target.share) / 100));
+      const run = await runSchemathesis(bin, {
+        spec: SPEC,
+        url: target.url,
+        pathRegex: target.pathRegex,
+        checks: CHECKS,
+        maxExamples: 25,
+        maxSeconds: seconds,
+        killAfterMs: (seconds + 45) * 1000,
+        seed: SEED,
+        headers: target.headers,
+        operations: target.operations,
+      });
+      runs.push({ name: target.name, run });
+      t.diagnostic(`${target.name}: exit ${run.exit}, ${run.operations} operations, ${run.testCases} test cases in ${run.seconds.toFixed(1)} s (seed ${SEED})`);
+      assert.equal(run.timedOut, false, `${target.name}: schemathesis ran past its wall-clock bound\n${run.output}`);
+      assert.equal(run.exit, 0, `${target.name}: schemathesis found problems (seed ${SEED}):\n${run.output}`);
+      assert.ok(run.operations > 0 && run.testCases > 0, `${target.name}: schemathesis tested nothing:\n${run.output}`);
     }
-  },
-);
+    // Every service is still up after the run.
+    for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
+      const res = await fetch(`${svc.url}/healthz`, { signal: AbortSignal.timeout(5000) });
+      assert.equal(res.status, 200, `${svc.name} is not healthy after fuzzing`);
+    }
+    for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
+      assert.doesNotMatch(svc.output(), /request failed/, `${svc.name} logged a failed request (500)`);
+    }
+  } finally {
+    const total = runs.reduce((n, r) => n + Math.max(0, r.run.testCases), 0);
+    const secs = runs.reduce((n, r) => n + r.run.seconds, 0);
+    t.diagnostic(`HTTP fuzzing: ${total} test cases in ${secs.toFixed(1)} s over ${runs.length} services (seed ${SEED})`);
+    await s.stop();
+  }
+});

@@ -31,13 +31,30 @@ describe('idempotency keys', () => {
 
   test('claims and completions of concurrent callers are batched; one key claimed at once twice: one claim, one in progress', { timeout: 30_000 }, async () => {
     const idem = createIdempotencyKeys(db, { collection: 'idem_batched' });
-    const claims = await Promise.all([idem.claim('a', 'same', 'S1'), idem.claim('a', 'same', 'S2'), ...Array.from({ length: 20 }, (_, i) => idem.claim('a', `c${i}`, `C${i}`))]);
+    const claims = await Promise.all([
+      idem.claim('a', 'same', 'S1'),
+      idem.claim('a', 'same', 'S2'),
+      ...Array.from({ length: 20 }, (_, i) => idem.claim('a', `c${i}`, `C${i}`)),
+    ]);
     assert.deepEqual(claims.slice(0, 2), [{ state: 'claimed' }, { state: 'in-progress', id: 'S1' }]);
     assert.ok(claims.slice(2).every((c) => c.state === 'claimed'));
     // Completions: the first for a key stands, a second one for another message is refused.
-    assert.deepEqual(await Promise.all([idem.complete('a', 'same', 'S1'), idem.complete('a', 'c0', 'C0'), idem.complete('a', 'same', 'S9')]), [true, true, false]);
+    assert.deepEqual(await Promise.all([idem.complete('a', 'same', 'S1'), idem.complete('a', 'c0', 'C0'), idem.complete('a', 'same', 'S9')]), [
+      true,
+      true,
+      false,
+    ]);
     assert.deepEqual(await idem.claim('a', 'same', 'S3'), { state: 'duplicate', id: 'S1' });
-    assert.deepEqual(await idem.claimMany([{ app: 'a', key: 'c0', msgId: 'Z' }, { app: 'a', key: 'c1', msgId: 'Z1' }]), [{ state: 'duplicate', id: 'C0' }, { state: 'in-progress', id: 'C1' }]);
+    assert.deepEqual(
+      await idem.claimMany([
+        { app: 'a', key: 'c0', msgId: 'Z' },
+        { app: 'a', key: 'c1', msgId: 'Z1' },
+      ]),
+      [
+        { state: 'duplicate', id: 'C0' },
+        { state: 'in-progress', id: 'C1' },
+      ],
+    );
     await idem.close();
     await assert.rejects(idem.claim('a', 'late', 'L'), (err: { code?: string }) => err.code === 'SHUTTING_DOWN');
   });

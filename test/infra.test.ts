@@ -60,9 +60,15 @@ test('MongoDB: insert, index and find', async () => {
       { _id: 'c', user: 'u2', n: 3 },
     ]);
     const found = await coll.find({ user: 'u1' }).sort({ n: 1 }).toArray();
-    assert.deepEqual(found.map((d) => d._id), ['b', 'a']);
+    assert.deepEqual(
+      found.map((d) => d._id),
+      ['b', 'a'],
+    );
     const indexes = await coll.listIndexes().toArray();
-    assert.ok(indexes.some((i) => i.name === 'user_1_n_1'), JSON.stringify(indexes));
+    assert.ok(
+      indexes.some((i) => i.name === 'user_1_n_1'),
+      JSON.stringify(indexes),
+    );
   } finally {
     await db.dropDatabase();
     await client.close();
@@ -87,48 +93,59 @@ async function insertRetrying(insert: () => Promise<unknown>, timeoutMs = 15_000
   await eventually(inserted, { what: 'the insert to be acknowledged', timeoutMs, intervalMs: 100 });
 }
 
-test('PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a FerretDB restart, a PostgreSQL restart and a PostgreSQL kill, then stops', { timeout: 120_000 }, async () => {
-  const mongo = await startPrivateMongo({ backend: 'postgresql' });
-  const postgres = mongo.postgres;
-  const dirs = [mongo.dir, postgres?.dir ?? ''];
-  try {
-    assert.ok(postgres, 'a FerretDB on PostgreSQL carries its cluster');
-    assert.equal(mongo.backend, 'postgresql');
-    const written: string[] = [];
-    /** One acknowledged write per phase, then every earlier one must still read back. */
-    const writeAndCheck = async (phase: string): Promise<void> => {
-      const client = new MongoClient(mongo.url, { serverSelectionTimeoutMS: 10_000 });
-      try {
-        const coll = client.db('infra_test').collection<{ _id: string }>('phases');
-        await insertRetrying(() => coll.insertOne({ _id: phase }));
-        written.push(phase);
-        const found = await coll.find({}).sort({ _id: 1 }).toArray();
-        assert.deepEqual(found.map((d) => d._id), [...written].sort(), `after ${phase}`);
-      } finally {
-        await client.close();
-      }
-    };
-    await writeAndCheck('1-start');
-    await mongo.restart();
-    await writeAndCheck('2-ferretdb-restarted');
-    await postgres.restart();
-    // FerretDB's pool reconnects on its own: the same FerretDB process keeps serving.
-    await writeAndCheck('3-postgres-restarted');
-    await postgres.kill();
-    await postgres.restart();
-    await writeAndCheck('4-postgres-killed');
-  } finally {
-    await mongo.dispose();
-  }
-  for (const dir of dirs) assert.equal(fs.existsSync(dir), false, `${dir} removed`);
-  assert.equal(isAlive(mongo.pid), false);
-  assert.equal(isAlive(postgres.pid), false);
-});
+test(
+  'PostgreSQL + FerretDB pair: answers, keeps acknowledged writes across a FerretDB restart, a PostgreSQL restart and a PostgreSQL kill, then stops',
+  { timeout: 120_000 },
+  async () => {
+    const mongo = await startPrivateMongo({ backend: 'postgresql' });
+    const postgres = mongo.postgres;
+    const dirs = [mongo.dir, postgres?.dir ?? ''];
+    try {
+      assert.ok(postgres, 'a FerretDB on PostgreSQL carries its cluster');
+      assert.equal(mongo.backend, 'postgresql');
+      const written: string[] = [];
+      /** One acknowledged write per phase, then every earlier one must still read back. */
+      const writeAndCheck = async (phase: string): Promise<void> => {
+        const client = new MongoClient(mongo.url, { serverSelectionTimeoutMS: 10_000 });
+        try {
+          const coll = client.db('infra_test').collection<{ _id: string }>('phases');
+          await insertRetrying(() => coll.insertOne({ _id: phase }));
+          written.push(phase);
+          const found = await coll.find({}).sort({ _id: 1 }).toArray();
+          assert.deepEqual(
+            found.map((d) => d._id),
+            [...written].sort(),
+            `after ${phase}`,
+          );
+        } finally {
+          await client.close();
+        }
+      };
+      await writeAndCheck('1-start');
+      await mongo.restart();
+      await writeAndCheck('2-ferretdb-restarted');
+      await postgres.restart();
+      // FerretDB's pool reconnects on its own: the same FerretDB process keeps serving.
+      await writeAndCheck('3-postgres-restarted');
+      await postgres.kill();
+      await postgres.restart();
+      await writeAndCheck('4-postgres-killed');
+    } finally {
+      await mongo.dispose();
+    }
+    for (const dir of dirs) assert.equal(fs.existsSync(dir), false, `${dir} removed`);
+    assert.equal(isAlive(mongo.pid), false);
+    assert.equal(isAlive(postgres.pid), false);
+  },
+);
 
 test('infra config: a bad PUSH_MONGO_BACKEND or PUSH_POSTGRES_PORT fails with a message naming it', () => {
   assert.equal(mongoBackend({}), 'postgresql');
   assert.equal(mongoBackend({ PUSH_MONGO_BACKEND: 'postgresql' }), 'postgresql');
-  assert.throws(() => mongoBackend({ PUSH_MONGO_BACKEND: 'sqlite' }), /^Error: PUSH_MONGO_BACKEND=sqlite: FerretDB on SQLite is no longer a stack backend .*SQLITE_BUSY/);
+  assert.throws(
+    () => mongoBackend({ PUSH_MONGO_BACKEND: 'sqlite' }),
+    /^Error: PUSH_MONGO_BACKEND=sqlite: FerretDB on SQLite is no longer a stack backend .*SQLITE_BUSY/,
+  );
   assert.throws(() => mongoBackend({ PUSH_MONGO_BACKEND: 'mysql' }), /^Error: PUSH_MONGO_BACKEND=mysql: expected postgresql$/);
   assert.equal(postgresPort({}), 54329);
   assert.equal(postgresPort({ PUSH_POSTGRES_PORT: '55432' }), 55432);

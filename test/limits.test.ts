@@ -48,7 +48,10 @@ describe('ingestion limits, expiry and group grants', () => {
     const c = await connectClient(s.pushers[0]!.url.replace('http', 'ws') + '/v1/ws', (await s.token('ttl', 'phone')).token);
     const marker = await s.send({ to: { users: ['ttl'] }, payload: 'marker' });
     await c.waitFor(1);
-    assert.deepEqual(c.messages.map((m) => m.id), [marker.body.id]);
+    assert.deepEqual(
+      c.messages.map((m) => m.id),
+      [marker.body.id],
+    );
     await c.close();
   });
 

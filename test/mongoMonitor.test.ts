@@ -29,9 +29,19 @@ test('a heartbeat that never finishes gets its monitor restarted: the server, lo
     server.handleError(new MongoNetworkError('connection 1 to the store closed'));
     assert.equal(server.description.type, 'Unknown');
     const started = Date.now();
-    await eventually(() => mongo.db.command({ ping: 1 }).then(() => true, () => false), { timeoutMs: 25_000, intervalMs: 200, what: 'a ping answered again' });
+    await eventually(
+      () =>
+        mongo.db.command({ ping: 1 }).then(
+          () => true,
+          () => false,
+        ),
+      { timeoutMs: 25_000, intervalMs: 200, what: 'a ping answered again' },
+    );
     assert.ok(Date.now() - started < 15_000, `found again after ${Date.now() - started} ms`);
-    assert.ok(lines.some((l) => l.msg === 'mongo heartbeat never finished; restarting the server monitor'), JSON.stringify(lines));
+    assert.ok(
+      lines.some((l) => l.msg === 'mongo heartbeat never finished; restarting the server monitor'),
+      JSON.stringify(lines),
+    );
   } finally {
     await mongo.close();
   }

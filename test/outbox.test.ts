@@ -34,12 +34,20 @@ describe('Kafka outage', () => {
     assert.equal(transient.body.error.code, 'KAFKA_UNAVAILABLE');
 
     await kafka.restart();
-    await eventually(() => during.every((id) => client.messages.some((m) => m.id === id)), { timeoutMs: 90_000, intervalMs: 200, what: 'outbox delivery after Kafka restart' });
+    await eventually(() => during.every((id) => client.messages.some((m) => m.id === id)), {
+      timeoutMs: 90_000,
+      intervalMs: 200,
+      what: 'outbox delivery after Kafka restart',
+    });
     // At-least-once: a publish that timed out may also have reached Kafka, so the
     // outbox can repeat it. Clients de-duplicate by id, as the SDK does.
     const ids = [...new Set(client.messages.map((m) => m.id))];
     assert.equal(ids[0], before.body.id);
-    assert.deepEqual(ids.filter((id) => during.includes(id)), during, 'in order, none missing');
+    assert.deepEqual(
+      ids.filter((id) => during.includes(id)),
+      during,
+      'in order, none missing',
+    );
     await client.close();
   });
 });

@@ -42,7 +42,10 @@ describe('core pipeline: HTTP to WebSocket', () => {
     const wsUrl = s.pushers[0]!.url.replace('http', 'ws') + '/v1/ws';
     const c1 = await connectClient(wsUrl, token);
     await c1.waitFor(5);
-    assert.deepEqual(c1.messages.map((m) => m.id), ids);
+    assert.deepEqual(
+      c1.messages.map((m) => m.id),
+      ids,
+    );
     const live = await s.send({ to: { users: ['bob'] }, payload: { n: 5 } });
     await c1.waitFor(6);
     assert.equal(c1.messages[5]!.id, live.body.id);
@@ -54,7 +57,10 @@ describe('core pipeline: HTTP to WebSocket', () => {
     const c2 = await connectClient(wsUrl, token);
     const marker = await s.send({ to: { users: ['bob'] }, payload: { n: 'marker' } });
     await c2.waitFor(1);
-    assert.deepEqual(c2.messages.map((m) => m.id), [marker.body.id]);
+    assert.deepEqual(
+      c2.messages.map((m) => m.id),
+      [marker.body.id],
+    );
     await c2.close();
   });
 
@@ -68,7 +74,10 @@ describe('core pipeline: HTTP to WebSocket', () => {
     const other = await s.send({ to: { users: ['olga'] }, payload: { status: 'unrelated' } });
     const c = await connectClient(s.pushers[0]!.url.replace('http', 'ws') + '/v1/ws', (await s.token('olga', 'phone')).token);
     await c.waitFor(2);
-    assert.deepEqual(c.messages.map((m) => m.id), [ids[2], other.body.id]);
+    assert.deepEqual(
+      c.messages.map((m) => m.id),
+      [ids[2], other.body.id],
+    );
     assert.deepEqual(c.messages[0]!.payload, { status: 'delivered' });
     await c.close();
   });

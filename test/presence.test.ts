@@ -21,7 +21,6 @@ describe('presence and upstream on Kafka', () => {
     await s?.stop();
   });
 
-
   test('connect, reconnect and disconnect publish presence in order with epochs; the API reflects it', { timeout: 60_000 }, async () => {
     const topics = topicNames(s.env.KAFKA_TOPIC_PREFIX);
     const events = await follow<Presence>(topics.presence, (v, h) => decodeRecord('Presence', v, h));
@@ -30,7 +29,10 @@ describe('presence and upstream on Kafka', () => {
     const { token } = await s.token('pat', 'phone');
     const first = await connectClient(wsOf(s.pushers[0]!.url), token);
     await eventually(async () => (await presence()).online === true, { what: 'presence API online' });
-    assert.deepEqual((await presence()).devices.map((d: any) => d.deviceId), ['phone']);
+    assert.deepEqual(
+      (await presence()).devices.map((d: any) => d.deviceId),
+      ['phone'],
+    );
     await first.close();
     const second = await connectClient(wsOf(s.pushers[0]!.url), token);
     await second.close();

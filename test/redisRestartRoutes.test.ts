@@ -31,7 +31,12 @@ describe('a Redis restart under connected devices', () => {
     const got = new Set<string>();
     receiveAndAck(client, got);
     const send = async (n: number) => {
-      const r = await submitCarefully(`${s.collector.url}/v1/messages`, s.apiKey, { to: { users: ['ruth'] }, payload: { n }, persistent: true, idempotencyKey: `r-${n}` }, { deadlineMs: 30_000 });
+      const r = await submitCarefully(
+        `${s.collector.url}/v1/messages`,
+        s.apiKey,
+        { to: { users: ['ruth'] }, payload: { n }, persistent: true, idempotencyKey: `r-${n}` },
+        { deadlineMs: 30_000 },
+      );
       assert.ok('id' in r, JSON.stringify(r));
       return r.id;
     };

@@ -37,7 +37,14 @@ describe('replay of push.ingest', () => {
     redis = new Redis(infra.redisUrl, { keyPrefix: s.env.REDIS_KEY_PREFIX });
     const store = createDeliveryStore(db, { redis });
     const otherApp = `${s.app}-b`;
-    await createAppStore({ db }).upsert({ id: otherApp, apiKeys: [`${s.apiKey}-b`], allowedOrigins: ['*'], deviceMode: 'coexist', limits: {}, openGroups: true });
+    await createAppStore({ db }).upsert({
+      id: otherApp,
+      apiKeys: [`${s.apiKey}-b`],
+      allowedOrigins: ['*'],
+      deviceMode: 'coexist',
+      limits: {},
+      openGroups: true,
+    });
     const send = async (users: string[], n: string, extra: Record<string, unknown> = {}, apiKey?: string) => {
       const r = await s.send({ to: { users }, payload: { n }, persistent: true, ttlSeconds: 3600, ...extra }, apiKey ? { apiKey } : {});
       assert.equal(r.status, 202, JSON.stringify(r.body));
@@ -62,7 +69,12 @@ describe('replay of push.ingest', () => {
     await alice.waitFor(6);
     // Alice reads everything but acknowledges r3 never.
     alice.ack([pre, r1, r2, post]);
-    await eventually(() => store.deviceState(s.app, 'alice', 'phone'), { what: 'alice acks stored', until: (st) => [pre, r1, r2, post].every((i) => st.acked.includes(i)), timeoutMs: 20_000, intervalMs: 100 });
+    await eventually(() => store.deviceState(s.app, 'alice', 'phone'), {
+      what: 'alice acks stored',
+      until: (st) => [pre, r1, r2, post].every((i) => st.acked.includes(i)),
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     await alice.close();
 
     // Lost delivery state: the inboxes of alice and bob are gone.
@@ -74,7 +86,10 @@ describe('replay of push.ingest', () => {
     assert.deepEqual(dry.body.apps, { [s.app]: 6, [otherApp]: 1 });
     assert.equal(dry.body.total, 7);
     assert.equal(dry.body.partitions.length, 4);
-    assert.equal(dry.body.partitions.reduce((a: number, p: any) => a + p.matched, 0), 7);
+    assert.equal(
+      dry.body.partitions.reduce((a: number, p: any) => a + p.matched, 0),
+      7,
+    );
     assert.equal(dry.body.skipped.transient, 1);
     const dryApp = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, dryRun: true });
     assert.deepEqual([dryApp.body.apps, dryApp.body.total], [{ [s.app]: 6 }, 6]);
@@ -91,7 +106,10 @@ describe('replay of push.ingest', () => {
     assert.equal(done.state, 'done', JSON.stringify(done));
     assert.equal(done.progress.matched, 6);
     assert.equal(done.progress.replayed, 6);
-    assert.ok(done.progress.partitions.every((p: any) => p.position === p.endOffset), JSON.stringify(done.progress));
+    assert.ok(
+      done.progress.partitions.every((p: any) => p.position === p.endOffset),
+      JSON.stringify(done.progress),
+    );
     const listed = await admin(s, '/v1/admin/replays');
     assert.equal(listed.body.replays[0].id, started.body.id);
     // The replay read with a group of its own, gone now; the live group never went back.
@@ -129,7 +147,12 @@ describe('replay of push.ingest', () => {
     assert.deepEqual(ids(bob), [r1, r2, r3, markerB], 'bob gets exactly the range, in order, once');
 
     // The same range again, for alice only: nothing reaches her twice and her inbox holds each id once.
-    await eventually(() => store.deviceState(s.app, 'alice', 'phone'), { what: 'alice acks stored', until: (st) => st.acked.includes(r3), timeoutMs: 20_000, intervalMs: 100 });
+    await eventually(() => store.deviceState(s.app, 'alice', 'phone'), {
+      what: 'alice acks stored',
+      until: (st) => st.acked.includes(r3),
+      timeoutMs: 20_000,
+      intervalMs: 100,
+    });
     const again = await admin(s, '/v1/admin/replays', { topic: 'push.ingest', from, to, app: s.app, user: 'alice' });
     assert.equal(again.status, 202);
     const againDone = await waitReplay(s, again.body.id, (r) => r.state !== 'running');

@@ -22,13 +22,22 @@ const wsOf = (httpUrl: string) => httpUrl.replace('http', 'ws') + '/v1/ws';
 function sdkClient(opts: Omit<PushClientOptions, 'WebSocket'> & { WebSocket?: PushClientOptions['WebSocket'] }) {
   const client = new PushClient({ WebSocket, connectivity: null, backoff: { minMs: 50, maxMs: 500 }, ...opts });
   const messages: (MessageFrame & { at: number; url: string })[] = [];
-  const log: { [K in keyof PushEvents]: (PushEvents[K] & { at: number })[] } = { connecting: [], connected: [], disconnected: [], message: [], error: [], kicked: [], state: [] };
+  const log: { [K in keyof PushEvents]: (PushEvents[K] & { at: number })[] } = {
+    connecting: [],
+    connected: [],
+    disconnected: [],
+    message: [],
+    error: [],
+    kicked: [],
+    state: [],
+  };
   for (const name of Object.keys(log) as (keyof PushEvents)[]) client.on(name, (p) => void (log[name] as object[]).push({ ...(p as object), at: Date.now() }));
   client.on('message', (m) => void messages.push({ ...m, at: Date.now(), url: log.connected.at(-1)?.url ?? '' }));
   /** The `n`-th event of a kind since the client was made (1-based), waiting for it. */
   const nth = <K extends keyof PushEvents>(name: K, n = 1, timeoutMs = 15_000) =>
     eventually(() => log[name][n - 1], { timeoutMs, intervalMs: 10, what: `${String(name)} #${n}` }) as Promise<PushEvents[K] & { at: number }>;
-  const received = (count: number, timeoutMs = 15_000) => eventually(() => messages.length >= count, { timeoutMs, intervalMs: 10, what: `${count} messages (have ${messages.length})` });
+  const received = (count: number, timeoutMs = 15_000) =>
+    eventually(() => messages.length >= count, { timeoutMs, intervalMs: 10, what: `${count} messages (have ${messages.length})` });
   return { client, messages, log, nth, received };
 }
 
@@ -52,8 +61,14 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
     for (const payload of ['one', 'two', 'three']) sent.push((await s.send({ to: { users: ['sdk-amy'] }, payload })).body.id);
     const transient = (await s.send({ to: { users: ['sdk-amy'] }, payload: 'typing', persistent: false })).body.id;
     await c.received(4);
-    assert.deepEqual(c.messages.map((m) => m.id), [...sent, transient]);
-    assert.deepEqual(c.messages.map((m) => m.payload), ['one', 'two', 'three', 'typing']);
+    assert.deepEqual(
+      c.messages.map((m) => m.id),
+      [...sent, transient],
+    );
+    assert.deepEqual(
+      c.messages.map((m) => m.payload),
+      ['one', 'two', 'three', 'typing'],
+    );
 
     const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     await eventually(
@@ -71,80 +86,106 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
     await again.nth('connected');
     const marker = (await s.send({ to: { users: ['sdk-amy'] }, payload: 'marker' })).body.id;
     await again.received(1);
-    assert.deepEqual(again.messages.map((m) => m.id), [marker], 'acked messages did not come back');
+    assert.deepEqual(
+      again.messages.map((m) => m.id),
+      [marker],
+      'acked messages did not come back',
+    );
     again.client.close();
   });
 
-  test('SIGKILL of the pusher the client is on mid-stream: it reconnects to the other within the backoff bound, every message arrives once', { timeout: 90_000 }, async (t) => {
-    const victim = await s.startPusher('victim');
-    const survivor = s.pushers[0]!;
-    const { token } = await s.token('sdk-kim', 'laptop');
-    const backoff = { minMs: 100, maxMs: 1000 };
-    // Counts the message frames on the wire, to see how many redeliveries the SDK dropped.
-    let frames = 0;
-    const Counting = class extends WebSocket {
-      constructor(url: string) {
-        super(url);
-        this.on('message', (d) => void (String(d).startsWith('{"type":"message"') && frames++));
+  test(
+    'SIGKILL of the pusher the client is on mid-stream: it reconnects to the other within the backoff bound, every message arrives once',
+    { timeout: 90_000 },
+    async (t) => {
+      const victim = await s.startPusher('victim');
+      const survivor = s.pushers[0]!;
+      const { token } = await s.token('sdk-kim', 'laptop');
+      const backoff = { minMs: 100, maxMs: 1000 };
+      // Counts the message frames on the wire, to see how many redeliveries the SDK dropped.
+      let frames = 0;
+      const Counting = class extends WebSocket {
+        constructor(url: string) {
+          super(url);
+          this.on('message', (d) => void (String(d).startsWith('{"type":"message"') && frames++));
+        }
+      };
+      const c = sdkClient({ token, nodes: [wsOf(victim.url), wsOf(survivor.url)], backoff, WebSocket: Counting });
+      c.client.connect();
+      assert.equal((await c.nth('connected')).url, wsOf(victim.url));
+
+      const sent: string[] = [];
+      let sending = true;
+      const sender = (async () => {
+        for (let i = 0; sending && i < 400; i++) {
+          const r = await s.send({ to: { users: ['sdk-kim'] }, payload: { i } });
+          assert.equal(r.status, 202, JSON.stringify(r.body));
+          sent.push(r.body.id);
+          await sleep(10);
+        }
+      })();
+      try {
+        await c.received(15);
+        const killedAt = Date.now();
+        await victim.stop('SIGKILL');
+        const back = await c.nth('connected', 2, 20_000);
+        assert.equal(back.url, wsOf(survivor.url));
+        const sentAtReconnect = sent.length;
+        await eventually(() => sent.length >= sentAtReconnect + 30, { what: 'messages sent after the reconnect', timeoutMs: 30_000 });
+        sending = false;
+        await sender;
+        await eventually(() => sent.every((id) => c.messages.some((m) => m.id === id)), { what: 'every sent message received', timeoutMs: 30_000 }).catch(
+          () => undefined,
+        );
+
+        const counts = new Map<string, number>();
+        for (const m of c.messages) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
+        assert.deepEqual(
+          sent.filter((id) => !counts.has(id)),
+          [],
+          'missed messages',
+        );
+        assert.deepEqual(
+          [...counts].filter(([, n]) => n > 1),
+          [],
+          'messages emitted twice',
+        );
+        assert.equal(c.messages.length, sent.length);
+
+        // Each wait was within its full-jitter window, and the whole outage within their sum plus connect time.
+        const drops = c.log.disconnected.filter((d) => d.at >= killedAt && d.at <= back.at);
+        assert.ok(drops.length >= 1);
+        drops.forEach((d, i) => assert.ok(d.willReconnect && d.delayMs >= 0 && d.delayMs <= backoffCap(backoff, i), `wait #${i}: ${d.delayMs} ms`));
+        const bound = drops.reduce((sum, _d, i) => sum + backoffCap(backoff, i), 0) + 2000;
+        const reconnectMs = back.at - killedAt;
+        assert.ok(reconnectMs <= bound, `reconnected after ${reconnectMs} ms, bound ${bound} ms`);
+        const firstOnSurvivor = c.messages.find((m) => m.url === back.url)!;
+        t.diagnostic(
+          `kill -> reconnected: ${reconnectMs} ms (${drops.length} failed attempt(s), delays ${drops.map((d) => d.delayMs).join('+')} ms); kill -> first message on the new node: ${firstOnSurvivor.at - killedAt} ms; ${sent.length} messages, ${sentAtReconnect} sent before the reconnect, ${frames - c.messages.length} redelivered copies dropped`,
+        );
+      } finally {
+        sending = false;
+        await sender.catch(() => undefined);
+        c.client.close();
+        s.pushers.splice(s.pushers.indexOf(victim), 1);
       }
-    };
-    const c = sdkClient({ token, nodes: [wsOf(victim.url), wsOf(survivor.url)], backoff, WebSocket: Counting });
-    c.client.connect();
-    assert.equal((await c.nth('connected')).url, wsOf(victim.url));
-
-    const sent: string[] = [];
-    let sending = true;
-    const sender = (async () => {
-      for (let i = 0; sending && i < 400; i++) {
-        const r = await s.send({ to: { users: ['sdk-kim'] }, payload: { i } });
-        assert.equal(r.status, 202, JSON.stringify(r.body));
-        sent.push(r.body.id);
-        await sleep(10);
-      }
-    })();
-    try {
-      await c.received(15);
-      const killedAt = Date.now();
-      await victim.stop('SIGKILL');
-      const back = await c.nth('connected', 2, 20_000);
-      assert.equal(back.url, wsOf(survivor.url));
-      const sentAtReconnect = sent.length;
-      await eventually(() => sent.length >= sentAtReconnect + 30, { what: 'messages sent after the reconnect', timeoutMs: 30_000 });
-      sending = false;
-      await sender;
-      await eventually(() => sent.every((id) => c.messages.some((m) => m.id === id)), { what: 'every sent message received', timeoutMs: 30_000 }).catch(() => undefined);
-
-      const counts = new Map<string, number>();
-      for (const m of c.messages) counts.set(m.id, (counts.get(m.id) ?? 0) + 1);
-      assert.deepEqual(sent.filter((id) => !counts.has(id)), [], 'missed messages');
-      assert.deepEqual([...counts].filter(([, n]) => n > 1), [], 'messages emitted twice');
-      assert.equal(c.messages.length, sent.length);
-
-      // Each wait was within its full-jitter window, and the whole outage within their sum plus connect time.
-      const drops = c.log.disconnected.filter((d) => d.at >= killedAt && d.at <= back.at);
-      assert.ok(drops.length >= 1);
-      drops.forEach((d, i) => assert.ok(d.willReconnect && d.delayMs >= 0 && d.delayMs <= backoffCap(backoff, i), `wait #${i}: ${d.delayMs} ms`));
-      const bound = drops.reduce((sum, _d, i) => sum + backoffCap(backoff, i), 0) + 2000;
-      const reconnectMs = back.at - killedAt;
-      assert.ok(reconnectMs <= bound, `reconnected after ${reconnectMs} ms, bound ${bound} ms`);
-      const firstOnSurvivor = c.messages.find((m) => m.url === back.url)!;
-      t.diagnostic(`kill -> reconnected: ${reconnectMs} ms (${drops.length} failed attempt(s), delays ${drops.map((d) => d.delayMs).join('+')} ms); kill -> first message on the new node: ${firstOnSurvivor.at - killedAt} ms; ${sent.length} messages, ${sentAtReconnect} sent before the reconnect, ${frames - c.messages.length} redelivered copies dropped`);
-    } finally {
-      sending = false;
-      await sender.catch(() => undefined);
-      c.client.close();
-      s.pushers.splice(s.pushers.indexOf(victim), 1);
-    }
-  });
+    },
+  );
 
   test('a forged token or an expired one without getToken: AUTH_REFUSED, closed, no further attempts', { timeout: 30_000 }, async () => {
     const { nodes } = await s.token('sdk-mal', 'd');
     const { privateKey } = await generateKeyPair('ES256');
     const forged = await new SignJWT({ app: s.app, dev: 'd' })
       .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
-      .setSubject('sdk-mal').setIssuer('push-auth').setAudience('push-pusher').setExpirationTime('1h')
+      .setSubject('sdk-mal')
+      .setIssuer('push-auth')
+      .setAudience('push-pusher')
+      .setExpirationTime('1h')
       .sign(privateKey);
-    for (const [token, code] of [[forged, 'TOKEN_INVALID'], [await expiredToken(s, 'sdk-mal', 'd'), 'TOKEN_EXPIRED']] as const) {
+    for (const [token, code] of [
+      [forged, 'TOKEN_INVALID'],
+      [await expiredToken(s, 'sdk-mal', 'd'), 'TOKEN_EXPIRED'],
+    ] as const) {
       let sockets = 0;
       const c = sdkClient({
         token,
@@ -166,7 +207,10 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
       await sleep(600);
       assert.equal(sockets, 1, 'no attempt after the refusal');
       assert.equal(c.log.connecting.length, 1);
-      assert.deepEqual(c.log.disconnected.map((d) => d.willReconnect), [false]);
+      assert.deepEqual(
+        c.log.disconnected.map((d) => d.willReconnect),
+        [false],
+      );
     }
   });
 
@@ -212,97 +256,150 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
     }
   });
 
-  test('publisher: a retry after a lost answer carries the same idempotency key and gets the same id; the message arrives once', { timeout: 30_000 }, async () => {
-    // A proxy in front of the collector that forwards the first request but loses its answer.
-    const seen: { key: string; id?: string }[] = [];
-    const proxy = http.createServer(async (req, res) => {
-      const chunks: Buffer[] = [];
-      for await (const chunk of req) chunks.push(chunk as Buffer);
-      const body = Buffer.concat(chunks).toString();
-      const upstream = await fetch(s.collector.url + req.url, { method: 'POST', headers: { authorization: req.headers.authorization!, 'content-type': 'application/json' }, body });
-      const answer = await upstream.text();
-      seen.push({ key: JSON.parse(body).idempotencyKey, id: JSON.parse(answer).id });
-      if (seen.length === 1) res.socket?.destroy();
-      else res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(answer);
-    });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const c = sdkClient(await s.token('sdk-ida', 'phone'));
-    try {
-      c.client.connect();
-      await c.nth('connected');
-      const publisher = createPublisher({ collectorUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, apiKey: s.apiKey, backoff: { minMs: 10, maxMs: 50 } });
-      const r = await publisher.send({ to: { users: ['sdk-ida'] }, payload: 'once' });
-      assert.equal(seen.length, 2);
-      assert.equal(seen[0]!.key, seen[1]!.key, 'the retry reused the key');
-      assert.equal(r.id, seen[0]!.id, 'the id the collector gave the lost first attempt');
-      assert.equal(r.duplicate, true);
-      const marker = await createPublisher({ collectorUrl: s.collector.url, apiKey: s.apiKey }).send({ to: { users: ['sdk-ida'] }, payload: 'marker' });
-      await eventually(() => c.messages.some((m) => m.id === marker.id), { what: 'the marker' });
-      assert.deepEqual(c.messages.map((m) => m.payload), ['once', 'marker'], 'stored and delivered once');
-    } finally {
-      c.client.close();
-      proxy.closeAllConnections();
-      await new Promise((r) => proxy.close(r));
-    }
-  });
+  test(
+    'publisher: a retry after a lost answer carries the same idempotency key and gets the same id; the message arrives once',
+    { timeout: 30_000 },
+    async () => {
+      // A proxy in front of the collector that forwards the first request but loses its answer.
+      const seen: { key: string; id?: string }[] = [];
+      const proxy = http.createServer(async (req, res) => {
+        const chunks: Buffer[] = [];
+        for await (const chunk of req) chunks.push(chunk as Buffer);
+        const body = Buffer.concat(chunks).toString();
+        const upstream = await fetch(s.collector.url + req.url, {
+          method: 'POST',
+          headers: { authorization: req.headers.authorization!, 'content-type': 'application/json' },
+          body,
+        });
+        const answer = await upstream.text();
+        seen.push({ key: JSON.parse(body).idempotencyKey, id: JSON.parse(answer).id });
+        if (seen.length === 1) res.socket?.destroy();
+        else res.writeHead(upstream.status, { 'content-type': 'application/json' }).end(answer);
+      });
+      await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+      const c = sdkClient(await s.token('sdk-ida', 'phone'));
+      try {
+        c.client.connect();
+        await c.nth('connected');
+        const publisher = createPublisher({
+          collectorUrl: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`,
+          apiKey: s.apiKey,
+          backoff: { minMs: 10, maxMs: 50 },
+        });
+        const r = await publisher.send({ to: { users: ['sdk-ida'] }, payload: 'once' });
+        assert.equal(seen.length, 2);
+        assert.equal(seen[0]!.key, seen[1]!.key, 'the retry reused the key');
+        assert.equal(r.id, seen[0]!.id, 'the id the collector gave the lost first attempt');
+        assert.equal(r.duplicate, true);
+        const marker = await createPublisher({ collectorUrl: s.collector.url, apiKey: s.apiKey }).send({ to: { users: ['sdk-ida'] }, payload: 'marker' });
+        await eventually(() => c.messages.some((m) => m.id === marker.id), { what: 'the marker' });
+        assert.deepEqual(
+          c.messages.map((m) => m.payload),
+          ['once', 'marker'],
+          'stored and delivered once',
+        );
+      } finally {
+        c.client.close();
+        proxy.closeAllConnections();
+        await new Promise((r) => proxy.close(r));
+      }
+    },
+  );
 
-  test('in headless Chromium the bundled SDK receives and acks, tells a refused token from a dead link, and reconnects when back online', { timeout: 90_000 }, async () => {
-    const [bundle] = (await build({ ...SDK_BUNDLES.iife, write: false })).outputFiles!;
-    const site = http.createServer((req, res) =>
-      req.url === '/push-sdk.min.js' ? res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle!.text) : res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE),
-    );
-    await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
-    const browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    try {
-      const context = await browser.newContext();
-      const tab = await context.newPage();
-      await tab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
-      const events = (name: string) => tab.evaluate((n) => (window as any).log.filter((e: any) => e.name === n).map((e: any) => e.p), name);
-      const waitEvents = (name: string, count: number) => tab.waitForFunction(([n, c]) => (window as any).log.filter((e: any) => e.name === n).length >= (c as number), [name, count] as const, { timeout: 15_000 });
+  test(
+    'in headless Chromium the bundled SDK receives and acks, tells a refused token from a dead link, and reconnects when back online',
+    { timeout: 90_000 },
+    async () => {
+      const [bundle] = (await build({ ...SDK_BUNDLES.iife, write: false })).outputFiles!;
+      const site = http.createServer((req, res) =>
+        req.url === '/push-sdk.min.js'
+          ? res.writeHead(200, { 'content-type': 'text/javascript' }).end(bundle!.text)
+          : res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE),
+      );
+      await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
+      const browser = await chromium.launch({
+        executablePath: '/usr/bin/chromium',
+        args: [
+          '--no-sandbox',
+          '--disable-gpu',
+          '--disable-quic',
+          '--no-first-run',
+          '--disable-background-networking',
+          '--disable-component-update',
+          '--disable-sync',
+        ],
+      });
+      try {
+        const context = await browser.newContext();
+        const tab = await context.newPage();
+        await tab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+        const events = (name: string) => tab.evaluate((n) => (window as any).log.filter((e: any) => e.name === n).map((e: any) => e.p), name);
+        const waitEvents = (name: string, count: number) =>
+          tab.waitForFunction(([n, c]) => (window as any).log.filter((e: any) => e.name === n).length >= (c as number), [name, count] as const, {
+            timeout: 15_000,
+          });
 
-      await tab.evaluate((opts) => (window as any).start(opts), { ...(await s.token('sdk-web', 'chrome')), backoff: { minMs: 50, maxMs: 500 } });
-      await waitEvents('connected', 1);
-      const first = (await s.send({ to: { users: ['sdk-web'] }, payload: { text: 'hello browser' } })).body.id;
-      await waitEvents('message', 1);
-      assert.deepEqual((await events('message')).map((m: any) => [m.id, m.payload.text]), [[first, 'hello browser']]);
-      const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
-      await eventually(async () => (await store.deviceState(s.app, 'sdk-web', 'chrome')).acked.includes(first), { what: 'the browser ack stored' });
+        await tab.evaluate((opts) => (window as any).start(opts), { ...(await s.token('sdk-web', 'chrome')), backoff: { minMs: 50, maxMs: 500 } });
+        await waitEvents('connected', 1);
+        const first = (await s.send({ to: { users: ['sdk-web'] }, payload: { text: 'hello browser' } })).body.id;
+        await waitEvents('message', 1);
+        assert.deepEqual(
+          (await events('message')).map((m: any) => [m.id, m.payload.text]),
+          [[first, 'hello browser']],
+        );
+        const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
+        await eventually(async () => (await store.deviceState(s.app, 'sdk-web', 'chrome')).acked.includes(first), { what: 'the browser ack stored' });
 
-      // offline closes the socket and waits; online reconnects at once and the message sent meanwhile arrives.
-      await context.setOffline(true);
-      // Chromium may close the socket (1006, a retry planned) just before it fires `offline`;
-      // either way the SDK must end up waiting for the network rather than retrying.
-      await tab.waitForFunction(() => (window as any).log.some((e: any) => e.name === 'disconnected' && e.p.reason === 'offline'), undefined, { timeout: 15_000 });
-      assert.deepEqual((await events('disconnected')).find((d: any) => d.reason === 'offline'), { code: 1006, reason: 'offline', willReconnect: true, delayMs: -1 });
-      const whileOffline = (await s.send({ to: { users: ['sdk-web'] }, payload: { text: 'while offline' } })).body.id;
-      await context.setOffline(false);
-      await waitEvents('connected', 2);
-      await waitEvents('message', 2);
-      assert.deepEqual((await events('message')).map((m: any) => m.id), [first, whileOffline]);
-      await tab.evaluate(() => (window as any).client.close());
+        // offline closes the socket and waits; online reconnects at once and the message sent meanwhile arrives.
+        await context.setOffline(true);
+        // Chromium may close the socket (1006, a retry planned) just before it fires `offline`;
+        // either way the SDK must end up waiting for the network rather than retrying.
+        await tab.waitForFunction(() => (window as any).log.some((e: any) => e.name === 'disconnected' && e.p.reason === 'offline'), undefined, {
+          timeout: 15_000,
+        });
+        assert.deepEqual(
+          (await events('disconnected')).find((d: any) => d.reason === 'offline'),
+          { code: 1006, reason: 'offline', willReconnect: true, delayMs: -1 },
+        );
+        const whileOffline = (await s.send({ to: { users: ['sdk-web'] }, payload: { text: 'while offline' } })).body.id;
+        await context.setOffline(false);
+        await waitEvents('connected', 2);
+        await waitEvents('message', 2);
+        assert.deepEqual(
+          (await events('message')).map((m: any) => m.id),
+          [first, whileOffline],
+        );
+        await tab.evaluate(() => (window as any).client.close());
 
-      // A forged token: the browser sees only a failed open (1006); the session check tells it apart.
-      const { privateKey } = await generateKeyPair('ES256');
-      const forged = await new SignJWT({ app: s.app, dev: 'chrome' })
-        .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
-        .setSubject('sdk-web').setIssuer('push-auth').setAudience('push-pusher').setExpirationTime('1h')
-        .sign(privateKey);
-      const refusedTab = await context.newPage();
-      await refusedTab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
-      await refusedTab.evaluate((opts) => (window as any).start(opts), { token: forged, nodes: (await s.token('sdk-web', 'chrome')).nodes });
-      await refusedTab.waitForFunction(() => (window as any).client.state === 'closed', undefined, { timeout: 15_000 });
-      const log = await refusedTab.evaluate(() => (window as any).log);
-      assert.deepEqual(log.filter((e: any) => e.name === 'error').map((e: any) => [e.p.code, /TOKEN_INVALID/.test(e.p.message)]), [['AUTH_REFUSED', true]]);
-      assert.deepEqual(log.filter((e: any) => e.name === 'disconnected').map((e: any) => [e.p.code, e.p.willReconnect]), [[1006, false]]);
-    } finally {
-      await browser.close();
-      site.closeAllConnections();
-      await new Promise((r) => site.close(r));
-    }
-  });
+        // A forged token: the browser sees only a failed open (1006); the session check tells it apart.
+        const { privateKey } = await generateKeyPair('ES256');
+        const forged = await new SignJWT({ app: s.app, dev: 'chrome' })
+          .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
+          .setSubject('sdk-web')
+          .setIssuer('push-auth')
+          .setAudience('push-pusher')
+          .setExpirationTime('1h')
+          .sign(privateKey);
+        const refusedTab = await context.newPage();
+        await refusedTab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
+        await refusedTab.evaluate((opts) => (window as any).start(opts), { token: forged, nodes: (await s.token('sdk-web', 'chrome')).nodes });
+        await refusedTab.waitForFunction(() => (window as any).client.state === 'closed', undefined, { timeout: 15_000 });
+        const log = await refusedTab.evaluate(() => (window as any).log);
+        assert.deepEqual(
+          log.filter((e: any) => e.name === 'error').map((e: any) => [e.p.code, /TOKEN_INVALID/.test(e.p.message)]),
+          [['AUTH_REFUSED', true]],
+        );
+        assert.deepEqual(
+          log.filter((e: any) => e.name === 'disconnected').map((e: any) => [e.p.code, e.p.willReconnect]),
+          [[1006, false]],
+        );
+      } finally {
+        await browser.close();
+        site.closeAllConnections();
+        await new Promise((r) => site.close(r));
+      }
+    },
+  );
 });
 
 // The bundle as a page would load it. The page records every event in `window.log`.
@@ -324,7 +421,10 @@ async function expiredToken(s: TestStack, user: string, device: string): Promise
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ app: s.app, dev: device })
     .setProtectedHeader({ alg: 'ES256', kid: stored!._id as unknown as string })
-    .setSubject(user).setIssuer('push-auth').setAudience('push-pusher')
-    .setIssuedAt(now - 120).setExpirationTime(now - 60)
+    .setSubject(user)
+    .setIssuer('push-auth')
+    .setAudience('push-pusher')
+    .setIssuedAt(now - 120)
+    .setExpirationTime(now - 60)
     .sign(key);
 }

@@ -16,9 +16,7 @@ describe('service skeletons', () => {
   });
 
   test('each service becomes ready, serves metrics, reports a lost dependency and stops on SIGTERM', { timeout: 120_000 }, async () => {
-    const services = await Promise.all(
-      SERVICES.map((name) => startService(name, { REDIS_URL: redis.url, NODE_ID: `skeleton-${process.pid}` })),
-    );
+    const services = await Promise.all(SERVICES.map((name) => startService(name, { REDIS_URL: redis.url, NODE_ID: `skeleton-${process.pid}` })));
     try {
       for (const svc of services) {
         const health = await fetch(`${svc.url}/healthz`);

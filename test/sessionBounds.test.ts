@@ -26,7 +26,6 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
     await s?.stop();
   });
 
-
   /** A token from auth with a lifetime of `ttlSeconds` (auth's minimum is 10). */
   async function shortToken(userId: string, deviceId: string, ttlSeconds: number) {
     const res = await fetch(`${s.auth.url}/v1/tokens`, {
@@ -82,8 +81,16 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
     c.ws.send('{"type":"auth","token":"not-a-jwt"}');
     c.ws.send(JSON.stringify({ type: 'auth', token: (await s.token('someone-else', 'd1')).token }));
     await eventually(() => errorsOf(c, FRAME_ERROR.TOKEN_REFUSED).length >= 2 && errorsOf(c, FRAME_ERROR.BAD_FRAME).length >= 1, { what: 'the refusals' });
-    assert.deepEqual(errorsOf(c, FRAME_ERROR.BAD_FRAME).map((f) => f.message), ['auth.token must be a non-empty string']);
-    assert.deepEqual(errorsOf(c, FRAME_ERROR.TOKEN_REFUSED).map((f) => f.message).sort(), ['TOKEN_INVALID: invalid token', 'the token is for another app, user or device']);
+    assert.deepEqual(
+      errorsOf(c, FRAME_ERROR.BAD_FRAME).map((f) => f.message),
+      ['auth.token must be a non-empty string'],
+    );
+    assert.deepEqual(
+      errorsOf(c, FRAME_ERROR.TOKEN_REFUSED)
+        .map((f) => f.message)
+        .sort(),
+      ['TOKEN_INVALID: invalid token', 'the token is for another app, user or device'],
+    );
 
     const closed = await c.closed;
     const closedAt = Date.now();
@@ -103,8 +110,17 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
     let calls = 0;
     const log: { name: keyof PushEvents; p: any }[] = [];
     const make = (g: typeof grant, getToken?: () => typeof renewed) => {
-      const client = new PushClient({ token: g.token, nodes: g.nodes, WebSocket, connectivity: null, tokenRefreshMarginMs: 0, backoff: { minMs: 50, maxMs: 200 }, getToken });
-      for (const name of ['connected', 'disconnected', 'message', 'error'] as const) client.on(name, (p) => void log.push({ name, p: { ...(p as object), user: g === noRenew ? 'none' : 'sdk' } }));
+      const client = new PushClient({
+        token: g.token,
+        nodes: g.nodes,
+        WebSocket,
+        connectivity: null,
+        tokenRefreshMarginMs: 0,
+        backoff: { minMs: 50, maxMs: 200 },
+        getToken,
+      });
+      for (const name of ['connected', 'disconnected', 'message', 'error'] as const)
+        client.on(name, (p) => void log.push({ name, p: { ...(p as object), user: g === noRenew ? 'none' : 'sdk' } }));
       client.connect();
       return client;
     };
@@ -115,7 +131,13 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
       await eventually(() => ofUser('sdk', 'connected').length === 1 && ofUser('none', 'connected').length === 1, { what: 'both connected' });
       // Without getToken the session ends at exp with 4001, and the expired token is then refused.
       await eventually(() => ofUser('none', 'error').length > 0, { timeoutMs: 20_000, what: 'the refusal' });
-      assert.deepEqual(ofUser('none', 'disconnected').map((d) => [d.code, d.willReconnect]), [[CLOSE.TOKEN_EXPIRED, true], [1006, false]]);
+      assert.deepEqual(
+        ofUser('none', 'disconnected').map((d) => [d.code, d.willReconnect]),
+        [
+          [CLOSE.TOKEN_EXPIRED, true],
+          [1006, false],
+        ],
+      );
       assert.equal(ofUser('none', 'error')[0].code, 'AUTH_REFUSED');
       assert.equal(without.state, 'closed');
 
@@ -142,7 +164,10 @@ describe('session bounds: upstream rate, token expiry, acks on Kafka', () => {
     const startedAt = Date.now();
     c.ack(ids);
     const rec = await eventually(() => acks.find((a) => a.user === 'ack-ann'), { timeoutMs: 20_000, what: 'an Ack record' });
-    assert.deepEqual({ ...rec, at: undefined }, { app: s.app, user: 'ack-ann', device: 'phone', ids, nodeId: `${s.env.KAFKA_TOPIC_PREFIX.slice(0, -1)}-p1`, at: undefined });
+    assert.deepEqual(
+      { ...rec, at: undefined },
+      { app: s.app, user: 'ack-ann', device: 'phone', ids, nodeId: `${s.env.KAFKA_TOPIC_PREFIX.slice(0, -1)}-p1`, at: undefined },
+    );
     assert.ok(rec.at >= startedAt - 1000 && rec.at <= Date.now());
     await c.close();
   });

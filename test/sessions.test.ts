@@ -2,7 +2,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
 
-
 describe('kick and device modes', () => {
   let coexist: TestStack;
   let single: TestStack;
@@ -25,7 +24,10 @@ describe('kick and device modes', () => {
     assert.equal(res.status, 202);
     const closed = await laptop.closed;
     assert.equal(closed.code, 4009);
-    assert.deepEqual(laptop.frames.find((f) => f.type === 'kick'), { type: 'kick', reason: 'password changed' });
+    assert.deepEqual(
+      laptop.frames.find((f) => f.type === 'kick'),
+      { type: 'kick', reason: 'password changed' },
+    );
     const r = await s.send({ to: { users: ['kim'] }, payload: 'still here' });
     await phone.waitFor(1);
     assert.equal(phone.messages[0]!.id, r.body.id);
@@ -35,7 +37,11 @@ describe('kick and device modes', () => {
   test('operator kick needs the operator key and an app', { timeout: 30_000 }, async () => {
     const s = coexist;
     const post = (key: string, body: unknown) =>
-      fetch(`${s.dispatchers[0]!.url}/v1/users/kim/kick`, { method: 'POST', headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' }, body: JSON.stringify(body) });
+      fetch(`${s.dispatchers[0]!.url}/v1/users/kim/kick`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
     assert.equal((await post('nope', { app: s.app })).status, 401);
     assert.equal((await post('operator-key', {})).status, 400);
     const c = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('kim', 'tablet')).token);

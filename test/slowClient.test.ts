@@ -21,7 +21,9 @@ describe('clients that misbehave are bounded', () => {
     const big = 'x'.repeat(15_000);
     let sent = 0;
     while (sent < 2000) {
-      const batch = await Promise.all(Array.from({ length: 25 }, (_, i) => s.send({ to: { users: ['slow'] }, payload: { i: sent + i, big }, persistent: false })));
+      const batch = await Promise.all(
+        Array.from({ length: 25 }, (_, i) => s.send({ to: { users: ['slow'] }, payload: { i: sent + i, big }, persistent: false })),
+      );
       assert.ok(batch.every((r) => r.status === 202));
       sent += batch.length;
       const metrics = await (await fetch(`${s.pushers[0]!.url}/metrics`)).text();
@@ -51,12 +53,19 @@ describe('clients that misbehave are bounded', () => {
     const c = await connectClient(wsUrl, token);
     const marker = await s.send({ to: { users: ['noack'] }, payload: 'marker' });
     await c.waitFor(1);
-    assert.deepEqual(c.messages.map((m) => m.id), [marker.body.id], 'the parked message is not sent again');
+    assert.deepEqual(
+      c.messages.map((m) => m.id),
+      [marker.body.id],
+      'the parked message is not sent again',
+    );
     await c.close();
     // Another device of the same user is unaffected by this device's parking.
     const other = await connectClient(wsUrl, (await s.token('noack', 'tablet')).token);
     await other.waitFor(2);
-    assert.deepEqual(other.messages.map((m) => m.id), [r.body.id, marker.body.id]);
+    assert.deepEqual(
+      other.messages.map((m) => m.id),
+      [r.body.id, marker.body.id],
+    );
     await other.close();
   });
 });

@@ -30,14 +30,20 @@ describe('push trace', () => {
     assert.equal(sent.status, 202);
     await c.waitFor(1);
     c.ack([sent.body.id]);
-    const t = await eventually(async () => {
-      const r = await trace(sent.body.id);
-      return r.state === 'acked' ? r : undefined;
-    }, { what: 'trace says acked', timeoutMs: 15_000, intervalMs: 300 });
+    const t = await eventually(
+      async () => {
+        const r = await trace(sent.body.id);
+        return r.state === 'acked' ? r : undefined;
+      },
+      { what: 'trace says acked', timeoutMs: 15_000, intervalMs: 300 },
+    );
     const nodeId = `${s.env.KAFKA_TOPIC_PREFIX.replace(/\.$/, '')}-p1`;
     assert.equal(t.messageId, sent.body.id);
     assert.equal(t.traceId, sent.body.id, 'the trace id defaults to the message id');
-    assert.deepEqual(['stored', 'ingested', 'dispatched', 'written', 'acked'].filter((h) => hops(t).includes(h)), ['stored', 'ingested', 'dispatched', 'written', 'acked']);
+    assert.deepEqual(
+      ['stored', 'ingested', 'dispatched', 'written', 'acked'].filter((h) => hops(t).includes(h)),
+      ['stored', 'ingested', 'dispatched', 'written', 'acked'],
+    );
     const dispatched = t.hops.find((h: any) => h.hop === 'dispatched');
     assert.equal(dispatched.user, 'alice');
     assert.deepEqual(dispatched.nodes, [nodeId]);
@@ -52,14 +58,21 @@ describe('push trace', () => {
   test('an offline message waits in the inbox; a submitted traceparent becomes its trace id', { timeout: 60_000 }, async () => {
     const res = await fetch(`${s.collector.url}/v1/messages`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${s.apiKey}`, 'content-type': 'application/json', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' },
+      headers: {
+        authorization: `Bearer ${s.apiKey}`,
+        'content-type': 'application/json',
+        traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01',
+      },
       body: JSON.stringify({ to: { users: ['bob'] }, payload: 'later' }),
     });
     const { id } = (await res.json()) as { id: string };
-    const t = await eventually(async () => {
-      const r = await trace(id);
-      return r.state === 'waiting-offline' ? r : undefined;
-    }, { what: 'trace says waiting', timeoutMs: 15_000, intervalMs: 300 });
+    const t = await eventually(
+      async () => {
+        const r = await trace(id);
+        return r.state === 'waiting-offline' ? r : undefined;
+      },
+      { what: 'trace says waiting', timeoutMs: 15_000, intervalMs: 300 },
+    );
     assert.equal(t.traceId, '4bf92f3577b34da6a3ce929d0e0e4736');
     assert.deepEqual(hops(t), ['stored', 'ingested', 'dispatched']);
     assert.equal(t.hops[2].detail, 'no live connection: waits in the inbox for the next connect');
@@ -74,10 +87,13 @@ describe('push trace', () => {
   test('an expired message: TTL passed while undelivered', { timeout: 60_000 }, async () => {
     const sent = await s.send({ to: { users: ['carol'] }, payload: 'soon gone', ttlSeconds: 1 });
     assert.equal(sent.status, 202);
-    const t = await eventually(async () => {
-      const r = await trace(sent.body.id);
-      return r.state === 'expired' ? r : undefined;
-    }, { what: 'trace says expired', timeoutMs: 15_000, intervalMs: 300 });
+    const t = await eventually(
+      async () => {
+        const r = await trace(sent.body.id);
+        return r.state === 'expired' ? r : undefined;
+      },
+      { what: 'trace says expired', timeoutMs: 15_000, intervalMs: 300 },
+    );
     assert.equal(t.expired, true);
     assert.deepEqual(hops(t), ['stored', 'ingested', 'dispatched', 'expired']);
     assert.match(t.hops.at(-1).detail, /TTL passed while undelivered to carol/);
@@ -85,7 +101,10 @@ describe('push trace', () => {
     const c = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('carol', 'phone')).token);
     const marker = await s.send({ to: { users: ['carol'] }, payload: 'marker' });
     await c.waitFor(1);
-    assert.deepEqual(c.messages.map((m) => m.id), [marker.body.id]);
+    assert.deepEqual(
+      c.messages.map((m) => m.id),
+      [marker.body.id],
+    );
     assert.equal((await trace(sent.body.id)).state, 'expired');
     await c.close();
   });

@@ -28,7 +28,9 @@ export interface TokenRoutesDeps {
 function readId(body: Record<string, unknown>, field: string): string {
   const v = body[field];
   if (typeof v !== 'string' || !ID_PATTERN.test(v)) {
-    throw invalid(`${field} must be a string of 1-128 characters without whitespace, control characters, lone surrogates or "|", not starting with "#"`, { field });
+    throw invalid(`${field} must be a string of 1-128 characters without whitespace, control characters, lone surrogates or "|", not starting with "#"`, {
+      field,
+    });
   }
   return v;
 }

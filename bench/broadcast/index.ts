@@ -75,15 +75,25 @@ async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: num
   const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', `broadcast-${clients}x${pushers}`), pushers, log: o.log });
   // With a raw-limit comparison, our clients are spread over as many processes as its clients
   // (on two cores one receiving process is itself the bottleneck of a broadcast to 8,000).
-  const lg = await startLoadgen({ maxClients: clients, ...(raw ? { perWorker: Math.ceil(clients / rawClientProcesses(clients)) } : {}), app: b.stack.app, ...(await b.signingKey()) });
+  const lg = await startLoadgen({
+    maxClients: clients,
+    ...(raw ? { perWorker: Math.ceil(clients / rawClientProcesses(clients)) } : {}),
+    app: b.stack.app,
+    ...(await b.signingKey()),
+  });
   const shots: Shot[] = [];
   try {
     const c = await lg.connect({ userPrefix: 'b', count: clients, urls: b.pushers.map((p) => p.wsUrl), concurrency: 300 });
     // Connecting leaves work behind on the pushers (routes, presence, resume reads); a broadcast
     // sent into that backlog measures the backlog, so wait until it is done.
     const settleStarted = Date.now();
-    await quiesce(b.pushers.map((p) => p.pid), { timeoutMs: o.quick ? 20_000 : 60_000 });
-    o.log(`broadcast: ${c.ok}/${clients} clients on ${pushers} pusher(s) in ${round(c.ms / 1000)} s, settled ${round((Date.now() - settleStarted) / 1000)} s later${c.failed ? ` (${JSON.stringify(c.errors)})` : ''}`);
+    await quiesce(
+      b.pushers.map((p) => p.pid),
+      { timeoutMs: o.quick ? 20_000 : 60_000 },
+    );
+    o.log(
+      `broadcast: ${c.ok}/${clients} clients on ${pushers} pusher(s) in ${round(c.ms / 1000)} s, settled ${round((Date.now() - settleStarted) / 1000)} s later${c.failed ? ` (${JSON.stringify(c.errors)})` : ''}`,
+    );
     const rawShot = async () => {
       if (!raw) return undefined;
       const r = await raw.broadcast();
@@ -158,7 +168,14 @@ export const run: Scenario = async (o) => {
     summary.push(
       `${m.clients} clients over ${m.pushers} pusher(s) against the raw-write limit for the same N, alternated in this run: ours/raw ${paired.map((s) => `${s.deliveriesPerSecond}/${s.raw!.deliveriesPerSecond}`).join(', ')} deliveries/s = ${paired.map((s) => s.raw!.ratio).join(', ')}x; median ${m.raw!.ratio}x (target >= 0.8x)`,
     );
-    targets.push(target(`broadcast deliveries/s against the bare ws raw-write limit (${m.clients} clients, same run)`, '>= 0.8x', `${m.raw!.ratio}x (median of ${paired.length} pairs)`, m.raw!.ratio >= 0.8));
+    targets.push(
+      target(
+        `broadcast deliveries/s against the bare ws raw-write limit (${m.clients} clients, same run)`,
+        '>= 0.8x',
+        `${m.raw!.ratio}x (median of ${paired.length} pairs)`,
+        m.raw!.ratio >= 0.8,
+      ),
+    );
   }
   const biggest = medians.at(-1);
   if (biggest) {

@@ -42,7 +42,13 @@ export const run: Scenario = async (o) => {
   const metrics: Record<string, unknown> = {};
   const targets: TargetCheck[] = [];
 
-  const b = await startBenchStack({ env: profileEnv(o), logsDir: path.join(o.outDir, 'logs', 'density'), pushers: 1, pusherEnv: { PUSHER_HEARTBEAT_MS: String(heartbeatMs), ...pusherEnvArg(o) }, log: o.log });
+  const b = await startBenchStack({
+    env: profileEnv(o),
+    logsDir: path.join(o.outDir, 'logs', 'density'),
+    pushers: 1,
+    pusherEnv: { PUSHER_HEARTBEAT_MS: String(heartbeatMs), ...pusherEnvArg(o) },
+    log: o.log,
+  });
   const lg = await startLoadgen({ maxClients: Math.max(single, total), app: b.stack.app, ...(await b.signingKey()) });
   try {
     // Phase 1: one pusher, as many connections as one process may hold.
@@ -61,11 +67,31 @@ export const run: Scenario = async (o) => {
     if (idleProfile) metrics.idleProfile = summarise(await idleProfile, 15);
     const after = await p1.memory();
     const one = perConn(before, after, c1.ok);
-    metrics.single = { connected: c1.ok, failed: c1.failed, errors: c1.errors, retried: c1.retried, connectPerSecond: round(c1.perSecond), connectSeconds: round(c1.ms / 1000, 2), settleSeconds, before, after, perConnection: one, idleCpuPercent: idle1, serverConnections: await serverConnections([p1]) };
+    metrics.single = {
+      connected: c1.ok,
+      failed: c1.failed,
+      errors: c1.errors,
+      retried: c1.retried,
+      connectPerSecond: round(c1.perSecond),
+      connectSeconds: round(c1.ms / 1000, 2),
+      settleSeconds,
+      before,
+      after,
+      perConnection: one,
+      idleCpuPercent: idle1,
+      serverConnections: await serverConnections([p1]),
+    };
     summary.push(
       `one pusher: ${c1.ok} connections (${c1.failed} failed, ${retries(c1.retried)} attempts retried) at ${Math.round(c1.perSecond)}/s (work left behind done ${settleSeconds} s later); RSS ${mib(before.rss)} -> ${mib(after.rss)} MiB = ${one.rssKB} KB/conn, heap ${one.heapKB} KB/conn, external ${one.externalKB} KB/conn; idle CPU ${idle1}% of a core over ${idleSeconds} s`,
     );
-    targets.push(target('memory per idle connection (one pusher at its max)', '<= 8 KB RSS', `${one.rssKB} KB RSS (${one.heapKB} KB heap) at ${c1.ok} connections${o.quick ? ' (quick run: below the per-process maximum)' : ''}`, one.rssKB <= 8));
+    targets.push(
+      target(
+        'memory per idle connection (one pusher at its max)',
+        '<= 8 KB RSS',
+        `${one.rssKB} KB RSS (${one.heapKB} KB heap) at ${c1.ok} connections${o.quick ? ' (quick run: below the per-process maximum)' : ''}`,
+        one.rssKB <= 8,
+      ),
+    );
 
     // Phase 2: more pushers, the rest of the connections spread over the new ones.
     if (total > single && pusherCount > 1) {
@@ -75,12 +101,30 @@ export const run: Scenario = async (o) => {
       const c2 = await lg.connect({ userPrefix: 'v', count: total - single, urls: more.map((p) => p.wsUrl), concurrency });
       const expected = c1.ok + c2.ok;
       await waitUntil(async () => (await serverConnections(b.pushers)) >= expected, 30_000, 500);
-      await quiesce(b.pushers.map((p) => p.pid), { timeoutMs: o.quick ? 20_000 : 120_000 });
+      await quiesce(
+        b.pushers.map((p) => p.pid),
+        { timeoutMs: o.quick ? 20_000 : 120_000 },
+      );
       const held = await serverConnections(b.pushers);
-      const idle = await cpuPercent(b.pushers.map((p) => p.pid), idleSeconds * 1000);
+      const idle = await cpuPercent(
+        b.pushers.map((p) => p.pid),
+        idleSeconds * 1000,
+      );
       const afters = await Promise.all(more.map((p) => p.memory()));
-      const counts = await Promise.all(more.map((p) => p.metrics().then((t) => metricSum(t, 'push_connections'), () => 0)));
-      const perPusher = more.map((p, i) => ({ node: p.nodeId, connections: counts[i]!, ...perConn(befores[i]!, afters[i]!, Math.max(1, counts[i]!)), rssMiB: mib(afters[i]!.rss) }));
+      const counts = await Promise.all(
+        more.map((p) =>
+          p.metrics().then(
+            (t) => metricSum(t, 'push_connections'),
+            () => 0,
+          ),
+        ),
+      );
+      const perPusher = more.map((p, i) => ({
+        node: p.nodeId,
+        connections: counts[i]!,
+        ...perConn(befores[i]!, afters[i]!, Math.max(1, counts[i]!)),
+        rssMiB: mib(afters[i]!.rss),
+      }));
       const idleSum = round(idle.reduce((a, v) => a + v, 0));
       const machinePercent = round(idleSum / os.cpus().length);
       const lgStats = await lg.stats();
@@ -99,7 +143,13 @@ export const run: Scenario = async (o) => {
         idleCpuPercentSum: idleSum,
         idleCpuPercentOfMachine: machinePercent,
         pusherRssTotalMiB: mib(rssTotal),
-        loadgen: { processes: lg.workers, open: lgStats.open, closedUnexpectedly: lgStats.closedUnexpectedly, closeCodes: lgStats.closeCodes, rssMiB: mib(lgStats.rssBytes) },
+        loadgen: {
+          processes: lg.workers,
+          open: lgStats.open,
+          closedUnexpectedly: lgStats.closedUnexpectedly,
+          closeCodes: lgStats.closeCodes,
+          rssMiB: mib(lgStats.rssBytes),
+        },
       };
       const avgRss = round(perPusher.reduce((a, p) => a + p.rssKB, 0) / perPusher.length);
       summary.push(
@@ -107,8 +157,17 @@ export const run: Scenario = async (o) => {
         `idle with heartbeats every ${heartbeatMs / 1000} s: pushers use ${idleSum}% of one core in total (${machinePercent}% of the machine), per pusher ${idle.join(', ')}%`,
         `load generator: ${lg.workers} processes, ${lgStats.open} clients open, ${lgStats.closedUnexpectedly} closed unexpectedly, ${mib(lgStats.rssBytes)} MiB RSS`,
       );
-      targets.push(target('idle connections on this machine', '>= 150,000', `${held}${o.quick ? ' (quick run: sized below the target)' : ''}`, held >= 150_000));
-      targets.push(target('CPU at idle with heartbeats on', '< 10% of the machine', `${machinePercent}% (${idleSum}% of one core over ${b.pushers.length} pushers)`, machinePercent < 10));
+      targets.push(
+        target('idle connections on this machine', '>= 150,000', `${held}${o.quick ? ' (quick run: sized below the target)' : ''}`, held >= 150_000),
+      );
+      targets.push(
+        target(
+          'CPU at idle with heartbeats on',
+          '< 10% of the machine',
+          `${machinePercent}% (${idleSum}% of one core over ${b.pushers.length} pushers)`,
+          machinePercent < 10,
+        ),
+      );
     }
   } finally {
     await lg.close();

@@ -31,7 +31,8 @@ import { runPhase, type PhaseResult, type PhaseSpec } from '../unicast/index.js'
 import { run as runStorm } from '../reconnect-storm/index.js';
 
 /** Sustained: delivered at >= 90% of the offered rate, nothing lost, p99 within `p99Ms`. */
-const sustained = (r: PhaseResult, p99Ms: number) => r.deliveredPerSecond >= 0.9 * r.rate && r.lost === 0 && r.latency.p99 < p99Ms && r.behind <= 0.05 * r.offered;
+const sustained = (r: PhaseResult, p99Ms: number) =>
+  r.deliveredPerSecond >= 0.9 * r.rate && r.lost === 0 && r.latency.p99 < p99Ms && r.behind <= 0.05 * r.offered;
 
 function backendArg(v: string | boolean | undefined): MongoBackend | 'shared' {
   if (v === undefined || v === 'shared') return 'shared';
@@ -69,7 +70,9 @@ export const run: Scenario = async (o) => {
       const base = { users, userPrefix: 'u', batch: 10, concurrency: 64, seconds, settleMaxMs: o.quick ? 20_000 : 60_000 };
       const phase = async (p: Pick<PhaseSpec, 'label' | 'mode' | 'rate'> & Partial<PhaseSpec>) => {
         const r = await runPhase(b, lg, submitter, { ...base, persistent: true, ...p });
-        o.log(`${r.label}: ${Math.round(r.deliveredPerSecond)}/s delivered of ${r.rate}/s offered, lost ${r.lost}, duplicates ${r.duplicates}, ${formatLatency(r.latency)}${r.backlogAtEnd ? `, ${r.backlogAtEnd} still queued` : ''}`);
+        o.log(
+          `${r.label}: ${Math.round(r.deliveredPerSecond)}/s delivered of ${r.rate}/s offered, lost ${r.lost}, duplicates ${r.duplicates}, ${formatLatency(r.latency)}${r.backlogAtEnd ? `, ${r.backlogAtEnd} still queued` : ''}`,
+        );
         results.push(r);
         return r;
       };
@@ -97,13 +100,40 @@ export const run: Scenario = async (o) => {
   const fixed = results.find((r) => r.label === `http-persistent-${rate}`);
   const http = best('http-persistent', 250);
   const events = best('events-persistent', 5000);
-  const sm = stormReport.metrics as { reconnectsPerSecond: number; reconnected: number; reconnectFailed: number; lost: number; offlineMessagesAccepted: number; offlineMessagesDelivered: number };
+  const sm = stormReport.metrics as {
+    reconnectsPerSecond: number;
+    reconnected: number;
+    reconnectFailed: number;
+    lost: number;
+    offlineMessagesAccepted: number;
+    offlineMessagesDelivered: number;
+  };
   const lost = results.reduce((a, r) => a + r.lost, 0);
   const targets: TargetCheck[] = [
-    target('persistent unicast (HTTP) at 1,000/s', 'p99 < 100 ms, 0 lost', fixed ? `${Math.round(fixed.deliveredPerSecond)}/s, p99 ${fixed.latency.p99} ms, lost ${fixed.lost}` : 'not run', !!fixed && fixed.latency.p99 < 100 && fixed.lost === 0),
-    target('persistent unicast (HTTP), sustained', '>= 5,000 msgs/s, p99 < 250 ms', http ? `${Math.round(http.deliveredPerSecond)}/s, p99 ${http.latency.p99} ms` : 'none sustained', !!http && http.deliveredPerSecond >= 5000),
-    target('persistent push.events, stored and delivered', '>= 5,000 records/s', events ? `${Math.round(events.deliveredPerSecond)}/s, p99 ${events.latency.p99} ms` : 'none sustained', !!events && events.deliveredPerSecond >= 5000),
-    target('reconnect storm with stored messages', '>= 5,000 reconnections/s, 0 lost', `${sm.reconnectsPerSecond}/s (${sm.reconnected} devices), lost ${sm.lost} of ${sm.offlineMessagesAccepted}`, sm.reconnectsPerSecond >= 5000 && sm.reconnectFailed === 0 && sm.lost === 0),
+    target(
+      'persistent unicast (HTTP) at 1,000/s',
+      'p99 < 100 ms, 0 lost',
+      fixed ? `${Math.round(fixed.deliveredPerSecond)}/s, p99 ${fixed.latency.p99} ms, lost ${fixed.lost}` : 'not run',
+      !!fixed && fixed.latency.p99 < 100 && fixed.lost === 0,
+    ),
+    target(
+      'persistent unicast (HTTP), sustained',
+      '>= 5,000 msgs/s, p99 < 250 ms',
+      http ? `${Math.round(http.deliveredPerSecond)}/s, p99 ${http.latency.p99} ms` : 'none sustained',
+      !!http && http.deliveredPerSecond >= 5000,
+    ),
+    target(
+      'persistent push.events, stored and delivered',
+      '>= 5,000 records/s',
+      events ? `${Math.round(events.deliveredPerSecond)}/s, p99 ${events.latency.p99} ms` : 'none sustained',
+      !!events && events.deliveredPerSecond >= 5000,
+    ),
+    target(
+      'reconnect storm with stored messages',
+      '>= 5,000 reconnections/s, 0 lost',
+      `${sm.reconnectsPerSecond}/s (${sm.reconnected} devices), lost ${sm.lost} of ${sm.offlineMessagesAccepted}`,
+      sm.reconnectsPerSecond >= 5000 && sm.reconnectFailed === 0 && sm.lost === 0,
+    ),
     target('durable phases lost messages', '0', String(lost), lost === 0),
   ];
   const ratios = {
@@ -113,10 +143,19 @@ export const run: Scenario = async (o) => {
   };
   const summary = [
     `store ${store}: insertMany ${insertRate} docs/s, indexed find ${findRate}/s (${limits.findByIndexedField.msPerQuerySerial} ms alone), findOne by _id ${limits.findOneById.perSecond}/s, updateOne ${limits.updateOneInc.error ? `failed (${limits.updateOneInc.error})` : `${limits.updateOneInc.perSecond}/s`}`,
-    ...results.filter((r) => r.label !== 'warmup').map((r) => `${r.label}: ${Math.round(r.deliveredPerSecond)}/s delivered (offered ${r.rate}/s), lost ${r.lost}, ${formatLatency(r.latency)}`),
+    ...results
+      .filter((r) => r.label !== 'warmup')
+      .map((r) => `${r.label}: ${Math.round(r.deliveredPerSecond)}/s delivered (offered ${r.rate}/s), lost ${r.lost}, ${formatLatency(r.latency)}`),
     `best sustained: HTTP persistent ${http ? `${Math.round(http.deliveredPerSecond)}/s (${ratios.httpPersistentPerInsertedDoc}x the raw insert rate)` : 'none'}; push.events persistent ${events ? `${Math.round(events.deliveredPerSecond)}/s (${ratios.eventsPersistentPerInsertedDoc}x)` : 'none'}`,
     ...stormReport.summary,
     `storm: ${sm.reconnectsPerSecond} reconnections/s = ${ratios.reconnectsPerIndexedFind}x the raw indexed-find rate`,
   ];
-  return { scenario: 'durable', options, summary, metrics: { store, limits, phases: results, storm: stormReport.metrics, ratios }, charts: stormReport.charts, targets };
+  return {
+    scenario: 'durable',
+    options,
+    summary,
+    metrics: { store, limits, phases: results, storm: stormReport.metrics, ratios },
+    charts: stormReport.charts,
+    targets,
+  };
 };

@@ -30,7 +30,10 @@ const run = async (label: string, store: typeof hot) => {
   let n = 0;
   // Two batches in flight, as two pushers' coalescers would.
   for (let i = 0; i < reqs.length; i += 2 * BATCH) {
-    const res = await Promise.all([store.pendingFor(reqs.slice(i, i + BATCH), { maxAttempts: 10 }), store.pendingFor(reqs.slice(i + BATCH, i + 2 * BATCH), { maxAttempts: 10 })]);
+    const res = await Promise.all([
+      store.pendingFor(reqs.slice(i, i + BATCH), { maxAttempts: 10 }),
+      store.pendingFor(reqs.slice(i + BATCH, i + 2 * BATCH), { maxAttempts: 10 }),
+    ]);
     n += res.flat().reduce((a, p) => a + p.length, 0);
   }
   const s = (performance.now() - t0) / 1000;

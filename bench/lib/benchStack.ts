@@ -63,11 +63,13 @@ let probeSeq = 0;
 
 async function spawnPusher(env: Record<string, string>, nodeArgs: string[] = []): Promise<BenchPusher> {
   const port = await freePort();
-  const proc = track(spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, LOG_LEVEL: 'warn', ...env, PUSHER_PORT: String(port) },
-    stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-  }));
+  const proc = track(
+    spawn(process.execPath, ['--expose-gc', ...nodeArgs, '--import', 'tsx', '--import', PROBE, path.join(ROOT, 'pusher/src/main.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, LOG_LEVEL: 'warn', ...env, PUSHER_PORT: String(port) },
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    }),
+  );
   let out = '';
   const keep = (d: Buffer) => (out = (out + d.toString()).slice(-20_000));
   proc.stdout!.on('data', keep);
@@ -138,7 +140,10 @@ async function spawnPusher(env: Record<string, string>, nodeArgs: string[] = [])
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
     if (proc.exitCode !== null) throw new Error(`pusher exited with ${proc.exitCode}:\n${out}`);
-    const ok = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) }).then((r) => r.ok, () => false);
+    const ok = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(2000) }).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return p;
     await new Promise((r) => setTimeout(r, 100));
   }

@@ -33,7 +33,13 @@ export interface Loadgen {
   workers: number;
   pids: number[];
   /** Opens `count` clients for users `${userPrefix}<i>`, spread evenly over the workers. */
-  connect(spec: { userPrefix: string; count: number; urls: string[]; concurrency?: number; timeoutMs?: number }): Promise<ConnectResult & { perSecond: number }>;
+  connect(spec: {
+    userPrefix: string;
+    count: number;
+    urls: string[];
+    concurrency?: number;
+    timeoutMs?: number;
+  }): Promise<ConnectResult & { perSecond: number }>;
   record(label: string): Promise<void>;
   /** Distinct deliveries so far in the current recording. */
   peek(): Promise<{ unique: number; lastReceiptAt: number }>;
@@ -75,7 +81,14 @@ export async function startLoadgen(opts: LoadgenOptions): Promise<Loadgen> {
     if (!list) ticks.set(label, (list = []));
     (list[second] ??= new LatencyHistogram()).add(LatencyHistogram.decode(encoded));
   };
-  const workers = Array.from({ length: n }, () => new WorkerProcess(WORKER, (m) => m.type === 'tick' && onTick((m as unknown as TickReport).label, (m as unknown as TickReport).second, (m as unknown as TickReport).histogram)));
+  const workers = Array.from(
+    { length: n },
+    () =>
+      new WorkerProcess(
+        WORKER,
+        (m) => m.type === 'tick' && onTick((m as unknown as TickReport).label, (m as unknown as TickReport).second, (m as unknown as TickReport).histogram),
+      ),
+  );
   await Promise.all(workers.map((w) => w.call({ cmd: 'init', app: opts.app, kid: opts.kid, privateJwk: opts.privateJwk, addresses, perAddress })));
   let nextIndex = 0;
   const all = <T>(cmd: Command) => Promise.all(workers.map((w) => w.call<T>(cmd)));
@@ -93,7 +106,12 @@ export async function startLoadgen(opts: LoadgenOptions): Promise<Loadgen> {
           const c = Math.max(0, Math.min(share, count - i * share));
           return c === 0
             ? { ok: 0, failed: 0, ms: 0, errors: {}, retried: {} }
-            : w.call<ConnectResult>({ cmd: 'connect', range: { userPrefix, from: from + i * share, count: c, urls }, concurrency: Math.ceil(concurrency / n), timeoutMs });
+            : w.call<ConnectResult>({
+                cmd: 'connect',
+                range: { userPrefix, from: from + i * share, count: c, urls },
+                concurrency: Math.ceil(concurrency / n),
+                timeoutMs,
+              });
         }),
       );
       const ms = performance.now() - started;

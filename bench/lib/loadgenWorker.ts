@@ -10,7 +10,16 @@ import { importJWK, SignJWT } from 'jose';
 import { WebSocket } from 'ws';
 import { TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../protocol/tokens.js';
 import { LatencyHistogram } from './histogram.js';
-import { nowMs, type ClientRange, type CollectResult, type ConnectResult, type InitCommand, type ParentCommand, type WorkerReply, type WorkerStats } from './loadgenProtocol.js';
+import {
+  nowMs,
+  type ClientRange,
+  type CollectResult,
+  type ConnectResult,
+  type InitCommand,
+  type ParentCommand,
+  type WorkerReply,
+  type WorkerStats,
+} from './loadgenProtocol.js';
 
 interface Client {
   idx: number;
@@ -174,7 +183,15 @@ async function openAll(list: Client[], concurrency: number, timeoutMs: number): 
 function connect(range: ClientRange, concurrency: number, timeoutMs: number): Promise<ConnectResult> {
   const list: Client[] = [];
   for (let i = range.from; i < range.from + range.count; i++) {
-    const c: Client = { idx: i, user: `${range.userPrefix}${i}`, url: range.urls[i % range.urls.length]!, token: '', ws: undefined, away: false, acks: undefined };
+    const c: Client = {
+      idx: i,
+      user: `${range.userPrefix}${i}`,
+      url: range.urls[i % range.urls.length]!,
+      token: '',
+      ws: undefined,
+      away: false,
+      acks: undefined,
+    };
     clients.push(c);
     list.push(c);
   }
@@ -216,7 +233,15 @@ async function handle(m: ParentCommand): Promise<unknown> {
     case 'peek':
       return { unique: seen.size, lastReceiptAt };
     case 'collect': {
-      const out: CollectResult = { histogram: hist.encode(), unique: seen.size, duplicates, foreign, acksSent, perSecond: Array.from(perSecond, (v) => v ?? 0), lastReceiptAt };
+      const out: CollectResult = {
+        histogram: hist.encode(),
+        unique: seen.size,
+        duplicates,
+        foreign,
+        acksSent,
+        perSecond: Array.from(perSecond, (v) => v ?? 0),
+        lastReceiptAt,
+      };
       recording = undefined;
       seen = new Set();
       return out;

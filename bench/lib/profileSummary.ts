@@ -23,7 +23,12 @@ export function summarise(file: string, top = 25): string[] {
     const url = n.callFrame.url.replace(/^file:\/\/.*?node_modules\//, 'npm:').replace(/^file:\/\/.*?\/main\//, '');
     const fn = `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
     byFn.set(fn, (byFn.get(fn) ?? 0) + us);
-    const f = url.startsWith('npm:') ? url.split('/').slice(0, url.startsWith('npm:@') ? 2 : 1).join('/') : url || n.callFrame.functionName;
+    const f = url.startsWith('npm:')
+      ? url
+          .split('/')
+          .slice(0, url.startsWith('npm:@') ? 2 : 1)
+          .join('/')
+      : url || n.callFrame.functionName;
     byFile.set(f, (byFile.get(f) ?? 0) + us);
   }
   const fmt = (m: Map<string, number>) =>

@@ -43,7 +43,16 @@ process.on('message', (m: { probe?: string; id?: number; file?: string; ms?: num
   gc?.();
   gc?.();
   const u = process.memoryUsage();
-  process.send?.({ probe: 'memory', id: m.id, rss: u.rss, heapUsed: u.heapUsed, heapTotal: u.heapTotal, external: u.external, arrayBuffers: u.arrayBuffers, gc: Boolean(gc) });
+  process.send?.({
+    probe: 'memory',
+    id: m.id,
+    rss: u.rss,
+    heapUsed: u.heapUsed,
+    heapTotal: u.heapTotal,
+    external: u.external,
+    arrayBuffers: u.arrayBuffers,
+    gc: Boolean(gc),
+  });
 });
 // The channel must not keep a pusher alive after its own shutdown.
 process.channel?.unref();

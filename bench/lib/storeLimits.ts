@@ -37,11 +37,7 @@ const userOf = (i: number): string => `u${i % USERS}`;
 const BODY = 'x'.repeat(200);
 
 /** Runs `work(client, op)` for opsPerClient operations on each of `clients` concurrent clients; returns ops/s. */
-async function concurrent(
-  colls: Collection<Doc>[],
-  opsPerClient: number,
-  work: (coll: Collection<Doc>, op: number) => Promise<unknown>,
-): Promise<Rate> {
+async function concurrent(colls: Collection<Doc>[], opsPerClient: number, work: (coll: Collection<Doc>, op: number) => Promise<unknown>): Promise<Rate> {
   const t0 = performance.now();
   await Promise.all(
     colls.map(async (coll, c) => {
@@ -98,9 +94,12 @@ export async function measureStoreLimits(url: string, opts: StoreLimitOptions, l
     const calls = Math.ceil(opts.docs / 100 / opts.clients);
     const total = calls * opts.clients * 100;
     const insert = await concurrent(colls, calls, (coll, call) =>
-      coll.insertMany(Array.from({ length: 100 }, (_, k) => ({ _id: docId(call * 100 + k), u: userOf(call * 100 + k), n: 0, body: BODY })), {
-        ordered: false,
-      }),
+      coll.insertMany(
+        Array.from({ length: 100 }, (_, k) => ({ _id: docId(call * 100 + k), u: userOf(call * 100 + k), n: 0, body: BODY })),
+        {
+          ordered: false,
+        },
+      ),
     );
     log(`insertMany: ${Math.round(total / insert.seconds)} docs/s`);
     const findById = await concurrent(colls, opts.ops, (coll) => coll.findOne({ _id: docId(randomInt(total)) }));
@@ -140,4 +139,3 @@ export async function measureStoreLimits(url: string, opts: StoreLimitOptions, l
     await Promise.all(clients.map((c) => c.close()));
   }
 }
-

@@ -90,14 +90,22 @@ async function run(spec: SubmitSpec): Promise<SubmitResult> {
         payload: { t: nowMs(), k: seq++ },
         persistent: spec.persistent,
       });
-      const req = http.request(url, { method: 'POST', agent, headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (r) => {
-        r.resume();
-        r.on('end', () => {
-          if (r.statusCode === 202) accept(spec.broadcast ? 1 : users.length);
-          else addError(`http-${r.statusCode}`);
-          resolve();
-        });
-      });
+      const req = http.request(
+        url,
+        {
+          method: 'POST',
+          agent,
+          headers: { authorization: `Bearer ${spec.apiKey}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (r) => {
+          r.resume();
+          r.on('end', () => {
+            if (r.statusCode === 202) accept(spec.broadcast ? 1 : users.length);
+            else addError(`http-${r.statusCode}`);
+            resolve();
+          });
+        },
+      );
       req.on('error', (err: NodeJS.ErrnoException) => {
         addError(err.code ?? 'error');
         resolve();

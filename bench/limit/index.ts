@@ -53,7 +53,12 @@ function runTool(cmd: string, args: string[], timeoutMs: number): Promise<string
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       if (code === 0) resolve(out);
-      else reject(new Error(`${path.basename(cmd)} ${args.slice(0, 2).join(' ')} failed (${code ?? signal}${signal === 'SIGKILL' ? `, over ${timeoutMs} ms` : ''}): ${(err || out).trim().split('\n').slice(-3).join(' | ')}`));
+      else
+        reject(
+          new Error(
+            `${path.basename(cmd)} ${args.slice(0, 2).join(' ')} failed (${code ?? signal}${signal === 'SIGKILL' ? `, over ${timeoutMs} ms` : ''}): ${(err || out).trim().split('\n').slice(-3).join(' | ')}`,
+          ),
+        );
     });
   });
 }
@@ -98,7 +103,10 @@ async function wsLimit(n: number, broadcasts: number, burstCfg: { clients: numbe
   let pool: ClientPool | undefined;
   try {
     await nextMessage(server, (m) => m.ev === 'ready', 30_000, 'bare ws server start');
-    const mem = async () => (server.send({ cmd: 'mem' }), nextMessage<{ rss: number; heapUsed: number; connections: number; gc: boolean }>(server, (m) => m.ev === 'mem', 30_000, 'memory'));
+    const mem = async () => (
+      server.send({ cmd: 'mem' }),
+      nextMessage<{ rss: number; heapUsed: number; connections: number; gc: boolean }>(server, (m) => m.ev === 'mem', 30_000, 'memory')
+    );
     await sleep(1000);
     const before = await mem();
     pool = await ClientPool.start(n);
@@ -128,7 +136,10 @@ async function wsLimit(n: number, broadcasts: number, burstCfg: { clients: numbe
         runs[mode].push({ ms99: a[Math.ceil(0.99 * conn.ok) - 1] ?? NaN, ms100, loopMs: b.loopMs });
         if (i === broadcasts - 1) {
           const step = Math.max(1, Math.floor(a.length / 200));
-          cdf[mode] = [[0, 0], ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []))];
+          cdf[mode] = [
+            [0, 0],
+            ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : [])),
+          ];
         }
         await sleep(300);
       }
@@ -155,7 +166,13 @@ async function wsLimit(n: number, broadcasts: number, burstCfg: { clients: numbe
     const burstSum = (k: 'off' | 'on'): BurstSummary => {
       const ms100 = round(median(bursts[k].map((x) => x.ms100)));
       const loopMs = round(median(bursts[k].map((x) => x.loopMs)));
-      return { ms100, messagesPerSec: Math.round(burstTotal / (ms100 / 1000)), loopMs, loopUsPerMessage: round((loopMs * 1000) / burstTotal, 2), runs: bursts[k].map((x) => round(x.ms100)) };
+      return {
+        ms100,
+        messagesPerSec: Math.round(burstTotal / (ms100 / 1000)),
+        loopMs,
+        loopUsPerMessage: round((loopMs * 1000) / burstTotal, 2),
+        runs: bursts[k].map((x) => round(x.ms100)),
+      };
     };
     const burst = burstCfg.messages > 0 ? { clients: burstClients, messagesPerClient: burstCfg.messages, off: burstSum('off'), on: burstSum('on') } : null;
     if (burst) {
@@ -169,9 +186,27 @@ async function wsLimit(n: number, broadcasts: number, burstCfg: { clients: numbe
       const r = runs[mode];
       const full = r.every((x) => x.ms100 !== null);
       const ms100 = full ? round(median(r.map((x) => x.ms100!))) : null;
-      return { ms99: round(median(r.map((x) => x.ms99))), ms100, deliveriesPerSec: ms100 ? Math.round(conn.ok / (ms100 / 1000)) : null, loopMs: round(median(r.map((x) => x.loopMs))), runs: r.map((x) => (x.ms100 === null ? NaN : round(x.ms100))) };
+      return {
+        ms99: round(median(r.map((x) => x.ms99))),
+        ms100,
+        deliveriesPerSec: ms100 ? Math.round(conn.ok / (ms100 / 1000)) : null,
+        loopMs: round(median(r.map((x) => x.loopMs))),
+        runs: r.map((x) => (x.ms100 === null ? NaN : round(x.ms100))),
+      };
     };
-    const res: WsResult = { clients: n, connected: conn.ok, connectPerSec: Math.round(conn.perSecond), rssPerConnKB, heapPerConnKB, gcExposed: after.gc, send: sum('send'), raw: sum('raw'), pusher: sum('pusher'), cdf, burst };
+    const res: WsResult = {
+      clients: n,
+      connected: conn.ok,
+      connectPerSec: Math.round(conn.perSecond),
+      rssPerConnKB,
+      heapPerConnKB,
+      gcExposed: after.gc,
+      send: sum('send'),
+      raw: sum('raw'),
+      pusher: sum('pusher'),
+      cdf,
+      burst,
+    };
     log(
       `limit/ws: broadcast to ${conn.ok}: ws.send 100% ${res.send.ms100} ms (${res.send.deliveriesPerSec}/s, loop ${res.send.loopMs} ms), raw frame 100% ${res.raw.ms100} ms (${res.raw.deliveriesPerSec}/s, loop ${res.raw.loopMs} ms), ` +
         `pusher write path 100% ${res.pusher.ms100} ms (${res.pusher.deliveriesPerSec}/s, loop ${res.pusher.loopMs} ms)`,
@@ -187,7 +222,17 @@ interface KafkaResult {
   topic: string;
   records: number;
   recordSize: number;
-  producer: { recordsPerSec: number; mbPerSec: number; avgLatencyMs: number; maxLatencyMs: number; p50Ms: number; p95Ms: number; p99Ms: number; p999Ms: number; line: string };
+  producer: {
+    recordsPerSec: number;
+    mbPerSec: number;
+    avgLatencyMs: number;
+    maxLatencyMs: number;
+    p50Ms: number;
+    p95Ms: number;
+    p99Ms: number;
+    p999Ms: number;
+    line: string;
+  };
   consumer: { recordsPerSec: number; mbPerSec: number; fetchRecordsPerSec: number; rebalanceMs: number; line: string };
 }
 
@@ -199,27 +244,91 @@ async function kafkaLimit(records: number, log: (l: string) => void): Promise<Ka
   await admin.connect();
   const tmp = mkdtempSync(path.join(os.tmpdir(), 'bench-limit-'));
   const log4j = path.join(tmp, 'log4j.properties');
-  writeFileSync(log4j, 'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=%p %m%n\n');
+  writeFileSync(
+    log4j,
+    'log4j.rootLogger=WARN, stderr\nlog4j.appender.stderr=org.apache.log4j.ConsoleAppender\nlog4j.appender.stderr.Target=System.err\nlog4j.appender.stderr.layout=org.apache.log4j.PatternLayout\nlog4j.appender.stderr.layout.ConversionPattern=%p %m%n\n',
+  );
   const jvm = ['-Xmx512m', `-Dlog4j.configuration=file:${log4j}`, '-cp', `${kafkaLibsDir}${path.sep}*`];
   try {
     await admin.createTopics({ topics: [{ topic, numPartitions: 4, replicationFactor: 1 }], waitForLeaders: true });
     log(`limit/kafka: ProducerPerformance, ${records} records of 300 B to ${topic}`);
-    const pout = await runTool('java', [...jvm, 'org.apache.kafka.tools.ProducerPerformance', '--topic', topic, '--num-records', String(records), '--record-size', '300', '--throughput', '-1', '--producer-props', `bootstrap.servers=${brokers}`, 'acks=all', 'linger.ms=5', 'batch.size=65536'], 180_000);
-    const pline = pout.trim().split('\n').filter((l) => l.includes('records sent')).at(-1) ?? '';
-    const pm = /([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th/.exec(pline);
+    const pout = await runTool(
+      'java',
+      [
+        ...jvm,
+        'org.apache.kafka.tools.ProducerPerformance',
+        '--topic',
+        topic,
+        '--num-records',
+        String(records),
+        '--record-size',
+        '300',
+        '--throughput',
+        '-1',
+        '--producer-props',
+        `bootstrap.servers=${brokers}`,
+        'acks=all',
+        'linger.ms=5',
+        'batch.size=65536',
+      ],
+      180_000,
+    );
+    const pline =
+      pout
+        .trim()
+        .split('\n')
+        .filter((l) => l.includes('records sent'))
+        .at(-1) ?? '';
+    const pm =
+      /([\d.]+) records\/sec \(([\d.]+) MB\/sec\), ([\d.]+) ms avg latency, ([\d.]+) ms max latency, (\d+) ms 50th, (\d+) ms 95th, (\d+) ms 99th, (\d+) ms 99.9th/.exec(
+        pline,
+      );
     if (!pm) throw new Error(`cannot read ProducerPerformance output: ${pout.slice(-300)}`);
-    const producer = { recordsPerSec: Math.round(Number(pm[1])), mbPerSec: Number(pm[2]), avgLatencyMs: Number(pm[3]), maxLatencyMs: Number(pm[4]), p50Ms: Number(pm[5]), p95Ms: Number(pm[6]), p99Ms: Number(pm[7]), p999Ms: Number(pm[8]), line: pline.trim() };
+    const producer = {
+      recordsPerSec: Math.round(Number(pm[1])),
+      mbPerSec: Number(pm[2]),
+      avgLatencyMs: Number(pm[3]),
+      maxLatencyMs: Number(pm[4]),
+      p50Ms: Number(pm[5]),
+      p95Ms: Number(pm[6]),
+      p99Ms: Number(pm[7]),
+      p999Ms: Number(pm[8]),
+      line: pline.trim(),
+    };
     log(`limit/kafka: producer ${producer.recordsPerSec} records/s (${producer.mbPerSec} MB/s), p99 ${producer.p99Ms} ms`);
 
     log('limit/kafka: ConsumerPerformance');
-    const cout = await runTool('java', [...jvm, 'org.apache.kafka.tools.ConsumerPerformance', '--bootstrap-server', brokers, '--topic', topic, '--messages', String(records), '--group', `${topic}-perf`, '--timeout', '30000'], 180_000);
+    const cout = await runTool(
+      'java',
+      [
+        ...jvm,
+        'org.apache.kafka.tools.ConsumerPerformance',
+        '--bootstrap-server',
+        brokers,
+        '--topic',
+        topic,
+        '--messages',
+        String(records),
+        '--group',
+        `${topic}-perf`,
+        '--timeout',
+        '30000',
+      ],
+      180_000,
+    );
     const lines = cout.trim().split('\n');
     const hi = lines.findIndex((l) => l.includes('nMsg.sec'));
     const head = (lines[hi] ?? '').split(',').map((s) => s.trim());
     const vals = (lines[hi + 1] ?? '').split(',').map((s) => s.trim());
     const col = (name: string) => Number(vals[head.indexOf(name)]);
     if (hi < 0 || !Number.isFinite(col('nMsg.sec'))) throw new Error(`cannot read ConsumerPerformance output: ${cout.slice(-300)}`);
-    const consumer = { recordsPerSec: Math.round(col('nMsg.sec')), mbPerSec: col('MB.sec'), fetchRecordsPerSec: Math.round(col('fetch.nMsg.sec')), rebalanceMs: col('rebalance.time.ms'), line: `${lines[hi]} / ${lines[hi + 1]}` };
+    const consumer = {
+      recordsPerSec: Math.round(col('nMsg.sec')),
+      mbPerSec: col('MB.sec'),
+      fetchRecordsPerSec: Math.round(col('fetch.nMsg.sec')),
+      rebalanceMs: col('rebalance.time.ms'),
+      line: `${lines[hi]} / ${lines[hi + 1]}`,
+    };
     log(`limit/kafka: consumer ${consumer.recordsPerSec} records/s (${consumer.fetchRecordsPerSec}/s excluding the group join), ${consumer.mbPerSec} MB/s`);
     return { topic, records, recordSize: 300, producer, consumer };
   } finally {
@@ -243,14 +352,25 @@ async function redisLimit(requests: number, log: (l: string) => void): Promise<R
   const port = u.port || '6379';
   const db = 13;
   const bench = async (pipeline: number, n: number) => {
-    const out = await runTool('redis-benchmark', ['-h', host, '-p', port, '--dbnum', String(db), '-c', '50', '-n', String(n), '-P', String(pipeline), '-t', 'set,get,hset', '--csv'], 120_000);
+    const out = await runTool(
+      'redis-benchmark',
+      ['-h', host, '-p', port, '--dbnum', String(db), '-c', '50', '-n', String(n), '-P', String(pipeline), '-t', 'set,get,hset', '--csv'],
+      120_000,
+    );
     const rows: Partial<Record<'SET' | 'GET' | 'HSET', RedisRow>> = {};
-    const lines = out.trim().split('\n').map((l) => l.split(',').map((s) => s.replace(/"/g, '')));
+    const lines = out
+      .trim()
+      .split('\n')
+      .map((l) => l.split(',').map((s) => s.replace(/"/g, '')));
     const head = lines[0] ?? [];
     for (const l of lines.slice(1)) {
       const name = l[0] as 'SET' | 'GET' | 'HSET';
       if (!['SET', 'GET', 'HSET'].includes(name)) continue;
-      rows[name] = { rps: Math.round(Number(l[head.indexOf('rps')])), p50Ms: Number(l[head.indexOf('p50_latency_ms')]), p99Ms: Number(l[head.indexOf('p99_latency_ms')]) };
+      rows[name] = {
+        rps: Math.round(Number(l[head.indexOf('rps')])),
+        p50Ms: Number(l[head.indexOf('p50_latency_ms')]),
+        p99Ms: Number(l[head.indexOf('p99_latency_ms')]),
+      };
     }
     if (!rows.SET || !rows.GET || !rows.HSET) throw new Error(`cannot read redis-benchmark output: ${out.slice(0, 300)}`);
     return rows as Record<'SET' | 'GET' | 'HSET', RedisRow>;
@@ -259,7 +379,9 @@ async function redisLimit(requests: number, log: (l: string) => void): Promise<R
     log(`limit/redis: redis-benchmark -n ${requests} (SET, GET, HSET), then -P 16 -n ${requests * 5}`);
     const single = await bench(1, requests);
     const pipelined16 = await bench(16, requests * 5);
-    log(`limit/redis: SET ${single.SET.rps}/s, GET ${single.GET.rps}/s, HSET ${single.HSET.rps}/s; pipelined x16: SET ${pipelined16.SET.rps}/s, GET ${pipelined16.GET.rps}/s, HSET ${pipelined16.HSET.rps}/s`);
+    log(
+      `limit/redis: SET ${single.SET.rps}/s, GET ${single.GET.rps}/s, HSET ${single.HSET.rps}/s; pipelined x16: SET ${pipelined16.SET.rps}/s, GET ${pipelined16.GET.rps}/s, HSET ${pipelined16.HSET.rps}/s`,
+    );
     return { requests, db, clients: 50, single, pipelined16 };
   } finally {
     // redis-benchmark without -r uses these fixed keys; remove them from the spare db.
@@ -311,8 +433,12 @@ export const run: Scenario = async (opts) => {
   }
   const summary: string[] = [];
   if (ws) {
-    summary.push(`bare ws, ${ws.connected} idle clients: ${ws.rssPerConnKB} KB RSS and ${ws.heapPerConnKB} KB heap per connection${ws.gcExposed ? ' (after GC)' : ''}; connect ${ws.connectPerSec}/s (issue reference at 16,000: 5.7 KB RSS, 2.5 KB heap)`);
-    summary.push(`bare ws broadcast to ${ws.connected}: ws.send 99% ${ws.send.ms99} ms, 100% ${ws.send.ms100 ?? 'not reached'} ms = ${ws.send.deliveriesPerSec ?? '-'} deliveries/s; raw pre-built frame 99% ${ws.raw.ms99} ms, 100% ${ws.raw.ms100 ?? 'not reached'} ms = ${ws.raw.deliveriesPerSec ?? '-'} deliveries/s (median of ${cfg.broadcasts}; issue reference at 16,000: ~340 ms ws.send, ~220 ms raw)`);
+    summary.push(
+      `bare ws, ${ws.connected} idle clients: ${ws.rssPerConnKB} KB RSS and ${ws.heapPerConnKB} KB heap per connection${ws.gcExposed ? ' (after GC)' : ''}; connect ${ws.connectPerSec}/s (issue reference at 16,000: 5.7 KB RSS, 2.5 KB heap)`,
+    );
+    summary.push(
+      `bare ws broadcast to ${ws.connected}: ws.send 99% ${ws.send.ms99} ms, 100% ${ws.send.ms100 ?? 'not reached'} ms = ${ws.send.deliveriesPerSec ?? '-'} deliveries/s; raw pre-built frame 99% ${ws.raw.ms99} ms, 100% ${ws.raw.ms100 ?? 'not reached'} ms = ${ws.raw.deliveriesPerSec ?? '-'} deliveries/s (median of ${cfg.broadcasts}; issue reference at 16,000: ~340 ms ws.send, ~220 ms raw)`,
+    );
     summary.push(
       `the pusher's write path (Connection.send of one pre-built frame) on the same server: 99% ${ws.pusher.ms99} ms, 100% ${ws.pusher.ms100 ?? 'not reached'} ms = ${ws.pusher.deliveriesPerSec ?? '-'} deliveries/s` +
         (ws.pusher.deliveriesPerSec && ws.raw.deliveriesPerSec ? ` = ${round(ws.pusher.deliveriesPerSec / ws.raw.deliveriesPerSec, 2)}x the raw frame` : ''),
@@ -326,11 +452,17 @@ export const run: Scenario = async (opts) => {
     }
   }
   if (kafka) {
-    summary.push(`Kafka ProducerPerformance (${kafka.records} x ${kafka.recordSize} B, acks=all, 4 partitions): ${kafka.producer.recordsPerSec} records/s, ${kafka.producer.mbPerSec} MB/s, p50 ${kafka.producer.p50Ms} / p99 ${kafka.producer.p99Ms} ms`);
-    summary.push(`Kafka ConsumerPerformance: ${kafka.consumer.recordsPerSec} records/s (${kafka.consumer.fetchRecordsPerSec}/s excluding the group join), ${kafka.consumer.mbPerSec} MB/s`);
+    summary.push(
+      `Kafka ProducerPerformance (${kafka.records} x ${kafka.recordSize} B, acks=all, 4 partitions): ${kafka.producer.recordsPerSec} records/s, ${kafka.producer.mbPerSec} MB/s, p50 ${kafka.producer.p50Ms} / p99 ${kafka.producer.p99Ms} ms`,
+    );
+    summary.push(
+      `Kafka ConsumerPerformance: ${kafka.consumer.recordsPerSec} records/s (${kafka.consumer.fetchRecordsPerSec}/s excluding the group join), ${kafka.consumer.mbPerSec} MB/s`,
+    );
   }
   if (redis) {
-    summary.push(`redis-benchmark (50 clients): SET ${redis.single.SET.rps}/s, GET ${redis.single.GET.rps}/s, HSET ${redis.single.HSET.rps}/s; pipelined -P 16: SET ${redis.pipelined16.SET.rps}/s, GET ${redis.pipelined16.GET.rps}/s, HSET ${redis.pipelined16.HSET.rps}/s`);
+    summary.push(
+      `redis-benchmark (50 clients): SET ${redis.single.SET.rps}/s, GET ${redis.single.GET.rps}/s, HSET ${redis.single.HSET.rps}/s; pipelined -P 16: SET ${redis.pipelined16.SET.rps}/s, GET ${redis.pipelined16.GET.rps}/s, HSET ${redis.pipelined16.HSET.rps}/s`,
+    );
   }
   for (const [part, e] of Object.entries(errors)) summary.push(`${part}: FAILED: ${e}`);
   const loadAfter = os.loadavg().map((x) => round(x, 2));

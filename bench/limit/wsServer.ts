@@ -36,7 +36,15 @@ function textFrame(data: Buffer): Buffer {
 }
 
 /** The pusher's defaults; `coalesce` is switched per burst. */
-const limits: ConnectionLimits = { maxBufferedBytes: 1 << 20, frameRate: 100, maxPendingLive: 1000, upstreamRate: 10, upstreamBurst: 20, upstreamMaxRefused: 50, coalesce: true };
+const limits: ConnectionLimits = {
+  maxBufferedBytes: 1 << 20,
+  frameRate: 100,
+  maxPendingLive: 1000,
+  upstreamRate: 10,
+  upstreamBurst: 20,
+  upstreamMaxRefused: 50,
+  coalesce: true,
+};
 /** Pusher connections around the sockets, made on first use (not counted in the idle memory figure). */
 const conns = new Map<WebSocket, Connection>();
 function pusherConnections(): Connection[] {

@@ -57,7 +57,14 @@ export class ClientPool {
    * Connects users u0..u(n-1), user i to endpoint i % endpoints, spread over the processes.
    * Tokens (ours) are fetched by every process first, so `ms` and `perSecond` are handshakes only.
    */
-  async connect(opts: Omit<ConnectCmd, 'cmd' | 'clients' | 'localAddresses' | 'concurrency' | 'timeoutMs'> & { n: number; concurrency?: number; timeoutMs?: number; kind: TargetKind }): Promise<ConnectedEv & { perSecond: number; tokenMs: number }> {
+  async connect(
+    opts: Omit<ConnectCmd, 'cmd' | 'clients' | 'localAddresses' | 'concurrency' | 'timeoutMs'> & {
+      n: number;
+      concurrency?: number;
+      timeoutMs?: number;
+      kind: TargetKind;
+    },
+  ): Promise<ConnectedEv & { perSecond: number; tokenMs: number }> {
     const { n, concurrency = 50, timeoutMs = 30_000, ...rest } = opts;
     const cmds = this.procs.map((_, k) => {
       const clients: Array<[string, number]> = [];
@@ -77,7 +84,16 @@ export class ClientPool {
     );
     const ms = performance.now() - t0;
     const ok = results.reduce((s, r) => s + r.ok, 0);
-    return { ev: 'connected', ok, failed: results.reduce((s, r) => s + r.failed, 0), failedIds: results.flatMap((r) => r.failedIds), firstError: results.find((r) => r.firstError)?.firstError, ms, perSecond: ok / (ms / 1000), tokenMs };
+    return {
+      ev: 'connected',
+      ok,
+      failed: results.reduce((s, r) => s + r.failed, 0),
+      failedIds: results.flatMap((r) => r.failedIds),
+      firstError: results.find((r) => r.firstError)?.firstError,
+      ms,
+      perSecond: ok / (ms / 1000),
+      tokenMs,
+    };
   }
 
   /** Clears the counters; from now on clients count only payloads of publish run `run`. */
@@ -87,7 +103,11 @@ export class ClientPool {
 
   /** Unicast and broadcast messages received so far, summed. */
   async count(): Promise<{ received: number; broadcast: number; lastAt: number }> {
-    const r = await Promise.all(this.procs.map((p) => (p.send({ cmd: 'count' }), nextMessage<{ received: number; broadcast: number; lastAt: number }>(p, (m) => m.ev === 'count', 10_000, 'count'))));
+    const r = await Promise.all(
+      this.procs.map(
+        (p) => (p.send({ cmd: 'count' }), nextMessage<{ received: number; broadcast: number; lastAt: number }>(p, (m) => m.ev === 'count', 10_000, 'count')),
+      ),
+    );
     return { received: r.reduce((s, x) => s + x.received, 0), broadcast: r.reduce((s, x) => s + x.broadcast, 0), lastAt: Math.max(...r.map((x) => x.lastAt)) };
   }
 

@@ -88,7 +88,11 @@ export interface TargetResult {
   broadcastCdf?: Array<[number, number]>;
 }
 
-function unicastOf(pub: { sent: number; accepted: number; errors: number; skipped: number; startedAt: number; elapsedMs: number; firstError?: string }, col: Collected, offeredRate?: number): UnicastResult {
+function unicastOf(
+  pub: { sent: number; accepted: number; errors: number; skipped: number; startedAt: number; elapsedMs: number; firstError?: string },
+  col: Collected,
+  offeredRate?: number,
+): UnicastResult {
   const spanMs = Math.max(pub.elapsedMs, col.lastAt - pub.startedAt);
   return {
     offeredRate,
@@ -122,7 +126,12 @@ function timeSeries(col: Collected, fromMs: number): { rate: Array<[number, numb
   return out;
 }
 
-async function measure(target: PeerTarget, cfg: { n: number; rate: number; phaseMs: number; warmupMs: number; concurrency: number[]; broadcasts: number }, infraRoles: Record<string, number[]>, log: (l: string) => void): Promise<TargetResult> {
+async function measure(
+  target: PeerTarget,
+  cfg: { n: number; rate: number; phaseMs: number; warmupMs: number; concurrency: number[]; broadcasts: number },
+  infraRoles: Record<string, number[]>,
+  log: (l: string) => void,
+): Promise<TargetResult> {
   const r: TargetResult = { name: target.name, describe: target.describe };
   let pool: ClientPool | undefined;
   let pub: Publisher | undefined;
@@ -138,9 +147,17 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     pool = await ClientPool.start(cfg.n);
     log(`peers/${target.name}: connecting ${cfg.n} clients from ${pool.processes} processes`);
     const conn = await pool.connect({ kind: target.kind, endpoints: target.wsEndpoints(), n: cfg.n, ...target.connectExtra() });
-    Object.assign(r, { clients: cfg.n, connected: conn.ok, connectFailed: conn.failed, connectPerSec: Math.round(conn.perSecond), connectFirstError: conn.firstError });
+    Object.assign(r, {
+      clients: cfg.n,
+      connected: conn.ok,
+      connectFailed: conn.failed,
+      connectPerSec: Math.round(conn.perSecond),
+      connectFirstError: conn.firstError,
+    });
     r.tokenSeconds = round(conn.tokenMs / 1000);
-    log(`peers/${target.name}: ${conn.ok} connected, ${conn.failed} failed in ${round(conn.ms / 1000)} s (${Math.round(conn.perSecond)}/s; tokens fetched before in ${r.tokenSeconds} s)${conn.firstError ? ` (first error: ${conn.firstError})` : ''}`);
+    log(
+      `peers/${target.name}: ${conn.ok} connected, ${conn.failed} failed in ${round(conn.ms / 1000)} s (${Math.round(conn.perSecond)}/s; tokens fetched before in ${r.tokenSeconds} s)${conn.firstError ? ` (first error: ${conn.firstError})` : ''}`,
+    );
     if (conn.ok === 0) throw new Error(`no client connected: ${conn.firstError}`);
     await sleep(3000);
     const rssAfter = rssOfTrees(pids);
@@ -159,14 +176,36 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     // Warm-up (not measured, same for every target): JIT, connection pools, first Kafka/Redis round trips.
     let runId = 1;
     await pool.reset(runId);
-    await pub.run({ run: runId, kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.warmupMs, concurrency: 256 });
+    await pub.run({
+      run: runId,
+      kind: target.kind,
+      mode: 'rate',
+      urls: api.unicast,
+      headers: api.headers,
+      users,
+      rate: cfg.rate,
+      durationMs: cfg.warmupMs,
+      concurrency: 256,
+    });
     await pool.reset(++runId);
-    const fixed = await pub.run({ run: runId, kind: target.kind, mode: 'rate', urls: api.unicast, headers: api.headers, users, rate: cfg.rate, durationMs: cfg.phaseMs, concurrency: 256 });
+    const fixed = await pub.run({
+      run: runId,
+      kind: target.kind,
+      mode: 'rate',
+      urls: api.unicast,
+      headers: api.headers,
+      users,
+      rate: cfg.rate,
+      durationMs: cfg.phaseMs,
+      concurrency: 256,
+    });
     await pool.waitFor((c) => c.received >= fixed.accepted, { idleMs: 3000, timeoutMs: 20_000 });
     const fixedCol = await pool.collect();
     r.fixed = unicastOf(fixed, fixedCol, cfg.rate);
     r.fixedLatencyTimeline = timeSeries(fixedCol, fixed.startedAt).meanMs;
-    log(`peers/${target.name}: unicast at ${cfg.rate}/s: ${r.fixed.deliveredPerSec} delivered/s, ${formatLatency(r.fixed.latency)}, lost ${r.fixed.lost}, errors ${r.fixed.errors}, skipped ${r.fixed.skipped}`);
+    log(
+      `peers/${target.name}: unicast at ${cfg.rate}/s: ${r.fixed.deliveredPerSec} delivered/s, ${formatLatency(r.fixed.latency)}, lost ${r.fixed.lost}, errors ${r.fixed.errors}, skipped ${r.fixed.skipped}`,
+    );
 
     // Saturation: closed loop at each concurrency level; the level that delivers most is "saturation".
     r.saturationLevels = [];
@@ -175,14 +214,30 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
       const roles: Record<string, number[]> = { ...target.cpuRoles(), ...infraRoles, publisher: [pub.pid], clients: pool.pids };
       const cpu0 = cpuOfRoles(roles);
       const satT0 = performance.now();
-      const sat = await pub.run({ run: runId, kind: target.kind, mode: 'saturate', urls: api.unicast, headers: api.headers, users, rate: 0, durationMs: cfg.phaseMs, concurrency });
+      const sat = await pub.run({
+        run: runId,
+        kind: target.kind,
+        mode: 'saturate',
+        urls: api.unicast,
+        headers: api.headers,
+        users,
+        rate: 0,
+        durationMs: cfg.phaseMs,
+        concurrency,
+      });
       const cpu1 = cpuOfRoles(roles);
       const satSeconds = (performance.now() - satT0) / 1000;
       await pool.waitFor((c) => c.received >= sat.accepted, { idleMs: 3000, timeoutMs: 30_000 });
       const satCol = await pool.collect();
-      const level: SaturationLevel = { ...unicastOf(sat, satCol), concurrency, cores: Object.fromEntries(Object.keys(roles).map((k) => [k, round((cpu1[k]! - cpu0[k]!) / satSeconds, 2)])) };
+      const level: SaturationLevel = {
+        ...unicastOf(sat, satCol),
+        concurrency,
+        cores: Object.fromEntries(Object.keys(roles).map((k) => [k, round((cpu1[k]! - cpu0[k]!) / satSeconds, 2)])),
+      };
       r.saturationLevels.push(level);
-      log(`peers/${target.name}: unicast at saturation (${concurrency} in flight): ${level.deliveredPerSec} delivered/s, ${formatLatency(level.latency)}, lost ${level.lost}, errors ${level.errors}; cores used: ${JSON.stringify(level.cores)}`);
+      log(
+        `peers/${target.name}: unicast at saturation (${concurrency} in flight): ${level.deliveredPerSec} delivered/s, ${formatLatency(level.latency)}, lost ${level.lost}, errors ${level.errors}; cores used: ${JSON.stringify(level.cores)}`,
+      );
       if (!r.saturation || level.deliveredPerSec > r.saturation.deliveredPerSec) {
         r.saturation = level;
         r.saturationTimeline = timeSeries(satCol, sat.startedAt).rate;
@@ -192,25 +247,55 @@ async function measure(target: PeerTarget, cfg: { n: number; rate: number; phase
     const runs: BroadcastResult['runs'] = [];
     for (let i = 0; i < cfg.broadcasts; i++) {
       await pool.reset(++runId);
-      const b = await pub.run({ run: runId, kind: target.kind, mode: 'broadcast', urls: [api.broadcast], headers: api.headers, users: [], rate: 0, durationMs: 0, concurrency: 1 });
+      const b = await pub.run({
+        run: runId,
+        kind: target.kind,
+        mode: 'broadcast',
+        urls: [api.broadcast],
+        headers: api.headers,
+        users: [],
+        rate: 0,
+        durationMs: 0,
+        concurrency: 1,
+      });
       if (b.accepted !== 1) throw new Error(`broadcast refused: ${b.firstError}`);
       await pool.waitFor((c) => c.broadcast >= conn.ok, { idleMs: 3000, timeoutMs: 30_000 });
       const a = (await pool.collect()).arrivals;
       const at = (p: number) => a[Math.min(a.length - 1, Math.ceil(p * conn.ok) - 1)] ?? NaN;
       const ms100 = a.length >= conn.ok ? a[a.length - 1]! : null;
-      runs.push({ received: a.length, ms50: round(at(0.5)), ms99: round(at(0.99)), ms100: ms100 === null ? null : round(ms100), deliveriesPerSec: ms100 === null ? null : Math.round(a.length / (ms100 / 1000)) });
+      runs.push({
+        received: a.length,
+        ms50: round(at(0.5)),
+        ms99: round(at(0.99)),
+        ms100: ms100 === null ? null : round(ms100),
+        deliveriesPerSec: ms100 === null ? null : Math.round(a.length / (ms100 / 1000)),
+      });
       if (i === cfg.broadcasts - 1) {
         const step = Math.max(1, Math.floor(a.length / 200));
-        r.broadcastCdf = [[0, 0], ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : []))];
+        r.broadcastCdf = [
+          [0, 0],
+          ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : [])),
+        ];
       }
       await sleep(500);
     }
     const med = <T>(xs: T[], key: (x: T) => number | null) => {
-      const v = xs.map(key).filter((x): x is number => x !== null).sort((p, q) => p - q);
+      const v = xs
+        .map(key)
+        .filter((x): x is number => x !== null)
+        .sort((p, q) => p - q);
       return v.length === xs.length ? v[Math.floor(v.length / 2)]! : null;
     };
-    r.broadcast = { clients: conn.ok, runs, ms99: med(runs, (x) => x.ms99) ?? NaN, ms100: med(runs, (x) => x.ms100), deliveriesPerSec: med(runs, (x) => x.deliveriesPerSec) };
-    log(`peers/${target.name}: broadcast to ${conn.ok}: 99% ${r.broadcast.ms99} ms, 100% ${r.broadcast.ms100 ?? 'not reached'} ms, ${r.broadcast.deliveriesPerSec ?? '-'} deliveries/s (median of ${runs.length})`);
+    r.broadcast = {
+      clients: conn.ok,
+      runs,
+      ms99: med(runs, (x) => x.ms99) ?? NaN,
+      ms100: med(runs, (x) => x.ms100),
+      deliveriesPerSec: med(runs, (x) => x.deliveriesPerSec),
+    };
+    log(
+      `peers/${target.name}: broadcast to ${conn.ok}: 99% ${r.broadcast.ms99} ms, 100% ${r.broadcast.ms100 ?? 'not reached'} ms, ${r.broadcast.deliveriesPerSec ?? '-'} deliveries/s (median of ${runs.length})`,
+    );
   } catch (err) {
     r.error = err instanceof Error ? err.message : String(err);
     log(`peers/${target.name}: FAILED: ${r.error}`);
@@ -237,7 +322,9 @@ export const run: Scenario = async (opts) => {
     rate: num(args.rate, quick ? 500 : 2000),
     phaseMs: num(args.seconds, quick ? 5 : 10) * 1000,
     warmupMs: 2000,
-    concurrency: String(typeof args.concurrency === 'string' ? args.concurrency : quick ? '64' : '64,256').split(',').map(Number),
+    concurrency: String(typeof args.concurrency === 'string' ? args.concurrency : quick ? '64' : '64,256')
+      .split(',')
+      .map(Number),
     broadcasts: num(args.broadcasts, quick ? 2 : 3),
   };
   const wanted = String(typeof args.targets === 'string' ? args.targets : 'ours,socketio,centrifugo').split(',');
@@ -267,16 +354,32 @@ export const run: Scenario = async (opts) => {
       broadcastTo100: ratio(ours?.broadcast?.ms100, p.broadcast?.ms100),
     };
   }
-  const bestRate = peers.reduce<TargetResult | undefined>((b, p) => ((p.saturation?.deliveredPerSec ?? 0) > (b?.saturation?.deliveredPerSec ?? 0) ? p : b), undefined);
-  const leanest = peers.reduce<TargetResult | undefined>((b, p) => (p.rssPerConnKB !== undefined && (b?.rssPerConnKB === undefined || p.rssPerConnKB < b.rssPerConnKB) ? p : b), undefined);
+  const bestRate = peers.reduce<TargetResult | undefined>(
+    (b, p) => ((p.saturation?.deliveredPerSec ?? 0) > (b?.saturation?.deliveredPerSec ?? 0) ? p : b),
+    undefined,
+  );
+  const leanest = peers.reduce<TargetResult | undefined>(
+    (b, p) => (p.rssPerConnKB !== undefined && (b?.rssPerConnKB === undefined || p.rssPerConnKB < b.rssPerConnKB) ? p : b),
+    undefined,
+  );
   const targets: TargetCheck[] = [];
   if (ours?.saturation && bestRate?.saturation) {
     const x = ours.saturation.deliveredPerSec / bestRate.saturation.deliveredPerSec;
-    targets.push({ name: 'peers: delivered msgs/s (unicast, saturation)', target: `>= 1.5x best peer (${bestRate.name}: ${bestRate.saturation.deliveredPerSec}/s)`, measured: `${ours.saturation.deliveredPerSec}/s = ${round(x, 2)}x`, met: x >= 1.5 });
+    targets.push({
+      name: 'peers: delivered msgs/s (unicast, saturation)',
+      target: `>= 1.5x best peer (${bestRate.name}: ${bestRate.saturation.deliveredPerSec}/s)`,
+      measured: `${ours.saturation.deliveredPerSec}/s = ${round(x, 2)}x`,
+      met: x >= 1.5,
+    });
   }
   if (ours?.rssPerConnKB !== undefined && leanest?.rssPerConnKB !== undefined) {
     const x = ours.rssPerConnKB / leanest.rssPerConnKB;
-    targets.push({ name: 'peers: memory per idle connection', target: `<= 0.5x leanest peer (${leanest.name}: ${leanest.rssPerConnKB} KB)`, measured: `${ours.rssPerConnKB} KB = ${round(x, 2)}x`, met: x <= 0.5 });
+    targets.push({
+      name: 'peers: memory per idle connection',
+      target: `<= 0.5x leanest peer (${leanest.name}: ${leanest.rssPerConnKB} KB)`,
+      measured: `${ours.rssPerConnKB} KB = ${round(x, 2)}x`,
+      met: x <= 0.5,
+    });
   }
 
   const charts: string[] = [];
@@ -311,7 +414,9 @@ export const run: Scenario = async (opts) => {
     charts.push('peers-broadcast.svg');
   }
 
-  const summary: string[] = [`${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s after a ${cfg.warmupMs / 1000} s warm-up, saturation with ${cfg.concurrency.join(' / ')} requests in flight (best counts) for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist); machine load average (1/5/15 min) ${loadBefore.join('/')} before, ${loadAfter.join('/')} after`];
+  const summary: string[] = [
+    `${cfg.n} clients per target (${perProcess} per server process x 2), fixed rate ${cfg.rate}/s for ${cfg.phaseMs / 1000} s after a ${cfg.warmupMs / 1000} s warm-up, saturation with ${cfg.concurrency.join(' / ')} requests in flight (best counts) for ${cfg.phaseMs / 1000} s; transient unicast for all (peers do not persist); machine load average (1/5/15 min) ${loadBefore.join('/')} before, ${loadAfter.join('/')} after`,
+  ];
   for (const x of results) {
     if (x.error) {
       summary.push(`${x.name}: FAILED: ${x.error}`);
@@ -323,11 +428,15 @@ export const run: Scenario = async (opts) => {
         `saturation ${x.saturation?.deliveredPerSec}/s (${x.saturation?.concurrency} in flight) p50 ${x.saturation?.latency.p50} / p99 ${x.saturation?.latency.p99} ms, lost ${x.saturation?.lost}; ` +
         `broadcast 99% ${x.broadcast?.ms99} ms, 100% ${x.broadcast?.ms100 ?? 'not reached'} ms; ` +
         `lost in all unicast phases ${(x.fixed?.lost ?? 0) + (x.saturationLevels ?? []).reduce((s, l) => s + l.lost, 0)}, errors ${(x.fixed?.errors ?? 0) + (x.saturationLevels ?? []).reduce((s, l) => s + l.errors, 0)}; ` +
-        `cores at saturation ${Object.entries(x.saturation?.cores ?? {}).map(([k, v]) => `${k} ${v}`).join(', ')}`,
+        `cores at saturation ${Object.entries(x.saturation?.cores ?? {})
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ')}`,
     );
   }
   for (const [name, rr] of Object.entries(ratios)) {
-    summary.push(`ours/${name}: memory/conn ${rr.memoryPerConn ?? '-'}x, delivered/s ${rr.deliveredPerSecSaturation ?? '-'}x, p99 @fixed ${rr.p99AtFixedRate ?? '-'}x, p99 @saturation ${rr.p99AtSaturation ?? '-'}x, broadcast 100% time ${rr.broadcastTo100 ?? '-'}x`);
+    summary.push(
+      `ours/${name}: memory/conn ${rr.memoryPerConn ?? '-'}x, delivered/s ${rr.deliveredPerSecSaturation ?? '-'}x, p99 @fixed ${rr.p99AtFixedRate ?? '-'}x, p99 @saturation ${rr.p99AtSaturation ?? '-'}x, broadcast 100% time ${rr.broadcastTo100 ?? '-'}x`,
+    );
   }
 
   const report: ScenarioReport = {
@@ -337,7 +446,9 @@ export const run: Scenario = async (opts) => {
     metrics: {
       loadAverageBefore: loadBefore,
       loadAverageAfter: loadAfter,
-      targets: Object.fromEntries(results.map((x) => [x.name, { ...x, saturationTimeline: undefined, broadcastCdf: undefined, fixedLatencyTimeline: undefined }])),
+      targets: Object.fromEntries(
+        results.map((x) => [x.name, { ...x, saturationTimeline: undefined, broadcastCdf: undefined, fixedLatencyTimeline: undefined }]),
+      ),
       ratios,
       bestPeerDeliveredPerSec: bestRate?.saturation?.deliveredPerSec ?? null,
       bestPeerByRate: bestRate?.name ?? null,

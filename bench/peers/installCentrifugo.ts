@@ -23,7 +23,11 @@ const logFile = path.join(peersDir, 'install.log');
 export const centrifugoInstalled = (): boolean => existsSync(centrifugoBin) && existsSync(marker);
 
 /** Runs a command, appending its output to the install log; rejects with the tail of it on failure. */
-function run(cmd: string, args: string[], opts: { cwd?: string; env?: Record<string, string>; timeoutMs: number; log: (l: string) => void; what: string }): Promise<string> {
+function run(
+  cmd: string,
+  args: string[],
+  opts: { cwd?: string; env?: Record<string, string>; timeoutMs: number; log: (l: string) => void; what: string },
+): Promise<string> {
   return new Promise((resolve, reject) => {
     appendFileSync(logFile, `\n$ ${cmd} ${args.join(' ')}\n`);
     const child = spawn(cmd, args, { cwd: opts.cwd, env: { ...process.env, ...opts.env }, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -63,13 +67,21 @@ export async function installCentrifugo(log: (line: string) => void = console.lo
   } catch (err) {
     log(`peers: ${(err as Error).message}`);
     log('peers: falling back to go mod download + go build of that exact version');
-    const info = JSON.parse(await run('go', ['mod', 'download', '-json', `${CENTRIFUGO_MODULE}@${CENTRIFUGO_VERSION}`], { timeoutMs: 300_000, log, what: 'go mod download' })) as { Dir?: string; Error?: string };
+    const info = JSON.parse(
+      await run('go', ['mod', 'download', '-json', `${CENTRIFUGO_MODULE}@${CENTRIFUGO_VERSION}`], { timeoutMs: 300_000, log, what: 'go mod download' }),
+    ) as { Dir?: string; Error?: string };
     if (!info.Dir) throw new Error(`go mod download gave no source folder: ${info.Error ?? 'unknown error'}`);
     const src = path.join(peersDir, 'src', 'centrifugo');
     rmSync(src, { recursive: true, force: true });
     cpSync(info.Dir, src, { recursive: true });
     await run('chmod', ['-R', 'u+w', src], { timeoutMs: 30_000, log, what: 'chmod' });
-    await run('go', ['build', `-ldflags=${ldflags}`, '-o', centrifugoBin, '.'], { cwd: src, env: { GOFLAGS: '-buildvcs=false' }, timeoutMs: 900_000, log, what: 'go build' });
+    await run('go', ['build', `-ldflags=${ldflags}`, '-o', centrifugoBin, '.'], {
+      cwd: src,
+      env: { GOFLAGS: '-buildvcs=false' },
+      timeoutMs: 900_000,
+      log,
+      what: 'go build',
+    });
   }
   if (!existsSync(centrifugoBin)) throw new Error(`build finished but ${centrifugoBin} is missing`);
   writeFileSync(marker, `${new Date().toISOString()}\n`);

@@ -70,7 +70,13 @@ async function ourToken(cmd: ConnectCmd, user: string): Promise<string> {
   return ((await res.json()) as { token: string }).token;
 }
 
-function openWs(url: string, localAddress: string, timeoutMs: number, onOpen: (ws: WebSocket) => void, onData: (ws: WebSocket, data: string) => boolean | Error): Promise<void> {
+function openWs(
+  url: string,
+  localAddress: string,
+  timeoutMs: number,
+  onOpen: (ws: WebSocket) => void,
+  onData: (ws: WebSocket, data: string) => boolean | Error,
+): Promise<void> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { localAddress, perMessageDeflate: false, handshakeTimeout: timeoutMs });
     let ready = false;
@@ -104,38 +110,63 @@ async function connectOne(cmd: ConnectCmd, user: string, url: string, localAddre
     case 'ours': {
       const token = tokens.get(user) ?? (await ourToken(cmd, user));
       // Ready on the welcome frame; messages are frames of type "message".
-      return openWs(`${url}?token=${encodeURIComponent(token)}`, localAddress, cmd.timeoutMs, () => undefined, (_ws, d) => {
-        if (d.includes('"type":"message"')) onPayload(JSON.parse(d).payload);
-        return d.includes('"type":"welcome"');
-      });
+      return openWs(
+        `${url}?token=${encodeURIComponent(token)}`,
+        localAddress,
+        cmd.timeoutMs,
+        () => undefined,
+        (_ws, d) => {
+          if (d.includes('"type":"message"')) onPayload(JSON.parse(d).payload);
+          return d.includes('"type":"welcome"');
+        },
+      );
     }
     case 'bare':
-      return openWs(url, localAddress, cmd.timeoutMs, () => undefined, (_ws, d) => {
-        if (d !== 'hello') onPayload(JSON.parse(d));
-        return true;
-      });
+      return openWs(
+        url,
+        localAddress,
+        cmd.timeoutMs,
+        () => undefined,
+        (_ws, d) => {
+          if (d !== 'hello') onPayload(JSON.parse(d));
+          return true;
+        },
+      );
     case 'centrifugo': {
       const token = centrifugoToken(user, cmd.hmacSecret!);
       // JSON protocol: replies and pushes are newline-separated objects; `{}` is a ping to answer.
-      return openWs(url, localAddress, cmd.timeoutMs, (ws) => ws.send(JSON.stringify({ id: 1, connect: { token, name: 'bench' } })), (ws, d) => {
-        let ready: boolean | Error = false;
-        for (const line of d.split('\n')) {
-          if (!line) continue;
-          if (line === '{}') {
-            ws.send('{}');
-            continue;
+      return openWs(
+        url,
+        localAddress,
+        cmd.timeoutMs,
+        (ws) => ws.send(JSON.stringify({ id: 1, connect: { token, name: 'bench' } })),
+        (ws, d) => {
+          let ready: boolean | Error = false;
+          for (const line of d.split('\n')) {
+            if (!line) continue;
+            if (line === '{}') {
+              ws.send('{}');
+              continue;
+            }
+            const f = JSON.parse(line);
+            if (f.push?.pub) onPayload(f.push.pub.data);
+            else if (f.id === 1 && f.connect) ready = true;
+            else if (f.id === 1 && f.error) ready = new Error(`connect refused: ${JSON.stringify(f.error)}`);
           }
-          const f = JSON.parse(line);
-          if (f.push?.pub) onPayload(f.push.pub.data);
-          else if (f.id === 1 && f.connect) ready = true;
-          else if (f.id === 1 && f.error) ready = new Error(`connect refused: ${JSON.stringify(f.error)}`);
-        }
-        return ready;
-      });
+          return ready;
+        },
+      );
     }
     case 'socketio':
       return new Promise((resolve, reject) => {
-        const s: Socket = io(url, { transports: ['websocket'], auth: { user }, forceNew: true, reconnection: false, timeout: cmd.timeoutMs, localAddress } as never);
+        const s: Socket = io(url, {
+          transports: ['websocket'],
+          auth: { user },
+          forceNew: true,
+          reconnection: false,
+          timeout: cmd.timeoutMs,
+          localAddress,
+        } as never);
         s.on('m', (p: BenchPayload) => onPayload(p));
         s.once('connect', () => {
           closers.push(() => s.close());

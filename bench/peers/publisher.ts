@@ -42,18 +42,22 @@ async function run(cmd: PublishCmd): Promise<PublishedEv> {
     new Promise<void>((resolve) => {
       sent++;
       inFlight++;
-      const req = http.request(url, { method: 'POST', agent, headers: { ...cmd.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } }, (res) => {
-        let out = '';
-        res.setEncoding('utf8');
-        res.on('data', (c: string) => (out += c));
-        res.on('end', () => {
-          inFlight--;
-          // Centrifugo answers API errors with 200 and an "error" field.
-          if (res.statusCode! >= 200 && res.statusCode! < 300 && !out.includes('"error"')) accepted++;
-          else fail(`${res.statusCode} ${out.slice(0, 200)}`);
-          resolve();
-        });
-      });
+      const req = http.request(
+        url,
+        { method: 'POST', agent, headers: { ...cmd.headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) } },
+        (res) => {
+          let out = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (out += c));
+          res.on('end', () => {
+            inFlight--;
+            // Centrifugo answers API errors with 200 and an "error" field.
+            if (res.statusCode! >= 200 && res.statusCode! < 300 && !out.includes('"error"')) accepted++;
+            else fail(`${res.statusCode} ${out.slice(0, 200)}`);
+            resolve();
+          });
+        },
+      );
       req.setTimeout(10_000, () => req.destroy(new Error('request timed out')));
       req.on('error', (err) => {
         inFlight--;

@@ -80,7 +80,12 @@ export function oursTarget(pushers = 2): PeerTarget {
     },
     wsEndpoints: () => s!.pushers.map((p) => p.url.replace('http', 'ws') + '/v1/ws'),
     serverPids: () => s!.pushers.map((p) => p.proc.pid!),
-    cpuRoles: () => ({ collector: [s!.collector.proc.pid!], dispatcher: s!.dispatchers.map((d) => d.proc.pid!), pushers: s!.pushers.map((p) => p.proc.pid!), auth: [s!.auth.proc.pid!] }),
+    cpuRoles: () => ({
+      collector: [s!.collector.proc.pid!],
+      dispatcher: s!.dispatchers.map((d) => d.proc.pid!),
+      pushers: s!.pushers.map((p) => p.proc.pid!),
+      auth: [s!.auth.proc.pid!],
+    }),
     async heapBytes() {
       let sum = 0;
       for (const p of s!.pushers) {
@@ -92,7 +97,11 @@ export function oursTarget(pushers = 2): PeerTarget {
       return sum;
     },
     connectExtra: () => ({ authUrl: s!.auth.url, apiKey: s!.apiKey }),
-    publishApi: () => ({ unicast: [`${s!.collector.url}/v1/messages`], broadcast: `${s!.collector.url}/v1/messages`, headers: { authorization: `Bearer ${s!.apiKey}` } }),
+    publishApi: () => ({
+      unicast: [`${s!.collector.url}/v1/messages`],
+      broadcast: `${s!.collector.url}/v1/messages`,
+      headers: { authorization: `Bearer ${s!.apiKey}` },
+    }),
     async stop() {
       if (!s) return;
       await s.stop();
@@ -112,7 +121,10 @@ export function socketioTarget(processes = 2): PeerTarget {
     async start() {
       for (let i = 0; i < processes; i++) {
         const port = await freePort();
-        const proc = forkTs(path.join(here, 'socketioServer.ts'), [], { env: { ...process.env, PORT: String(port), REDIS_URL: infra.redisUrl, ADAPTER_KEY: key }, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
+        const proc = forkTs(path.join(here, 'socketioServer.ts'), [], {
+          env: { ...process.env, PORT: String(port), REDIS_URL: infra.redisUrl, ADAPTER_KEY: key },
+          stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+        });
         procs.push({ proc, url: `http://127.0.0.1:${port}`, output: capture(proc) });
       }
       await Promise.all(procs.map((p) => waitHttp(`${p.url}/stats`, 30_000, p.proc, p.output)));

@@ -33,7 +33,11 @@ export const run: Scenario = async (o) => {
   if (drop <= 0 || drop > 1) throw new Error('--drop must be a fraction in (0, 1]');
   if (kill && pushers < 2) throw new Error('--kill needs at least 2 pushers');
   const options = {
-    clients, pushers, drop: kill ? 1 / pushers : drop, messagesPerUser: perUser, reconnectConcurrency: concurrency,
+    clients,
+    pushers,
+    drop: kill ? 1 / pushers : drop,
+    messagesPerUser: perUser,
+    reconnectConcurrency: concurrency,
     how: kill ? 'one pusher SIGKILLed, its clients reconnect at once to the others' : 'client-side TCP reset, then all reconnect at once',
   };
 
@@ -45,7 +49,9 @@ export const run: Scenario = async (o) => {
     if (c.failed > 0) throw new Error(`${c.failed} of ${clients} clients could not connect: ${JSON.stringify(c.errors)}`);
     const victim = kill ? b.pushers[0]! : undefined;
     const alive = b.pushers.filter((p) => p !== victim);
-    o.log(`reconnect-storm: ${clients} clients on ${pushers} pushers in ${round(c.ms / 1000)} s; ${victim ? `killing ${victim.nodeId}` : `dropping ${Math.round(drop * 100)}%`}`);
+    o.log(
+      `reconnect-storm: ${clients} clients on ${pushers} pushers in ${round(c.ms / 1000)} s; ${victim ? `killing ${victim.nodeId}` : `dropping ${Math.round(drop * 100)}%`}`,
+    );
 
     let away: string[];
     if (victim) {

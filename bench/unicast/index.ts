@@ -120,9 +120,29 @@ export const run: Scenario = async (o) => {
   const concurrency = num(o, 'concurrency', 64, 64);
   // A quick run must leave time for the other scenarios: phases past the budget are skipped (and say so).
   const budgetMs = num(o, 'budget-seconds', 110, 1200) * 1000;
-  const options = { budgetSeconds: budgetMs / 1000, users, pushers, dispatchers, seconds, transientRate, persistentRate, kafkaTransientRate, kafkaPersistentRate, ramp, rampSeconds, batch, concurrency };
+  const options = {
+    budgetSeconds: budgetMs / 1000,
+    users,
+    pushers,
+    dispatchers,
+    seconds,
+    transientRate,
+    persistentRate,
+    kafkaTransientRate,
+    kafkaPersistentRate,
+    ramp,
+    rampSeconds,
+    batch,
+    concurrency,
+  };
 
-  const b = await startBenchStack({ env: { ...profileEnv(o), ...storeEnv(o) }, logsDir: path.join(o.outDir, 'logs', 'unicast'), pushers, dispatchers, log: o.log });
+  const b = await startBenchStack({
+    env: { ...profileEnv(o), ...storeEnv(o) },
+    logsDir: path.join(o.outDir, 'logs', 'unicast'),
+    pushers,
+    dispatchers,
+    log: o.log,
+  });
   const lg = await startLoadgen({ maxClients: users, app: b.stack.app, ...(await b.signingKey()) });
   const submitter = startSubmitter();
   const results: PhaseResult[] = [];
@@ -168,7 +188,14 @@ export const run: Scenario = async (o) => {
     for (const persistent of o.quick ? [false] : [false, true]) {
       for (const rate of ramp) {
         if (overBudget(`ramp ${persistent ? 'persistent' : 'transient'} ${rate}/s`)) break;
-        const r = await runPhase(b, lg, submitter, { ...base, label: `ramp-http-${persistent ? 'persistent' : 'transient'}-${rate}`, mode: 'http', persistent, rate, seconds: rampSeconds });
+        const r = await runPhase(b, lg, submitter, {
+          ...base,
+          label: `ramp-http-${persistent ? 'persistent' : 'transient'}-${rate}`,
+          mode: 'http',
+          persistent,
+          rate,
+          seconds: rampSeconds,
+        });
         rampResults.push(r);
         o.log(describe(r));
         await drain(r.label);
@@ -182,9 +209,20 @@ export const run: Scenario = async (o) => {
   }
 
   const charts: string[] = [];
-  const series = (pick: (r: PhaseResult) => number[]): Series[] => results.map((r) => ({ name: r.label, points: pick(r).map((v, i) => [i, v] as [number, number]) }));
-  writeLineChart(path.join(o.outDir, 'unicast-throughput.svg'), { title: 'unicast: distinct deliveries per second', xLabel: 'seconds since phase start', yLabel: 'deliveries/s', series: series((r) => r.perSecond) });
-  writeLineChart(path.join(o.outDir, 'unicast-latency.svg'), { title: 'unicast: p99 submit-to-receipt latency per second', xLabel: 'seconds since phase start', yLabel: 'p99 ms', series: series((r) => r.p99PerSecond) });
+  const series = (pick: (r: PhaseResult) => number[]): Series[] =>
+    results.map((r) => ({ name: r.label, points: pick(r).map((v, i) => [i, v] as [number, number]) }));
+  writeLineChart(path.join(o.outDir, 'unicast-throughput.svg'), {
+    title: 'unicast: distinct deliveries per second',
+    xLabel: 'seconds since phase start',
+    yLabel: 'deliveries/s',
+    series: series((r) => r.perSecond),
+  });
+  writeLineChart(path.join(o.outDir, 'unicast-latency.svg'), {
+    title: 'unicast: p99 submit-to-receipt latency per second',
+    xLabel: 'seconds since phase start',
+    yLabel: 'p99 ms',
+    series: series((r) => r.p99PerSecond),
+  });
   const rampSeries = (persistent: boolean, pick: (r: PhaseResult) => number) => ({
     name: persistent ? 'persistent' : 'transient',
     points: rampResults.filter((r) => r.persistent === persistent).map((r) => [r.rate, pick(r)] as [number, number]),

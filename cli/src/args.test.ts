@@ -16,7 +16,14 @@ const ROOTSPEC: CommandSpec = {
       name: 'tasks',
       summary: 'tasks',
       subcommands: [
-        { name: 'list', summary: 'list', options: [{ name: 'limit', type: 'number', description: 'n', min: 1, max: 500 }, { name: 'app', type: 'string', description: 'app' }] },
+        {
+          name: 'list',
+          summary: 'list',
+          options: [
+            { name: 'limit', type: 'number', description: 'n', min: 1, max: 500 },
+            { name: 'app', type: 'string', description: 'app' },
+          ],
+        },
         { name: 'stop', summary: 'stop', args: [{ name: 'taskId', description: 'id' }] },
       ],
     },
@@ -37,7 +44,10 @@ const run = (argv: string[]) => {
   return parseArgs(command, path, rest, GLOBALS);
 };
 const usage = (argv: string[], pattern: RegExp) =>
-  assert.throws(() => run(argv), (err: unknown) => err instanceof UsageError && err.exitCode === 2 && pattern.test(err.message));
+  assert.throws(
+    () => run(argv),
+    (err: unknown) => err instanceof UsageError && err.exitCode === 2 && pattern.test(err.message),
+  );
 
 test('subcommands, positionals and typed options, with global options anywhere', () => {
   const p = run(['--url', 'http://x:1', 'tasks', 'list', '--limit=20', '--json', '--app', 'demo']);
@@ -92,13 +102,22 @@ test('operator and app keys default to the development keys only for loopback UR
   assert.equal(resolveTarget({}, { PUSH_OPERATOR_KEY: 'secret' }).operatorKey(), 'secret');
   assert.equal(resolveTarget({ key: 'flag' }, { PUSH_OPERATOR_KEY: 'secret' }).operatorKey(), 'flag');
   const remote = resolveTarget({}, { PUSH_ADMIN_URL: 'https://push.example.com', PUSH_COLLECTOR_URL: 'https://in.example.com' });
-  assert.throws(() => remote.operatorKey(), (e: unknown) => e instanceof CliError && /PUSH_OPERATOR_KEY/.test(e.message));
-  assert.throws(() => remote.appKey(), (e: unknown) => e instanceof CliError && /PUSH_APP_KEY/.test(e.message));
+  assert.throws(
+    () => remote.operatorKey(),
+    (e: unknown) => e instanceof CliError && /PUSH_OPERATOR_KEY/.test(e.message),
+  );
+  assert.throws(
+    () => remote.appKey(),
+    (e: unknown) => e instanceof CliError && /PUSH_APP_KEY/.test(e.message),
+  );
   assert.throws(() => resolveTarget({ url: 'ftp://x' }, {}), /must be an http\(s\) URL/);
 });
 
 test('every command of the real CLI answers --help with exit 0', async () => {
-  const walk = (c: CommandSpec<unknown>, path: string[]): string[][] => [path, ...(c.subcommands ?? []).flatMap((s) => walk(s as CommandSpec<unknown>, [...path, s.name]))];
+  const walk = (c: CommandSpec<unknown>, path: string[]): string[][] => [
+    path,
+    ...(c.subcommands ?? []).flatMap((s) => walk(s as CommandSpec<unknown>, [...path, s.name])),
+  ];
   const paths = walk(ROOT as CommandSpec<unknown>, []);
   assert.ok(paths.length >= 25, `${paths.length} commands`);
   for (const path of paths) {

@@ -51,7 +51,10 @@ export interface Parsed {
 
 export class UsageError extends Error {
   readonly exitCode = 2;
-  constructor(message: string, readonly command: string) {
+  constructor(
+    message: string,
+    readonly command: string,
+  ) {
     super(message);
     this.name = 'UsageError';
   }
@@ -87,7 +90,11 @@ function tokenize(argv: string[], options: OptionSpec[]): Token[] {
  * option values (so `push --url http://x tasks list` works), and returns the
  * remaining tokens for parseArgs.
  */
-export function resolveCommand<C>(root: CommandSpec<C>, argv: string[], globals: OptionSpec[] = []): { command: CommandSpec<C>; path: string[]; rest: string[] } {
+export function resolveCommand<C>(
+  root: CommandSpec<C>,
+  argv: string[],
+  globals: OptionSpec[] = [],
+): { command: CommandSpec<C>; path: string[]; rest: string[] } {
   let command = root;
   const path: string[] = [];
   const rest = [...argv];
@@ -99,7 +106,10 @@ export function resolveCommand<C>(root: CommandSpec<C>, argv: string[], globals:
     const sub = command.subcommands.find((c) => c.name === word.value);
     if (!sub) {
       const name = ['push', ...path].join(' ');
-      throw new UsageError(`unknown command "${word.value}" for "${name}"; expected one of: ${command.subcommands.map((c) => c.name).join(', ')} (see ${name} --help)`, name);
+      throw new UsageError(
+        `unknown command "${word.value}" for "${name}"; expected one of: ${command.subcommands.map((c) => c.name).join(', ')} (see ${name} --help)`,
+        name,
+      );
     }
     rest.splice(word.index, 1);
     path.push(sub.name);
@@ -162,7 +172,10 @@ function convert(o: OptionSpec, value: string, fail: (m: string) => never, previ
       return n;
     }
     case 'list': {
-      const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+      const items = value
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
       if (items.length === 0) return fail(`--${o.name} needs at least one value`);
       return [...((previous as string[] | undefined) ?? []), ...items];
     }
@@ -186,7 +199,8 @@ export function helpText<C>(spec: CommandSpec<C>, path: string[], globals: Optio
     const w = Math.max(...rows.map((r) => r[0].length));
     return rows.map(([a, b]) => `  ${a.padEnd(w)}  ${b}`);
   };
-  if (spec.subcommands?.length) lines.push('', 'Commands:', ...table(spec.subcommands.map((c) => [c.name, c.summary])), '', `Run "${name} <command> --help" for a command's options.`);
+  if (spec.subcommands?.length)
+    lines.push('', 'Commands:', ...table(spec.subcommands.map((c) => [c.name, c.summary])), '', `Run "${name} <command> --help" for a command's options.`);
   if (spec.args?.length) lines.push('', 'Arguments:', ...table(spec.args.map((a) => [a.name, a.description])));
   const optRow = (o: OptionSpec): [string, string] => [
     `--${o.name}${o.type === 'boolean' ? '' : ` ${o.placeholder ?? (o.type === 'list' ? '<a,b,...>' : o.type === 'number' ? '<n>' : '<value>')}`}`,

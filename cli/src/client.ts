@@ -8,7 +8,11 @@ export type Json = any;
 export const EXIT = { OK: 0, API: 1, USAGE: 2, UNREACHABLE: 3 } as const;
 
 export class CliError extends Error {
-  constructor(message: string, readonly exitCode: number, readonly body?: unknown) {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+    readonly body?: unknown,
+  ) {
     super(message);
     this.name = 'CliError';
   }
@@ -109,14 +113,20 @@ export async function request(
   return parsed;
 }
 
-export const admin = (t: Target, path: string, opts: { method?: string; body?: unknown } = {}) => request(t, t.adminUrl, path, { ...opts, key: t.operatorKey() });
-export const collector = (t: Target, path: string, opts: { method?: string; body?: unknown } = {}) => request(t, t.collectorUrl, path, { ...opts, key: t.appKey() });
+export const admin = (t: Target, path: string, opts: { method?: string; body?: unknown } = {}) =>
+  request(t, t.adminUrl, path, { ...opts, key: t.operatorKey() });
+export const collector = (t: Target, path: string, opts: { method?: string; body?: unknown } = {}) =>
+  request(t, t.collectorUrl, path, { ...opts, key: t.appKey() });
 
 /** A plain text table: left-aligned columns, a header row, '-' for empty cells. */
 export function table(headers: string[], rows: unknown[][]): string {
   const cells = rows.map((r) => r.map((c) => (c === undefined || c === null || c === '' ? '-' : String(c))));
   const widths = headers.map((h, i) => Math.max(h.length, ...cells.map((r) => r[i]?.length ?? 0)));
-  const line = (r: string[]) => r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+  const line = (r: string[]) =>
+    r
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   return [line(headers), ...cells.map(line)].join('\n') + '\n';
 }
 

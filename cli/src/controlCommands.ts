@@ -3,7 +3,16 @@ import { admin, collector, CliError, EXIT, print, table, type Json, type Target 
 
 /** `send`, `users`, `tasks`: acting on messages, users and broadcasts. */
 
-const taskRow = (x: Json) => [x.id, x.app, x.target.group ? `group ${x.target.group}` : 'all', x.state, `${x.totals.written}/${x.totals.targeted}`, x.totals.acked, x.ratePerSecond ?? '-', x.createdAt];
+const taskRow = (x: Json) => [
+  x.id,
+  x.app,
+  x.target.group ? `group ${x.target.group}` : 'all',
+  x.state,
+  `${x.totals.written}/${x.totals.targeted}`,
+  x.totals.acked,
+  x.ratePerSecond ?? '-',
+  x.createdAt,
+];
 const TASK_HEAD = ['task', 'app', 'target', 'state', 'written/targeted', 'acked', 'rate', 'created'];
 
 function parsePayload(text: string | undefined): unknown {
@@ -77,7 +86,18 @@ const USERS_COMMAND: CommandSpec<Target> = {
       args: [{ name: 'userId', description: 'user id' }],
       async run(t, p) {
         const r = await collector(t, `/v1/users/${encodeURIComponent(p.args.userId!)}/presence`);
-        print(t, r, () => `${r.userId}: ${r.online ? 'online' : 'offline'}\n` + (r.devices.length ? table(['device', 'node', 'connection', 'route expires'], r.devices.map((d: Json) => [d.deviceId, d.nodeId, d.connId, d.expiresAt])) : ''));
+        print(
+          t,
+          r,
+          () =>
+            `${r.userId}: ${r.online ? 'online' : 'offline'}\n` +
+            (r.devices.length
+              ? table(
+                  ['device', 'node', 'connection', 'route expires'],
+                  r.devices.map((d: Json) => [d.deviceId, d.nodeId, d.connId, d.expiresAt]),
+                )
+              : ''),
+        );
       },
     },
     {
@@ -91,7 +111,11 @@ const USERS_COMMAND: CommandSpec<Target> = {
       ],
       async run(t, p) {
         if (!p.options.app) throw new CliError('--app is required (see push users kick --help)', EXIT.USAGE);
-        const body = { app: p.options.app, ...(p.options.device ? { deviceId: p.options.device } : {}), ...(p.options.reason ? { reason: p.options.reason } : {}) };
+        const body = {
+          app: p.options.app,
+          ...(p.options.device ? { deviceId: p.options.device } : {}),
+          ...(p.options.reason ? { reason: p.options.reason } : {}),
+        };
         const r = await admin(t, `/v1/users/${encodeURIComponent(p.args.userId!)}/kick`, { method: 'POST', body });
         print(t, r, () => `kick ${r.status}: ${r.app}/${r.user}${r.deviceId ? `/${r.deviceId}` : ''}\n`);
       },
@@ -124,7 +148,18 @@ const TASKS_COMMAND: CommandSpec<Target> = {
       args: [{ name: 'taskId', description: 'task id' }],
       async run(t, p) {
         const r = await admin(t, `/v1/tasks/${encodeURIComponent(p.args.taskId!)}`);
-        print(t, r, () => table(TASK_HEAD, [taskRow(r)]) + '\n' + table(['node', 'targeted', 'written', 'acked', 'finished', 'missed'], r.nodes.map((n: Json) => [n.nodeId, n.targeted, n.written, n.acked, n.finished, n.missed])) + (r.etaSeconds !== null ? `eta ${r.etaSeconds} s\n` : ''));
+        print(
+          t,
+          r,
+          () =>
+            table(TASK_HEAD, [taskRow(r)]) +
+            '\n' +
+            table(
+              ['node', 'targeted', 'written', 'acked', 'finished', 'missed'],
+              r.nodes.map((n: Json) => [n.nodeId, n.targeted, n.written, n.acked, n.finished, n.missed]),
+            ) +
+            (r.etaSeconds !== null ? `eta ${r.etaSeconds} s\n` : ''),
+        );
       },
     },
     taskAction('pause', 'Pause a running task (writes stop within one tick)'),

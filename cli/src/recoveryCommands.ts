@@ -9,13 +9,34 @@ const TOPICS: Record<string, string> = { ingest: 'push.ingest', 'push.ingest': '
 function timeArg(name: string, value: unknown): string | number {
   const s = String(value);
   if (/^\d+$/.test(s)) return Number(s);
-  if (Number.isNaN(Date.parse(s))) throw new CliError(`--${name} must be an ISO date (2025-06-01T12:00:00Z) or ms since epoch, got "${s}" (see push replay start --help)`, EXIT.USAGE);
+  if (Number.isNaN(Date.parse(s)))
+    throw new CliError(`--${name} must be an ISO date (2025-06-01T12:00:00Z) or ms since epoch, got "${s}" (see push replay start --help)`, EXIT.USAGE);
   return s;
 }
 
-const replayRow = (r: Json) => [r.id, r.topic, r.app ?? '*', r.user ?? '*', r.state, `${r.progress?.replayed ?? 0}/${r.progress?.matched ?? 0}`, r.progress?.scanned ?? 0, r.ratePerSecond, r.from, r.to];
+const replayRow = (r: Json) => [
+  r.id,
+  r.topic,
+  r.app ?? '*',
+  r.user ?? '*',
+  r.state,
+  `${r.progress?.replayed ?? 0}/${r.progress?.matched ?? 0}`,
+  r.progress?.scanned ?? 0,
+  r.ratePerSecond,
+  r.from,
+  r.to,
+];
 const REPLAY_HEAD = ['replay', 'topic', 'app', 'user', 'state', 'replayed/matched', 'scanned', 'rate', 'from', 'to'];
-const dlqRow = (e: Json) => [e.id, e.sourceTopic, `${e.sourcePartition}@${e.sourceOffset}`, e.errorCode, e.consumer, e.state, e.failedAt, String(e.reason ?? '').slice(0, 60)];
+const dlqRow = (e: Json) => [
+  e.id,
+  e.sourceTopic,
+  `${e.sourcePartition}@${e.sourceOffset}`,
+  e.errorCode,
+  e.consumer,
+  e.state,
+  e.failedAt,
+  String(e.reason ?? '').slice(0, 60),
+];
 const DLQ_HEAD = ['id', 'source topic', 'partition@offset', 'code', 'consumer', 'state', 'failed at', 'reason'];
 
 function selection(p: Parsed, verb: string): { ids: string[] } | { all: true } {
@@ -64,7 +85,10 @@ const REPLAY_COMMAND: CommandSpec<Target> = {
         print(t, r, () =>
           r.dryRun
             ? `dry run of ${r.topic} from ${r.from} to ${r.to}: ${r.total} records would be replayed\n` +
-              table(['partition', 'start offset', 'end offset', 'matched'], r.partitions.map((x: Json) => [x.partition, x.startOffset, x.endOffset, x.matched])) +
+              table(
+                ['partition', 'start offset', 'end offset', 'matched'],
+                r.partitions.map((x: Json) => [x.partition, x.startOffset, x.endOffset, x.matched]),
+              ) +
               table(['app', 'records'], Object.entries(r.apps ?? {}))
             : `replay ${r.id}: ${r.state}\n`,
         );
@@ -124,7 +148,13 @@ const DLQ_COMMAND: CommandSpec<Target> = {
       args: [{ name: 'id', description: 'dead letter id' }],
       async run(t, p) {
         const r = await admin(t, `/v1/admin/dlq/${encodeURIComponent(p.args.id!)}`);
-        print(t, r, () => table(DLQ_HEAD, [dlqRow(r)]) + `reason: ${r.reason}\nkey: ${r.key ?? '-'}\nheaders: ${JSON.stringify(r.headers)}\nvalue (base64): ${r.valueBase64 ?? '-'}\n`);
+        print(
+          t,
+          r,
+          () =>
+            table(DLQ_HEAD, [dlqRow(r)]) +
+            `reason: ${r.reason}\nkey: ${r.key ?? '-'}\nheaders: ${JSON.stringify(r.headers)}\nvalue (base64): ${r.valueBase64 ?? '-'}\n`,
+        );
       },
     },
     {
@@ -133,7 +163,19 @@ const DLQ_COMMAND: CommandSpec<Target> = {
       options: SELECT,
       async run(t, p) {
         const r = await admin(t, '/v1/admin/dlq/replay', { method: 'POST', body: selection(p, 'replay') });
-        print(t, r, () => `replayed ${r.replayed}` + (r.failed?.length ? `, failed ${r.failed.length}\n` + table(['id', 'reason'], r.failed.map((f: Json) => [f.id, f.reason])) : '\n'));
+        print(
+          t,
+          r,
+          () =>
+            `replayed ${r.replayed}` +
+            (r.failed?.length
+              ? `, failed ${r.failed.length}\n` +
+                table(
+                  ['id', 'reason'],
+                  r.failed.map((f: Json) => [f.id, f.reason]),
+                )
+              : '\n'),
+        );
       },
     },
     {

@@ -34,7 +34,8 @@ export interface Entry {
   outcome?: BatchOutcome;
 }
 
-export const storeFailure = (message: string, cause: unknown) => new PushError('STORE_UNAVAILABLE', `${message}; nothing was accepted`, { status: 503, retriable: true, cause });
+export const storeFailure = (message: string, cause: unknown) =>
+  new PushError('STORE_UNAVAILABLE', `${message}; nothing was accepted`, { status: 503, retriable: true, cause });
 
 /** Items still going on. */
 export const live = (entries: Entry[]) => entries.filter((e) => e.outcome === undefined);
@@ -66,7 +67,10 @@ export async function release(deps: SubmitDeps, e: Entry): Promise<void> {
 export async function takeBack(deps: SubmitDeps, e: Entry): Promise<void> {
   if (e.stored) {
     e.stored = false;
-    const gone = await deps.store.unstore([e.id]).then(() => true, () => false);
+    const gone = await deps.store.unstore([e.id]).then(
+      () => true,
+      () => false,
+    );
     if (!gone && e.claimed) {
       e.claimed = false;
       deps.idempotency.gaveUp(e.id);
@@ -75,4 +79,3 @@ export async function takeBack(deps: SubmitDeps, e: Entry): Promise<void> {
   }
   await release(deps, e);
 }
-

@@ -38,7 +38,11 @@ const DEFAULT_TRACE_BYTES = 26;
 export function checkFanout(msg: FanoutShape, limits: FanoutLimits): number {
   const payloadBytes = Buffer.byteLength(msg.payload);
   const common =
-    FIXED_RECORD_BYTES + payloadBytes + 2 * Buffer.byteLength(msg.app) + 2 * (msg.traceId === undefined ? DEFAULT_TRACE_BYTES : Buffer.byteLength(msg.traceId)) + Buffer.byteLength(msg.collapseKey ?? '');
+    FIXED_RECORD_BYTES +
+    payloadBytes +
+    2 * Buffer.byteLength(msg.app) +
+    2 * (msg.traceId === undefined ? DEFAULT_TRACE_BYTES : Buffer.byteLength(msg.traceId)) +
+    Buffer.byteLength(msg.collapseKey ?? '');
   if (!msg.users) {
     const one = common + 2 * Buffer.byteLength(msg.group ?? '');
     tooBigRecord(one, payloadBytes, limits);

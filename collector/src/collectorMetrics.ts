@@ -3,8 +3,7 @@ import { Counter, type Registry } from '../../common/src/metrics.js';
 export type CollectorMetrics = ReturnType<typeof createCollectorMetrics>;
 
 export function createCollectorMetrics(registry: Registry) {
-  const counter = (name: string, help: string, labelNames: string[] = []) =>
-    new Counter({ name, help, labelNames, registers: [registry] });
+  const counter = (name: string, help: string, labelNames: string[] = []) => new Counter({ name, help, labelNames, registers: [registry] });
   const received = counter('push_messages_received_total', 'Submissions received, by source and outcome', ['source', 'outcome']);
   // Bound once per outcome: a label lookup on every request is measurable at thousands per second.
   const http = new Map<string, ReturnType<typeof received.labels>>();

@@ -65,7 +65,10 @@ export function loadConfig(env: Env): CollectorConfig {
 /** One message's records must fit the publish queue, or it could never be published. */
 function publishLimits(env: Env): Pick<CollectorConfig, 'kafkaMaxRequestBytes' | 'publishQueueBytes' | 'maxFanoutBytes'> {
   const kafkaMaxRequestBytes = envInt(env, 'KAFKA_MAX_REQUEST_BYTES', 512 * 1024, { min: 16 * 1024, max: 64 * 1024 * 1024 });
-  const publishQueueBytes = envInt(env, 'COLLECTOR_PUBLISH_QUEUE_BYTES', Math.max(64 * 1024 * 1024, kafkaMaxRequestBytes), { min: Math.max(1024 * 1024, kafkaMaxRequestBytes), max: 2 ** 31 });
+  const publishQueueBytes = envInt(env, 'COLLECTOR_PUBLISH_QUEUE_BYTES', Math.max(64 * 1024 * 1024, kafkaMaxRequestBytes), {
+    min: Math.max(1024 * 1024, kafkaMaxRequestBytes),
+    max: 2 ** 31,
+  });
   const fanoutDefault = Math.max(kafkaMaxRequestBytes, Math.min(16 * 1024 * 1024, publishQueueBytes));
   const maxFanoutBytes = envInt(env, 'COLLECTOR_MAX_FANOUT_BYTES', fanoutDefault, { min: kafkaMaxRequestBytes, max: publishQueueBytes });
   return { kafkaMaxRequestBytes, publishQueueBytes, maxFanoutBytes };

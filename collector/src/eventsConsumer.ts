@@ -94,7 +94,10 @@ export async function startEventsConsumer(kafka: Kafka, deps: EventsDeps, topics
               }
               deps.metrics.eventsRetried.inc();
               const backoffMs = Math.min(MAX_BACKOFF_MS, options.retryBackoffMs * 2 ** (attempt - 1));
-              deps.logger.warn({ topic: batch.topic, partition: batch.partition, attempt, backoffMs, err: (err as Error)?.message }, 'push.events record failed; retrying');
+              deps.logger.warn(
+                { topic: batch.topic, partition: batch.partition, attempt, backoffMs, err: (err as Error)?.message },
+                'push.events record failed; retrying',
+              );
               await sleep(backoffMs);
               await heartbeat();
             }

@@ -17,13 +17,7 @@ export type DeadLetter = (topic: string, partition: number, message: KafkaMessag
  */
 export function createPartHandler(deps: EventsDeps, reject: DeadLetter) {
   const { prepare, throttle } = createEventPreparer(deps);
-  return async (
-    topic: string,
-    partition: number,
-    messages: KafkaMessage[],
-    keepGoing: () => boolean,
-    heartbeat: () => Promise<void>,
-  ): Promise<Set<string>> => {
+  return async (topic: string, partition: number, messages: KafkaMessage[], keepGoing: () => boolean, heartbeat: () => Promise<void>): Promise<Set<string>> => {
     const done = new Set<string>();
     const all: Prepared[] = [];
     for (const m of messages) all.push(await prepare(partition, m));
@@ -51,7 +45,10 @@ export function createPartHandler(deps: EventsDeps, reject: DeadLetter) {
     for (const round of rounds) {
       if (failure !== undefined || !keepGoing()) break;
       // A record's key is kept while its message lives, so a replay of the record finds the message.
-      const outcomes = await submitBatch(deps, round.map((p) => ({ app: p.app, sub: p.sub, lane: p.lane, keepUntil: new Date(Date.now() + p.sub.ttlSeconds * 1000) })));
+      const outcomes = await submitBatch(
+        deps,
+        round.map((p) => ({ app: p.app, sub: p.sub, lane: p.lane, keepUntil: new Date(Date.now() + p.sub.ttlSeconds * 1000) })),
+      );
       await Promise.all(
         round.map(async (p, i) => {
           const outcome = outcomes[i]!;

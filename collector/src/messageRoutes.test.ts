@@ -13,7 +13,16 @@ import { decodeRecord } from '../../schemas/registry.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
 import { createMessageHandler, type MessageRouteDeps } from './messageRoutes.js';
 
-const app: App = { _id: 'demo', name: 'demo', apiKeyHashes: [], allowedOrigins: ['*'], deviceMode: 'coexist', openGroups: true, limits: { ...DEFAULT_LIMITS, maxPayloadBytes: 512 }, createdAt: new Date() };
+const app: App = {
+  _id: 'demo',
+  name: 'demo',
+  apiKeyHashes: [],
+  allowedOrigins: ['*'],
+  deviceMode: 'coexist',
+  openGroups: true,
+  limits: { ...DEFAULT_LIMITS, maxPayloadBytes: 512 },
+  createdAt: new Date(),
+};
 
 let server: http.Server;
 let url: string;
@@ -65,14 +74,19 @@ const post = async (body: string | Buffer, headers: Record<string, string> = {},
 
 test('a submission is answered 202 with its id and published as one ingest record per user', async () => {
   published = [];
-  const res = await post(JSON.stringify({ to: { users: ['alice', 'bob', 'alice'] }, payload: { n: 1 }, persistent: false }), { 'content-type': 'application/json; charset=UTF-8' });
+  const res = await post(JSON.stringify({ to: { users: ['alice', 'bob', 'alice'] }, payload: { n: 1 }, persistent: false }), {
+    'content-type': 'application/json; charset=UTF-8',
+  });
   assert.equal(res.status, 202);
   assert.equal(res.headers.get('content-type'), 'application/json; charset=utf-8');
   assert.equal(res.body.status, 'accepted');
   assert.equal(published.length, 1);
   const [{ topic, messages }] = published as [{ topic: string; messages: Message[] }];
   assert.equal(topic, 'push.ingest');
-  assert.deepEqual(messages.map((m) => m.key), ['demo|alice', 'demo|bob']);
+  assert.deepEqual(
+    messages.map((m) => m.key),
+    ['demo|alice', 'demo|bob'],
+  );
   const rec = decodeRecord('IngestRecord', messages[1]!.value as Buffer, messages[1]!.headers as Record<string, string>);
   assert.deepEqual([rec.id, rec.user, rec.payload, rec.persistent, rec.traceId], [res.body.id, 'bob', '{"n":1}', false, res.body.id]);
   assert.equal(messages[1]!.headers!['push-trace'], res.body.id);
@@ -110,7 +124,10 @@ test('503 when the key cannot be checked or Kafka refuses, 429 when rate limited
   waitMs = 1500;
   res = await post(body);
   waitMs = 0;
-  assert.deepEqual([res.status, res.body.error.code, res.headers.get('retry-after'), res.body.error.details], [429, 'RATE_LIMITED', '2', { retryAfterMs: 1500 }]);
+  assert.deepEqual(
+    [res.status, res.body.error.code, res.headers.get('retry-after'), res.body.error.details],
+    [429, 'RATE_LIMITED', '2', { retryAfterMs: 1500 }],
+  );
 });
 
 /** The gzip of `mib` MiB of zeros, made a MiB at a time (never held inflated). */
@@ -153,8 +170,20 @@ test('bodies that cannot be decoded are refused with their documented answers', 
     ['unknown encoding', () => post(json, { 'content-encoding': 'compress' }), 415, 'UNSUPPORTED_ENCODING', /unsupported content encoding "compress"/],
     ['other charset', () => post(json, { 'content-type': 'application/json; charset=latin1' }), 415, 'UNSUPPORTED_ENCODING', /unsupported charset "LATIN1"/],
     ['not gzip', () => post(json, { 'content-encoding': 'gzip' }), 400, 'INVALID_REQUEST', /could not be decoded with its Content-Encoding/],
-    ['truncated gzip', () => post(gzipSync(json).subarray(0, 20), { 'content-encoding': 'gzip' }), 400, 'INVALID_REQUEST', /could not be decoded with its Content-Encoding: unexpected end of file/],
-    ['inflates too large', () => post(gzipSync(JSON.stringify({ to: { users: ['u'] }, payload: 'x'.repeat(3000) })), { 'content-encoding': 'gzip' }), 413, 'PAYLOAD_TOO_LARGE', /too large/],
+    [
+      'truncated gzip',
+      () => post(gzipSync(json).subarray(0, 20), { 'content-encoding': 'gzip' }),
+      400,
+      'INVALID_REQUEST',
+      /could not be decoded with its Content-Encoding: unexpected end of file/,
+    ],
+    [
+      'inflates too large',
+      () => post(gzipSync(JSON.stringify({ to: { users: ['u'] }, payload: 'x'.repeat(3000) })), { 'content-encoding': 'gzip' }),
+      413,
+      'PAYLOAD_TOO_LARGE',
+      /too large/,
+    ],
     ['invalid JSON in gzip', () => post(gzipSync('{"to":'), { 'content-encoding': 'gzip' }), 400, 'INVALID_JSON', /not valid JSON/],
   ];
   for (const [name, send, status, code, message] of cases) {

@@ -40,7 +40,11 @@ async function submitBody(deps: MessageRouteDeps, app: App, body: unknown, heade
   const waitMs = await deps.limiter.take(app, sub.to.kind === 'users' ? sub.to.users.length : 1);
   if (waitMs > 0) {
     deps.metrics.receivedHttp('rate-limited').inc();
-    throw new PushError('RATE_LIMITED', `app ${app._id} is over its ingestion rate; retry in ${waitMs} ms`, { status: 429, retriable: true, details: { retryAfterMs: waitMs } });
+    throw new PushError('RATE_LIMITED', `app ${app._id} is over its ingestion rate; retry in ${waitMs} ms`, {
+      status: 429,
+      retriable: true,
+      details: { retryAfterMs: waitMs },
+    });
   }
   const result = await submitMessage(deps, app, sub);
   deps.metrics.receivedHttp(result.duplicate ? 'duplicate' : result.status).inc();
@@ -142,8 +146,8 @@ function bearer(h: string | undefined): string | undefined {
 }
 
 /** What type-is calls a request with a body: one that says how long it is or that it is chunked. */
-const hasBody = (req: IncomingMessage) => req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number.parseInt(req.headers['content-length'] ?? '', 10));
+const hasBody = (req: IncomingMessage) =>
+  req.headers['transfer-encoding'] !== undefined || !Number.isNaN(Number.parseInt(req.headers['content-length'] ?? '', 10));
 
 /** The media type of a Content-Type, lower-cased, without parameters. */
 const mediaType = (contentType: string | undefined) => contentType?.split(';', 1)[0]!.trim().toLowerCase();
-

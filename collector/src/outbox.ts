@@ -20,7 +20,9 @@ export function createPublishedMarker(store: Pick<MessagesStore, 'markPublished'
     if (pending.length === 0) return;
     const ids = pending;
     pending = [];
-    await store.markPublished(ids).catch((err: Error) => logger.warn({ err: err.message, count: ids.length }, 'markPublished failed; the outbox will republish'));
+    await store
+      .markPublished(ids)
+      .catch((err: Error) => logger.warn({ err: err.message, count: ids.length }, 'markPublished failed; the outbox will republish'));
   };
   const timer = setInterval(() => void flush(), flushMs);
   return {
@@ -63,7 +65,8 @@ const LOCK_KEY = 'push:outbox:lock';
 const UNPUBLISHABLE = new Set(['FANOUT_TOO_LARGE', 'PAYLOAD_TOO_LARGE', 'RECORD_TOO_LARGE', 'PUBLISH_TOO_LARGE', 'RECORD_REJECTED']);
 
 /** Refused because its app holds its whole share of the publish queue (batchPublisher's maxOwnerShare). */
-const overShare = (err: unknown) => err instanceof PushError && err.code === 'OVERLOADED' && (err.details as { owner?: unknown } | undefined)?.owner !== undefined;
+const overShare = (err: unknown) =>
+  err instanceof PushError && err.code === 'OVERLOADED' && (err.details as { owner?: unknown } | undefined)?.owner !== undefined;
 
 /**
  * The dead letter of an outbox entry that can never be published: a summary, not the message
@@ -155,7 +158,7 @@ export class OutboxSweeper {
         this.legacyAdopted = moved < this.batchSize;
       }
       this.extendedAt = Date.now();
-      for (let leased = true; leased; ) {
+      for (let leased = true; leased;) {
         const batches = await store.unpublished(new Date(Date.now() - this.graceMs), this.batchSize);
         if (batches.length === 0) break;
         const step = await this.publishBatches(batches);
@@ -228,7 +231,17 @@ export class OutboxSweeper {
   private async publishOne(msg: StoredMessage): Promise<boolean> {
     const { publisher, ingestTopic } = this.deps;
     try {
-      checkFanout({ app: msg.app, users: msg.target === 'USER' ? (msg.users ?? []) : undefined, group: msg.group, payload: msg.payload, traceId: msg.traceId, collapseKey: msg.collapseKey }, this.fanout);
+      checkFanout(
+        {
+          app: msg.app,
+          users: msg.target === 'USER' ? (msg.users ?? []) : undefined,
+          group: msg.group,
+          payload: msg.payload,
+          traceId: msg.traceId,
+          collapseKey: msg.collapseKey,
+        },
+        this.fanout,
+      );
       // Owned by its app, like at submit time: an app's backlog cannot fill the queue for every other app.
       await publisher.publish(ingestTopic, ingestMessages(msg), msg.app);
       return true;

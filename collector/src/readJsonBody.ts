@@ -101,7 +101,9 @@ export function readJsonBody(req: IncomingMessage, limit: number): Promise<unkno
     });
     if (source !== req) {
       // zlib's errors (Z_DATA_ERROR, "unexpected end of file" for a truncated body): the client's.
-      source.on('error', (err) => refuse(new PushError('INVALID_REQUEST', `request body could not be decoded with its Content-Encoding: ${err.message}`, { status: 400 })));
+      source.on('error', (err) =>
+        refuse(new PushError('INVALID_REQUEST', `request body could not be decoded with its Content-Encoding: ${err.message}`, { status: 400 })),
+      );
     }
     req.on('error', (err) => settle(new PushError('INVALID_REQUEST', `request body could not be read: ${err.message}`, { status: 400 })));
   });

@@ -54,11 +54,21 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   const submitDeps = { store, messages, idempotency, tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
 
   const outbox = startOutboxSweeper({
-    store, publisher, redis, logger, metrics, ingestTopic: topics.ingest, dlqTopic: topics.dlq, fanout, intervalMs: config.outboxIntervalMs, batchSize: config.outboxBatch,
+    store,
+    publisher,
+    redis,
+    logger,
+    metrics,
+    ingestTopic: topics.ingest,
+    dlqTopic: topics.dlq,
+    fanout,
+    intervalMs: config.outboxIntervalMs,
+    batchSize: config.outboxBatch,
   });
   onClose('outbox', () => outbox.close());
 
-  if (config.mode === 'production' && !config.eventsRequireSignature) logger.warn('EVENTS_REQUIRE_SIGNATURE=false: push.events accepts unsigned records for apps without a signing secret');
+  if (config.mode === 'production' && !config.eventsRequireSignature)
+    logger.warn('EVENTS_REQUIRE_SIGNATURE=false: push.events accepts unsigned records for apps without a signing secret');
   const consumer = await startEventsConsumer(
     kafka,
     {
@@ -67,7 +77,12 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
       dlq: publisher,
       // The same Redis buckets as HTTP submissions, so an app's limit holds across both ways in.
       limiter: createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting')),
-      options: { requireSignature: config.eventsRequireSignature, retries: config.eventsRetries, retryBackoffMs: config.eventsRetryBackoffMs, pauseMs: config.eventsPauseMs },
+      options: {
+        requireSignature: config.eventsRequireSignature,
+        retries: config.eventsRetries,
+        retryBackoffMs: config.eventsRetryBackoffMs,
+        pauseMs: config.eventsPauseMs,
+      },
     },
     topics,
   );
@@ -124,7 +139,21 @@ async function openPublisher({ config, onClose }: ServiceDeps<CollectorConfig>, 
     maxOwnerShare: config.appQueueSharePercent / 100,
   });
   onClose('publisher', () => publisher.close());
-  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
-  new Gauge({ name: 'push_publish_queue_bytes', help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queuedBytes?.() ?? 0); } });
+  new Gauge({
+    name: 'push_publish_queue_depth',
+    help: 'Records waiting in the Kafka batch publisher (queued and in flight)',
+    registers: [registry],
+    collect() {
+      this.set(publisher.queued());
+    },
+  });
+  new Gauge({
+    name: 'push_publish_queue_bytes',
+    help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)',
+    registers: [registry],
+    collect() {
+      this.set(publisher.queuedBytes?.() ?? 0);
+    },
+  });
   return publisher;
 }

@@ -11,7 +11,16 @@ import { createCollectorMetrics } from './collectorMetrics.js';
 import { submitBatch, type BatchItem } from './submitBatch.js';
 import type { SubmitDeps } from './submitMessage.js';
 
-const app: App = { _id: 'demo', name: 'demo', apiKeyHashes: [], allowedOrigins: ['*'], deviceMode: 'coexist', openGroups: true, limits: { ...DEFAULT_LIMITS }, createdAt: new Date() };
+const app: App = {
+  _id: 'demo',
+  name: 'demo',
+  apiKeyHashes: [],
+  allowedOrigins: ['*'],
+  deviceMode: 'coexist',
+  openGroups: true,
+  limits: { ...DEFAULT_LIMITS },
+  createdAt: new Date(),
+};
 
 /** Fakes for the store, keys and publisher, counting the calls a batch makes. */
 function fakes(opts: { storeFails?: boolean; publishFails?: (keys: string[]) => Error | undefined; claim?: (key: string) => IdempotencyClaim } = {}) {
@@ -83,12 +92,17 @@ test('a batch of 500 costs one claim, one store write and one publish, in item o
   assert.ok(outcomes.every((o) => 'result' in o && o.result.status === 'accepted'));
   assert.deepEqual(f.calls, { storeMessages: 1, claimMany: 1, publish: 1, unstore: 0 });
   assert.equal(f.stored.size, 500);
-  assert.deepEqual(f.published, items.map((i) => i.lane));
+  assert.deepEqual(
+    f.published,
+    items.map((i) => i.lane),
+  );
   assert.equal(f.completed.length, 500);
 });
 
 test('behind a record that a retry may fix, the later records of its lane are skipped and their keys given back', async () => {
-  const f = fakes({ claim: (key) => (key === 'k1' ? { state: 'in-progress', id: 'x' } : key === 'k4' ? { state: 'duplicate', id: 'old' } : { state: 'claimed' }) });
+  const f = fakes({
+    claim: (key) => (key === 'k1' ? { state: 'in-progress', id: 'x' } : key === 'k4' ? { state: 'duplicate', id: 'old' } : { state: 'claimed' }),
+  });
   const items = [item('a', 'k0'), item('b', 'k1'), item('a', 'k2'), item('b', 'k3'), item('c', 'k4')];
   const outcomes = await submitBatch(f.deps, items);
   assert.equal((outcomes[1] as { error: PushError }).error.code, 'IDEMPOTENCY_IN_PROGRESS');
@@ -108,7 +122,10 @@ test('when Kafka fails, persistent messages are answered stored (outbox) and tra
   assert.equal((outcomes[1] as { error: PushError }).error.code, 'KAFKA_UNAVAILABLE');
   // Same lane as the failed transient record: not submitted (and not stored) ahead of it.
   assert.deepEqual(outcomes[2], { skipped: true });
-  assert.deepEqual([...f.stored.values()].map((m) => m.users), [['a']]);
+  assert.deepEqual(
+    [...f.stored.values()].map((m) => m.users),
+    [['a']],
+  );
   assert.deepEqual(f.released.sort(), ['k1', 'k2']);
   assert.deepEqual(f.completed, ['k0']);
 });
@@ -117,7 +134,10 @@ test('a record that can never be published fails alone; a store failure fails th
   const tooLarge = new PushError('RECORD_TOO_LARGE', 'too large', { status: 413 });
   const f = fakes({ publishFails: (keys) => (keys.includes('demo|big') ? tooLarge : undefined) });
   const outcomes = await submitBatch(f.deps, [item('a', 'k0'), item('big', 'k1'), item('c', 'k2')]);
-  assert.deepEqual(outcomes.map((o) => ('result' in o ? o.result.status : 'error' in o ? (o.error as PushError).code : 'skipped')), ['accepted', 'RECORD_TOO_LARGE', 'accepted']);
+  assert.deepEqual(
+    outcomes.map((o) => ('result' in o ? o.result.status : 'error' in o ? (o.error as PushError).code : 'skipped')),
+    ['accepted', 'RECORD_TOO_LARGE', 'accepted'],
+  );
   assert.deepEqual(f.published, ['demo|a', 'demo|c']);
   assert.deepEqual(f.released, ['k1']);
 

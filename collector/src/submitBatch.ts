@@ -25,7 +25,17 @@ export async function submitBatch(deps: SubmitDeps, items: BatchItem[]): Promise
     try {
       // Refused before anything is claimed, stored or built (413): its records could never be published.
       const { app, sub } = e.item;
-      checkFanout({ app: app._id, users: sub.to.kind === 'users' ? sub.to.users : undefined, group: sub.to.kind === 'group' ? sub.to.group : undefined, payload: sub.payload, traceId: sub.traceId, collapseKey: sub.collapseKey }, deps.fanout ?? DEFAULT_FANOUT_LIMITS);
+      checkFanout(
+        {
+          app: app._id,
+          users: sub.to.kind === 'users' ? sub.to.users : undefined,
+          group: sub.to.kind === 'group' ? sub.to.group : undefined,
+          payload: sub.payload,
+          traceId: sub.traceId,
+          collapseKey: sub.collapseKey,
+        },
+        deps.fanout ?? DEFAULT_FANOUT_LIMITS,
+      );
     } catch (err) {
       e.outcome = { error: err };
     }
@@ -49,7 +59,9 @@ async function claimKeys(deps: SubmitDeps, entries: Entry[]): Promise<void> {
     const one = keyed.length === 1 && !keyed[0]!.item.keepUntil ? keyed[0]! : undefined;
     claims = one
       ? [await deps.idempotency.claim(one.item.app._id, one.item.sub.idempotencyKey!, one.id)]
-      : await deps.idempotency.claimMany(keyed.map((e) => ({ app: e.item.app._id, key: e.item.sub.idempotencyKey!, msgId: e.id, keepUntil: e.item.keepUntil })));
+      : await deps.idempotency.claimMany(
+          keyed.map((e) => ({ app: e.item.app._id, key: e.item.sub.idempotencyKey!, msgId: e.id, keepUntil: e.item.keepUntil })),
+        );
   } catch (err) {
     const failure = storeFailure(keyed.length === 1 ? 'cannot check the idempotency key now' : 'cannot check idempotency keys now', err);
     for (const e of keyed) e.outcome = { error: failure };
@@ -63,7 +75,10 @@ async function claimKeys(deps: SubmitDeps, entries: Entry[]): Promise<void> {
       e.outcome = { result: { id: claim.id, status: 'accepted', duplicate: true } };
     } else {
       e.outcome = {
-        error: new PushError('IDEMPOTENCY_IN_PROGRESS', 'a submission with this idempotency key is still being handled; retry shortly', { status: 409, retriable: true }),
+        error: new PushError('IDEMPOTENCY_IN_PROGRESS', 'a submission with this idempotency key is still being handled; retry shortly', {
+          status: 409,
+          retriable: true,
+        }),
       };
     }
   });

@@ -73,7 +73,10 @@ function readTarget(to: unknown, limits: AppLimits): Target {
     }
     users.forEach((u, i) => {
       if (typeof u !== 'string' || !ID_PATTERN.test(u)) {
-        throw fieldError(`to.users[${i}]`, 'must be a string of 1-128 characters without whitespace, control characters, lone surrogates or "|", not starting with "#"');
+        throw fieldError(
+          `to.users[${i}]`,
+          'must be a string of 1-128 characters without whitespace, control characters, lone surrogates or "|", not starting with "#"',
+        );
       }
     });
     return { kind: 'users', users: [...new Set(users as string[])] };

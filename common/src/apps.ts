@@ -44,7 +44,16 @@ export interface AppStore {
   findByApiKey(apiKey: string): Promise<App | undefined>;
   get(appId: string): Promise<App | undefined>;
   /** Creates or updates an app; used by development mode and tests. */
-  upsert(app: { id: string; name?: string; apiKeys: string[]; allowedOrigins?: string[]; deviceMode?: DeviceMode; openGroups?: boolean; limits?: Partial<AppLimits>; eventSigningSecrets?: string[] }): Promise<App>;
+  upsert(app: {
+    id: string;
+    name?: string;
+    apiKeys: string[];
+    allowedOrigins?: string[];
+    deviceMode?: DeviceMode;
+    openGroups?: boolean;
+    limits?: Partial<AppLimits>;
+    eventSigningSecrets?: string[];
+  }): Promise<App>;
   ensureIndexes(): Promise<void>;
 }
 

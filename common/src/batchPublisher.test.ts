@@ -24,7 +24,10 @@ test('an owner over its share is told so by name, even when the whole queue is f
     return true;
   });
   // An owner with nothing waiting meets only the queue's own bound.
-  await assert.rejects(pub.publish('t', records(5), 'third'), (err: { code?: string; details?: unknown }) => err.code === 'OVERLOADED' && err.details === undefined);
+  await assert.rejects(
+    pub.publish('t', records(5), 'third'),
+    (err: { code?: string; details?: unknown }) => err.code === 'OVERLOADED' && err.details === undefined,
+  );
   const releasing = setInterval(releaseAll, 1);
   await Promise.all([first, other]);
   clearInterval(releasing);

@@ -189,10 +189,14 @@ class KafkaBatchPublisher implements BatchPublisher {
     for (let i = 0; i < messages.length; i++) {
       const size = recordBytes(messages[i]!);
       if (size > this.maxRequestBytes) {
-        return new PushError('RECORD_TOO_LARGE', `a ${this.name} record of ${size} bytes exceeds the largest Kafka produce request (${this.maxRequestBytes} bytes)`, {
-          status: 413,
-          details: { limit: this.maxRequestBytes },
-        });
+        return new PushError(
+          'RECORD_TOO_LARGE',
+          `a ${this.name} record of ${size} bytes exceeds the largest Kafka produce request (${this.maxRequestBytes} bytes)`,
+          {
+            status: 413,
+            details: { limit: this.maxRequestBytes },
+          },
+        );
       }
       sizes[i] = size;
       bytes += size;
@@ -210,11 +214,15 @@ class KafkaBatchPublisher implements BatchPublisher {
   /** The refusal of a publish that does not fit now: over its owner's share first, then over the whole queue. */
   private overloaded(records: number, bytes: number, owner: string | undefined, mine: Waiting | undefined): PushError | undefined {
     if (mine && (mine.records + records > this.ownerRecords || mine.bytes + bytes > this.ownerBytes)) {
-      return new PushError('OVERLOADED', `${owner} has ${mine.records} ${this.name} records (${mine.bytes} bytes) waiting for Kafka, its share of the queue; retry shortly`, {
-        status: 503,
-        retriable: true,
-        details: { owner },
-      });
+      return new PushError(
+        'OVERLOADED',
+        `${owner} has ${mine.records} ${this.name} records (${mine.bytes} bytes) waiting for Kafka, its share of the queue; retry shortly`,
+        {
+          status: 503,
+          retriable: true,
+          details: { owner },
+        },
+      );
     }
     // After the share check: an app over its share is told so (details.owner), even when the
     // queue as a whole is full too (it was answered as a plain overload, with no owner).

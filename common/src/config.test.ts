@@ -5,7 +5,10 @@ import { ConfigError, envBool, envBrokers, envIdentifier, envInt, envPort, loadC
 test('envInt parses, applies defaults and bounds, and names the variable', () => {
   assert.equal(envInt({}, 'X', 5), 5);
   assert.equal(envInt({ X: ' 42 ' }, 'X', 5), 42);
-  assert.throws(() => envInt({ X: 'abc' }, 'X', 5), (e: unknown) => e instanceof ConfigError && /X: expected an integer/.test(e.message));
+  assert.throws(
+    () => envInt({ X: 'abc' }, 'X', 5),
+    (e: unknown) => e instanceof ConfigError && /X: expected an integer/.test(e.message),
+  );
   assert.throws(() => envInt({ X: '0' }, 'X', 5, { min: 1 }), /X: must be >= 1/);
   assert.throws(() => envPort({ P: '70000' }, 'P', 1), /P: must be <= 65535/);
 });

@@ -7,7 +7,10 @@ export type Env = Record<string, string | undefined>;
 
 export class ConfigError extends Error {
   readonly code = 'CONFIG_INVALID';
-  constructor(readonly variable: string, message: string) {
+  constructor(
+    readonly variable: string,
+    message: string,
+  ) {
     super(`${variable}: ${message}`);
     this.name = 'ConfigError';
   }
@@ -26,12 +29,7 @@ export function envOptionalString(env: Env, name: string): string | undefined {
   return raw(env, name);
 }
 
-export function envInt(
-  env: Env,
-  name: string,
-  fallback: number,
-  bounds: { min?: number; max?: number } = {},
-): number {
+export function envInt(env: Env, name: string, fallback: number, bounds: { min?: number; max?: number } = {}): number {
   const value = raw(env, name);
   if (value === undefined) return fallback;
   if (!/^-?\d+$/.test(value)) throw new ConfigError(name, `expected an integer, got "${value}"`);
@@ -56,7 +54,10 @@ export function envBool(env: Env, name: string, fallback: boolean): boolean {
 export function envList(env: Env, name: string, fallback: string[]): string[] {
   const value = raw(env, name);
   if (value === undefined) return fallback;
-  const items = value.split(',').map((s) => s.trim()).filter(Boolean);
+  const items = value
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean);
   if (items.length === 0) throw new ConfigError(name, 'expected a comma-separated list');
   return items;
 }
@@ -135,7 +136,10 @@ export function loadCommonConfig(env: Env): CommonConfig {
   const mode = envEnum(env, 'PUSH_MODE', ['development', 'production'] as const, 'production');
   const operatorKey = envString(env, 'OPERATOR_KEY', mode === 'development' ? DEV_OPERATOR_KEY : '');
   if (mode === 'production' && operatorKey === '') {
-    throw new ConfigError('OPERATOR_KEY', 'required in production mode (the default PUSH_MODE): set it to a secret, or set PUSH_MODE=development for a local stack');
+    throw new ConfigError(
+      'OPERATOR_KEY',
+      'required in production mode (the default PUSH_MODE): set it to a secret, or set PUSH_MODE=development for a local stack',
+    );
   }
   if (mode === 'production' && operatorKey === DEV_OPERATOR_KEY) {
     throw new ConfigError('OPERATOR_KEY', `the development key "${DEV_OPERATOR_KEY}" is refused in production mode; set a secret`);

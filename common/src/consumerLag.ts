@@ -81,8 +81,7 @@ export async function stackGroups(admin: Admin, topics: Topics, prefix: string, 
   const existing = new Set(groups.map((g) => g.groupId));
   const pusherPrefix = `${prefix}push-pusher-`;
   const others = [...existing].filter((g) => g.startsWith(`${prefix}push-`) && !known.has(g) && !g.startsWith(pusherPrefix));
-  return [
-    ...[...known].filter(([g]) => existing.has(g)).map(([group, t]) => ({ group, topics: t })),
-    ...others.map((group) => ({ group })),
-  ].sort((a, b) => (a.group < b.group ? -1 : 1));
+  return [...[...known].filter(([g]) => existing.has(g)).map(([group, t]) => ({ group, topics: t })), ...others.map((group) => ({ group }))].sort((a, b) =>
+    a.group < b.group ? -1 : 1,
+  );
 }

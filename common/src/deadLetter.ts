@@ -40,7 +40,9 @@ export async function sendToDeadLetters(
   }
   let value = source.message.value ?? null;
   if (value && value.length > MAX_DEAD_LETTER_VALUE_BYTES) {
-    notes.push(`value of ${value.length} bytes not copied (over ${MAX_DEAD_LETTER_VALUE_BYTES}); the original stays at ${source.topic} ${source.partition}:${source.message.offset}`);
+    notes.push(
+      `value of ${value.length} bytes not copied (over ${MAX_DEAD_LETTER_VALUE_BYTES}); the original stays at ${source.topic} ${source.partition}:${source.message.offset}`,
+    );
     value = null;
   }
   const fullReason = notes.length > 0 ? `${reason.slice(0, REASON_CHARS)} [${notes.join('; ')}]` : reason.slice(0, REASON_CHARS);

@@ -8,11 +8,7 @@ export class PushError extends Error {
   readonly retriable: boolean;
   readonly details?: unknown;
 
-  constructor(
-    code: string,
-    message: string,
-    opts: { status?: number; retriable?: boolean; cause?: unknown; details?: unknown } = {},
-  ) {
+  constructor(code: string, message: string, opts: { status?: number; retriable?: boolean; cause?: unknown; details?: unknown } = {}) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = 'PushError';
     this.code = code;
@@ -28,13 +24,10 @@ export class PushError extends Error {
   }
 }
 
-export const invalid = (message: string, details?: unknown) =>
-  new PushError('INVALID_REQUEST', message, { status: 400, details });
-export const unauthorized = (message = 'missing or invalid credentials') =>
-  new PushError('UNAUTHORIZED', message, { status: 401 });
+export const invalid = (message: string, details?: unknown) => new PushError('INVALID_REQUEST', message, { status: 400, details });
+export const unauthorized = (message = 'missing or invalid credentials') => new PushError('UNAUTHORIZED', message, { status: 401 });
 export const notFound = (message: string) => new PushError('NOT_FOUND', message, { status: 404 });
-export const unavailable = (message: string, cause?: unknown) =>
-  new PushError('UNAVAILABLE', message, { status: 503, retriable: true, cause });
+export const unavailable = (message: string, cause?: unknown) => new PushError('UNAVAILABLE', message, { status: 503, retriable: true, cause });
 
 /** Rejects after `ms` so a hung dependency cannot hang the caller. */
 export async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {

@@ -6,7 +6,7 @@ import { createMemoPartitioner } from './kafka.js';
 const meta = (n: number, down: number[] = []) =>
   Array.from({ length: n }, (_, i) => ({ partitionId: i, leader: down.includes(i) ? -1 : 0, partitionErrorCode: 0, replicas: [0], isr: [0] }));
 
-test('the memoised partitioner picks the partition Kafka\'s murmur2 partitioner picks, for every key and partition count', () => {
+test("the memoised partitioner picks the partition Kafka's murmur2 partitioner picks, for every key and partition count", () => {
   const memo = createMemoPartitioner({ maxKeys: 50 })();
   const plain = Partitioners.DefaultPartitioner();
   for (const n of [1, 4, 7, 8]) {
@@ -17,7 +17,10 @@ test('the memoised partitioner picks the partition Kafka\'s murmur2 partitioner 
     }
   }
   // A known value of Java's partitioner (murmur2 of "foo" over 8 partitions).
-  assert.equal(memo({ topic: 't', partitionMetadata: meta(8), message: { key: 'foo', value: 'v' } }), plain({ topic: 't', partitionMetadata: meta(8), message: { key: 'foo', value: 'v' } }));
+  assert.equal(
+    memo({ topic: 't', partitionMetadata: meta(8), message: { key: 'foo', value: 'v' } }),
+    plain({ topic: 't', partitionMetadata: meta(8), message: { key: 'foo', value: 'v' } }),
+  );
 });
 
 test('the memoised partitioner honours an explicit partition and spreads keyless records over available partitions', () => {

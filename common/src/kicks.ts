@@ -61,7 +61,15 @@ export function parseKick(text: string): Kick | undefined {
  * which app the caller acts for: its own (API key) or the one in the body
  * (`app`, operator key).
  */
-export function kickRoutes({ redis, auth, appOf }: { redis: Redis; auth: RequestHandler; appOf: (res: Response, body: Record<string, unknown>) => string }): Router {
+export function kickRoutes({
+  redis,
+  auth,
+  appOf,
+}: {
+  redis: Redis;
+  auth: RequestHandler;
+  appOf: (res: Response, body: Record<string, unknown>) => string;
+}): Router {
   const router = Router();
   router.post('/v1/users/:userId/kick', auth, express.json({ limit: '4kb' }), async (req, res) => {
     // express.json takes arrays too; `[]` is not "no options" but a wrong body.

@@ -88,7 +88,12 @@ export function exitForRestart(logger: Logger, reason: string, err: unknown, con
   try {
     const service = (logger.bindings().service as string | undefined) ?? 'service';
     process.stderr.write(`${service}: ${reason}, exiting ${EXIT_UNCAUGHT}: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
-    logger.fatal({ err, ...context, exitCode: EXIT_UNCAUGHT }, reason === 'uncaughtException' ? 'uncaught exception; exiting for the supervisor to restart the process' : `${reason}; exiting for the supervisor to restart the process`);
+    logger.fatal(
+      { err, ...context, exitCode: EXIT_UNCAUGHT },
+      reason === 'uncaughtException'
+        ? 'uncaught exception; exiting for the supervisor to restart the process'
+        : `${reason}; exiting for the supervisor to restart the process`,
+    );
   } finally {
     process.exit(EXIT_UNCAUGHT);
   }

@@ -41,23 +41,35 @@ function watchClient(client: MongoClient, logger: Logger): void {
   };
   let heartbeatFailing = false;
   client.on('serverHeartbeatFailed', (e) => {
-    if (!heartbeatFailing || often('heartbeat', 5000)) logger.warn({ address: e.connectionId, err: e.failure?.message, ms: e.duration }, 'mongo heartbeat failed');
+    if (!heartbeatFailing || often('heartbeat', 5000))
+      logger.warn({ address: e.connectionId, err: e.failure?.message, ms: e.duration }, 'mongo heartbeat failed');
     heartbeatFailing = true;
   });
   client.on('serverHeartbeatSucceeded', () => {
     if (heartbeatFailing) logger.warn({ pool: poolStats(client) }, 'mongo heartbeat succeeds again');
     heartbeatFailing = false;
   });
-  client.on('connectionPoolCleared', (e) => logger.warn({ address: e.address, interrupt: (e as { interruptInUseConnections?: boolean }).interruptInUseConnections, pool: poolStats(client) }, 'mongo pool cleared'));
+  client.on('connectionPoolCleared', (e) =>
+    logger.warn(
+      { address: e.address, interrupt: (e as { interruptInUseConnections?: boolean }).interruptInUseConnections, pool: poolStats(client) },
+      'mongo pool cleared',
+    ),
+  );
   client.on('connectionPoolReady', (e) => logger.info({ address: e.address, pool: poolStats(client) }, 'mongo pool ready'));
   client.on('connectionCheckOutFailed', (e) => {
-    if (often('checkout')) logger.warn({ reason: e.reason, err: (e as { error?: Error }).error?.message, pool: poolStats(client) }, 'mongo connection check-out failed');
+    if (often('checkout'))
+      logger.warn({ reason: e.reason, err: (e as { error?: Error }).error?.message, pool: poolStats(client) }, 'mongo connection check-out failed');
   });
   client.on('connectionClosed', (e) => {
-    if (e.reason !== 'stale' && e.reason !== 'poolClosed' && often(`closed-${e.reason}`)) logger.warn({ reason: e.reason, err: (e as { error?: Error }).error?.message }, 'mongo connection closed');
+    if (e.reason !== 'stale' && e.reason !== 'poolClosed' && often(`closed-${e.reason}`))
+      logger.warn({ reason: e.reason, err: (e as { error?: Error }).error?.message }, 'mongo connection closed');
   });
   client.on('serverDescriptionChanged', (e) => {
-    if (e.previousDescription.type !== e.newDescription.type) logger[e.newDescription.type === 'Unknown' ? 'warn' : 'info']({ address: e.address, from: e.previousDescription.type, to: e.newDescription.type, err: e.newDescription.error?.message }, 'mongo server changed');
+    if (e.previousDescription.type !== e.newDescription.type)
+      logger[e.newDescription.type === 'Unknown' ? 'warn' : 'info'](
+        { address: e.address, from: e.previousDescription.type, to: e.newDescription.type, err: e.newDescription.error?.message },
+        'mongo server changed',
+      );
   });
   if (process.env.PUSH_MONGO_TRACE === '1') {
     const running = new Map<number, { name: string; at: number; conn: unknown }>();
@@ -66,11 +78,16 @@ function watchClient(client: MongoClient, logger: Logger): void {
     client.on('commandFailed', (e) => {
       const r = running.get(e.requestId);
       running.delete(e.requestId);
-      if (r && Date.now() - r.at > 3000) logger.warn({ command: r.name, ms: Date.now() - r.at, err: e.failure?.message }, 'mongo command failed after a long wait');
+      if (r && Date.now() - r.at > 3000)
+        logger.warn({ command: r.name, ms: Date.now() - r.at, err: e.failure?.message }, 'mongo command failed after a long wait');
     });
     setInterval(() => {
       const old = [...running.values()].filter((r) => Date.now() - r.at > 3000);
-      if (old.length > 0) logger.warn({ n: old.length, oldest: old.slice(0, 5).map((r) => ({ command: r.name, ms: Date.now() - r.at, conn: r.conn })), pool: poolStats(client) }, 'mongo commands running for over 3 s');
+      if (old.length > 0)
+        logger.warn(
+          { n: old.length, oldest: old.slice(0, 5).map((r) => ({ command: r.name, ms: Date.now() - r.at, conn: r.conn })), pool: poolStats(client) },
+          'mongo commands running for over 3 s',
+        );
     }, 2000).unref();
   }
 }
@@ -95,7 +112,11 @@ function driverServers(client: MongoClient): DriverServer[] {
  * selection for good. A polling check is bounded by connectTimeoutMS, a streaming one by
  * heartbeatFrequencyMS more, so one outstanding for longer than that plus a margin is stuck.
  */
-function watchHeartbeats(client: MongoClient, logger: Logger | undefined, { connectTimeoutMS, heartbeatFrequencyMS }: { connectTimeoutMS: number; heartbeatFrequencyMS: number }): NodeJS.Timeout {
+function watchHeartbeats(
+  client: MongoClient,
+  logger: Logger | undefined,
+  { connectTimeoutMS, heartbeatFrequencyMS }: { connectTimeoutMS: number; heartbeatFrequencyMS: number },
+): NodeJS.Timeout {
   const outstanding = new Map<string, { at: number; awaited: boolean }>();
   client.on('serverHeartbeatStarted', (e) => outstanding.set(e.connectionId, { at: Date.now(), awaited: e.awaited }));
   client.on('serverHeartbeatSucceeded', (e) => outstanding.delete(e.connectionId));
@@ -114,7 +135,9 @@ function watchHeartbeats(client: MongoClient, logger: Logger | undefined, { conn
         ms,
         type: server?.description?.type,
         monitor: monitor?.s?.state,
-        connection: conn ? { closed: conn.closed, reading: conn.dataEvents != null, socketDestroyed: conn.socket?.destroyed, needDrain: conn.socket?.writableNeedDrain } : null,
+        connection: conn
+          ? { closed: conn.closed, reading: conn.dataEvents != null, socketDestroyed: conn.socket?.destroyed, needDrain: conn.socket?.writableNeedDrain }
+          : null,
       };
       if (typeof monitor?.close === 'function' && typeof monitor.connect === 'function') {
         logger?.warn(state, 'mongo heartbeat never finished; restarting the server monitor');

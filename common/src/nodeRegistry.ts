@@ -34,7 +34,12 @@ export async function heartbeatNode(redis: Redis, info: NodeInfo & { boot?: stri
   if (info.boot) tx.hset(BOOTS_KEY, info.id, `${info.boot}|${expiry}`);
   await tx
     .zadd(NODES, expiry, info.id)
-    .hset(nodeKey(info.id), { url: info.url, connections: info.connections, draining: info.draining ? 1 : 0, ...(info.adminUrl ? { adminUrl: info.adminUrl } : {}) })
+    .hset(nodeKey(info.id), {
+      url: info.url,
+      connections: info.connections,
+      draining: info.draining ? 1 : 0,
+      ...(info.adminUrl ? { adminUrl: info.adminUrl } : {}),
+    })
     .pexpire(nodeKey(info.id), ttlMs)
     .exec();
 }

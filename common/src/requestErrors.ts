@@ -34,5 +34,7 @@ export function requestErrorOf(err: unknown): PushError | undefined {
   }
   if (err instanceof URIError) return new PushError('INVALID_REQUEST', `malformed percent-encoding in the path: ${message}`, { status: 400 });
   // Another client error a library raised; its message is only shown when the library marked it safe to expose.
-  return new PushError(status === 400 ? 'INVALID_REQUEST' : 'BAD_REQUEST', e.expose === true && message ? message : 'the request could not be handled', { status });
+  return new PushError(status === 400 ? 'INVALID_REQUEST' : 'BAD_REQUEST', e.expose === true && message ? message : 'the request could not be handled', {
+    status,
+  });
 }

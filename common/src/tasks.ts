@@ -81,7 +81,10 @@ const TRANSITIONS: Record<TaskState, TaskState[]> = {
 };
 
 export class TaskTransitionError extends Error {
-  constructor(readonly from: TaskState, readonly to: TaskState) {
+  constructor(
+    readonly from: TaskState,
+    readonly to: TaskState,
+  ) {
     super(`a ${from} task cannot become ${to}`);
   }
 }
@@ -139,10 +142,11 @@ async function viewOf(tasks: Collection<TaskRecord>, redis: Redis, t: TaskRecord
       missed: !finished && !liveSet.has(nodeId),
     };
   });
-  const totals = progress.reduce(
-    (acc, p) => ({ targeted: acc.targeted + p.targeted, written: acc.written + p.written, acked: acc.acked + p.acked }),
-    { targeted: 0, written: 0, acked: 0 },
-  );
+  const totals = progress.reduce((acc, p) => ({ targeted: acc.targeted + p.targeted, written: acc.written + p.written, acked: acc.acked + p.acked }), {
+    targeted: 0,
+    written: 0,
+    acked: 0,
+  });
   let state = t.state;
   // Done when every node it went to has finished (or died trying); a task that
   // reached no node at all (no subscribers) is done as soon as that is known.
@@ -185,7 +189,11 @@ export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskSt
 
     async list({ app, limit }) {
       if (app !== undefined && !storable(app)) return [];
-      const docs = await tasks.find(app ? { app } : {}).sort({ _id: -1 }).limit(limit).toArray();
+      const docs = await tasks
+        .find(app ? { app } : {})
+        .sort({ _id: -1 })
+        .limit(limit)
+        .toArray();
       return Promise.all(docs.map(view));
     },
 

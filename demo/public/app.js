@@ -153,7 +153,11 @@ $('upstream').addEventListener('submit', (e) => {
   if (!client) return ($('upstream-result').textContent = 'Connect first.');
   const connected = client.state === 'connected';
   const taken = client.send(payload);
-  $('upstream-result').textContent = !taken ? 'Dropped: the send queue is full or the client is closed.' : connected ? `Sent ${JSON.stringify(payload)}.` : 'Queued until connected.';
+  $('upstream-result').textContent = !taken
+    ? 'Dropped: the send queue is full or the client is closed.'
+    : connected
+      ? `Sent ${JSON.stringify(payload)}.`
+      : 'Queued until connected.';
 });
 
 $('target').addEventListener('change', () => {

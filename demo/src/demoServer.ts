@@ -27,7 +27,11 @@ export interface DemoServerOptions {
 }
 
 class HttpError extends Error {
-  constructor(readonly status: number, readonly code: string, message: string) {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -43,7 +47,8 @@ export async function createDemoServer(o: DemoServerOptions) {
   const sdkText = sdk!.text;
 
   const readJson = async (req: http.IncomingMessage): Promise<Record<string, unknown>> => {
-    if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send Content-Type: application/json');
+    if (!/^application\/json\b/.test(req.headers['content-type'] ?? ''))
+      throw new HttpError(415, 'UNSUPPORTED_MEDIA_TYPE', 'send Content-Type: application/json');
     const chunks: Buffer[] = [];
     let size = 0;
     for await (const chunk of req) {
@@ -105,7 +110,8 @@ export async function createDemoServer(o: DemoServerOptions) {
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: unknown) => {
       const e = err instanceof HttpError ? err : new HttpError(500, 'INTERNAL', 'unexpected error');
-      if (!res.headersSent) res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: e.code, message: e.message } }));
+      if (!res.headersSent)
+        res.writeHead(e.status, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { code: e.code, message: e.message } }));
     });
   });
 

@@ -14,8 +14,25 @@ export const dlqIndexGroup = (prefix: string) => `${prefix}push-dlq-index`;
  * unreadable is logged and skipped (there is no dead letter queue for the
  * dead letter queue); offsets are committed after each stored batch.
  */
-export async function startDlqIndex({ kafka, store, topic, groupId, logger }: { kafka: Kafka; store: DlqStore; topic: string; groupId: string; logger: Logger }): Promise<Consumer> {
-  const consumer = kafka.consumer({ groupId, sessionTimeout: 30_000, maxBytesPerPartition: 1 << 20, retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 } });
+export async function startDlqIndex({
+  kafka,
+  store,
+  topic,
+  groupId,
+  logger,
+}: {
+  kafka: Kafka;
+  store: DlqStore;
+  topic: string;
+  groupId: string;
+  logger: Logger;
+}): Promise<Consumer> {
+  const consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: 30_000,
+    maxBytesPerPartition: 1 << 20,
+    retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
+  });
   await consumer.connect();
   await consumer.subscribe({ topic, fromBeginning: true });
   await consumer.run({

@@ -34,7 +34,17 @@ function selection(body: unknown): { ids?: string[]; all: boolean } {
  *   POST /v1/admin/dlq/replay   { ids } | { all: true }   re-produce to the original topic
  *   POST /v1/admin/dlq/purge    { ids } | { all: true }
  */
-export function dlqRoutes({ store, publisher, auth, eventsTopic }: { store: DlqStore; publisher: BatchPublisher; auth: RequestHandler; eventsTopic: string }): Router {
+export function dlqRoutes({
+  store,
+  publisher,
+  auth,
+  eventsTopic,
+}: {
+  store: DlqStore;
+  publisher: BatchPublisher;
+  auth: RequestHandler;
+  eventsTopic: string;
+}): Router {
   const router = Router();
 
   router.get('/v1/admin/dlq', auth, async (req, res) => {
@@ -71,7 +81,8 @@ export function dlqRoutes({ store, publisher, auth, eventsTopic }: { store: DlqS
       }
       try {
         // A business event keeps its original position as its identity (see eventOrigin.ts), so replaying it twice submits it once.
-        const origin = rec.topic === eventsTopic && rec.headers[ORIGIN_HEADER] === undefined ? { [ORIGIN_HEADER]: `${rec.sourcePartition}:${rec.sourceOffset}` } : {};
+        const origin =
+          rec.topic === eventsTopic && rec.headers[ORIGIN_HEADER] === undefined ? { [ORIGIN_HEADER]: `${rec.sourcePartition}:${rec.sourceOffset}` } : {};
         await publisher.publish(rec.topic, [{ key: rec.key, value: rec.value, headers: { ...rec.headers, ...origin, [DLQ_REPLAY_HEADER]: id } }]);
         await store.markReplayed(id);
         replayed++;

@@ -111,10 +111,7 @@ export function createDlqStore(db: Db) {
     async list({ limit, sourceTopic }: { limit: number; sourceTopic?: string }): Promise<{ total: number; entries: DlqEntry[] }> {
       if (sourceTopic !== undefined && !storable(sourceTopic)) return { total: 0, entries: [] };
       const filter = { state: { $ne: 'purged' as const }, ...(sourceTopic ? { sourceTopic } : {}) };
-      const [total, docs] = await Promise.all([
-        letters.countDocuments(filter),
-        letters.find(filter).sort({ partition: -1, seq: -1 }).limit(limit).toArray(),
-      ]);
+      const [total, docs] = await Promise.all([letters.countDocuments(filter), letters.find(filter).sort({ partition: -1, seq: -1 }).limit(limit).toArray()]);
       return { total, entries: docs.map(toEntry) };
     },
     async get(id: string): Promise<DlqEntry | undefined> {
@@ -124,7 +121,9 @@ export function createDlqStore(db: Db) {
     /** The raw record of a visible entry, for re-producing it. */
     async record(
       id: string,
-    ): Promise<{ topic: string; sourcePartition: number; sourceOffset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> } | undefined> {
+    ): Promise<
+      { topic: string; sourcePartition: number; sourceOffset: string; key: Buffer | null; value: Buffer | null; headers: Record<string, string> } | undefined
+    > {
       const doc = DLQ_ID.test(id) ? await letters.findOne({ _id: id }) : null;
       if (!doc || doc.state === 'purged') return undefined;
       return {
@@ -138,7 +137,11 @@ export function createDlqStore(db: Db) {
     },
     /** Ids of visible entries in a state, oldest first, at most `limit`. */
     async ids(states: DlqState[], limit: number): Promise<string[]> {
-      const docs = await letters.find({ state: { $in: states } }, { projection: { _id: 1 } }).sort({ partition: 1, seq: 1 }).limit(limit).toArray();
+      const docs = await letters
+        .find({ state: { $in: states } }, { projection: { _id: 1 } })
+        .sort({ partition: 1, seq: 1 })
+        .limit(limit)
+        .toArray();
       return docs.map((d) => d._id);
     },
     async markReplayed(id: string): Promise<void> {

@@ -6,7 +6,13 @@
  * A failed `record` is reported and retried with the next offset noted; a
  * crash before it lands only means the replay guard sees those records again.
  */
-export function createForwardedCommits({ record, onError }: { record: (topic: string, partition: number, offset: string) => Promise<void>; onError: (err: Error) => void }) {
+export function createForwardedCommits({
+  record,
+  onError,
+}: {
+  record: (topic: string, partition: number, offset: string) => Promise<void>;
+  onError: (err: Error) => void;
+}) {
   const wanted = new Map<string, { topic: string; partition: number; offset: string }>();
   const running = new Map<string, Promise<void>>();
 

@@ -53,7 +53,8 @@ export function parseReplayRequest(raw: unknown, { maxRangeMs, now = Date.now() 
     throw invalid(`range too large: at most ${Math.round(maxRangeMs / 3_600_000)} hours per replay`, { field: 'to', maxRangeMs });
   }
   for (const f of ['app', 'user'] as const) {
-    if (body[f] !== undefined && (typeof body[f] !== 'string' || !NAME.test(body[f]))) throw invalid(`${f} must be a non-empty id of at most 200 characters`, { field: f });
+    if (body[f] !== undefined && (typeof body[f] !== 'string' || !NAME.test(body[f])))
+      throw invalid(`${f} must be a non-empty id of at most 200 characters`, { field: f });
   }
   if (body.user !== undefined && topic === 'push.events') {
     throw invalid('user filters apply to push.ingest only (a push.events record may address many users)', { field: 'user' });

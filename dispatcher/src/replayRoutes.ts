@@ -12,7 +12,17 @@ import type { ReplayStore } from './replayStore.js';
  *   GET  /v1/admin/replays/:id
  *   POST /v1/admin/replays/:id/stop   409 once it finished
  */
-export function replayRoutes({ runner, store, auth, maxRangeMs }: { runner: ReplayRunner; store: ReplayStore; auth: RequestHandler; maxRangeMs: number }): Router {
+export function replayRoutes({
+  runner,
+  store,
+  auth,
+  maxRangeMs,
+}: {
+  runner: ReplayRunner;
+  store: ReplayStore;
+  auth: RequestHandler;
+  maxRangeMs: number;
+}): Router {
   const router = Router();
   const load = async (id: string) => {
     const replay = MESSAGE_ID_PATTERN.test(id) ? await store.get(id) : undefined;

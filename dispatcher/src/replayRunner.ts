@@ -14,7 +14,6 @@ import type { ReplayRequest, ReplayTopic } from './replayRequest.js';
 import type { PartitionProgress, Replay, ReplayProgress, ReplayStore } from './replayStore.js';
 import { resolveRange, scanRanges } from './replayScan.js';
 
-
 /**
  *   push:replay-lease:<id>   the dispatcher running the replay (expires unless renewed)
  *   push:replay-stop:<id>    set by a stop request; the runner halts when it sees it
@@ -73,23 +72,23 @@ type Verdict = { app: string; skip?: undefined } | { skip: string; app?: undefin
 
 function classify(topic: ReplayTopic, m: KafkaMessage, filter: { app?: string; user?: string }, range: { fromMs: number; toMs: number }, now: number): Verdict {
   const ts = Number(m.timestamp);
-  if (ts < range.fromMs || ts > range.toMs) return { skip: 'outside-range' }
-  if (headerText(m.headers, REPLAY_HEADER) !== undefined) return { skip: 'replay-copy' }
+  if (ts < range.fromMs || ts > range.toMs) return { skip: 'outside-range' };
+  if (headerText(m.headers, REPLAY_HEADER) !== undefined) return { skip: 'replay-copy' };
   try {
     if (topic === 'push.ingest') {
       const r = decodeRecord('IngestRecord', m.value, m.headers);
-      if ((filter.app && r.app !== filter.app) || (filter.user && r.user !== filter.user)) return { skip: 'filtered' }
-      if (!r.persistent) return { skip: 'transient' }
-      if (r.expiresAt <= now) return { skip: 'expired' }
+      if ((filter.app && r.app !== filter.app) || (filter.user && r.user !== filter.user)) return { skip: 'filtered' };
+      if (!r.persistent) return { skip: 'transient' };
+      if (r.expiresAt <= now) return { skip: 'expired' };
       return { app: r.app };
     }
     const ev = decodeRecord('BusinessEvent', m.value, m.headers);
-    if (filter.app && ev.app !== filter.app) return { skip: 'filtered' }
+    if (filter.app && ev.app !== filter.app) return { skip: 'filtered' };
     // Its lifetime counts from when it was first produced, not from the replay.
-    if (ts + (ev.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000 <= now) return { skip: 'expired' }
+    if (ts + (ev.ttlSeconds ?? DEFAULT_TTL_SECONDS) * 1000 <= now) return { skip: 'expired' };
     return { app: ev.app };
   } catch {
-    return { skip: 'undecodable' }
+    return { skip: 'undecodable' };
   }
 }
 
@@ -199,7 +198,9 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
       await store.finish(id, 'failed', progress, (err as Error).message).catch(() => undefined);
     } finally {
       await stopTicking();
-      await redis.eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`, 1, leaseKey(id), owner).catch(() => 0);
+      await redis
+        .eval(`if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`, 1, leaseKey(id), owner)
+        .catch(() => 0);
     }
   };
 
@@ -259,7 +260,12 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
         topic: req.topic,
         from: new Date(req.fromMs).toISOString(),
         to: new Date(req.toMs).toISOString(),
-        partitions: partitions.map((p) => ({ partition: p.partition, startOffset: p.startOffset, endOffset: p.endOffset, matched: matched.get(p.partition) ?? 0 })),
+        partitions: partitions.map((p) => ({
+          partition: p.partition,
+          startOffset: p.startOffset,
+          endOffset: p.endOffset,
+          matched: matched.get(p.partition) ?? 0,
+        })),
         apps,
         total: [...matched.values()].reduce((a, b) => a + b, 0),
         scanned,

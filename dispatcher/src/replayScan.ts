@@ -56,7 +56,14 @@ export async function scanRanges(opts: ScanOptions): Promise<void> {
   const pending = new Map(partitions.filter(remaining).map((p) => [p.partition, p]));
   if (pending.size === 0) return;
   // Short fetch waits: the scan ends (and disconnects, which waits for the fetch in flight) as soon as its ranges are read.
-  const consumer = kafka.consumer({ groupId, sessionTimeout: 30_000, heartbeatInterval: 3000, maxWaitTimeInMs: 200, maxBytesPerPartition: 1 << 20, retry: { retries: 5 } });
+  const consumer = kafka.consumer({
+    groupId,
+    sessionTimeout: 30_000,
+    heartbeatInterval: 3000,
+    maxWaitTimeInMs: 200,
+    maxBytesPerPartition: 1 << 20,
+    retry: { retries: 5 },
+  });
   await consumer.connect();
   let failure: unknown;
   let lastProgress = Date.now();

@@ -4,15 +4,32 @@ import { routeRecords } from './routeRecords.js';
 import type { IngestRecord } from '../../schemas/types.js';
 
 const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({
-  id, app: 'a', target: 'USER', user, group: null, payload: '{}', persistent: true, createdAt: 0, expiresAt: 2000,
-  collapseKey: null, traceId: id, taskId: null, ...opts,
+  id,
+  app: 'a',
+  target: 'USER',
+  user,
+  group: null,
+  payload: '{}',
+  persistent: true,
+  createdAt: 0,
+  expiresAt: 2000,
+  collapseKey: null,
+  traceId: id,
+  taskId: null,
+  ...opts,
 });
 
 test('records go to every node of their recipients, once per node, in order', () => {
   const nodes: Record<string, string[]> = { u1: ['n1', 'n2', 'n1'], u2: ['n2'] };
   const r = routeRecords([rec('m1', 'u1'), rec('m2', 'u2'), rec('m3', 'u1')], (x) => nodes[x.user!] ?? [], 1000);
-  assert.deepEqual(r.byNode.get('n1')?.map((x) => x.id), ['m1', 'm3']);
-  assert.deepEqual(r.byNode.get('n2')?.map((x) => x.id), ['m1', 'm2', 'm3']);
+  assert.deepEqual(
+    r.byNode.get('n1')?.map((x) => x.id),
+    ['m1', 'm3'],
+  );
+  assert.deepEqual(
+    r.byNode.get('n2')?.map((x) => x.id),
+    ['m1', 'm2', 'm3'],
+  );
 });
 
 test('no nodes: offline persistent waits, transient is dropped; expired is skipped', () => {
@@ -31,5 +48,8 @@ test('task records report their fan-out, even when it is empty', () => {
   );
   assert.deepEqual(r.fanout.get('t1'), []);
   assert.deepEqual(r.fanout.get('t2'), ['n1', 'n2']);
-  assert.deepEqual(r.byNode.get('n2')?.map((x) => x.id), ['b1']);
+  assert.deepEqual(
+    r.byNode.get('n2')?.map((x) => x.id),
+    ['b1'],
+  );
 });

@@ -57,8 +57,17 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const guard = createReplayGuard({ redis, store });
   const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
   const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
-  const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
-  const trace = createTraceWriter({ redis, ttlSeconds: config.status.traceTtlSeconds, onError: (err) => logger.warn({ err: err.message }, 'trace write failed') });
+  const deadLetters = new Counter({
+    name: 'push_dead_letters_total',
+    help: 'Records sent to push.dlq, by reason',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+  const trace = createTraceWriter({
+    redis,
+    ttlSeconds: config.status.traceTtlSeconds,
+    onError: (err) => logger.warn({ err: err.message }, 'trace write failed'),
+  });
   onClose('trace', () => trace.close());
   const traceDispatch = createDispatchTracer({ trace, logger });
 
@@ -71,7 +80,14 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   onClose('producer', () => producer.disconnect());
   const publisher = createBatchPublisher({ producer, maxQueued: 100_000, maxBatch: 2000, timeoutMs: 10_000 });
   onClose('publisher', () => publisher.close());
-  new Gauge({ name: 'push_publish_queue_depth', help: 'Records waiting in the Kafka batch publisher (queued and in flight)', registers: [registry], collect() { this.set(publisher.queued()); } });
+  new Gauge({
+    name: 'push_publish_queue_depth',
+    help: 'Records waiting in the Kafka batch publisher (queued and in flight)',
+    registers: [registry],
+    collect() {
+      this.set(publisher.queued());
+    },
+  });
 
   // Live nodes change on the scale of seconds, so the set is cached; a route to a
   // node the cache has not seen yet (it just started) forces a quick re-read.
@@ -137,7 +153,14 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
         routed.inc({ outcome: 'dead-lettered' });
         logger.warn({ partition: batch.partition, offset: message.offset, code: err.code }, 'undecodable ingest record');
         deadLetters.inc({ code: err.code });
-        await sendToDeadLetters(publisher, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, topics.groups.dispatcher, topics.dlq);
+        await sendToDeadLetters(
+          publisher,
+          { topic: batch.topic, partition: batch.partition, message },
+          err.code,
+          err.message,
+          topics.groups.dispatcher,
+          topics.dlq,
+        );
       }
     }
     // Records handled before (replays, a reset group) are re-dispatched idempotently: see replayGuard.
@@ -165,7 +188,12 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     const result = routeRecords(
       notAgain.size > 0 ? records.filter((r) => !notAgain.has(r)) : records,
       (r) => {
-        const nodes = r.target === 'USER' ? (routesByUser.get(`${r.app}|${r.user}`) ?? []).map((x) => x.nodeId) : r.target === 'GROUP' ? (groups.get(`${r.app}|${r.group}`) ?? []) : live;
+        const nodes =
+          r.target === 'USER'
+            ? (routesByUser.get(`${r.app}|${r.user}`) ?? []).map((x) => x.nodeId)
+            : r.target === 'GROUP'
+              ? (groups.get(`${r.app}|${r.group}`) ?? [])
+              : live;
         const no = blocked.get(r);
         return [...nodes].filter((n) => live.has(n) && !no?.has(n));
       },
@@ -174,7 +202,8 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     // Tasks learn their fan-out before any pusher starts, so each knows its share of the rate.
     for (const [taskId, nodes] of result.fanout) await tasks.recordFanout(taskId, nodes);
     // For the status API only (a node restarted under the same id drops its share): never holds up routing.
-    if (result.fanout.size > 0) await recordTaskBoots(redis, result.fanout).catch((err: Error) => logger.debug({ err: err.message }, 'task boots not recorded'));
+    if (result.fanout.size > 0)
+      await recordTaskBoots(redis, result.fanout).catch((err: Error) => logger.debug({ err: err.message }, 'task boots not recorded'));
 
     const nodeSchema = latestSchemaId('NodeDelivery');
     await Promise.all(
@@ -221,17 +250,41 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
   http.app.use(taskRoutes({ tasks, auth: requireOperator(config.operatorKey, config.operatorAuth), scope: () => undefined }));
   http.app.use(
-    kickRoutes({ redis, auth: requireOperator(config.operatorKey, config.operatorAuth), appOf: (_res, body) => (typeof body.app === 'string' ? body.app : '') }),
+    kickRoutes({
+      redis,
+      auth: requireOperator(config.operatorKey, config.operatorAuth),
+      appOf: (_res, body) => (typeof body.app === 'string' ? body.app : ''),
+    }),
   );
   let selfUrl = '';
   // Node URLs come from Redis: only allowed hosts are called (NODE_URL_ALLOWED_HOSTS).
   const allowNodeUrl = createNodeUrlPolicy(config.status.nodeUrlHosts);
-  const sampler = createStatusSampler({ redis, collectorUrl: config.status.collectorUrl, ownMetrics: () => registry.metrics(), intervalMs: config.status.sampleMs, allowNodeUrl });
+  const sampler = createStatusSampler({
+    redis,
+    collectorUrl: config.status.collectorUrl,
+    ownMetrics: () => registry.metrics(),
+    intervalMs: config.status.sampleMs,
+    allowNodeUrl,
+  });
   onClose('status-sampler', () => sampler.close());
   const status = statusRoutes({
-    kafka, redis, db: clients.mongo!.db, store, tasks, topics, topicPrefix: config.topicPrefix, sampler, auth: requireOperator(config.operatorKey, config.operatorAuth),
-    selfUrl: () => selfUrl, collectorUrl: config.status.collectorUrl, authUrl: config.status.authUrl, dispatcherUrls: config.status.dispatcherUrls,
-    registry, operatorKey: config.operatorKey, allowNodeUrl, dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
+    kafka,
+    redis,
+    db: clients.mongo!.db,
+    store,
+    tasks,
+    topics,
+    topicPrefix: config.topicPrefix,
+    sampler,
+    auth: requireOperator(config.operatorKey, config.operatorAuth),
+    selfUrl: () => selfUrl,
+    collectorUrl: config.status.collectorUrl,
+    authUrl: config.status.authUrl,
+    dispatcherUrls: config.status.dispatcherUrls,
+    registry,
+    operatorKey: config.operatorKey,
+    allowNodeUrl,
+    dlqEntries: async () => (await dlqStore.list({ limit: 1 })).total,
   });
   http.app.use(status);
   onClose('status', () => status.close());
@@ -239,7 +292,14 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const replayStore = createReplayStore(clients.mongo!.db);
   const replays = createReplayRunner({ kafka, redis, store: replayStore, publisher, topics, logger, maxRunning: config.replayMaxRunning });
   onClose('replays', () => replays.close());
-  http.app.use(replayRoutes({ runner: replays, store: replayStore, auth: requireOperator(config.operatorKey, config.operatorAuth), maxRangeMs: config.replayMaxRangeHours * 3_600_000 }));
+  http.app.use(
+    replayRoutes({
+      runner: replays,
+      store: replayStore,
+      auth: requireOperator(config.operatorKey, config.operatorAuth),
+      maxRangeMs: config.replayMaxRangeHours * 3_600_000,
+    }),
+  );
   const dlqStore = createDlqStore(clients.mongo!.db);
   const dlqIndex = await startDlqIndex({ kafka, store: dlqStore, topic: topics.dlq, groupId: dlqIndexGroup(config.topicPrefix), logger });
   onClose('dlq-index', () => dlqIndex.disconnect());

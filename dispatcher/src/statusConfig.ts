@@ -35,7 +35,8 @@ export function loadStatusConfig(env: Env): StatusConfig {
   ];
   const nodeUrlHosts = envList(env, 'NODE_URL_ALLOWED_HOSTS', [...new Set(configured)]);
   for (const h of nodeUrlHosts) {
-    if (!/^(\*|[A-Za-z0-9.\-:[\]]{1,255})$/.test(h)) throw new ConfigError('NODE_URL_ALLOWED_HOSTS', `expected host names, addresses, loopback or *, got "${h}"`);
+    if (!/^(\*|[A-Za-z0-9.\-:[\]]{1,255})$/.test(h))
+      throw new ConfigError('NODE_URL_ALLOWED_HOSTS', `expected host names, addresses, loopback or *, got "${h}"`);
   }
   return {
     collectorUrl,

@@ -37,7 +37,9 @@ export async function checkService(name: string, url: string, timeoutMs = 2000):
     const health = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(timeoutMs) });
     const ready = await fetch(`${url}/readyz`, { signal: AbortSignal.timeout(timeoutMs) });
     const body = (await ready.json().catch(() => ({}))) as { checks?: Record<string, { ok: boolean }> };
-    const failing = Object.entries(body.checks ?? {}).filter(([, c]) => !c.ok).map(([k]) => k);
+    const failing = Object.entries(body.checks ?? {})
+      .filter(([, c]) => !c.ok)
+      .map(([k]) => k);
     return { name, url, healthy: health.ok, ready: ready.ok, ...(failing.length ? { failing } : {}) };
   } catch (err) {
     return { name, url, healthy: false, ready: false, error: (err as Error).message };
@@ -112,7 +114,12 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
       try {
         const a = await getAdmin();
         const groups = await withTimeout(
-          stackGroups(a, topics, deps.topicPrefix, nodes.map((n) => n.id)).then((g) => consumerLag(a, g)),
+          stackGroups(
+            a,
+            topics,
+            deps.topicPrefix,
+            nodes.map((n) => n.id),
+          ).then((g) => consumerLag(a, g)),
           5000,
           'consumer lag',
         );
@@ -164,7 +171,14 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
       const listed: TaskView[] = await withTimeout(deps.tasks.list({ limit: 20 }), 5000, 'task list');
       // Whether each live-looking task still has a state in Redis (undefined: Redis did not answer).
       const hot = await Promise.all(
-        listed.map((t) => (t.state === 'running' || t.state === 'paused' ? deps.tasks.hotState(t.id).then((h) => h !== undefined, () => undefined) : undefined)),
+        listed.map((t) =>
+          t.state === 'running' || t.state === 'paused'
+            ? deps.tasks.hotState(t.id).then(
+                (h) => h !== undefined,
+                () => undefined,
+              )
+            : undefined,
+        ),
       );
       // Which nodes run another boot than the one each live-looking task was sent to (taskBoots.ts).
       const live = listed.filter((t) => t.state === 'running' || t.state === 'paused');
@@ -247,11 +261,19 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
     const node = nodes.find((n) => n.id === id);
     if (!node) throw notFound(`no live node ${id}; live nodes: ${nodes.map((n) => n.id).join(', ') || 'none'}`);
     if (!allowNodeUrl(nodeHttpUrl(node))) {
-      throw new PushError('NODE_URL_NOT_ALLOWED', `node ${id} registered the admin URL ${nodeHttpUrl(node)}, whose host is not in NODE_URL_ALLOWED_HOSTS; it was not called`, { status: 403 });
+      throw new PushError(
+        'NODE_URL_NOT_ALLOWED',
+        `node ${id} registered the admin URL ${nodeHttpUrl(node)}, whose host is not in NODE_URL_ALLOWED_HOSTS; it was not called`,
+        { status: 403 },
+      );
     }
     let answer: Response;
     try {
-      answer = await fetch(`${nodeHttpUrl(node)}/v1/admin/drain`, { method: 'POST', headers: { authorization: `Bearer ${deps.operatorKey}` }, signal: AbortSignal.timeout(5000) });
+      answer = await fetch(`${nodeHttpUrl(node)}/v1/admin/drain`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${deps.operatorKey}` },
+        signal: AbortSignal.timeout(5000),
+      });
     } catch (err) {
       throw unavailable(`node ${id} at ${nodeHttpUrl(node)} did not answer: ${(err as Error).message}`, err);
     }

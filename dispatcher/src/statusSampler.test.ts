@@ -20,7 +20,14 @@ test('Prometheus text: sums by label, histogram buckets, interpolated quantiles'
   assert.equal(sumOf(m, 'push_delivered_total', { path: 'live' }), 40);
   assert.equal(sumOf(m, 'push_connections'), 7);
   const b = bucketsOf(m, 'push_end_to_end_seconds');
-  assert.deepEqual([...b], [[0.01, 50], [0.1, 90], [Infinity, 100]]);
+  assert.deepEqual(
+    [...b],
+    [
+      [0.01, 50],
+      [0.1, 90],
+      [Infinity, 100],
+    ],
+  );
   assert.equal(quantileOf(b, 0.5), 0.01);
   assert.ok(Math.abs(quantileOf(b, 0.7)! - 0.055) < 1e-9);
   assert.equal(quantileOf(b, 0.99), 0.1, 'the +Inf bucket reports its lower bound');
@@ -28,11 +35,22 @@ test('Prometheus text: sums by label, histogram buckets, interpolated quantiles'
 });
 
 test('rates between samples ignore counter resets and nodes that just appeared', () => {
-  const a: Sample = { at: 0, nodes: { n1: { connections: 1, delivered: 100, acked: 50, dropped: 0, up: true } }, received: 10, forwarded: 10, latency: new Map() };
+  const a: Sample = {
+    at: 0,
+    nodes: { n1: { connections: 1, delivered: 100, acked: 50, dropped: 0, up: true } },
+    received: 10,
+    forwarded: 10,
+    latency: new Map(),
+  };
   const b: Sample = {
     at: 2000,
     nodes: { n1: { connections: 3, delivered: 300, acked: 40, dropped: 0, up: true }, n2: { connections: 5, delivered: 999, acked: 9, dropped: 0, up: true } },
-    received: 30, forwarded: 20, latency: new Map([[0.01, 4], [Infinity, 4]]),
+    received: 30,
+    forwarded: 20,
+    latency: new Map([
+      [0.01, 4],
+      [Infinity, 4],
+    ]),
   };
   const p = pointBetween(a, b);
   assert.equal(p.deliveredPerSecond, 100);
@@ -45,7 +63,14 @@ test('rates between samples ignore counter resets and nodes that just appeared',
 
 test('status configuration: defaults, and a bad DISPATCHER_URLS names the variable', () => {
   const c = loadStatusConfig({});
-  assert.deepEqual(c, { collectorUrl: 'http://127.0.0.1:8080', authUrl: 'http://127.0.0.1:8081', nodeUrlHosts: ['loopback', '127.0.0.1'], dispatcherUrls: [], sampleMs: 5000, traceTtlSeconds: 3600 });
+  assert.deepEqual(c, {
+    collectorUrl: 'http://127.0.0.1:8080',
+    authUrl: 'http://127.0.0.1:8081',
+    nodeUrlHosts: ['loopback', '127.0.0.1'],
+    dispatcherUrls: [],
+    sampleMs: 5000,
+    traceTtlSeconds: 3600,
+  });
   assert.deepEqual(loadStatusConfig({ DISPATCHER_URLS: 'http://a:8082/, http://b:8082' }).dispatcherUrls, ['http://a:8082', 'http://b:8082']);
   assert.throws(() => loadStatusConfig({ DISPATCHER_URLS: 'a:8082' }), /DISPATCHER_URLS: expected comma-separated http\(s\) URLs, got "a:8082"/);
   assert.throws(() => loadStatusConfig({ TRACE_TTL_SECONDS: '-1' }), /TRACE_TTL_SECONDS: must be >= 0/);
@@ -55,8 +80,10 @@ test('node URLs are called only on allowed hosts (NODE_URL_ALLOWED_HOSTS)', () =
   const cfg = loadStatusConfig({ BIND_HOST: '10.0.0.5', COLLECTOR_URL: 'http://collector:8080', DISPATCHER_URLS: 'http://d2.internal:8082' });
   assert.deepEqual(cfg.nodeUrlHosts, ['loopback', '10.0.0.5', 'collector', '127.0.0.1', 'd2.internal']);
   const allow = createNodeUrlPolicy(cfg.nodeUrlHosts);
-  for (const ok of ['http://127.0.0.1:9000', 'http://127.8.0.1:9000', 'http://localhost:1', 'http://[::1]:9090', 'http://10.0.0.5:9090', 'https://COLLECTOR:1']) assert.ok(allow(ok), ok);
-  for (const no of ['http://169.254.169.254/latest', 'http://10.0.0.6:9090', 'http://evil.example', 'file:///etc/passwd', 'gopher://127.0.0.1:1', 'not a url']) assert.ok(!allow(no), no);
+  for (const ok of ['http://127.0.0.1:9000', 'http://127.8.0.1:9000', 'http://localhost:1', 'http://[::1]:9090', 'http://10.0.0.5:9090', 'https://COLLECTOR:1'])
+    assert.ok(allow(ok), ok);
+  for (const no of ['http://169.254.169.254/latest', 'http://10.0.0.6:9090', 'http://evil.example', 'file:///etc/passwd', 'gopher://127.0.0.1:1', 'not a url'])
+    assert.ok(!allow(no), no);
   assert.ok(createNodeUrlPolicy(['*'])('http://anywhere.example:1'));
   assert.deepEqual(loadStatusConfig({ NODE_URL_ALLOWED_HOSTS: 'pusher-1, pusher-2' }).nodeUrlHosts, ['pusher-1', 'pusher-2']);
   assert.throws(() => loadStatusConfig({ NODE_URL_ALLOWED_HOSTS: 'http://x/' }), /NODE_URL_ALLOWED_HOSTS: expected host names/);

@@ -213,8 +213,14 @@ export function createStatusSampler(deps: {
     };
     await Promise.all([
       ...Array.from({ length: Math.min(8, nodes.length) }, worker),
-      scrape(collectorUrl).then((m) => (sample.received = sumOf(m, 'push_messages_received_total')), () => undefined),
-      ownMetrics().then((t) => (sample.forwarded = sumOf(parsePromText(t), 'push_dispatched_total', { outcome: 'forwarded' })), () => undefined),
+      scrape(collectorUrl).then(
+        (m) => (sample.received = sumOf(m, 'push_messages_received_total')),
+        () => undefined,
+      ),
+      ownMetrics().then(
+        (t) => (sample.forwarded = sumOf(parsePromText(t), 'push_dispatched_total', { outcome: 'forwarded' })),
+        () => undefined,
+      ),
     ]);
     ring.push(sample);
     if (ring.length > keep) ring.shift();

@@ -28,16 +28,34 @@ export interface ShownTask extends Omit<TaskView, 'state'> {
 export function showTask(t: TaskView, hotStatePresent: boolean | undefined, now: number, restarted: string[] = []): ShownTask {
   if (t.state !== 'running' && t.state !== 'paused') return t;
   if (t.expiresAt && new Date(t.expiresAt).getTime() <= now) {
-    return { ...t, state: 'expired', recordedState: t.state, etaSeconds: null, note: `its message expired at ${new Date(t.expiresAt).toISOString()}; nothing more will be delivered` };
+    return {
+      ...t,
+      state: 'expired',
+      recordedState: t.state,
+      etaSeconds: null,
+      note: `its message expired at ${new Date(t.expiresAt).toISOString()}; nothing more will be delivered`,
+    };
   }
   if (hotStatePresent === false) {
-    return { ...t, state: 'unknown', recordedState: t.state, etaSeconds: null, note: 'its state is gone from Redis (a task of an earlier stack, a Redis restart, or its state expired); its progress cannot be known' };
+    return {
+      ...t,
+      state: 'unknown',
+      recordedState: t.state,
+      etaSeconds: null,
+      note: 'its state is gone from Redis (a task of an earlier stack, a Redis restart, or its state expired); its progress cannot be known',
+    };
   }
   const gone = new Set(restarted);
   if (gone.size > 0 && t.nodes.length > 0 && t.nodes.every((n) => n.finished || n.missed || gone.has(n.nodeId))) {
     const unfinished = t.nodes.filter((n) => !n.finished && gone.has(n.nodeId)).map((n) => n.nodeId);
     if (unfinished.length > 0) {
-      return { ...t, state: 'done', recordedState: t.state, etaSeconds: null, note: `${unfinished.join(', ')} restarted before finishing its share (a restarted pusher does not resume a task): the progress shown is final` };
+      return {
+        ...t,
+        state: 'done',
+        recordedState: t.state,
+        etaSeconds: null,
+        note: `${unfinished.join(', ')} restarted before finishing its share (a restarted pusher does not resume a task): the progress shown is final`,
+      };
     }
   }
   return t;

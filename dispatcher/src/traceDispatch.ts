@@ -31,7 +31,14 @@ export function createDispatchTracer({ trace, logger }: { trace: TraceWriter; lo
       const seen = named.get(r.id) ?? 0;
       if (seen === 0) {
         const meta: TraceMeta = {
-          app: r.app, target: r.target, group: r.group, persistent: r.persistent, createdAt: r.createdAt, expiresAt: r.expiresAt, traceId: r.traceId, taskId: r.taskId,
+          app: r.app,
+          target: r.target,
+          group: r.group,
+          persistent: r.persistent,
+          createdAt: r.createdAt,
+          expiresAt: r.expiresAt,
+          traceId: r.traceId,
+          taskId: r.taskId,
         };
         trace.set(r.id, 'meta', JSON.stringify(meta));
       }

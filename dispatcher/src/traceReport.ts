@@ -71,7 +71,11 @@ const parse = <T>(s: string | undefined): T | undefined => {
  * deliveries and the devices' acks and attempts (store/deliveryStore.ts). Undefined when nothing
  * knows the id.
  */
-export async function traceMessage({ db, redis, store }: { db: Db; redis: Redis; store: Pick<DeliveryStore, 'traceState'> }, messageId: string, now = Date.now()): Promise<TraceReport | undefined> {
+export async function traceMessage(
+  { db, redis, store }: { db: Db; redis: Redis; store: Pick<DeliveryStore, 'traceState'> },
+  messageId: string,
+  now = Date.now(),
+): Promise<TraceReport | undefined> {
   const [msg, outboxed, trace] = await Promise.all([
     db.collection<StoredMessage>('messages').findOne({ _id: messageId }),
     db.collection<{ _id: string }>('outbox').findOne({ _id: messageId }),
@@ -115,11 +119,20 @@ export async function traceMessage({ db, redis, store }: { db: Db; redis: Redis;
       r.nodes = v.nodes;
       firstDispatch = Math.min(firstDispatch, v.at);
       const detail =
-        v.outcome === 'forwarded' ? `routed to ${v.nodes.join(', ')}`
-        : v.outcome === 'offline' ? 'no live connection: waits in the inbox for the next connect'
-        : v.outcome === 'dropped-transient' ? 'no live connection: transient message dropped'
-        : 'expired before it was routed';
-      hops.push({ hop: v.outcome === 'expired' ? 'expired' : v.outcome === 'dropped-transient' ? 'dropped' : 'dispatched', at: iso(v.at), user: rest, nodes: v.nodes, detail });
+        v.outcome === 'forwarded'
+          ? `routed to ${v.nodes.join(', ')}`
+          : v.outcome === 'offline'
+            ? 'no live connection: waits in the inbox for the next connect'
+            : v.outcome === 'dropped-transient'
+              ? 'no live connection: transient message dropped'
+              : 'expired before it was routed';
+      hops.push({
+        hop: v.outcome === 'expired' ? 'expired' : v.outcome === 'dropped-transient' ? 'dropped' : 'dispatched',
+        at: iso(v.at),
+        user: rest,
+        nodes: v.nodes,
+        detail,
+      });
     } else if (kind === 'w') {
       const [node = '', user = '', dev = ''] = rest.split('|');
       const v = parse<{ at: number; path: string }>(value);
@@ -167,7 +180,11 @@ export async function traceMessage({ db, redis, store }: { db: Db; redis: Redis;
   const waiting = [...recipients.values()].some((r) => r.outcome === 'offline' || (r.inInbox && !r.devices.some((d) => d.acked)));
   if (expired && !allAcked) {
     const undelivered = [...recipients.values()].filter((r) => !r.devices.some((d) => d.acked)).map((r) => r.user);
-    hops.push({ hop: 'expired', at: iso(expiresAtMs), detail: `TTL passed${undelivered.length ? ` while undelivered to ${undelivered.slice(0, 10).join(', ')}` : ''}` });
+    hops.push({
+      hop: 'expired',
+      at: iso(expiresAtMs),
+      detail: `TTL passed${undelivered.length ? ` while undelivered to ${undelivered.slice(0, 10).join(', ')}` : ''}`,
+    });
   }
   let state: TraceState;
   if (outboxed) state = 'outbox';

@@ -11,7 +11,9 @@ interface QueueLike {
   checkPendingRequests(): void;
 }
 
-const proto = (createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js') as { prototype: { scheduleCheckPendingRequests(this: QueueLike): void } }).prototype;
+const proto = (
+  createRequire(import.meta.url)('kafkajs/src/network/requestQueue/index.js') as { prototype: { scheduleCheckPendingRequests(this: QueueLike): void } }
+).prototype;
 const queue = (pending: unknown[]): QueueLike => ({ pending, throttledUntil: 0, throttleCheckTimeoutId: null, checkPendingRequests: () => {} });
 
 test('the installed KafkaJS is the version the idle fix was written for, and the fix is applied', () => {

@@ -22,7 +22,13 @@ test('records are encoded byte for byte as KafkaJS encodes them', () => {
     assert.equal(ours.size(), ours.buffer.length);
   }
   for (let n = 0; n < 300; n++) {
-    const c = { key: `k${n}`, value: Buffer.alloc(n * 37), headers: Object.fromEntries(Array.from({ length: n % 4 }, (_, j) => [`h${j}`, 'v'.repeat(n)])), offsetDelta: n * 131, timestampDelta: n * 1021 };
+    const c = {
+      key: `k${n}`,
+      value: Buffer.alloc(n * 37),
+      headers: Object.fromEntries(Array.from({ length: n % 4 }, (_, j) => [`h${j}`, 'v'.repeat(n)])),
+      offsetDelta: n * 131,
+      timestampDelta: n * 1021,
+    };
     assert.deepEqual(encodeRecordV2(c)!.buffer, original(c).buffer, `generated case ${n}`);
   }
 });

@@ -87,7 +87,8 @@ function writePiece(buf: Buffer, at: number, p: Piece): number {
 
 /** Encodes one record; undefined when it is outside what this encoder handles. */
 export function encodeRecordV2({ offsetDelta = 0, timestampDelta = 0, key, value, headers = {} }: RecordArgs): EncodedRecord | undefined {
-  if (!Number.isInteger(timestampDelta) || Math.abs(timestampDelta) >= 2 ** 30 || !Number.isInteger(offsetDelta) || offsetDelta < 0 || offsetDelta >= 2 ** 30) return undefined;
+  if (!Number.isInteger(timestampDelta) || Math.abs(timestampDelta) >= 2 ** 30 || !Number.isInteger(offsetDelta) || offsetDelta < 0 || offsetDelta >= 2 ** 30)
+    return undefined;
   const k = asPiece(key);
   const v = asPiece(value);
   const hs: Piece[] = [];

@@ -7,10 +7,13 @@ import { PublishError } from './publishError.js';
 
 // A real HTTP server on port 0 that answers each request with the next scripted reply.
 type Reply = (res: http.ServerResponse, req: http.IncomingMessage) => void;
-const json = (status: number, body: unknown, headers: Record<string, string> = {}): Reply => (res) =>
-  res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
+const json =
+  (status: number, body: unknown, headers: Record<string, string> = {}): Reply =>
+  (res) =>
+    res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify(body));
 const accepted = (id = '01JXA3K4Q9W2M8T6ZP0R5C7YBD') => json(202, { id, status: 'accepted' });
-const error = (status: number, code: string, headers: Record<string, string> = {}) => json(status, { error: { code, message: `${code.toLowerCase()} now` } }, headers);
+const error = (status: number, code: string, headers: Record<string, string> = {}) =>
+  json(status, { error: { code, message: `${code.toLowerCase()} now` } }, headers);
 const hangUp: Reply = (res) => res.socket?.destroy();
 const noAnswer: Reply = () => undefined;
 
@@ -57,7 +60,13 @@ describe('createPublisher against a local HTTP server', () => {
   });
 
   test('network errors, 503, 429 and 409 IDEMPOTENCY_IN_PROGRESS are retried with the same idempotency key', { timeout: 5000 }, async () => {
-    script = [hangUp, error(503, 'STORE_UNAVAILABLE'), error(429, 'RATE_LIMITED'), error(409, 'IDEMPOTENCY_IN_PROGRESS'), accepted('01JXA3K4Q9W2M8T6ZP0R5C0005')];
+    script = [
+      hangUp,
+      error(503, 'STORE_UNAVAILABLE'),
+      error(429, 'RATE_LIMITED'),
+      error(409, 'IDEMPOTENCY_IN_PROGRESS'),
+      accepted('01JXA3K4Q9W2M8T6ZP0R5C0005'),
+    ];
     const r = await createPublisher({ collectorUrl: url, apiKey: 'k1', retries: 4, backoff: { minMs: 5, maxMs: 20 } }).send(message);
     assert.equal(r.id, '01JXA3K4Q9W2M8T6ZP0R5C0005');
     assert.equal(requests.length, 5);
@@ -67,7 +76,10 @@ describe('createPublisher against a local HTTP server', () => {
   test("the caller's idempotency key is sent unchanged", { timeout: 5000 }, async () => {
     script = [error(503, 'UNAVAILABLE'), accepted()];
     await fast().send({ ...message, idempotencyKey: 'order-42-shipped' });
-    assert.deepEqual(requests.map((q) => q.body.idempotencyKey), ['order-42-shipped', 'order-42-shipped']);
+    assert.deepEqual(
+      requests.map((q) => q.body.idempotencyKey),
+      ['order-42-shipped', 'order-42-shipped'],
+    );
   });
 
   test('Retry-After is honoured', { timeout: 5000 }, async () => {
@@ -94,13 +106,21 @@ describe('createPublisher against a local HTTP server', () => {
   });
 
   test('non-retriable answers throw a PublishError at once, with status, code and message', { timeout: 5000 }, async () => {
-    for (const [status, code] of [[400, 'INVALID_REQUEST'], [401, 'UNAUTHORIZED'], [413, 'PAYLOAD_TOO_LARGE'], [409, 'CONFLICT'], [500, 'INTERNAL']] as const) {
+    for (const [status, code] of [
+      [400, 'INVALID_REQUEST'],
+      [401, 'UNAUTHORIZED'],
+      [413, 'PAYLOAD_TOO_LARGE'],
+      [409, 'CONFLICT'],
+      [500, 'INTERNAL'],
+    ] as const) {
       requests = [];
       script = [error(status, code)];
-      const err = await fast().send(message).then(
-        () => assert.fail('should throw'),
-        (e: unknown) => e,
-      );
+      const err = await fast()
+        .send(message)
+        .then(
+          () => assert.fail('should throw'),
+          (e: unknown) => e,
+        );
       assert.ok(err instanceof PublishError);
       assert.deepEqual([err.status, err.code, err.message, err.retriable, err.attempts], [status, code, `${code.toLowerCase()} now`, false, 1]);
       assert.equal(requests.length, 1, `${status} ${code} is not retried`);
@@ -109,7 +129,10 @@ describe('createPublisher against a local HTTP server', () => {
 
   test('retries are bounded: after retries + 1 requests the last error is thrown', { timeout: 5000 }, async () => {
     script = Array.from({ length: 10 }, () => error(503, 'STORE_UNAVAILABLE'));
-    await assert.rejects(fast().send(message), (err: PublishError) => err.code === 'STORE_UNAVAILABLE' && err.status === 503 && err.retriable && err.attempts === 4);
+    await assert.rejects(
+      fast().send(message),
+      (err: PublishError) => err.code === 'STORE_UNAVAILABLE' && err.status === 503 && err.retriable && err.attempts === 4,
+    );
     assert.equal(requests.length, 4);
   });
 

@@ -82,7 +82,11 @@ export function createPublisher(options: PublisherOptions): Publisher {
     } catch (err) {
       const timedOut = (err as Error)?.name === 'TimeoutError';
       return {
-        error: new PublishError(timedOut ? 'TIMEOUT' : 'NETWORK_ERROR', timedOut ? `no answer within ${timeoutMs} ms` : `request failed: ${(err as Error)?.message}`, { retriable: true, cause: err }),
+        error: new PublishError(
+          timedOut ? 'TIMEOUT' : 'NETWORK_ERROR',
+          timedOut ? `no answer within ${timeoutMs} ms` : `request failed: ${(err as Error)?.message}`,
+          { retriable: true, cause: err },
+        ),
       };
     }
     const text = await res.text().catch(() => '');

@@ -34,7 +34,12 @@ test('events that could never be valid are refused before producing', () => {
     { app: 'a', to: { users: ['u'], all: true }, payload: 1 },
     { app: 'a', to: { users: ['u'] }, payload: undefined },
   ];
-  for (const ev of bad) assert.throws(() => toBusinessEvent(ev as never, 'k'), (err: unknown) => err instanceof PublishError && err.code === 'INVALID_MESSAGE', JSON.stringify(ev));
+  for (const ev of bad)
+    assert.throws(
+      () => toBusinessEvent(ev as never, 'k'),
+      (err: unknown) => err instanceof PublishError && err.code === 'INVALID_MESSAGE',
+      JSON.stringify(ev),
+    );
 });
 
 test('a signature covers schema id, key and value: any change to one of them fails the check', () => {
@@ -46,7 +51,12 @@ test('a signature covers schema id, key and value: any change to one of them fai
   assert.deepEqual(checkEventSignature(header, ['other-secret-other-secret-other-secret', secret], signed), { ok: true });
   const tampered = Buffer.from(rec.value);
   tampered[tampered.length - 1] ^= 1;
-  for (const changed of [{ ...signed, key: 'a|v' }, { ...signed, key: null }, { ...signed, value: tampered }, { ...signed, schemaId: 'BusinessEvent.v1' }]) {
+  for (const changed of [
+    { ...signed, key: 'a|v' },
+    { ...signed, key: null },
+    { ...signed, value: tampered },
+    { ...signed, schemaId: 'BusinessEvent.v1' },
+  ]) {
     assert.equal(checkEventSignature(header, [secret], changed).ok, false);
   }
   assert.equal(checkEventSignature(undefined, [secret], signed).ok, false);

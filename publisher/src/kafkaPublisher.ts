@@ -93,7 +93,8 @@ export function createKafkaPublisher(options: KafkaPublisherOptions): KafkaPubli
       }
       const key = eventKey(ev);
       const headers: Record<string, string> = { ...record.headers };
-      if (options.signingSecret) headers[SIGNATURE_HEADER] = signEvent(options.signingSecret, { schemaId: record.headers[SCHEMA_HEADER]!, key, value: record.value });
+      if (options.signingSecret)
+        headers[SIGNATURE_HEADER] = signEvent(options.signingSecret, { schemaId: record.headers[SCHEMA_HEADER]!, key, value: record.value });
       let meta: RecordMetadata[];
       try {
         await (connected ??= producer.connect());

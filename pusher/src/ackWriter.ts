@@ -116,7 +116,10 @@ export class AckWriter {
       const attempts = tries + 1;
       if (attempts >= MAX_WRITE_TRIES) {
         this.size -= ids;
-        this.deps.logger.warn({ err: (err as Error).message, devices: entries.length, tries: attempts }, 'ack write failed; given up (the messages come again on the next connect)');
+        this.deps.logger.warn(
+          { err: (err as Error).message, devices: entries.length, tries: attempts },
+          'ack write failed; given up (the messages come again on the next connect)',
+        );
       } else {
         this.retry = { entries, ids, tries: attempts };
         this.deps.logger.warn({ err: (err as Error).message, devices: entries.length, tries: attempts }, 'ack write failed; retrying');

@@ -130,7 +130,10 @@ function dispatch(conn: Connection, data: Buffer | ArrayBuffer | Buffer[], isBin
     }
     default:
       // Echo a short string type only: the client's value could be anything, of any size.
-      return bad('type', typeof frame.type === 'string' && frame.type.length <= 64 ? `unknown frame type ${JSON.stringify(frame.type)}` : 'unknown or missing frame type');
+      return bad(
+        'type',
+        typeof frame.type === 'string' && frame.type.length <= 64 ? `unknown frame type ${JSON.stringify(frame.type)}` : 'unknown or missing frame type',
+      );
   }
 }
 

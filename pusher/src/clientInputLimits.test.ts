@@ -25,7 +25,10 @@ describe('handshake limiter', () => {
   test('a token bucket per source: burst, then refused with a Retry-After, then refilled', () => {
     let now = 0;
     const l = createHandshakeLimiter({ rate: 2, burst: 3, exempt: [], now: () => now });
-    assert.deepEqual([1, 2, 3].map(() => l.take('203.0.113.7').ok), [true, true, true]);
+    assert.deepEqual(
+      [1, 2, 3].map(() => l.take('203.0.113.7').ok),
+      [true, true, true],
+    );
     assert.deepEqual(l.take('203.0.113.7'), { ok: false, retryAfterSeconds: 1 });
     assert.equal(l.take('203.0.113.8').ok, true, 'another address has its own bucket');
     now += 500;
@@ -48,7 +51,16 @@ describe('ack writer', () => {
   test('one device gets at most its quota of the queue; other devices are not refused', async () => {
     const store = { ack: async () => undefined };
     const publisher = { publish: async () => undefined } as unknown as BatchPublisher;
-    const w = createAckWriter({ store, publisher, logger: pino({ level: 'silent' }), topic: 't', nodeId: 'n', flushMs: 60_000, maxPending: 10_000, maxPendingPerDevice: 1000 });
+    const w = createAckWriter({
+      store,
+      publisher,
+      logger: pino({ level: 'silent' }),
+      topic: 't',
+      nodeId: 'n',
+      flushMs: 60_000,
+      maxPending: 10_000,
+      maxPendingPerDevice: 1000,
+    });
     const ids = (n: number) => Array.from({ length: n }, (_, i) => String(i).padStart(26, '0'));
     const two = (n: number): [string[], number[]] => [ids(n), ids(n).map(() => Date.now() + 60_000)];
     assert.equal(w.add('a', 'u', 'd1', ...two(500)), true);
@@ -90,7 +102,11 @@ describe('ack writer', () => {
     };
     const w2 = createAckWriter({ store: down, publisher, logger: pino({ level: 'silent' }), topic: 't', nodeId: 'n', flushMs: 1, maxPending: 1 });
     assert.equal(w2.add('a', 'u', 'd', ['01B'], [Date.now() + 60_000]), true);
-    await eventually(() => w2.add('a', 'u', 'd', ['01C'], [Date.now() + 60_000]), { what: 'the ack queue to take a new device', timeoutMs: 10_000, intervalMs: 5 });
+    await eventually(() => w2.add('a', 'u', 'd', ['01C'], [Date.now() + 60_000]), {
+      what: 'the ack queue to take a new device',
+      timeoutMs: 10_000,
+      intervalMs: 5,
+    });
     assert.ok(calls >= 6 && calls <= 7, `tried a bounded number of times (${calls})`);
     await w2.close();
   });

@@ -1,5 +1,19 @@
 import { isIP } from 'node:net';
-import { ConfigError, devBindChecked, envEnum, envInt, envIdentifier, envList, envOptionalString, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import {
+  ConfigError,
+  devBindChecked,
+  envEnum,
+  envInt,
+  envIdentifier,
+  envList,
+  envOptionalString,
+  envPort,
+  envString,
+  envUrl,
+  loadCommonConfig,
+  type CommonConfig,
+  type Env,
+} from '../../common/src/config.js';
 
 export interface PusherConfig extends CommonConfig {
   port: number;

@@ -59,7 +59,8 @@ export function createConnectWrites({ redis, owner, routeTtlMs, maxBatch = 500, 
       pipeline.set(lastNodeKey(c.app, c.user), owner.id, 'EX', LAST_NODE_TTL_SECONDS);
       pipeline.incr(epochKey(c));
       pipeline.expire(epochKey(c), EPOCH_TTL_SECONDS);
-      if (kickOthers[i]) pipeline.publish(kickChannel(redis), JSON.stringify({ app: c.app, user: c.user, exceptConn: c.id, reason: 'signed in on another device' }));
+      if (kickOthers[i])
+        pipeline.publish(kickChannel(redis), JSON.stringify({ app: c.app, user: c.user, exceptConn: c.id, reason: 'signed in on another device' }));
     }
     if (open.length === 0) return done.resolve(failed);
     pipeline.exec().then(

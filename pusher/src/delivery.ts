@@ -32,7 +32,8 @@ export function deliverRecord(rec: NodeDelivery, deps: DeliveryDeps): void {
     deps.trace?.set(rec.id, `x:${config.nodeId}|expired`, String(Date.now()));
     return;
   }
-  const conns = rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
+  const conns =
+    rec.target === 'USER' ? table.forUser(rec.app, rec.user ?? '') : rec.target === 'GROUP' ? table.forGroup(rec.app, rec.group ?? '') : table.forApp(rec.app);
   // Framed once, written as is to every socket it is for.
   const frame = wireFrame(messageFrame(rec));
   if (rec.taskId) {

@@ -17,7 +17,8 @@ export function exceedsDepth(bytes: Uint8Array, max: number): boolean {
   for (let i = 0; i < bytes.length; i++) {
     const b = bytes[i]!;
     if (inString) {
-      if (b === 0x5c) i++; // backslash: the next byte is escaped, whatever it is
+      if (b === 0x5c)
+        i++; // backslash: the next byte is escaped, whatever it is
       else if (b === 0x22) inString = false;
       continue;
     }

@@ -80,7 +80,6 @@ export function createFrameHandlers(deps: FrameHandlerDeps): FrameHandlers {
     onBadFrame: (reason) => metrics.badFrames.inc({ reason }),
   };
 
-
   return frameHandlers;
 }
 
@@ -125,14 +124,12 @@ function publishUpstream(deps: FrameHandlerDeps, conn: Connection, payload: unkn
     payload: JSON.stringify(payload),
     receivedAt: Date.now(),
   });
-  deps.publisher
-    .publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }])
-    .catch((err: { code?: string }) =>
-      // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
-      conn.send(
-        err.code === 'OVERLOADED'
-          ? errorFrame(FRAME_ERROR.UPSTREAM_BACKLOG, "the node's upstream queue is full; this frame was not taken, resend it later")
-          : errorFrame(FRAME_ERROR.UPSTREAM_UNAVAILABLE, 'upstream could not be published; retry later'),
-      ),
-    );
+  deps.publisher.publish(deps.upstreamTopic, [{ key: conn.userKey, value: rec.value, headers: rec.headers }]).catch((err: { code?: string }) =>
+    // Over the node's upstream byte budget (OVERLOADED) is told apart from Kafka being down.
+    conn.send(
+      err.code === 'OVERLOADED'
+        ? errorFrame(FRAME_ERROR.UPSTREAM_BACKLOG, "the node's upstream queue is full; this frame was not taken, resend it later")
+        : errorFrame(FRAME_ERROR.UPSTREAM_UNAVAILABLE, 'upstream could not be published; retry later'),
+    ),
+  );
 }

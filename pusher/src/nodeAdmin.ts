@@ -30,7 +30,15 @@ export interface NodeAdminDeps {
  */
 export async function startNodeAdmin(deps: NodeAdminDeps): Promise<{ beat: () => Promise<void>; adminUrl: string }> {
   const { config, logger, onClose, redis } = deps;
-  const adminHttp = createHttpService({ name: 'pusher', host: config.adminHost, port: config.adminPort, logger, registry: deps.registry, checks: deps.checks, isAccepting: () => deps.node().accepting });
+  const adminHttp = createHttpService({
+    name: 'pusher',
+    host: config.adminHost,
+    port: config.adminPort,
+    logger,
+    registry: deps.registry,
+    checks: deps.checks,
+    isAccepting: () => deps.node().accepting,
+  });
   adminHttp.app.post('/v1/admin/drain', requireOperator(config.operatorKey, config.operatorAuth), (_req, res) => {
     res.status(202).json({ status: 'draining', nodeId: config.nodeId });
     // The same path as SIGTERM: drain, close everything, exit 0.
@@ -43,7 +51,11 @@ export async function startNodeAdmin(deps: NodeAdminDeps): Promise<{ beat: () =>
   const beat = () => {
     const n = deps.node();
     return (
-      heartbeatNode(redis, { id: config.nodeId, boot: n.boot, url: config.publicUrl, adminUrl: registeredAdminUrl, connections: n.connections, draining: !n.accepting }, NODE_TTL_MS)
+      heartbeatNode(
+        redis,
+        { id: config.nodeId, boot: n.boot, url: config.publicUrl, adminUrl: registeredAdminUrl, connections: n.connections, draining: !n.accepting },
+        NODE_TTL_MS,
+      )
         // Every pusher prunes on its heartbeat (one idempotent script), so push:nodes and push:boots stay bounded.
         .then(() => pruneNodes(redis, config.nodePruneMs))
         .then((gone) => {

@@ -62,7 +62,15 @@ export function createResumer(deps: ResumeDeps) {
     );
     const attempts = page
       .filter((m) => written.has(m.id))
-      .map((m): AttemptEntry => ({ app: conn.app, user: conn.user, device: conn.device, id: m.id, conn: conn.id, attempt: m.attempts + 1, expiresAt: m.expiresAt }));
+      .map((m): AttemptEntry => ({
+        app: conn.app,
+        user: conn.user,
+        device: conn.device,
+        id: m.id,
+        conn: conn.id,
+        attempt: m.attempts + 1,
+        expiresAt: m.expiresAt,
+      }));
     const parked = attempts.length > 0 ? await recordAttempts(attempts) : [];
     metrics.parked.inc(parked.length);
     for (const { id } of parked) deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));

@@ -60,7 +60,8 @@ export function startRouteKeeper(deps: RouteKeeperDeps): { close(): void } {
         conn.ws.ping();
         if (refreshBeats === 1 || refreshSlot(conn, refreshBeats) === slot) routes.push(conn);
       }
-      if (routes.length > 0 || slot === 0) void refreshRoutes(routes, slot === 0).catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
+      if (routes.length > 0 || slot === 0)
+        void refreshRoutes(routes, slot === 0).catch((err: Error) => logger.warn({ err: err.message }, 'route refresh failed'));
     }),
     config.heartbeatMs,
   );

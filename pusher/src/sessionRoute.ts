@@ -16,13 +16,23 @@ export function sessionRoute(deps: AdmitDeps & { isAccepting: () => boolean }) {
       return;
     }
     const { claims } = a;
-    res.json({ app: claims.app, userId: claims.user, deviceId: claims.device, expiresAt: new Date(claims.exp * 1000).toISOString(), accepting: deps.isAccepting() });
+    res.json({
+      app: claims.app,
+      userId: claims.user,
+      deviceId: claims.device,
+      expiresAt: new Date(claims.exp * 1000).toISOString(),
+      accepting: deps.isAccepting(),
+    });
   };
 }
 
 /** `/v1/admin/...` on the public port: the admin endpoints are on the node's admin listener. */
 export function adminElsewhere(_req: Request, res: Response): void {
   res.status(404).json({
-    error: { code: 'NOT_FOUND', message: "admin endpoints are served on the node's admin listener (PUSHER_ADMIN_HOST/PUSHER_ADMIN_PORT, its adminUrl in the node list), not on the public port" },
+    error: {
+      code: 'NOT_FOUND',
+      message:
+        "admin endpoints are served on the node's admin listener (PUSHER_ADMIN_HOST/PUSHER_ADMIN_PORT, its adminUrl in the node list), not on the public port",
+    },
   });
 }

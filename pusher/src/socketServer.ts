@@ -125,7 +125,12 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       const caps = checkConnectionCaps(table, claims.app, claims.user, claims.device, config);
       if (!caps.ok) {
         metrics.handshakes.inc({ outcome: 'too_many_connections' });
-        return refuse(socket, 429, 'TOO_MANY_CONNECTIONS', `user ${claims.user} already has ${config.maxSocketsPerUser} connections on this node; close one first`);
+        return refuse(
+          socket,
+          429,
+          'TOO_MANY_CONNECTIONS',
+          `user ${claims.user} already has ${config.maxSocketsPerUser} connections on this node; close one first`,
+        );
       }
       // The 101 response and the welcome frame leave in one write.
       socket.cork();
@@ -162,16 +167,24 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
     ws.on('ping', () => handleControlFrame(conn, frameHandlers));
     ws.on('message', (data, isBinary) => handleClientFrame(conn, data, isBinary, frameHandlers));
     ws.on('error', (err) => logger.debug({ err: err.message, conn: conn.id }, 'socket error'));
-    ws.on('close', contain(logger, 'socket-close', (code: number) => {
-      conn.closed = true;
-      tokenClock.untrack(conn);
-      const emptied = table.remove(conn);
-      if (emptied.length > 0) void removeGroupNodes(redis, config.nodeId, emptied.map((group) => ({ app: conn.app, group }))).catch(() => undefined);
-      metrics.closes.inc({ code: String(conn.closeCode ?? code) });
-      void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
-      // OFFLINE after ONLINE, with its epoch (nothing if ONLINE never went out).
-      deps.presence.offline(conn);
-    }));
+    ws.on(
+      'close',
+      contain(logger, 'socket-close', (code: number) => {
+        conn.closed = true;
+        tokenClock.untrack(conn);
+        const emptied = table.remove(conn);
+        if (emptied.length > 0)
+          void removeGroupNodes(
+            redis,
+            config.nodeId,
+            emptied.map((group) => ({ app: conn.app, group })),
+          ).catch(() => undefined);
+        metrics.closes.inc({ code: String(conn.closeCode ?? code) });
+        void removeRoutes(redis, [routeOf(conn)]).catch(() => undefined);
+        // OFFLINE after ONLINE, with its epoch (nothing if ONLINE never went out).
+        deps.presence.offline(conn);
+      }),
+    );
     tokenClock.track(conn); // after the welcome: a token close to expiry is warned at once
     try {
       // Route first, then read the store: a message stored after the read is routed

@@ -40,19 +40,34 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const store = await openDeliveryStore(deps, db, redis, registry);
   const apps = createAppStore({ db });
   const publishers = await openPublishers(deps, kafka, topics, registry);
-  const deadLetters = new Counter({ name: 'push_dead_letters_total', help: 'Records sent to push.dlq, by reason', labelNames: ['code'], registers: [registry] });
+  const deadLetters = new Counter({
+    name: 'push_dead_letters_total',
+    help: 'Records sent to push.dlq, by reason',
+    labelNames: ['code'],
+    registers: [registry],
+  });
 
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
   const acks = createAckWriter({
-    store, logger, publisher: publishers.acks, topic: topics.acks, nodeId: config.nodeId, maxPendingPerDevice: config.ackQuotaPerDevice,
+    store,
+    logger,
+    publisher: publishers.acks,
+    topic: topics.acks,
+    nodeId: config.nodeId,
+    maxPendingPerDevice: config.ackQuotaPerDevice,
     onPublished: (outcome, n) => metrics.ackRecords.inc({ outcome }, n),
   });
   onClose('acks', () => acks.close());
   // One subscriber connection for the control channels (task state, kicks).
   const subscriber = redis.duplicate();
-  onClose('subscriber', () => subscriber.quit().then(() => undefined, () => subscriber.disconnect()));
+  onClose('subscriber', () =>
+    subscriber.quit().then(
+      () => undefined,
+      () => subscriber.disconnect(),
+    ),
+  );
   const taskStore = createTaskStore({ db, redis });
   const taskRunner = createTaskRunner({
     tasks: taskStore,
@@ -65,10 +80,24 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   });
   onClose('task-runner', () => taskRunner.close());
   // Annotates the dispatcher's trace records: written, acked, parked, dropped (common/src/traceRecords.ts).
-  const trace = createTraceWriter({ redis, ttlSeconds: config.traceTtlSeconds, keepExpiry: true, onError: (err) => logger.debug({ err: err.message }, 'trace write failed') });
+  const trace = createTraceWriter({
+    redis,
+    ttlSeconds: config.traceTtlSeconds,
+    keepExpiry: true,
+    onError: (err) => logger.debug({ err: err.message }, 'trace write failed'),
+  });
   onClose('trace', () => trace.close());
   const sockets = createSocketServer(http.server, {
-    config, logger, redis, apps, store, metrics, acks, publisher: publishers.upstream, taskRunner, trace,
+    config,
+    logger,
+    redis,
+    apps,
+    store,
+    metrics,
+    acks,
+    publisher: publishers.upstream,
+    taskRunner,
+    trace,
     presence: createPresence({ publisher: publishers.presence, topic: topics.presence, nodeId: config.nodeId, logger }),
     stoppedTasks: (ids) => taskStore.stopped(ids),
     verify: (token) => verify(token),

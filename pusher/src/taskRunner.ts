@@ -117,7 +117,10 @@ export class TaskRunner {
   private async deliver(job: Job, frame: string | WireFrame, cursor: { conns: Connection[]; i: number }, expiresAt: number): Promise<void> {
     const { taskId, messageId } = job;
     // One round trip before the first write: both go out on the same Redis connection, in order.
-    const [hot] = await Promise.all([this.deps.tasks.hotState(taskId), this.deps.tasks.addProgress(taskId, this.deps.nodeId, { targeted: cursor.conns.length })]);
+    const [hot] = await Promise.all([
+      this.deps.tasks.hotState(taskId),
+      this.deps.tasks.addProgress(taskId, this.deps.nodeId, { targeted: cursor.conns.length }),
+    ]);
     this.states.set(taskId, hot?.state ?? 'running');
     // This node's share of the cluster rate, paced by elapsed time (not by
     // counting ticks, which run late under load and would slow the task down).

@@ -9,7 +9,8 @@ describe('token clock', () => {
   beforeEach(() => mock.timers.enable({ apis: ['setInterval', 'Date'], now: T0 }));
   afterEach(() => mock.timers.reset());
 
-  const conn = (expiresInMs: number) => ({ tokenExpiresAt: T0 + expiresInMs, tokenWarned: false, clockSlot: undefined, closed: false }) as unknown as Connection;
+  const conn = (expiresInMs: number) =>
+    ({ tokenExpiresAt: T0 + expiresInMs, tokenWarned: false, clockSlot: undefined, closed: false }) as unknown as Connection;
 
   function clock(warningMs: number) {
     const events: string[] = [];

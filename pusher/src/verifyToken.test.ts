@@ -50,7 +50,10 @@ test('a remembered token answers with the same claims; a token that differs by o
   const first = await verify(token);
   const second = await verify(token);
   assert.deepEqual(second, first);
-  assert.deepEqual({ app: first.app, user: first.user, device: first.device, groups: first.groups }, { app: 'demo', user: 'alice', device: 'phone', groups: ['news'] });
+  assert.deepEqual(
+    { app: first.app, user: first.user, device: first.device, groups: first.groups },
+    { app: 'demo', user: 'alice', device: 'phone', groups: ['news'] },
+  );
   const last = token.at(-2) === 'A' ? 'B' : 'A';
   const tampered = `${token.slice(0, -2)}${last}${token.at(-1)}`;
   assert.equal(await codeOf(verify(tampered)), 'TOKEN_INVALID');

@@ -5,7 +5,10 @@ import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER, type TokenClaims }
 export type TokenVerifier = (token: string) => Promise<TokenClaims>;
 
 export class TokenError extends Error {
-  constructor(readonly code: 'TOKEN_MISSING' | 'TOKEN_EXPIRED' | 'TOKEN_INVALID' | 'KEYS_UNAVAILABLE', message: string) {
+  constructor(
+    readonly code: 'TOKEN_MISSING' | 'TOKEN_EXPIRED' | 'TOKEN_INVALID' | 'KEYS_UNAVAILABLE',
+    message: string,
+  ) {
     super(message);
   }
 }

@@ -14,7 +14,10 @@ test('memory is bounded: the oldest id is evicted first', () => {
   for (const id of ['a', 'b', 'c', 'd']) ids.add(id);
   assert.equal(ids.size, 3);
   assert.equal(ids.has('a'), false, 'a was the oldest');
-  assert.deepEqual(['b', 'c', 'd'].map((id) => ids.has(id)), [true, true, true]);
+  assert.deepEqual(
+    ['b', 'c', 'd'].map((id) => ids.has(id)),
+    [true, true, true],
+  );
   assert.equal(ids.add('a'), true, 'an evicted id counts as new again');
   assert.equal(ids.has('b'), false);
   for (let i = 0; i < 10_000; i++) ids.add(`x${i}`);

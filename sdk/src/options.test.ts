@@ -27,7 +27,11 @@ test('bad options and bad combinations throw at construction, naming the option'
     ['http node', { nodes: ['http://x/v1/ws'] }, /"http:\/\/x\/v1\/ws" is not a ws/],
     ['getToken not a function', { getToken: 'abc' }, /getToken must be a function/],
     ['negative heartbeat', { heartbeatMs: -1 }, /heartbeatMs must be a positive integer/],
-    ['timeout not above interval', { heartbeatMs: 10_000, heartbeatTimeoutMs: 10_000 }, /heartbeatTimeoutMs \(10000\) must be larger than heartbeatMs \(10000\)/],
+    [
+      'timeout not above interval',
+      { heartbeatMs: 10_000, heartbeatTimeoutMs: 10_000 },
+      /heartbeatTimeoutMs \(10000\) must be larger than heartbeatMs \(10000\)/,
+    ],
     ['max below min', { backoff: { minMs: 1000, maxMs: 500 } }, /backoff.maxMs \(500\) must not be smaller than backoff.minMs \(1000\)/],
     ['fractional min', { backoff: { minMs: 1.5 } }, /backoff.minMs must be a positive integer/],
     ['batch above the server limit', { ackBatchMax: 501 }, /ackBatchMax must be at most 500/],
@@ -35,7 +39,11 @@ test('bad options and bad combinations throw at construction, naming the option'
     ['autoAck not boolean', { autoAck: 'yes' }, /autoAck must be a boolean/],
   ];
   for (const [name, patch, message] of cases) {
-    assert.throws(() => resolveOptions({ ...base, ...patch } as PushClientOptions), (err: unknown) => err instanceof PushOptionsError && message.test((err as Error).message), name);
+    assert.throws(
+      () => resolveOptions({ ...base, ...patch } as PushClientOptions),
+      (err: unknown) => err instanceof PushOptionsError && message.test((err as Error).message),
+      name,
+    );
   }
 });
 
@@ -60,7 +68,7 @@ test('heartbeat timings: options win; otherwise the server interval, kept below 
 test('token expiry is read from the JWT payload without verifying; anything else is unknown', () => {
   const jwt = (claims: object) => `h.${Buffer.from(JSON.stringify(claims)).toString('base64url')}.s`;
   assert.equal(tokenExpiresAt(jwt({ sub: 'u', exp: 1_700_000_000 })), 1_700_000_000_000);
-  assert.equal(tokenExpiresAt(jwt({ sub: 'ü?>>' , exp: 5 })), 5000, 'base64url characters decode');
+  assert.equal(tokenExpiresAt(jwt({ sub: 'ü?>>', exp: 5 })), 5000, 'base64url characters decode');
   assert.equal(tokenExpiresAt(jwt({ sub: 'u' })), undefined);
   assert.equal(tokenExpiresAt('opaque'), undefined);
   assert.equal(tokenExpiresAt('a.%%%.c'), undefined);

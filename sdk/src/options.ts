@@ -113,12 +113,15 @@ export function resolveOptions(o: PushClientOptions): ResolvedOptions {
   }
   if (o.getToken !== undefined && typeof o.getToken !== 'function') throw new PushOptionsError('getToken must be a function');
   const WebSocketClass = o.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
-  if (typeof WebSocketClass !== 'function') throw new PushOptionsError('no WebSocket implementation: pass the WebSocket option (in Node, the `ws` package\'s WebSocket)');
+  if (typeof WebSocketClass !== 'function')
+    throw new PushOptionsError("no WebSocket implementation: pass the WebSocket option (in Node, the `ws` package's WebSocket)");
 
   const heartbeatMs = optionalPositiveInt('heartbeatMs', o.heartbeatMs);
   const heartbeatTimeoutMs = optionalPositiveInt('heartbeatTimeoutMs', o.heartbeatTimeoutMs);
   if (heartbeatMs !== undefined && heartbeatTimeoutMs !== undefined && heartbeatTimeoutMs <= heartbeatMs) {
-    throw new PushOptionsError(`heartbeatTimeoutMs (${heartbeatTimeoutMs}) must be larger than heartbeatMs (${heartbeatMs}), or every pong would come too late`);
+    throw new PushOptionsError(
+      `heartbeatTimeoutMs (${heartbeatTimeoutMs}) must be larger than heartbeatMs (${heartbeatMs}), or every pong would come too late`,
+    );
   }
   const minMs = positiveInt('backoff.minMs', o.backoff?.minMs, DEFAULTS.backoff.minMs);
   const maxMs = positiveInt('backoff.maxMs', o.backoff?.maxMs, Math.max(DEFAULTS.backoff.maxMs, minMs));

@@ -136,7 +136,7 @@ function setup(opts: Partial<PushClientOptions> = {}) {
       const t = setTimeout(() => reject(new Error(`no ${String(name)} #${count}`)), 2000);
       const check = () => {
         const list = seen[name] as PushEvents[K][] | undefined;
-        if (list && list.length >= count) return clearTimeout(t), off(), resolve(list[count - 1]!);
+        if (list && list.length >= count) return (clearTimeout(t), off(), resolve(list[count - 1]!));
       };
       const off = client.on(name, () => queueMicrotask(check));
       check();
@@ -153,11 +153,28 @@ describe('PushClient against an in-memory WebSocket', () => {
     (await server.socket(1)).serverClose(1006);
     const second = await next('connected', 2);
     assert.equal(second.url, B);
-    assert.deepEqual(server.sockets.map((s) => s.node), [A, A, B], 'back to the node that worked, then rotation');
+    assert.deepEqual(
+      server.sockets.map((s) => s.node),
+      [A, A, B],
+      'back to the node that worked, then rotation',
+    );
     const drops = seen.disconnected!;
-    assert.deepEqual(drops.map((d) => [d.code, d.willReconnect]), [[1006, true], [1006, true]]);
-    assert.ok(drops.every((d) => d.delayMs >= 0 && d.delayMs <= 4), 'delays within the backoff cap');
-    assert.deepEqual(seen.connecting!.map((c) => c.attempt), [0, 1, 2], 'retries since the last success');
+    assert.deepEqual(
+      drops.map((d) => [d.code, d.willReconnect]),
+      [
+        [1006, true],
+        [1006, true],
+      ],
+    );
+    assert.ok(
+      drops.every((d) => d.delayMs >= 0 && d.delayMs <= 4),
+      'delays within the backoff cap',
+    );
+    assert.deepEqual(
+      seen.connecting!.map((c) => c.attempt),
+      [0, 1, 2],
+      'retries since the last success',
+    );
     assert.equal(client.state, 'connected');
   });
 
@@ -167,17 +184,29 @@ describe('PushClient against an in-memory WebSocket', () => {
     client.subscribe('sport');
     client.connect();
     await next('connected');
-    assert.deepEqual(server.sockets[0]!.sent.filter((f) => f.type === 'subscribe').map((f) => f.group), ['news', 'sport']);
+    assert.deepEqual(
+      server.sockets[0]!.sent.filter((f) => f.type === 'subscribe').map((f) => f.group),
+      ['news', 'sport'],
+    );
     server.last.serverClose(1006);
     await next('connected', 2);
-    assert.deepEqual(server.sockets[1]!.sent.map((f) => [f.type, f.group]), [['subscribe', 'news'], ['subscribe', 'sport']]);
+    assert.deepEqual(
+      server.sockets[1]!.sent.map((f) => [f.type, f.group]),
+      [
+        ['subscribe', 'news'],
+        ['subscribe', 'sport'],
+      ],
+    );
     client.unsubscribe('sport');
     assert.deepEqual(server.sockets[1]!.sent.at(-1), { type: 'unsubscribe', group: 'sport' });
     server.sockets[1]!.frame({ type: 'error', code: 'NOT_AVAILABLE', message: 'groups are not available' });
     assert.equal((await next('error')).code, 'NOT_AVAILABLE');
     server.last.serverClose(1001);
     await next('connected', 3);
-    assert.deepEqual(server.sockets[2]!.sent.filter((f) => f.type === 'subscribe').map((f) => f.group), ['news']);
+    assert.deepEqual(
+      server.sockets[2]!.sent.filter((f) => f.type === 'subscribe').map((f) => f.group),
+      ['news'],
+    );
     assert.deepEqual(client.subscriptions, ['news']);
   });
 
@@ -197,8 +226,17 @@ describe('PushClient against an in-memory WebSocket', () => {
     server.last.frame(msg(3));
     await next('message', 3);
     await eventually(() => server.sockets[1]!.sent.some((f) => f.type === 'ack'), { timeoutMs: 2000, intervalMs: 1 });
-    assert.deepEqual(seen.message!.map((m) => m.id), [id(1), id(2), id(3)], 'each id emitted once');
-    assert.deepEqual(server.sockets[1]!.sent.filter((f) => f.type === 'ack').flatMap((f) => f.ids).sort(), [id(1), id(3)]);
+    assert.deepEqual(
+      seen.message!.map((m) => m.id),
+      [id(1), id(2), id(3)],
+      'each id emitted once',
+    );
+    assert.deepEqual(
+      server.sockets[1]!.sent.filter((f) => f.type === 'ack')
+        .flatMap((f) => f.ids)
+        .sort(),
+      [id(1), id(3)],
+    );
   });
 
   test('a kick stops the client for good', async () => {
@@ -253,7 +291,13 @@ describe('PushClient against an in-memory WebSocket', () => {
     server.behaviour.set(A, 'refuse');
     client.connect();
     assert.equal((await next('connected')).url, B);
-    assert.deepEqual(server.sockets.map((s) => [s.node, s.token]), [[A, 'tok-1'], [B, 'tok-2']]);
+    assert.deepEqual(
+      server.sockets.map((s) => [s.node, s.token]),
+      [
+        [A, 'tok-1'],
+        [B, 'tok-2'],
+      ],
+    );
   });
 
   test('without getToken an expired token is AUTH_REFUSED', async () => {
@@ -270,7 +314,10 @@ describe('PushClient against an in-memory WebSocket', () => {
     const { server, client, next } = setup({ token: soon, getToken: () => 'fresh' });
     client.connect();
     await next('connected');
-    assert.deepEqual(server.sockets.map((s) => s.token), ['fresh']);
+    assert.deepEqual(
+      server.sockets.map((s) => s.token),
+      ['fresh'],
+    );
   });
 
   test('token-expiring: getToken is called and the fresh token goes up in an auth frame on the same socket', async () => {
@@ -287,7 +334,13 @@ describe('PushClient against an in-memory WebSocket', () => {
     // The next connection uses the fresh token too, and the node list getToken returned (keeping the node that worked).
     server.last.serverClose(1006);
     await next('connected', 2);
-    assert.deepEqual(server.sockets.map((s) => [s.node, s.token]), [[A, 'tok-1'], [A, 'tok-2']]);
+    assert.deepEqual(
+      server.sockets.map((s) => [s.node, s.token]),
+      [
+        [A, 'tok-1'],
+        [A, 'tok-2'],
+      ],
+    );
   });
 
   test('token-expiring: a failing getToken is reported, and without getToken nothing is sent', async () => {

@@ -4,11 +4,7 @@
  * close 1006), so this is the only way to tell "auth refused" from "network
  * down". See `GET /v1/session` in docs/protocol.md.
  */
-export type SessionVerdict =
-  | { kind: 'ok' }
-  | { kind: 'expired' }
-  | { kind: 'refused'; code: string; message: string }
-  | { kind: 'unknown' };
+export type SessionVerdict = { kind: 'ok' } | { kind: 'expired' } | { kind: 'refused'; code: string; message: string } | { kind: 'unknown' };
 
 /** `ws://host:port/v1/ws` -> `http://host:port/v1/session`. */
 export function sessionUrl(wsUrl: string, token: string): string {

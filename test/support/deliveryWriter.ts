@@ -18,10 +18,21 @@ for (let i = 0; i < ids.length; i += 10) {
   const part = ids.slice(i, i + 10);
   await Promise.all([
     store.appendDeliveries(part.map((m) => ({ app, user, m, e: expiresAt, p: `p-${m}`, c: Date.now() }))),
-    store.ack([{ app, user, device, ids: mine.slice(i / Number(workers), i / Number(workers) + 10), expiresAt: mine.slice(i / Number(workers), i / Number(workers) + 10).map(() => expiresAt) }]),
+    store.ack([
+      {
+        app,
+        user,
+        device,
+        ids: mine.slice(i / Number(workers), i / Number(workers) + 10),
+        expiresAt: mine.slice(i / Number(workers), i / Number(workers) + 10).map(() => expiresAt),
+      },
+    ]),
     // Every worker writes an attempt of every id by connection `shared` (twice, as a retried flush would) and one by its
     // own connection: the same connection's attempt collapses, distinct connections' attempts count.
-    store.recordAttempts(part.flatMap((id) => ['shared', 'shared', `w${worker}`].map((conn) => ({ app, user, device, id, conn, attempt: 1, expiresAt }))), 100),
+    store.recordAttempts(
+      part.flatMap((id) => ['shared', 'shared', `w${worker}`].map((conn) => ({ app, user, device, id, conn, attempt: 1, expiresAt }))),
+      100,
+    ),
   ]);
 }
 await client.close();

@@ -12,10 +12,16 @@ test('returns the first truthy value, or the first value `until` accepts', async
 
 test('attempts that throw are retried', async () => {
   let n = 0;
-  assert.equal(await eventually(() => {
-    if (++n < 3) throw new Error('not yet');
-    return 'ok';
-  }, { intervalMs: 1 }), 'ok');
+  assert.equal(
+    await eventually(
+      () => {
+        if (++n < 3) throw new Error('not yet');
+        return 'ok';
+      },
+      { intervalMs: 1 },
+    ),
+    'ok',
+  );
 });
 
 test('fails after timeoutMs with what, the last value and the last error', async () => {
@@ -24,15 +30,21 @@ test('fails after timeoutMs with what, the last value and the last error', async
     /timed out after 50 ms waiting for the replay \(last value: \{"state":"running"\}\)/,
   );
   await assert.rejects(
-    eventually(() => {
-      throw new Error('refused');
-    }, { timeoutMs: 30, intervalMs: 5 }),
+    eventually(
+      () => {
+        throw new Error('refused');
+      },
+      { timeoutMs: 30, intervalMs: 5 },
+    ),
     /timed out after 30 ms waiting for .*refused.* \(last error: refused\)/,
   );
 });
 
 test('an attempt that hangs does not stretch the wait', async () => {
   const started = Date.now();
-  await assert.rejects(eventually(() => new Promise<boolean>(() => {}), { what: 'a hanging check', timeoutMs: 100 }), /waiting for a hanging check/);
+  await assert.rejects(
+    eventually(() => new Promise<boolean>(() => {}), { what: 'a hanging check', timeoutMs: 100 }),
+    /waiting for a hanging check/,
+  );
   assert.ok(Date.now() - started < 1000, `${Date.now() - started} ms`);
 });

@@ -26,7 +26,9 @@ export async function ensureSchemathesis(log: (line: string) => void = (l) => pr
   const python = process.env.PYTHON ?? 'python3';
   const probe = spawnSync(python, ['-c', 'import venv, ensurepip'], { encoding: 'utf8' });
   if (probe.status !== 0) {
-    throw new Error(`${python} with venv and ensurepip is needed for the HTTP fuzzer (Debian: apt-get install python3-venv): ${probe.error?.message ?? probe.stderr}`);
+    throw new Error(
+      `${python} with venv and ensurepip is needed for the HTTP fuzzer (Debian: apt-get install python3-venv): ${probe.error?.message ?? probe.stderr}`,
+    );
   }
   // The marker is written last: a venv without it (an interrupted install) is rebuilt from scratch.
   // Built in place, not renamed: a venv's scripts carry its absolute path in their #! line.
@@ -34,7 +36,11 @@ export async function ensureSchemathesis(log: (line: string) => void = (l) => pr
   log(`[schemathesis] first use: installing schemathesis ${SCHEMATHESIS_VERSION} from PyPI into ${venvDir}`);
   try {
     await run(python, ['-m', 'venv', venvDir], log);
-    await run(`${venvDir}/bin/python`, ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', `schemathesis==${SCHEMATHESIS_VERSION}`], log);
+    await run(
+      `${venvDir}/bin/python`,
+      ['-m', 'pip', 'install', '--disable-pip-version-check', '--progress-bar', 'off', `schemathesis==${SCHEMATHESIS_VERSION}`],
+      log,
+    );
     writeFileSync(markerOf(venvDir), `${SCHEMATHESIS_VERSION}\n`);
   } catch (err) {
     rmSync(venvDir, { recursive: true, force: true });
@@ -48,7 +54,12 @@ export async function ensureSchemathesis(log: (line: string) => void = (l) => pr
 function run(cmd: string, args: string[], log: (line: string) => void): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    const echo = (d: Buffer) => d.toString().split('\n').filter(Boolean).forEach((l) => log(`[schemathesis]   ${l}`));
+    const echo = (d: Buffer) =>
+      d
+        .toString()
+        .split('\n')
+        .filter(Boolean)
+        .forEach((l) => log(`[schemathesis]   ${l}`));
     child.stdout.on('data', echo);
     child.stderr.on('data', echo);
     child.once('error', reject);

@@ -95,7 +95,10 @@ export async function startStack({
     },
     async stop() {
       await Promise.all([...s.pushers, ...s.dispatchers, collector, auth].map((svc) => svc.stop('SIGTERM', 10_000)));
-      await mongo.db(id).dropDatabase().catch(() => undefined);
+      await mongo
+        .db(id)
+        .dropDatabase()
+        .catch(() => undefined);
       await mongo.close();
       await dropTopics(env.KAFKA_TOPIC_PREFIX!).catch(() => undefined);
     },

@@ -33,7 +33,9 @@
   }
 
   function chart(svg, series, lines) {
-    const w = 600, h = 140, pad = 4;
+    const w = 600,
+      h = 140,
+      pad = 4;
     const max = Math.max(1, ...series.flatMap((p) => lines.map((l) => p[l.field] ?? 0)));
     const kids = [];
     for (const l of lines) {
@@ -56,30 +58,68 @@
   }
 
   function render(s) {
-    fill($('services'), s.services.map((x) =>
-      el('tr', { 'data-service': x.name }, el('td', {}, x.name), el('td', {}, x.url),
-        el('td', { class: x.healthy ? 'ok' : 'bad' }, x.healthy ? 'up' : 'down'),
-        el('td', { class: x.ready ? 'ok' : 'bad' }, x.ready ? 'ready' : `not ready${x.failing ? ` (${x.failing.join(', ')})` : ''}`))));
-    fill($('nodes'), s.nodes.map((n) =>
-      el('tr', { 'data-node': n.id }, el('td', {}, n.id), el('td', { class: 'connections' }, fmt(n.connections)),
-        el('td', {}, fmt(n.deliveredPerSecond, 1)), el('td', {}, fmt(n.ackedPerSecond, 1)),
-        el('td', { class: n.draining || !n.ready ? 'bad' : 'ok' }, n.draining ? 'draining' : n.ready ? 'live' : 'not ready'))));
+    fill(
+      $('services'),
+      s.services.map((x) =>
+        el(
+          'tr',
+          { 'data-service': x.name },
+          el('td', {}, x.name),
+          el('td', {}, x.url),
+          el('td', { class: x.healthy ? 'ok' : 'bad' }, x.healthy ? 'up' : 'down'),
+          el('td', { class: x.ready ? 'ok' : 'bad' }, x.ready ? 'ready' : `not ready${x.failing ? ` (${x.failing.join(', ')})` : ''}`),
+        ),
+      ),
+    );
+    fill(
+      $('nodes'),
+      s.nodes.map((n) =>
+        el(
+          'tr',
+          { 'data-node': n.id },
+          el('td', {}, n.id),
+          el('td', { class: 'connections' }, fmt(n.connections)),
+          el('td', {}, fmt(n.deliveredPerSecond, 1)),
+          el('td', {}, fmt(n.ackedPerSecond, 1)),
+          el('td', { class: n.draining || !n.ready ? 'bad' : 'ok' }, n.draining ? 'draining' : n.ready ? 'live' : 'not ready'),
+        ),
+      ),
+    );
     const lagRows = [];
-    for (const g of s.lag.groups) for (const t of g.topics) lagRows.push(el('tr', { 'data-group': g.group }, el('td', {}, g.group), el('td', {}, t.topic), el('td', {}, g.state), el('td', {}, g.members), el('td', { class: t.lag > 1000 ? 'bad' : '' }, t.lag)));
+    for (const g of s.lag.groups)
+      for (const t of g.topics)
+        lagRows.push(
+          el(
+            'tr',
+            { 'data-group': g.group },
+            el('td', {}, g.group),
+            el('td', {}, t.topic),
+            el('td', {}, g.state),
+            el('td', {}, g.members),
+            el('td', { class: t.lag > 1000 ? 'bad' : '' }, t.lag),
+          ),
+        );
     if (s.lag.error) lagRows.push(el('tr', {}, el('td', { class: 'bad', colspan: '5' }, s.lag.error)));
     fill($('lag'), lagRows);
-    fill($('tasks'), s.tasks.recent.map((t) => {
-      const pct = t.totals.targeted > 0 ? Math.min(100, (100 * t.totals.written) / t.totals.targeted) : t.state === 'done' ? 100 : 0;
-      const bar = el('span', { class: 'bar', title: `${t.totals.written}/${t.totals.targeted} written, ${t.totals.acked} acked` }, el('span'));
-      bar.firstChild.style.width = `${pct.toFixed(1)}%`;
-      const live = t.state === 'running' || t.state === 'paused';
-      return el('tr', { 'data-task': t.id, 'data-state': t.state },
-        el('td', {}, t.id), el('td', {}, t.target.group ? `group ${t.target.group}` : 'all'),
-        // unknown / expired: the record says running but nothing will progress (note says why).
-        el('td', { class: t.note ? 'state bad' : 'state', title: t.note ?? '' }, t.state, t.recordedState ? ` (recorded ${t.recordedState})` : ''),
-        el('td', {}, bar, ` ${t.totals.written}/${t.totals.targeted}`, t.ratePerSecond ? ` @${t.ratePerSecond}/s` : ''),
-        el('td', {}, live ? el('button', { class: 'stop', onclick: () => act(`/v1/tasks/${t.id}/stop`, `stop task ${t.id}`) }, 'stop') : ''));
-    }));
+    fill(
+      $('tasks'),
+      s.tasks.recent.map((t) => {
+        const pct = t.totals.targeted > 0 ? Math.min(100, (100 * t.totals.written) / t.totals.targeted) : t.state === 'done' ? 100 : 0;
+        const bar = el('span', { class: 'bar', title: `${t.totals.written}/${t.totals.targeted} written, ${t.totals.acked} acked` }, el('span'));
+        bar.firstChild.style.width = `${pct.toFixed(1)}%`;
+        const live = t.state === 'running' || t.state === 'paused';
+        return el(
+          'tr',
+          { 'data-task': t.id, 'data-state': t.state },
+          el('td', {}, t.id),
+          el('td', {}, t.target.group ? `group ${t.target.group}` : 'all'),
+          // unknown / expired: the record says running but nothing will progress (note says why).
+          el('td', { class: t.note ? 'state bad' : 'state', title: t.note ?? '' }, t.state, t.recordedState ? ` (recorded ${t.recordedState})` : ''),
+          el('td', {}, bar, ` ${t.totals.written}/${t.totals.targeted}`, t.ratePerSecond ? ` @${t.ratePerSecond}/s` : ''),
+          el('td', {}, live ? el('button', { class: 'stop', onclick: () => act(`/v1/tasks/${t.id}/stop`, `stop task ${t.id}`) }, 'stop') : ''),
+        );
+      }),
+    );
     $('dlq-topic').textContent = s.dlq.topic;
     $('dlq-size').textContent = s.dlq.records === null ? 'unknown' : String(s.dlq.records);
     $('dlq-entries').textContent = s.dlq.entries === null || s.dlq.entries === undefined ? 'unknown' : String(s.dlq.entries);
@@ -97,10 +137,20 @@
   }
 
   function renderReplays(list) {
-    fill($('replays'), list.map((r) =>
-      el('tr', { 'data-replay': r.id }, el('td', {}, r.id), el('td', {}, r.topic), el('td', {}, r.state),
-        el('td', {}, `${r.progress?.replayed ?? 0} / ${r.progress?.matched ?? 0}`),
-        el('td', {}, r.state === 'running' ? el('button', { onclick: () => act(`/v1/admin/replays/${r.id}/stop`, `stop replay ${r.id}`) }, 'stop') : ''))));
+    fill(
+      $('replays'),
+      list.map((r) =>
+        el(
+          'tr',
+          { 'data-replay': r.id },
+          el('td', {}, r.id),
+          el('td', {}, r.topic),
+          el('td', {}, r.state),
+          el('td', {}, `${r.progress?.replayed ?? 0} / ${r.progress?.matched ?? 0}`),
+          el('td', {}, r.state === 'running' ? el('button', { onclick: () => act(`/v1/admin/replays/${r.id}/stop`, `stop replay ${r.id}`) }, 'stop') : ''),
+        ),
+      ),
+    );
   }
 
   async function act(path, what) {
