@@ -12,6 +12,7 @@ COPY schemas ./schemas
 COPY auth ./auth
 COPY collector ./collector
 COPY dispatcher ./dispatcher
+COPY admin ./admin
 COPY pusher ./pusher
 COPY cli ./cli
 # Production mode, explicitly (it is also the services' default): no demo app, and no

@@ -1,7 +1,8 @@
 /**
  * `npm start`: the whole stack on one machine. Brings up Kafka, Redis and the
  * MongoDB-compatible server (provisioning them on first run), then auth,
- * collector, dispatcher and PUSHERS pushers (default 2, on 8090, 8091, ...),
+ * collector, dispatcher, the admin service (operator API and dashboard) and
+ * PUSHERS pushers (default 2, on 8090, 8091, ...),
  * and, in development mode, the demo page (DEMO_PORT, default 8088); waits
  * until each is ready, prints the addresses and stays in the foreground.
  * Ctrl-C, or a service that fails to start or exits, stops the services, then
@@ -37,14 +38,16 @@ interface Svc {
 const services: Svc[] = [
   { name: 'auth', script: 'auth', url: `http://127.0.0.1:${port('AUTH_PORT', 8081)}`, env: {} },
   { name: 'collector', script: 'collector', url: `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}`, env: {} },
+  { name: 'dispatcher', script: 'dispatcher', url: `http://127.0.0.1:${port('DISPATCHER_PORT', 8083)}`, env: {} },
   {
-    name: 'dispatcher',
-    script: 'dispatcher',
-    url: `http://127.0.0.1:${port('DISPATCHER_PORT', 8082)}`,
+    name: 'admin',
+    script: 'admin',
+    url: `http://127.0.0.1:${port('ADMIN_PORT', 8082)}`,
     // What its status API and dashboard check and sample.
     env: {
       AUTH_URL: env.AUTH_URL ?? `http://127.0.0.1:${port('AUTH_PORT', 8081)}`,
       COLLECTOR_URL: env.COLLECTOR_URL ?? `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}`,
+      DISPATCHER_URLS: env.DISPATCHER_URLS ?? `http://127.0.0.1:${port('DISPATCHER_PORT', 8083)}`,
     },
   },
   ...Array.from({ length: pusherCount }, (_, i) => ({
@@ -147,7 +150,8 @@ Push platform is up (Ctrl-C to stop)
 
   collector   ${services[1]!.url}   POST /v1/messages
   auth        ${services[0]!.url}   POST /v1/tokens
-  dispatcher  ${services[2]!.url}   (admin, metrics; dashboard at ${services[2]!.url}/dashboard)
+  admin       ${services[3]!.url}   operator API; dashboard at ${services[3]!.url}/dashboard
+  dispatcher  ${services[2]!.url}   (health, metrics)
 ${pushers.map((s) => `  ${s.name.padEnd(10)}  ${s.url.replace('http', 'ws')}/v1/ws`).join('\n')}
   kafka       ${env.KAFKA_BROKERS ?? '127.0.0.1:9092'}
   redis       ${env.REDIS_URL ?? 'redis://127.0.0.1:6379'}

@@ -26,6 +26,7 @@ const SEARCH = [
   'auth',
   'collector',
   'dispatcher',
+  'admin',
   'pusher',
   'infra',
   'sdk',

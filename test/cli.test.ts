@@ -11,10 +11,8 @@ describe('operator CLI against a live stack', () => {
   let env: Record<string, string>;
   let prefix: string;
   before(async () => {
-    s = await startStack({ pushers: 1, dispatchers: 0, env: { STATUS_SAMPLE_MS: '500' } });
-    s.env.COLLECTOR_URL = s.collector.url;
-    await s.startDispatcher();
-    env = { PUSH_ADMIN_URL: s.dispatchers[0]!.url, PUSH_COLLECTOR_URL: s.collector.url, PUSH_OPERATOR_KEY: 'operator-key', PUSH_APP_KEY: s.apiKey };
+    s = await startStack({ pushers: 1, env: { STATUS_SAMPLE_MS: '500' } });
+    env = { PUSH_ADMIN_URL: s.admin.url, PUSH_COLLECTOR_URL: s.collector.url, PUSH_OPERATOR_KEY: 'operator-key', PUSH_APP_KEY: s.apiKey };
     prefix = s.env.KAFKA_TOPIC_PREFIX!;
   });
   after(async () => {
@@ -34,7 +32,7 @@ describe('operator CLI against a live stack', () => {
   test('status: every service healthy and ready, the node, lag per group and partition, tasks, dead letters', { timeout: 60_000 }, async () => {
     const st = await ok(['status']);
     const names = st.services.map((x: any) => x.name);
-    assert.deepEqual(names, ['collector', 'auth', 'dispatcher', `pusher ${nodeId()}`]);
+    assert.deepEqual(names, ['collector', 'auth', 'admin', 'dispatcher', `pusher ${nodeId()}`]);
     for (const svc of st.services) assert.deepEqual([svc.name, svc.healthy, svc.ready], [svc.name, true, true]);
     assert.deepEqual(
       st.nodes.map((n: any) => [n.id, n.connections, n.draining, n.ready]),
@@ -48,11 +46,12 @@ describe('operator CLI against a live stack', () => {
     assert.equal(st.dlq.topic, `${prefix}push.dlq`);
     assert.equal(typeof st.dlq.records, 'number');
     assert.equal(st.dlq.entries, 0);
-    // The same lag and dead-letter figures are Prometheus gauges on the dispatcher.
-    const metrics = await (await fetch(`${s.dispatchers[0]!.url}/metrics`)).text();
-    assert.match(metrics, new RegExp(`push_consumer_lag\\{group="${prefix}push-dispatcher",topic="${prefix}push.ingest",service="dispatcher"\\} \\d+`));
-    assert.match(metrics, /push_dead_letter_records\{service="dispatcher"\} 0/);
-    assert.match(metrics, /push_publish_queue_depth\{service="dispatcher"\} 0/);
+    // The same lag and dead-letter figures are Prometheus gauges on the admin service.
+    const metrics = await (await fetch(`${s.admin.url}/metrics`)).text();
+    assert.match(metrics, new RegExp(`push_consumer_lag\\{group="${prefix}push-dispatcher",topic="${prefix}push.ingest",service="admin"\\} \\d+`));
+    assert.match(metrics, /push_dead_letter_records\{service="admin"\} 0/);
+    const dispatcherMetrics = await (await fetch(`${s.dispatchers[0]!.url}/metrics`)).text();
+    assert.match(dispatcherMetrics, /push_publish_queue_depth\{service="dispatcher"\} 0/);
     assert.deepEqual(st.tasks.recent, []);
     // Human output: the same facts as tables.
     const human = await push(['status']);

@@ -17,11 +17,13 @@ const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'
   services: Record<string, ComposeService>;
 };
 
-// The defaults of the external contract (shared/CONTRACT.md).
+// The defaults of the external contract (shared/CONTRACT.md: the operator API is the admin
+// service's), and the dispatcher's own health and metrics port.
 const CONTRACT_PORTS: Record<string, number> = {
   collector: 8080,
   auth: 8081,
-  dispatcher: 8082,
+  admin: 8082,
+  dispatcher: 8083,
   pusher: 8090,
   kafka: 9092,
   redis: 6379,
@@ -40,7 +42,7 @@ test('docker-compose.yml uses the official images and the repo build for our ser
   assert.match(compose.services.kafka!.image!, /^apache\/kafka:3\.9\./);
   assert.match(compose.services.redis!.image!, /^redis:7/);
   assert.match(compose.services.mongo!.image!, /^mongo:7/);
-  for (const name of ['auth', 'collector', 'dispatcher', 'pusher']) {
+  for (const name of ['auth', 'collector', 'dispatcher', 'admin', 'pusher']) {
     const svc = compose.services[name]!;
     assert.equal(svc.build, '.', `${name} build`);
     assert.deepEqual(svc.command, ['node', '--import', 'tsx', `${name}/src/main.ts`]);

@@ -11,9 +11,7 @@ describe('operator dashboard in headless Chromium', () => {
   let browser: Browser;
   const clients: TestClient[] = [];
   before(async () => {
-    s = await startStack({ pushers: 1, dispatchers: 0, env: { STATUS_SAMPLE_MS: '500' } });
-    s.env.COLLECTOR_URL = s.collector.url;
-    await s.startDispatcher();
+    s = await startStack({ pushers: 1, env: { STATUS_SAMPLE_MS: '500' } });
     browser = await chromium.launch({
       executablePath: '/usr/bin/chromium',
       args: [
@@ -35,7 +33,7 @@ describe('operator dashboard in headless Chromium', () => {
 
   test('a wrong key is refused with a message and the board stays hidden', { timeout: 30_000 }, async () => {
     const tab = await browser.newPage();
-    await tab.goto(`${s.dispatchers[0]!.url}/dashboard`);
+    await tab.goto(`${s.admin.url}/dashboard`);
     await tab.fill('#key', 'not-the-key');
     await tab.click('#login button');
     await tab.locator('#error', { hasText: 'the operator key was refused' }).waitFor({ timeout: 10_000 });
@@ -54,7 +52,7 @@ describe('operator dashboard in headless Chromium', () => {
     const taskId = sent.body.taskId as string;
 
     const tab = await browser.newPage();
-    await tab.goto(`${s.dispatchers[0]!.url}/dashboard`);
+    await tab.goto(`${s.admin.url}/dashboard`);
     await tab.fill('#key', 'operator-key');
     await tab.click('#login button');
     const nodeRow = tab.locator(`#nodes tr[data-node="${nodeId}"]`);
@@ -65,7 +63,7 @@ describe('operator dashboard in headless Chromium', () => {
     assert.match((await taskRow.textContent()) ?? '', /all.*running.*@3\/s/);
     // The consumer lag table lists the dispatcher's group.
     await tab.locator(`#lag tr[data-group="${s.env.KAFKA_TOPIC_PREFIX}push-dispatcher"]`).waitFor({ timeout: 15_000 });
-    // Charts: four throughput lines and two latency lines, drawn from the dispatcher's samples.
+    // Charts: four throughput lines and two latency lines, drawn from the admin service's samples.
     await tab.locator('#throughput polyline').nth(3).waitFor({ state: 'attached', timeout: 15_000 });
     assert.equal(await tab.locator('#throughput polyline').count(), 4);
     assert.equal(await tab.locator('#latency polyline').count(), 2);
@@ -76,7 +74,7 @@ describe('operator dashboard in headless Chromium', () => {
 
     await taskRow.locator('button.stop').click();
     await tab.locator(`#tasks tr[data-task="${taskId}"][data-state="stopped"]`).waitFor({ timeout: 10_000 });
-    const res = await fetch(`${s.dispatchers[0]!.url}/v1/tasks/${taskId}`, { headers: { authorization: 'Bearer operator-key' } });
+    const res = await fetch(`${s.admin.url}/v1/tasks/${taskId}`, { headers: { authorization: 'Bearer operator-key' } });
     const task = (await res.json()) as { state: string; totals: { written: number } };
     assert.equal(task.state, 'stopped');
     assert.ok(task.totals.written < 30, `stopped before every connection was written: ${task.totals.written}`);

@@ -20,7 +20,7 @@ async function connectMany(s: TestStack, prefix: string, n: number, concurrency 
 }
 
 const admin = (s: TestStack, path: string, method = 'GET', key = 'operator-key') =>
-  fetch(`${s.dispatchers[0]!.url}${path}`, { method, headers: { authorization: `Bearer ${key}` } }).then(async (r) => ({
+  fetch(`${s.admin.url}${path}`, { method, headers: { authorization: `Bearer ${key}` } }).then(async (r) => ({
     status: r.status,
     body: (await r.json()) as any,
   }));

@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { ROOT } from './support/services.js';
 
 const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'infra/grafana/push-dashboard.json'), 'utf8'));
-const sources = ['collector/src', 'dispatcher/src', 'pusher/src', 'common/src']
+const sources = ['collector/src', 'dispatcher/src', 'admin/src', 'pusher/src', 'common/src']
   .flatMap((dir) => readdirSync(path.join(ROOT, dir), { recursive: true }).map((f) => path.join(ROOT, dir, String(f))))
   .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
   .map((f) => readFileSync(f, 'utf8'))
@@ -26,7 +26,9 @@ test('Prometheus scrapes every service of docker-compose.yml on its port; the ad
     scrape_configs: { static_configs: { targets: string[] }[] }[];
   };
   const targets = prom.scrape_configs.flatMap((c) => c.static_configs.flatMap((s) => s.targets)).sort();
-  const expected = ['auth', 'collector', 'dispatcher', 'pusher'].map((name) => `${name}:${compose.services[name]!.ports![0]!.split(':').at(-1)}`).sort();
+  const expected = ['auth', 'collector', 'admin', 'dispatcher', 'pusher']
+    .map((name) => `${name}:${compose.services[name]!.ports![0]!.split(':').at(-1)}`)
+    .sort();
   assert.deepEqual(targets, expected);
   const addon = parse(readFileSync(path.join(ROOT, 'infra/grafana/docker-compose.observability.yml'), 'utf8')) as {
     services: Record<string, { volumes?: string[] }>;

@@ -2,7 +2,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { connectClient, OPERATOR_AUTH, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
-import { startService, type RunningService } from './support/services.js';
 import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 
@@ -26,7 +25,6 @@ interface ShownTask {
 
 describe('broadcast tasks on the dashboard', () => {
   let s: TestStack;
-  let observer: RunningService | undefined;
   let redis: Redis;
   before(async () => {
     // No dispatcher yet: tasks are created by the collector and nobody routes them.
@@ -35,12 +33,11 @@ describe('broadcast tasks on the dashboard', () => {
   });
   after(async () => {
     redis?.disconnect();
-    await observer?.stop();
     await s?.stop();
   });
 
-  const tasksOf = async (dispatcherUrl: string): Promise<{ counts: Record<string, number>; recent: ShownTask[] }> => {
-    const res = await fetch(`${dispatcherUrl}/v1/admin/status`, { headers: { authorization: OPERATOR_AUTH } });
+  const tasksOf = async (): Promise<{ counts: Record<string, number>; recent: ShownTask[] }> => {
+    const res = await fetch(`${s.admin.url}/v1/admin/status`, { headers: { authorization: OPERATOR_AUTH } });
     assert.equal(res.status, 200);
     return ((await res.json()) as { tasks: { counts: Record<string, number>; recent: ShownTask[] } }).tasks;
   };
@@ -55,13 +52,10 @@ describe('broadcast tasks on the dashboard', () => {
     const expiring = await broadcast({ ttlSeconds: 1 });
     // Redis restarted without its data (it runs without persistence), as it does between two `npm start`s.
     assert.equal(await redis.del(`push:task:${lost}`, `push:task:${lost}:nodes`), 1);
-    // A dispatcher that reads the same store and Redis but routes another stack's topics,
-    // so neither task is ever routed: like the dashboard of a later stack.
-    observer = await startService('dispatcher', { ...s.env, KAFKA_TOPIC_PREFIX: `${s.env.KAFKA_TOPIC_PREFIX}obs.` });
-
+    // No dispatcher runs, so neither task is ever routed; the admin service shows them.
     const shown = await eventually(
       async () => {
-        const { recent, counts } = await tasksOf(observer!.url);
+        const { recent, counts } = await tasksOf();
         const a = recent.find((t) => t.id === lost);
         const b = recent.find((t) => t.id === expiring);
         return a?.state === 'unknown' && b?.state === 'expired' ? { a, b, counts } : undefined;
@@ -79,11 +73,11 @@ describe('broadcast tasks on the dashboard', () => {
   });
 
   test('a broadcast with no one to reach (an empty group) is done at once, 0/0', { timeout: 60_000 }, async () => {
-    const dispatcher = await s.startDispatcher();
+    await s.startDispatcher();
     const sent = await s.send({ to: { group: 'nobody-subscribed' }, payload: 'hello?', persistent: false });
     assert.equal(sent.status, 202);
     const taskId = sent.body.taskId as string;
-    const done = await eventually(async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.state === 'done'), {
+    const done = await eventually(async () => (await tasksOf()).recent.find((t) => t.id === taskId && t.state === 'done'), {
       timeoutMs: 10_000,
       what: 'the empty-group task done',
     });
@@ -92,20 +86,19 @@ describe('broadcast tasks on the dashboard', () => {
   });
 
   test('a task whose pusher restarted under the same node id before finishing its share is done, not running', { timeout: 90_000 }, async () => {
-    const dispatcher = s.dispatchers[0]!;
     const nodeId = `${s.env.KAFKA_TOPIC_PREFIX!.replace(/\.$/, '')}-p1`;
     const clients: TestClient[] = [];
     for (let i = 0; i < 5; i++) clients.push(await connectClient(wsOf(s.pushers[0]!.url), (await s.token(`reader${i}`, 'd')).token));
     // 5 connections at 1 per second: the node is still busy when it goes away.
     const taskId = await broadcast({ ratePerSecond: 1 });
-    await eventually(async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.totals.written >= 1 && t.state === 'running'), {
+    await eventually(async () => (await tasksOf()).recent.find((t) => t.id === taskId && t.totals.written >= 1 && t.state === 'running'), {
       timeoutMs: 15_000,
       what: 'the task running on the node',
     });
     // The node dies mid-task and comes back under the same id, as `npm start` brings node-8090 back.
     assert.equal(await s.pushers[0]!.stop('SIGKILL'), 'SIGKILL');
     await s.startPusher('p1');
-    const shown = await eventually(async () => (await tasksOf(dispatcher.url)).recent.find((t) => t.id === taskId && t.state === 'done'), {
+    const shown = await eventually(async () => (await tasksOf()).recent.find((t) => t.id === taskId && t.state === 'done'), {
       timeoutMs: 15_000,
       what: 'the task shown done once its node restarted',
     });

@@ -76,7 +76,7 @@ describe('operator plane (issue 12 #15, #16)', () => {
       assert.equal(r.status, 401, `attempt ${i + 1}`);
     }
     // Even the right key is refused from this address until the window ends.
-    const res = await fetch(`${s.dispatchers[0]!.url}/v1/admin/status`, { headers: { authorization: OPERATOR_AUTH } });
+    const res = await fetch(`${s.admin.url}/v1/admin/status`, { headers: { authorization: OPERATOR_AUTH } });
     assert.equal(res.status, 429);
     assert.equal(((await res.json()) as any).error.code, 'RATE_LIMITED');
     const retryAfter = Number(res.headers.get('retry-after'));
@@ -93,7 +93,7 @@ describe('operator plane (issue 12 #15, #16)', () => {
     assert.ok(Number(refused.headers.get('retry-after')) >= 1);
   });
 
-  test('the dispatcher calls only node URLs whose host is allowed', { timeout: 30_000 }, async () => {
+  test('the admin service calls only node URLs whose host is allowed', { timeout: 30_000 }, async () => {
     const catcher = await startCatcher();
     try {
       const registered = Date.now();

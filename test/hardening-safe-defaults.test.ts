@@ -6,13 +6,14 @@ import { parse } from 'yaml';
 import { loadConfig as authConfig } from '../auth/src/config.js';
 import { loadConfig as collectorConfig } from '../collector/src/config.js';
 import { loadConfig as dispatcherConfig } from '../dispatcher/src/config.js';
+import { loadConfig as adminConfig } from '../admin/src/config.js';
 import { loadConfig as pusherConfig } from '../pusher/src/config.js';
 import { ROOT, spawnService, startService, type ServiceName } from './support/services.js';
 import { uniqueId } from './support/env.js';
 
 /** Issue 12 #8: a service started with nothing set is in production mode, and development mode stays on loopback. */
 
-const SERVICES: ServiceName[] = ['auth', 'collector', 'dispatcher', 'pusher'];
+const SERVICES: ServiceName[] = ['auth', 'collector', 'dispatcher', 'admin', 'pusher'];
 
 /** Runs a service to its exit (a refused configuration exits at once) and returns the code and stderr. */
 async function runToExit(name: ServiceName, env: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
@@ -96,7 +97,7 @@ describe('safe defaults', () => {
     const compose = parse(readFileSync(path.join(ROOT, 'docker-compose.yml'), 'utf8'), { merge: true }) as {
       services: Record<string, { environment?: Record<string, string | number> }>;
     };
-    const loaders = { auth: authConfig, collector: collectorConfig, dispatcher: dispatcherConfig, pusher: pusherConfig };
+    const loaders = { auth: authConfig, collector: collectorConfig, dispatcher: dispatcherConfig, admin: adminConfig, pusher: pusherConfig };
     for (const [name, load] of Object.entries(loaders)) {
       const env = Object.fromEntries(Object.entries(compose.services[name]!.environment ?? {}).map(([k, v]) => [k, String(v)]));
       assert.equal(env.PUSH_MODE, 'development', `${name}: mode set explicitly`);

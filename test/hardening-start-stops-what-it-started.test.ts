@@ -27,7 +27,7 @@ const portOpen = (port: number) =>
 
 /** `npm start` as a user runs it (no mode, no keys), on free ports and a Redis port nobody uses. */
 async function runStart(redisPort: number, pusherPort: number) {
-  const [authPort, collectorPort, dispatcherPort, demoPort] = await Promise.all(Array.from({ length: 4 }, () => freePort()));
+  const [authPort, collectorPort, dispatcherPort, adminPort, demoPort] = await Promise.all(Array.from({ length: 5 }, () => freePort()));
   const id = uniqueId('start').replace(/[^A-Za-z0-9]/g, '');
   const env: NodeJS.ProcessEnv = {
     ...process.env,
@@ -38,6 +38,7 @@ async function runStart(redisPort: number, pusherPort: number) {
     AUTH_PORT: String(authPort),
     COLLECTOR_PORT: String(collectorPort),
     DISPATCHER_PORT: String(dispatcherPort),
+    ADMIN_PORT: String(adminPort),
     DEMO_PORT: String(demoPort),
     PUSHER_PORT: String(pusherPort),
     LOG_LEVEL: 'info',

@@ -2,14 +2,14 @@
  * HTTP fuzzing (issue 12, "Fuzzing, in CI, bounded"): schemathesis, pinned and
  * installed from PyPI into .infra/ on first use, generates requests from
  * docs/openapi.yaml (valid ones, and invalid ones for every constraint) and
- * sends them to a running collector, auth, dispatcher and pusher. It fails on any 5xx,
+ * sends them to a running collector, auth, admin service and pusher. It fails on any 5xx,
  * on a status code the spec does not list for the operation, on a response
  * body, header or content type that does not match the spec, on a valid
  * request refused or an invalid one accepted, on a wrong answer to an
  * undeclared method (405) and on an operation that ignores its credentials.
  *
  * Bounded: each service has a time budget (PUSH_HTTP_FUZZ_SECONDS in total,
- * default 90, split 45/20/10/25 between collector, auth, pusher and dispatcher) and a hard
+ * default 90, split 45/20/10/25 between collector, auth, pusher and admin service) and a hard
  * wall-clock kill on top. PUSH_HTTP_FUZZ_SEED replays a run's seed (each run
  * prints its own).
  */
@@ -61,7 +61,7 @@ const KICK_OPS = `
 include-path = "/v1/users/{userId}/kick"
 checks.positive_data_acceptance.enabled = false
 `;
-const DISPATCHER_OPS = `${KICK_OPS}
+const ADMIN_OPS = `${KICK_OPS}
 [[operations]]
 include-path = "/v1/admin/replays"
 include-method = "POST"
@@ -72,9 +72,9 @@ include-path-regex = "^/v1/admin/dlq/(replay|purge)$"
 checks.unsupported_method.enabled = false
 `;
 
-test('schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the collector, auth, dispatcher and pusher', { timeout: 300_000 }, async (t) => {
+test('schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the collector, auth, admin service and pusher', { timeout: 300_000 }, async (t) => {
   const bin = await ensureSchemathesis();
-  // The dispatcher is there for its operator API, the pusher for its session check.
+  // The admin service is there for its operator API, the pusher for its session check.
   const s = await startStack({
     pushers: 1,
     dispatchers: 1,
@@ -111,12 +111,12 @@ test('schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the co
       {
         // Not /v1/admin/nodes/{nodeId}/drain: the stateful phase finds the pusher's id in
         // /v1/admin/status and drains it, which stops it (as documented).
-        name: 'dispatcher',
-        url: s.dispatchers[0]!.url,
+        name: 'admin',
+        url: s.admin.url,
         share: 25,
         pathRegex: '^/(v1/tasks|v1/users/\\{userId\\}/kick$|v1/admin/(replays|dlq|status|lag|trace)|dashboard$|healthz$|readyz$|metrics$)',
         headers: { Authorization: `Bearer ${OPERATOR_KEY}` },
-        operations: DISPATCHER_OPS,
+        operations: ADMIN_OPS,
       },
     ];
     for (const target of targets) {
@@ -140,11 +140,11 @@ test('schemathesis finds no 5xx and no mismatch with docs/openapi.yaml on the co
       assert.ok(run.operations > 0 && run.testCases > 0, `${target.name}: schemathesis tested nothing:\n${run.output}`);
     }
     // Every service is still up after the run.
-    for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
+    for (const svc of [s.collector, s.auth, s.admin, s.dispatchers[0]!, s.pushers[0]!]) {
       const res = await fetch(`${svc.url}/healthz`, { signal: AbortSignal.timeout(5000) });
       assert.equal(res.status, 200, `${svc.name} is not healthy after fuzzing`);
     }
-    for (const svc of [s.collector, s.auth, s.dispatchers[0]!, s.pushers[0]!]) {
+    for (const svc of [s.collector, s.auth, s.admin, s.dispatchers[0]!, s.pushers[0]!]) {
       assert.doesNotMatch(svc.output(), /request failed/, `${svc.name} logged a failed request (500)`);
     }
   } finally {

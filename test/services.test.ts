@@ -4,7 +4,7 @@ import { startPrivateRedis } from '../infra/stack.js';
 import { spawnService, startService, type ServiceName } from './support/services.js';
 import { eventually } from './support/eventually.js';
 
-const SERVICES: ServiceName[] = ['auth', 'collector', 'dispatcher', 'pusher'];
+const SERVICES: ServiceName[] = ['auth', 'collector', 'dispatcher', 'admin', 'pusher'];
 
 describe('service skeletons', () => {
   let redis: Awaited<ReturnType<typeof startPrivateRedis>>;
@@ -59,7 +59,11 @@ describe('service skeletons', () => {
     } finally {
       const started = Date.now();
       const codes = await Promise.all(services.map((s) => s.stop('SIGTERM', 10_000)));
-      assert.deepEqual(codes, [0, 0, 0, 0], services.map((s) => s.output()).join('\n'));
+      assert.deepEqual(
+        codes,
+        SERVICES.map(() => 0),
+        services.map((s) => s.output()).join('\n'),
+      );
       assert.ok(Date.now() - started < 10_000, 'all services exited within 10 s');
     }
   });
@@ -71,6 +75,7 @@ describe('configuration errors', () => {
     ['collector', { KAFKA_BROKERS: 'not a broker' }, /KAFKA_BROKERS: expected host:port/],
     ['auth', { PUSH_MODE: 'production', OPERATOR_KEY: 'x', DEMO_API_KEY: 'demo-key' }, /DEMO_API_KEY: the default demo key is refused/],
     ['dispatcher', { REDIS_URL: 'ftp://x' }, /REDIS_URL: expected a redis: or rediss: URL/],
+    ['admin', { ADMIN_PORT: 'abc' }, /ADMIN_PORT: expected an integer, got "abc"/],
     ['pusher', { NODE_ID: 'has space' }, /NODE_ID: expected 1-64 characters/],
   ];
   for (const [name, env, message] of cases) {

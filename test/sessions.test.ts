@@ -37,7 +37,7 @@ describe('kick and device modes', () => {
   test('operator kick needs the operator key and an app', { timeout: 30_000 }, async () => {
     const s = coexist;
     const post = (key: string, body: unknown) =>
-      fetch(`${s.dispatchers[0]!.url}/v1/users/kim/kick`, {
+      fetch(`${s.admin.url}/v1/users/kim/kick`, {
         method: 'POST',
         headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
         body: JSON.stringify(body),

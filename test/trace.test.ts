@@ -8,10 +8,8 @@ describe('push trace', () => {
   let s: TestStack;
   let cliEnv: Record<string, string>;
   before(async () => {
-    s = await startStack({ pushers: 1, dispatchers: 0 });
-    s.env.COLLECTOR_URL = s.collector.url;
-    await s.startDispatcher();
-    cliEnv = { PUSH_ADMIN_URL: s.dispatchers[0]!.url, PUSH_COLLECTOR_URL: s.collector.url, PUSH_OPERATOR_KEY: 'operator-key', PUSH_APP_KEY: s.apiKey };
+    s = await startStack({ pushers: 1 });
+    cliEnv = { PUSH_ADMIN_URL: s.admin.url, PUSH_COLLECTOR_URL: s.collector.url, PUSH_OPERATOR_KEY: 'operator-key', PUSH_APP_KEY: s.apiKey };
   });
   after(async () => {
     await s?.stop();

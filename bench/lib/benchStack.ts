@@ -1,6 +1,6 @@
 /**
- * Our pipeline for one scenario: auth, collector and dispatchers from the
- * test stack (isolated by topic prefix, Redis prefix and database on the
+ * Our pipeline for one scenario: auth, collector, dispatchers and the admin
+ * service from the test stack (isolated by topic prefix, Redis prefix and database on the
  * shared infra), plus pushers spawned here as separate processes with a
  * memory probe preloaded (see pusherProbe.ts).
  */
@@ -172,7 +172,7 @@ export async function startBenchStack({
 } = {}): Promise<BenchStack> {
   await infraUp({ log });
   const stack = await startStack({ pushers: 0, dispatchers, env: { LOG_LEVEL: 'warn', ...env }, limits: { maxRecipients: 10_000 } });
-  for (const svc of [stack.auth, stack.collector, ...stack.dispatchers]) track(svc.proc);
+  for (const svc of [stack.auth, stack.collector, ...stack.dispatchers, stack.admin]) track(svc.proc);
   const prefix = stack.env.KAFKA_TOPIC_PREFIX!.slice(0, -1);
   const list: BenchPusher[] = [];
   let started = 0;
@@ -211,6 +211,7 @@ export async function startBenchStack({
           ['auth', stack.auth.output()],
           ['collector', stack.collector.output()],
           ...stack.dispatchers.map((d, i) => [`dispatcher${i + 1}`, d.output()] as [string, string]),
+          ['admin', stack.admin.output()],
           ...list.map((p, i) => [`pusher${i + 1}`, p.output()] as [string, string]),
         ];
         for (const [name, text] of outputs) if (text) writeFileSync(path.join(logsDir, `${name}.log`), text.slice(-200_000));

@@ -65,15 +65,15 @@ function capture(proc: ChildProcess): () => string {
   return () => out;
 }
 
-const servicePids = (s: TestStack) => [s.auth, s.collector, ...s.dispatchers, ...s.pushers].map((x) => x.proc.pid!);
+const servicePids = (s: TestStack) => [s.auth, s.collector, ...s.dispatchers, s.admin, ...s.pushers].map((x) => x.proc.pid!);
 
-/** Our pipeline: auth, collector, one dispatcher and two pushers, isolated on the shared infra. */
+/** Our pipeline: auth, collector, one dispatcher, the admin service and two pushers, isolated on the shared infra. */
 export function oursTarget(pushers = 2): PeerTarget {
   let s: TestStack | undefined;
   return {
     name: 'ours',
     kind: 'ours',
-    describe: `our pipeline (auth, collector, 1 dispatcher, ${pushers} pushers; heartbeat 25 s), transient unicast via POST /v1/messages, broadcast via {to:{all:true}}`,
+    describe: `our pipeline (auth, collector, 1 dispatcher, admin, ${pushers} pushers; heartbeat 25 s), transient unicast via POST /v1/messages, broadcast via {to:{all:true}}`,
     async start() {
       s = await startStack({ pushers, dispatchers: 1, env: { LOG_LEVEL: 'warn', PUSHER_HEARTBEAT_MS: '25000' } });
       trackPids(servicePids(s));

@@ -1,5 +1,5 @@
 /**
- * `push`: the operator CLI. Talks to the dispatcher's admin API (status,
+ * `push`: the operator CLI. Talks to the admin service's operator API (status,
  * lag, tasks, replay, dlq, trace, kick) with the operator key and to the
  * collector (send, presence) with an app key. Exit codes: see client.ts EXIT.
  */
@@ -10,7 +10,7 @@ import { controlCommands } from './controlCommands.js';
 import { recoveryCommands } from './recoveryCommands.js';
 
 export const GLOBAL_OPTIONS: OptionSpec[] = [
-  { name: 'url', type: 'string', description: 'dispatcher admin URL (env PUSH_ADMIN_URL, default http://127.0.0.1:8082)', placeholder: '<url>' },
+  { name: 'url', type: 'string', description: 'admin service URL (env PUSH_ADMIN_URL, default http://127.0.0.1:8082)', placeholder: '<url>' },
   { name: 'collector-url', type: 'string', description: 'collector URL (env PUSH_COLLECTOR_URL, default http://127.0.0.1:8080)', placeholder: '<url>' },
   { name: 'key', type: 'string', description: 'operator key (env PUSH_OPERATOR_KEY; "operator-key" for a loopback URL)', placeholder: '<key>' },
   { name: 'app-key', type: 'string', description: 'app API key for send/presence (env PUSH_APP_KEY; "demo-key" for a loopback URL)', placeholder: '<key>' },

@@ -57,7 +57,7 @@ export function observeCommands(): CommandSpec<Target>[] {
     {
       name: 'status',
       summary: 'Health of every service and node, connections, delivery rates, consumer lag, tasks, dead letters',
-      details: 'Reads GET /v1/admin/status on the dispatcher (--url).',
+      details: 'Reads GET /v1/admin/status on the admin service (--url).',
       async run(t) {
         const s = await admin(t, '/v1/admin/status');
         print(t, s, () => renderStatus(s));

@@ -105,3 +105,5 @@ export function createReplayGuard({ redis, store }: { redis: Redis; store: Pick<
     },
   };
 }
+
+export type ReplayGuard = ReturnType<typeof createReplayGuard>;

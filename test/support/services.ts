@@ -5,12 +5,13 @@ import { fileURLToPath } from 'node:url';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
-export type ServiceName = 'auth' | 'collector' | 'dispatcher' | 'pusher';
+export type ServiceName = 'auth' | 'collector' | 'dispatcher' | 'admin' | 'pusher';
 
 const PORT_VAR: Record<ServiceName, string> = {
   auth: 'AUTH_PORT',
   collector: 'COLLECTOR_PORT',
   dispatcher: 'DISPATCHER_PORT',
+  admin: 'ADMIN_PORT',
   pusher: 'PUSHER_PORT',
 };
 

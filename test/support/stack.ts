@@ -1,11 +1,11 @@
 import { WebSocket } from 'ws';
 import { MongoClient } from 'mongodb';
 import { createAppStore, type AppLimits, type DeviceMode } from '../../common/src/apps.js';
-import { startService, type RunningService } from './services.js';
+import { freePort, startService, type RunningService } from './services.js';
 import { dropTopics, stack as infra, uniqueId } from './env.js';
 
 /**
- * A whole pipeline (auth, collector, N dispatchers, N pushers) on the shared
+ * A whole pipeline (auth, collector, N dispatchers, N pushers, the admin service) on the shared
  * local Kafka/Redis/MongoDB, isolated by a unique topic prefix, database and
  * app, so test files never see each other's traffic.
  */
@@ -17,11 +17,15 @@ export interface TestStack {
   collector: RunningService;
   dispatchers: RunningService[];
   pushers: RunningService[];
+  /** The operator API and dashboard (status, tasks, kicks, traces, replays, dead letters). */
+  admin: RunningService;
   mongo: MongoClient;
   token(userId: string, deviceId: string): Promise<{ token: string; nodes: string[]; expiresAt: string }>;
   send(body: unknown, opts?: { apiKey?: string; raw?: string; contentType?: string }): Promise<{ status: number; body: any; headers: Headers }>;
   startPusher(nodeId: string): Promise<RunningService>;
   startDispatcher(): Promise<RunningService>;
+  /** Starts an admin service (startStack starts one) and makes it `admin`. */
+  startAdmin(): Promise<RunningService>;
   stop(): Promise<void>;
 }
 
@@ -56,6 +60,10 @@ export async function startStack({
   const auth = await startService('auth', env);
   env.AUTH_URL = auth.url;
   const collector = await startService('collector', env);
+  // The admin service checks and samples the first dispatcher, whenever it starts, on this port.
+  const firstDispatcherPort = String(await freePort());
+  const adminEnv = { COLLECTOR_URL: collector.url, DISPATCHER_URLS: `http://127.0.0.1:${firstDispatcherPort}`, ...env };
+  const admins: RunningService[] = [];
   const s: TestStack = {
     env,
     app,
@@ -64,6 +72,7 @@ export async function startStack({
     collector,
     dispatchers: [],
     pushers: [],
+    admin: undefined as unknown as RunningService, // started with the dispatchers and pushers below (startAdmin)
     mongo,
     async token(userId, deviceId) {
       const res = await fetch(`${auth.url}/v1/tokens`, {
@@ -89,12 +98,20 @@ export async function startStack({
       return p;
     },
     async startDispatcher() {
-      const d = await startService('dispatcher', { ...env, DISPATCHER_NODE_CACHE_MS: '200' });
+      const taken = s.dispatchers.some((d) => String(d.port) === firstDispatcherPort && d.proc.exitCode === null && d.proc.signalCode === null);
+      const port: Record<string, string> = taken ? {} : { DISPATCHER_PORT: firstDispatcherPort };
+      const d = await startService('dispatcher', { ...env, DISPATCHER_NODE_CACHE_MS: '200', ...port });
       s.dispatchers.push(d);
       return d;
     },
+    async startAdmin() {
+      const a = await startService('admin', adminEnv);
+      admins.push(a);
+      s.admin = a;
+      return a;
+    },
     async stop() {
-      await Promise.all([...s.pushers, ...s.dispatchers, collector, auth].map((svc) => svc.stop('SIGTERM', 10_000)));
+      await Promise.all([...s.pushers, ...s.dispatchers, ...admins, collector, auth].map((svc) => svc.stop('SIGTERM', 10_000)));
       await mongo
         .db(id)
         .dropDatabase()
@@ -104,6 +121,7 @@ export async function startStack({
     },
   };
   await Promise.all([
+    s.startAdmin(),
     ...Array.from({ length: dispatchers }, () => s.startDispatcher()),
     ...Array.from({ length: pushers }, (_, i) => s.startPusher(`p${i + 1}`)),
   ]);
@@ -187,9 +205,9 @@ export function connectClient(url: string, token: string, headers: Record<string
 
 export const OPERATOR_AUTH = 'Bearer operator-key';
 
-/** Calls a dispatcher admin API (GET without a body, POST with one) and parses the JSON answer. */
+/** Calls the admin service's operator API (GET without a body, POST with one) and parses the JSON answer. */
 export async function adminCall(s: TestStack, path: string, body?: unknown, auth = OPERATOR_AUTH): Promise<{ status: number; body: any }> {
-  const res = await fetch(`${s.dispatchers[0]!.url}${path}`, {
+  const res = await fetch(`${s.admin.url}${path}`, {
     method: body === undefined ? 'GET' : 'POST',
     headers: { authorization: auth, 'content-type': 'application/json' },
     ...(body === undefined ? {} : { body: JSON.stringify(body) }),

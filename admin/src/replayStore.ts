@@ -47,7 +47,7 @@ const toView = ({ _id, ...rest }: ReplayDoc): Replay => ({ id: _id, ...rest });
 
 /**
  * Replays in the `replays` collection, one document each, written by the
- * dispatcher holding the replay's lease (progress) and by stop requests
+ * admin process holding the replay's lease (progress) and by stop requests
  * (state). Every write is by `_id`.
  */
 export function createReplayStore(db: Db) {

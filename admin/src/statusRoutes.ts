@@ -5,7 +5,7 @@ import type { Db } from 'mongodb';
 import type { Topics } from '../../protocol/topics.js';
 import type { TaskStore, TaskView } from '../../common/src/tasks.js';
 import { showTask } from './taskDisplay.js';
-import { currentBoots, restartedTaskNodes } from './taskBoots.js';
+import { currentBoots, restartedTaskNodes } from '../../dispatcher/src/taskBoots.js';
 import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
 import { consumerLag, stackGroups, type GroupLag } from '../../common/src/consumerLag.js';
 import { notFound, PushError, unavailable, withTimeout } from '../../common/src/errors.js';
@@ -77,7 +77,7 @@ export interface StatusDeps {
   dispatcherUrls: string[];
   /** Sent to a pusher's own drain endpoint by `POST /v1/admin/nodes/:nodeId/drain`. */
   operatorKey: string;
-  /** Node URLs (from Redis) this dispatcher may call (statusSampler.ts createNodeUrlPolicy). Default: any. */
+  /** Node URLs (from Redis) the admin service may call (statusSampler.ts createNodeUrlPolicy). Default: any. */
   allowNodeUrl?: (url: string) => boolean;
   /** Dead letters not purged (the DLQ index); the topic's record count is reported either way. */
   dlqEntries?: () => Promise<number>;
@@ -211,10 +211,11 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
     const nodes = await liveNodes(redis).catch(() => [] as NodeInfo[]);
     const rates = deps.sampler.nodeRates();
     const latest = deps.sampler.latest();
-    const dispatchers = [deps.selfUrl(), ...deps.dispatcherUrls.filter((u) => u !== deps.selfUrl())];
+    const dispatchers = deps.dispatcherUrls.filter((u) => u !== deps.selfUrl());
     const targets: [string, string][] = [
       ['collector', deps.collectorUrl],
       ['auth', deps.authUrl],
+      ['admin', deps.selfUrl()],
       ...dispatchers.map((u): [string, string] => ['dispatcher', u]),
       ...nodes.map((n): [string, string] => [`pusher ${n.id}`, nodeHttpUrl(n)]),
     ];
@@ -254,7 +255,7 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
     res.status(report.error ? 503 : 200).json(report.error ? { error: { code: 'UNAVAILABLE', message: `cannot read consumer lag: ${report.error}` } } : report);
   });
 
-  // Operators reach one admin endpoint; the dispatcher forwards a drain to the node's own.
+  // Operators reach one admin endpoint; the admin service forwards a drain to the node's own.
   router.post('/v1/admin/nodes/:nodeId/drain', auth, async (req, res) => {
     const id = String(req.params.nodeId);
     const nodes = await liveNodes(redis);

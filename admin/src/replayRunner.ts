@@ -9,13 +9,13 @@ import { ORIGIN_HEADER } from '../../common/src/eventOrigin.js';
 import { PushError, unavailable } from '../../common/src/errors.js';
 import { decodeRecord } from '../../schemas/registry.js';
 import { DEFAULT_TTL_SECONDS } from '../../collector/src/validateMessage.js';
-import { headerText, REPLAY_HEADER } from './replayGuard.js';
+import { headerText, REPLAY_HEADER } from '../../dispatcher/src/replayGuard.js';
 import type { ReplayRequest, ReplayTopic } from './replayRequest.js';
 import type { PartitionProgress, Replay, ReplayProgress, ReplayStore } from './replayStore.js';
 import { resolveRange, scanRanges } from './replayScan.js';
 
 /**
- *   push:replay-lease:<id>   the dispatcher running the replay (expires unless renewed)
+ *   push:replay-lease:<id>   the admin process running the replay (expires unless renewed)
  *   push:replay-stop:<id>    set by a stop request; the runner halts when it sees it
  */
 const leaseKey = (id: string) => `push:replay-lease:${id}`;
@@ -104,8 +104,8 @@ function copyOf(m: KafkaMessage, replayId: string, topic: ReplayTopic, partition
 }
 
 /**
- * Replays as tasks: each runs in exactly one dispatcher (a Redis lease on the
- * replay id, renewed while it runs; another dispatcher takes over a replay
+ * Replays as tasks: each runs in exactly one admin process (a Redis lease on the
+ * replay id, renewed while it runs; another admin process takes over a replay
  * whose lease expired, from the last saved positions), at a bounded rate,
  * with progress saved every half second and a stop flag checked as often.
  * Records are re-produced to their own topic with their key (same partition,
@@ -160,7 +160,7 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
           let next = p.position;
           let scanned = 0;
           // Counters move with the position (in one synchronous step), so saved progress is
-          // consistent and a dispatcher taking over from it counts nothing twice.
+          // consistent and an admin process taking over from it counts nothing twice.
           const flush = async () => {
             if (chunk.length > 0) await publisher.publish(physical(topics, replay.topic), chunk);
             progress.scanned += scanned;
@@ -187,7 +187,7 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
       });
       await stopTicking();
       if (halt === 'lease-lost' || halt === 'closing') {
-        logger.warn({ replay: id, reason: halt }, 'replay paused here; a dispatcher holding the lease continues it');
+        logger.warn({ replay: id, reason: halt }, 'replay paused here; an admin process holding the lease continues it');
         return;
       }
       await store.finish(id, halt === 'stopped' ? 'stopped' : 'done', progress);
@@ -204,7 +204,7 @@ export function createReplayRunner(deps: ReplayRunnerDeps) {
     }
   };
 
-  /** Runs a replay here if this dispatcher gets its lease. */
+  /** Runs a replay here if this admin process gets its lease. */
   const claim = async (replay: Replay): Promise<boolean> => {
     if (closed || active.has(replay.id)) return false;
     if ((await redis.set(leaseKey(replay.id), owner, 'PX', LEASE_MS, 'NX')) !== 'OK') return false;

@@ -67,17 +67,15 @@ test('status configuration: defaults, and a bad DISPATCHER_URLS names the variab
     collectorUrl: 'http://127.0.0.1:8080',
     authUrl: 'http://127.0.0.1:8081',
     nodeUrlHosts: ['loopback', '127.0.0.1'],
-    dispatcherUrls: [],
+    dispatcherUrls: ['http://127.0.0.1:8083'],
     sampleMs: 5000,
-    traceTtlSeconds: 3600,
   });
-  assert.deepEqual(loadStatusConfig({ DISPATCHER_URLS: 'http://a:8082/, http://b:8082' }).dispatcherUrls, ['http://a:8082', 'http://b:8082']);
-  assert.throws(() => loadStatusConfig({ DISPATCHER_URLS: 'a:8082' }), /DISPATCHER_URLS: expected comma-separated http\(s\) URLs, got "a:8082"/);
-  assert.throws(() => loadStatusConfig({ TRACE_TTL_SECONDS: '-1' }), /TRACE_TTL_SECONDS: must be >= 0/);
+  assert.deepEqual(loadStatusConfig({ DISPATCHER_URLS: 'http://a:8083/, http://b:8083' }).dispatcherUrls, ['http://a:8083', 'http://b:8083']);
+  assert.throws(() => loadStatusConfig({ DISPATCHER_URLS: 'a:8083' }), /DISPATCHER_URLS: expected comma-separated http\(s\) URLs, got "a:8083"/);
 });
 
 test('node URLs are called only on allowed hosts (NODE_URL_ALLOWED_HOSTS)', () => {
-  const cfg = loadStatusConfig({ BIND_HOST: '10.0.0.5', COLLECTOR_URL: 'http://collector:8080', DISPATCHER_URLS: 'http://d2.internal:8082' });
+  const cfg = loadStatusConfig({ BIND_HOST: '10.0.0.5', COLLECTOR_URL: 'http://collector:8080', DISPATCHER_URLS: 'http://d2.internal:8083' });
   assert.deepEqual(cfg.nodeUrlHosts, ['loopback', '10.0.0.5', 'collector', '127.0.0.1', 'd2.internal']);
   const allow = createNodeUrlPolicy(cfg.nodeUrlHosts);
   for (const ok of ['http://127.0.0.1:9000', 'http://127.8.0.1:9000', 'http://localhost:1', 'http://[::1]:9090', 'http://10.0.0.5:9090', 'https://COLLECTOR:1'])

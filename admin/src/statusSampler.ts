@@ -69,9 +69,9 @@ export function nodeHttpUrl(node: NodeInfo): string {
 }
 
 /**
- * Which node URLs the dispatcher may call. Node URLs come from Redis (each
+ * Which node URLs the admin service may call. Node URLs come from Redis (each
  * pusher registers its own), so whoever can write Redis could otherwise point
- * the dispatcher's scrapes and drains (which carry the operator key) at any
+ * the admin service's scrapes and drains (which carry the operator key) at any
  * host: only hosts in NODE_URL_ALLOWED_HOSTS are called. `loopback` stands for
  * 127.0.0.0/8, ::1 and localhost; `*` allows every host.
  */
@@ -165,21 +165,22 @@ export interface StatusSampler {
 
 /**
  * Samples the cluster every `intervalMs` for the dashboard's charts: each live
- * pusher's and the collector's /metrics, and this dispatcher's own registry.
+ * pusher's, the collector's and the dispatchers' /metrics.
  * Keeps `keep` samples (a ring), so memory is fixed; scrapes are bounded in
  * time and run one node at a time per worker, a few workers at once.
  */
 export function createStatusSampler(deps: {
   redis: Redis;
   collectorUrl: string;
-  ownMetrics: () => Promise<string>;
+  /** Dispatchers whose `push_dispatched_total` makes the forwarded rate. */
+  dispatcherUrls: string[];
   intervalMs: number;
   keep?: number;
   timeoutMs?: number;
-  /** Node URLs this dispatcher may call (createNodeUrlPolicy); others count as down, unscraped. Default: any. */
+  /** Node URLs the admin service may call (createNodeUrlPolicy); others count as down, unscraped. Default: any. */
   allowNodeUrl?: (url: string) => boolean;
 }): StatusSampler {
-  const { redis, collectorUrl, ownMetrics, intervalMs, keep = 120, timeoutMs = 2000, allowNodeUrl = () => true } = deps;
+  const { redis, collectorUrl, dispatcherUrls, intervalMs, keep = 120, timeoutMs = 2000, allowNodeUrl = () => true } = deps;
   const ring: Sample[] = [];
   const scrape = async (url: string) => {
     const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
@@ -217,9 +218,11 @@ export function createStatusSampler(deps: {
         (m) => (sample.received = sumOf(m, 'push_messages_received_total')),
         () => undefined,
       ),
-      ownMetrics().then(
-        (t) => (sample.forwarded = sumOf(parsePromText(t), 'push_dispatched_total', { outcome: 'forwarded' })),
-        () => undefined,
+      ...dispatcherUrls.map((url) =>
+        scrape(url).then(
+          (m) => (sample.forwarded += sumOf(m, 'push_dispatched_total', { outcome: 'forwarded' })),
+          () => undefined,
+        ),
       ),
     ]);
     ring.push(sample);
