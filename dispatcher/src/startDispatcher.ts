@@ -135,6 +135,9 @@ function ingestConsumer(kafka: Kafka, groupId: string, sessionTimeoutMs: number)
     sessionTimeout: sessionTimeoutMs,
     heartbeatInterval: Math.floor(sessionTimeoutMs / 5),
     maxBytesPerPartition: 512 * 1024,
+    // A fetch waits at most this long for records; stopping waits for the fetch in flight, so it
+    // bounds how long leaving the group takes (Kafka's default, 5 s, outlasted the 3 s allowed).
+    maxWaitTimeInMs: 1000,
     retry: { retries: Number.MAX_SAFE_INTEGER, initialRetryTime: 200, maxRetryTime: 5000 },
   });
 }
