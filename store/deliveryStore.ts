@@ -1,5 +1,5 @@
-import type { Collection, Db } from 'mongodb';
-import type { StoredMessage } from './messages.js';
+import type { Db } from 'mongodb';
+import { createMessageReader, type MessageReader, type StoredMessage } from './messages.js';
 import { BROADCAST_INBOX } from '../protocol/tokens.js';
 import { ensureExpiryIndex } from '../common/src/mongo.js';
 import {
@@ -117,12 +117,12 @@ export class DeliveryStore {
   private readonly limit = createLimiter(STORE_CONCURRENCY, MAX_WAITING);
   private readonly hot?: HotIndex;
   private readonly deliveries: Deliveries;
-  private readonly messages: Collection<StoredMessage>;
+  private readonly messages: MessageReader;
 
   constructor(db: Db, opts: DeliveryStoreOptions = {}) {
     this.hot = opts.redis ? createHotIndex(opts.redis, opts.hot) : undefined;
     this.deliveries = createDeliveries(db, this.limit, this.hot);
-    this.messages = db.collection<StoredMessage>('messages');
+    this.messages = createMessageReader(db);
   }
 
   /**
@@ -235,7 +235,7 @@ export class DeliveryStore {
   private async readMessages(ids: Iterable<string>): Promise<Map<string, StoredMessage>> {
     const out = new Map<string, StoredMessage>();
     const read = async (_id: string) => {
-      const m = await this.messages.findOne({ _id });
+      const m = await this.messages.get(_id);
       if (m) out.set(_id, m);
     };
     await Promise.all([...new Set(ids)].map((_id) => this.limit(() => read(_id))));

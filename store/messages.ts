@@ -200,11 +200,51 @@ class MongoMessagesStore implements MessagesStore {
   }
 }
 
-export function createMessagesStore(
-  db: Db,
-  { messagesCollection = 'messages', outboxCollection = 'outbox_batches', legacyOutboxCollection = 'outbox' } = {},
-): MessagesStore {
-  return new MongoMessagesStore(db, { messagesCollection, outboxCollection, legacyOutboxCollection });
+/** The collections of this module (other modules ask the functions here, never the collections). */
+const COLLECTIONS = { messagesCollection: 'messages', outboxCollection: 'outbox_batches', legacyOutboxCollection: 'outbox' };
+
+export function createMessagesStore(db: Db, names: Partial<typeof COLLECTIONS> = {}): MessagesStore {
+  return new MongoMessagesStore(db, { ...COLLECTIONS, ...names });
+}
+
+/**
+ * Reads of single messages for the other modules that need them (the delivery
+ * store's large payloads, the operator's message trace), without the
+ * collector's outbox bookkeeping.
+ */
+export class MessageReader {
+  private readonly messages: Collection<StoredMessage>;
+  private readonly outbox: Collection<OutboxBatch>;
+  private readonly legacyOutbox: Collection<{ _id: string; at: Date }>;
+
+  constructor(db: Db, names: Partial<typeof COLLECTIONS> = {}) {
+    const n = { ...COLLECTIONS, ...names };
+    this.messages = db.collection<StoredMessage>(n.messagesCollection);
+    this.outbox = db.collection<OutboxBatch>(n.outboxCollection);
+    this.legacyOutbox = db.collection<{ _id: string; at: Date }>(n.legacyOutboxCollection);
+  }
+
+  /** The stored message, or null (transient, expired, or unknown). */
+  get(id: string): Promise<StoredMessage | null> {
+    return this.messages.findOne({ _id: id });
+  }
+
+  /**
+   * Whether the message still has an outbox entry: stored, not yet marked
+   * published to push.ingest (the collector marks batches a moment after it
+   * published them; the outbox sweeper publishes what is left).
+   */
+  async inOutbox(id: string): Promise<boolean> {
+    const [batch, legacy] = await Promise.all([
+      this.outbox.findOne({ ids: id }, { projection: { _id: 1 } }),
+      this.legacyOutbox.findOne({ _id: id }, { projection: { _id: 1 } }),
+    ]);
+    return batch !== null || legacy !== null;
+  }
+}
+
+export function createMessageReader(db: Db, names: Partial<typeof COLLECTIONS> = {}): MessageReader {
+  return new MessageReader(db, names);
 }
 
 /**
