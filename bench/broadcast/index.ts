@@ -16,6 +16,7 @@
  */
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { readTrace } from '../../common/src/traceRecords.js';
 import { writeLineChart } from '../lib/chart.js';
 import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import type { LatencySummary } from '../lib/histogram.js';
@@ -51,13 +52,9 @@ async function hopsOf(b: BenchStack, messageId: string, submittedAt: number): Pr
   try {
     await redis.connect();
     await sleep(300); // trace writes are flushed every 100 ms
-    const h = await redis.hgetall(`push:trace:${messageId}`);
-    const ats = (prefix: string) =>
-      Object.entries(h)
-        .filter(([k]) => k.startsWith(prefix))
-        .map(([, v]) => (JSON.parse(v) as { at: number }).at);
-    const forwarded = ats('r:');
-    const writes = ats('w:');
+    const { entries } = await readTrace(redis, messageId);
+    const forwarded = entries.flatMap((e) => (e.kind === 'routed' ? [e.at] : []));
+    const writes = entries.flatMap((e) => (e.kind === 'written' && e.at !== undefined ? [e.at] : []));
     return {
       ...(forwarded.length ? { dispatcherForwardedMs: Math.min(...forwarded) - submittedAt } : {}),
       ...(writes.length ? { firstWriteMs: Math.min(...writes) - submittedAt } : {}),

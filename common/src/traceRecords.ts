@@ -23,6 +23,17 @@ import type { Redis } from 'ioredis';
  */
 export const traceKey = (messageId: string) => `push:trace:${messageId}`;
 
+/** Field names of a trace record (the layout above), built here only. */
+export const traceField = {
+  meta: 'meta',
+  count: (outcome: string) => `n:${outcome}`,
+  routed: (recipient: string) => `r:${recipient}`,
+  written: (node: string, user: string, device: string) => `w:${node}|${user}|${device}`,
+  acked: (user: string, device: string) => `a:${user}|${device}`,
+  parked: (user: string, device: string) => `p:${user}|${device}`,
+  dropped: (node: string, reason: string) => `x:${node}|${reason}`,
+};
+
 /** Recipients recorded by name per message and dispatcher batch; the rest are only counted. */
 export const MAX_TRACED_RECIPIENTS = 50;
 
@@ -202,20 +213,68 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   };
 }
 
+/** One fact of a trace record other than its meta, parsed (see the layout above). */
+export type TraceEntry =
+  | { kind: 'count'; outcome: string; count: number }
+  | { kind: 'routed'; recipient: string; at: number; outcome: string; nodes: string[] }
+  /** `at` and `path` are undefined when the value was unreadable. */
+  | { kind: 'written'; node: string; user: string; device: string; at?: number; path?: string }
+  | { kind: 'acked'; user: string; device: string; at: number }
+  | { kind: 'parked'; user: string; device: string; at: number }
+  | { kind: 'dropped'; node: string; reason: string; at: number };
+
 export interface TraceRecord {
   meta?: TraceMeta;
+  /** The facts in the record's field order; unknown or unreadable fields are left out. */
+  entries: TraceEntry[];
+  /** The raw hash (diagnostics). */
   fields: Record<string, string>;
+}
+
+const parseJson = <T>(s: string | undefined): T | undefined => {
+  try {
+    return s ? (JSON.parse(s) as T) : undefined;
+  } catch {
+    return undefined;
+  }
+};
+
+/** Parses one field of a trace record; undefined for the meta and for what it does not know. */
+export function parseTraceField(field: string, value: string): TraceEntry | undefined {
+  const sep = field.indexOf(':');
+  const kind = field.slice(0, sep);
+  const rest = field.slice(sep + 1);
+  const [a = '', b = '', c = ''] = rest.split('|');
+  switch (kind) {
+    case 'n':
+      return { kind: 'count', outcome: rest, count: Number(value) };
+    case 'r': {
+      const v = parseJson<{ at: number; outcome: string; nodes: string[] }>(value);
+      return v ? { kind: 'routed', recipient: rest, at: v.at, outcome: v.outcome, nodes: v.nodes } : undefined;
+    }
+    case 'w': {
+      const v = parseJson<{ at: number; path: string }>(value);
+      return { kind: 'written', node: a, user: b, device: c, at: v?.at, path: v?.path };
+    }
+    case 'a':
+      return { kind: 'acked', user: a, device: b, at: Number(value) };
+    case 'p':
+      return { kind: 'parked', user: a, device: b, at: Number(value) };
+    case 'x':
+      return { kind: 'dropped', node: a, reason: b, at: Number(value) };
+    default:
+      return undefined;
+  }
 }
 
 export async function readTrace(redis: Redis, messageId: string): Promise<TraceRecord> {
   const fields = await redis.hgetall(traceKey(messageId));
-  let meta: TraceMeta | undefined;
-  try {
-    meta = fields.meta ? (JSON.parse(fields.meta) as TraceMeta) : undefined;
-  } catch {
-    meta = undefined;
+  const entries: TraceEntry[] = [];
+  for (const [field, value] of Object.entries(fields)) {
+    const e = parseTraceField(field, value);
+    if (e) entries.push(e);
   }
-  return { meta, fields };
+  return { meta: parseJson<TraceMeta>(fields.meta), entries, fields };
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { IngestRecord } from '../../schemas/types.js';
 import type { Logger } from '../../common/src/logger.js';
-import { MAX_TRACED_RECIPIENTS, type TraceMeta, type TraceWriter } from '../../common/src/traceRecords.js';
+import { MAX_TRACED_RECIPIENTS, traceField, type TraceMeta, type TraceWriter } from '../../common/src/traceRecords.js';
 import { recipientOf } from '../../protocol/recordKeys.js';
 
 export type DispatchOutcome = 'forwarded' | 'offline' | 'dropped-transient' | 'expired';
@@ -40,16 +40,16 @@ export function createDispatchTracer({ trace, logger }: { trace: TraceWriter; lo
           traceId: r.traceId,
           taskId: r.taskId,
         };
-        trace.set(r.id, 'meta', JSON.stringify(meta));
+        trace.set(r.id, traceField.meta, JSON.stringify(meta));
       }
-      trace.incr(r.id, `n:${outcome}`, 1);
+      trace.incr(r.id, traceField.count(outcome), 1);
       if (seen < MAX_TRACED_RECIPIENTS) {
         const who = recipientOf(r);
         // A later routing to nodes (a replay that re-delivers) replaces the recorded one; a record
         // that went nowhere this time (a replay the dispatcher skipped as already handled) does not.
         const value = JSON.stringify({ at: now, outcome, nodes });
-        if (outcome === 'forwarded') trace.set(r.id, `r:${who}`, value);
-        else trace.setIfAbsent(r.id, `r:${who}`, value);
+        if (outcome === 'forwarded') trace.set(r.id, traceField.routed(who), value);
+        else trace.setIfAbsent(r.id, traceField.routed(who), value);
       }
       named.set(r.id, seen + 1);
     }
