@@ -109,6 +109,18 @@ export interface TaskStore {
 }
 
 /**
+ * Which of these tasks the dispatcher already fanned out (recordFanout ran):
+ * one pipelined round trip. A task whose hot copy is gone counts as not.
+ */
+export async function fannedOutTasks(redis: Redis, ids: string[]): Promise<Set<string>> {
+  if (ids.length === 0) return new Set();
+  const pipeline = redis.pipeline();
+  for (const id of ids) pipeline.hget(key(id), 'fannedOut');
+  const res = (await pipeline.exec()) ?? [];
+  return new Set(ids.filter((_, i) => res[i]?.[1]));
+}
+
+/**
  * Writes a new state to the hot copy, always with its lifetime (an HSET on a
  * key that expired would create one that never expires). Once a task is over
  * its progress rows are kept only for the keep period; its state (a stop)

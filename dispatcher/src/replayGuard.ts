@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { Route } from '../../common/src/routes.js';
 import type { IngestRecord } from '../../schemas/types.js';
+import { fannedOutTasks } from '../../common/src/tasks.js';
 
 /** Header a replay puts on the records it re-produces: the replay id. */
 export const REPLAY_HEADER = 'push-replay';
@@ -66,15 +67,7 @@ export function createReplayGuard({ redis, store }: { redis: Redis; store: Pick<
         if (!r.persistent) skip.add(r);
         else if (r.taskId) tasks.set(r.taskId, [...(tasks.get(r.taskId) ?? []), r]);
       }
-      if (tasks.size > 0) {
-        const ids = [...tasks.keys()];
-        const pipeline = redis.pipeline();
-        for (const id of ids) pipeline.hget(`push:task:${id}`, 'fannedOut');
-        const res = (await pipeline.exec()) ?? [];
-        ids.forEach((id, i) => {
-          if (res[i]?.[1]) for (const r of tasks.get(id)!) skip.add(r);
-        });
-      }
+      for (const id of await fannedOutTasks(redis, [...tasks.keys()])) for (const r of tasks.get(id)!) skip.add(r);
       return skip;
     },
 
