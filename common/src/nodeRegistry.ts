@@ -48,6 +48,16 @@ export async function removeNode(redis: Redis, id: string): Promise<void> {
   await redis.multi().zrem(NODES, id).del(nodeKey(id)).hdel(BOOTS_KEY, id).exec();
 }
 
+/** The node the user last connected to (auth offers it first), or null. */
+export function lastNodeOf(redis: Redis, app: string, user: string): Promise<string | null> {
+  return redis.get(lastNodeKey(app, user));
+}
+
+/** The running boot of each node and when its heartbeat lapses. */
+export async function readBoots(redis: Redis): Promise<Map<string, { boot: string; expiresAt: number }>> {
+  return parseBoots(await redis.hgetall(BOOTS_KEY));
+}
+
 /** The running boot of each node and when its heartbeat lapses, from the push:boots hash. */
 export function parseBoots(hash: Record<string, string> | undefined): Map<string, { boot: string; expiresAt: number }> {
   const boots = new Map<string, { boot: string; expiresAt: number }>();

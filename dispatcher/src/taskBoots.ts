@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { BOOTS_KEY, parseBoots } from '../../common/src/nodeRegistry.js';
+import { readBoots } from '../../common/src/nodeRegistry.js';
 import { stateTtlSeconds } from '../../common/src/tasks.js';
 
 /**
@@ -19,7 +19,7 @@ const bootsKey = (taskId: string) => `push:task:${taskId}:boots`;
 export async function recordTaskBoots(redis: Redis, fanout: Map<string, string[]>): Promise<void> {
   const sent = [...fanout].filter(([, nodes]) => nodes.length > 0);
   if (sent.length === 0) return;
-  const boots = parseBoots(await redis.hgetall(BOOTS_KEY));
+  const boots = await readBoots(redis);
   const m = redis.multi();
   for (const [taskId, nodes] of sent) {
     const known = nodes.flatMap((n): [string, string][] => {
@@ -33,7 +33,7 @@ export async function recordTaskBoots(redis: Redis, fanout: Map<string, string[]
 
 /** Reads the boots running now, once for many tasks. */
 export async function currentBoots(redis: Redis): Promise<Map<string, string>> {
-  return new Map([...parseBoots(await redis.hgetall(BOOTS_KEY))].map(([id, b]) => [id, b.boot]));
+  return new Map([...(await readBoots(redis))].map(([id, b]) => [id, b.boot]));
 }
 
 /** Nodes of the task that run another boot now than the one the task was sent to. */
