@@ -10,6 +10,7 @@ import { taskRoutes } from '../../common/src/taskRoutes.js';
 import { requireOperator } from '../../common/src/httpAuth.js';
 import { kickRoutes } from '../../common/src/kicks.js';
 import { createDeliveryStore } from '../../store/deliveryStore.js';
+import { createMessageReader } from '../../store/messages.js';
 import { statusRoutes } from './statusRoutes.js';
 import { createNodeUrlPolicy, createStatusSampler } from './statusSampler.js';
 import { dashboardRoutes } from './dashboard/dashboardRoutes.js';
@@ -60,7 +61,7 @@ export async function startAdmin(deps: ServiceDeps<AdminConfig>): Promise<void> 
   const status = statusRoutes({
     kafka,
     redis,
-    db,
+    messages: createMessageReader(db),
     store,
     tasks,
     topics,

@@ -1,7 +1,6 @@
 import { Router, type RequestHandler } from 'express';
 import type { Admin, Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import type { Db } from 'mongodb';
 import type { Topics } from '../../protocol/topics.js';
 import type { TaskStore, TaskView } from '../../common/src/tasks.js';
 import { showTask } from './taskDisplay.js';
@@ -14,6 +13,7 @@ import { Gauge, type Registry } from '../../common/src/metrics.js';
 import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
 import { traceMessage } from './traceReport.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
+import type { MessageReader } from '../../store/messages.js';
 
 export interface ServiceHealth {
   name: string;
@@ -63,7 +63,8 @@ async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Prom
 export interface StatusDeps {
   kafka: Kafka;
   redis: Redis;
-  db: Db;
+  /** Stored messages and their outbox entries, for message traces. */
+  messages: MessageReader;
   /** Deliveries, acks and attempts, for message traces. */
   store: DeliveryStore;
   tasks: TaskStore;
@@ -284,7 +285,7 @@ export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void
   router.get('/v1/admin/trace/:messageId', auth, async (req, res) => {
     const id = String(req.params.messageId);
     if (!MESSAGE_ID_PATTERN.test(id)) throw notFound(`no message ${id}: message ids are 26 characters of [0-9A-Z]`);
-    const report = await traceMessage({ db: deps.db, redis, store: deps.store }, id);
+    const report = await traceMessage({ messages: deps.messages, redis, store: deps.store }, id);
     if (!report) throw notFound(`no trace of message ${id}: unknown id, a transient message not yet dispatched, or its trace expired`);
     res.json(report);
   });

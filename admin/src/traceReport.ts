@@ -1,8 +1,7 @@
-import type { Db } from 'mongodb';
 import type { Redis } from 'ioredis';
-import type { StoredMessage } from '../../store/messages.js';
+import type { MessageReader, StoredMessage } from '../../store/messages.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
-import { readTrace, type TraceMeta } from '../../common/src/traceRecords.js';
+import { readTrace, type TraceEntry, type TraceMeta } from '../../common/src/traceRecords.js';
 
 export type TraceHopName = 'stored' | 'outbox' | 'ingested' | 'dispatched' | 'written' | 'acked' | 'parked' | 'dropped' | 'expired';
 
@@ -56,165 +55,225 @@ export interface TraceReport {
 }
 
 const iso = (ms: number | undefined | null) => (ms === undefined || ms === null || !Number.isFinite(ms) ? null : new Date(ms).toISOString());
-const parse = <T>(s: string | undefined): T | undefined => {
-  try {
-    return s ? (JSON.parse(s) as T) : undefined;
-  } catch {
-    return undefined;
+
+export interface TraceDeps {
+  /** The stored message and whether it still waits in the outbox (store/messages.ts). */
+  messages: Pick<MessageReader, 'get' | 'inOutbox'>;
+  /** Where the trace records are (common/src/traceRecords.ts). */
+  redis: Redis;
+  store: Pick<DeliveryStore, 'traceState'>;
+}
+
+type DeviceFacts = TraceDevice & { user: string };
+
+const routedDetail = (outcome: string, nodes: string[]) =>
+  outcome === 'forwarded'
+    ? `routed to ${nodes.join(', ')}`
+    : outcome === 'offline'
+      ? 'no live connection: waits in the inbox for the next connect'
+      : outcome === 'dropped-transient'
+        ? 'no live connection: transient message dropped'
+        : 'expired before it was routed';
+const routedHop = (outcome: string): TraceHopName => (outcome === 'expired' ? 'expired' : outcome === 'dropped-transient' ? 'dropped' : 'dispatched');
+const HOP_ORDER: Record<TraceHopName, number> = { stored: 0, outbox: 1, ingested: 2, dispatched: 3, dropped: 4, written: 5, acked: 6, parked: 7, expired: 8 };
+
+/** The recipients, devices, counts and hops of one message, gathered from its trace record's entries. */
+class TraceFacts {
+  readonly recipients = new Map<string, TraceRecipient>();
+  readonly devices = new Map<string, DeviceFacts>();
+  readonly counts: Record<string, number> = {};
+  readonly hops: TraceHop[] = [];
+  firstDispatch = Infinity;
+
+  recipient(user: string): TraceRecipient {
+    let r = this.recipients.get(user);
+    if (!r) this.recipients.set(user, (r = { user, outcome: null, nodes: [], inInbox: null, devices: [] }));
+    return r;
   }
-};
+
+  device(user: string, id: string): DeviceFacts {
+    const k = `${user}|${id}`;
+    let d = this.devices.get(k);
+    if (!d) this.devices.set(k, (d = { user, device: id, writtenBy: [], acked: false, parked: false, tries: 0 }));
+    return d;
+  }
+
+  add(e: TraceEntry): void {
+    switch (e.kind) {
+      case 'count':
+        this.counts[e.outcome] = e.count;
+        return;
+      case 'routed':
+        return this.routed(e);
+      case 'written':
+        this.device(e.user, e.device).writtenBy.push(e.node);
+        this.hops.push({
+          hop: 'written',
+          at: iso(e.at),
+          node: e.node,
+          user: e.user,
+          device: e.device,
+          detail: `written to the socket by ${e.node} (${e.path ?? 'live'})`,
+        });
+        return;
+      case 'acked':
+        this.device(e.user, e.device).acked = true;
+        this.hops.push({ hop: 'acked', at: iso(e.at), user: e.user, device: e.device, detail: 'acknowledged by the device' });
+        return;
+      case 'parked':
+        this.device(e.user, e.device).parked = true;
+        this.hops.push({
+          hop: 'parked',
+          at: iso(e.at),
+          user: e.user,
+          device: e.device,
+          detail: 'delivery attempts exhausted: parked for this device, not sent again',
+        });
+        return;
+      case 'dropped':
+        this.hops.push({ hop: 'dropped', at: iso(e.at), node: e.node, detail: `dropped by ${e.node}: ${e.reason}` });
+    }
+  }
+
+  private routed(e: Extract<TraceEntry, { kind: 'routed' }>): void {
+    const r = this.recipient(e.recipient);
+    r.outcome = e.outcome;
+    r.nodes = e.nodes;
+    this.firstDispatch = Math.min(this.firstDispatch, e.at);
+    this.hops.push({ hop: routedHop(e.outcome), at: iso(e.at), user: e.recipient, nodes: e.nodes, detail: routedDetail(e.outcome, e.nodes) });
+  }
+
+  /** Deliveries of persistent unicast recipients, acks and attempts of known devices, from the store. */
+  async addDurable(store: TraceDeps['store'], app: string, messageId: string, unicast: boolean): Promise<void> {
+    const users = unicast ? [...this.recipients.keys()].slice(0, 50) : [];
+    const known = [...this.devices.values()].slice(0, 50);
+    const durable = await store.traceState(app, messageId, users, known);
+    users.forEach((u, i) => (this.recipient(u).inInbox = durable.inDeliveries[i] ?? false));
+    known.forEach((d, i) => {
+      if (durable.devices[i]?.acked) d.acked = true;
+      d.tries = durable.devices[i]?.tries ?? 0;
+    });
+    for (const d of this.devices.values()) {
+      const { user, ...rest } = d;
+      this.recipient(user).devices.push(rest);
+    }
+  }
+}
+
+/** What is known of the message itself: its stored document, else its trace record's meta. */
+interface MessageFacts {
+  msg: StoredMessage | null;
+  meta: TraceMeta | undefined;
+  outboxed: boolean;
+  app: string;
+  createdAtMs: number | undefined;
+  expiresAtMs: number;
+  persistent: boolean | null;
+  target: string | null;
+}
+
+async function readMessageFacts(deps: TraceDeps, messageId: string): Promise<{ m: MessageFacts; entries: TraceEntry[] } | undefined> {
+  const [msg, inOutbox, trace] = await Promise.all([deps.messages.get(messageId), deps.messages.inOutbox(messageId), readTrace(deps.redis, messageId)]);
+  const meta = trace.meta;
+  if (!msg && !meta) return undefined;
+  const m: MessageFacts = {
+    msg,
+    meta,
+    // A message the dispatcher traced was published, whatever outbox entry is still being cleared.
+    outboxed: inOutbox && meta === undefined,
+    app: msg?.app ?? meta?.app ?? '',
+    createdAtMs: msg?.createdAt.getTime() ?? meta?.createdAt,
+    expiresAtMs: msg?.expiresAt.getTime() ?? meta?.expiresAt ?? Infinity,
+    persistent: msg ? msg.persistent : (meta?.persistent ?? null),
+    target: msg?.target ?? meta?.target ?? null,
+  };
+  return { m, entries: trace.entries };
+}
+
+/** The hops known before any trace entry (stored, outbox) and after them (ingested, expired). */
+function storeHops(m: MessageFacts): TraceHop[] {
+  const hops: TraceHop[] = [];
+  if (m.msg) hops.push({ hop: 'stored', at: iso(m.createdAtMs), detail: 'stored in MongoDB (messages)' });
+  if (m.outboxed) hops.push({ hop: 'outbox', at: iso(m.createdAtMs), detail: 'stored, not yet published to push.ingest: the outbox sweeper will publish it' });
+  return hops;
+}
+
+function ingestedHop(m: MessageFacts, firstDispatch: number): TraceHop | undefined {
+  if (!m.meta && !(m.msg && !m.outboxed)) return undefined;
+  return {
+    hop: 'ingested',
+    at: iso(Number.isFinite(firstDispatch) ? firstDispatch : null),
+    detail: m.meta ? 'published to push.ingest and consumed by the dispatcher' : 'published to push.ingest (no dispatcher trace record yet)',
+  };
+}
+
+function expiredHop(m: MessageFacts, recipients: TraceRecipient[]): TraceHop {
+  const undelivered = recipients.filter((r) => !r.devices.some((d) => d.acked)).map((r) => r.user);
+  return {
+    hop: 'expired',
+    at: iso(m.expiresAtMs),
+    detail: `TTL passed${undelivered.length ? ` while undelivered to ${undelivered.slice(0, 10).join(', ')}` : ''}`,
+  };
+}
+
+/** The summary state, from the most advanced fact. */
+function stateOf(m: MessageFacts, f: TraceFacts, expired: boolean): TraceState {
+  const all = [...f.devices.values()];
+  const anyAcked = all.some((d) => d.acked);
+  const allAcked = all.length > 0 && all.every((d) => d.acked);
+  const waiting = [...f.recipients.values()].some((r) => r.outcome === 'offline' || (r.inInbox && !r.devices.some((d) => d.acked)));
+  if (m.outboxed) return 'outbox';
+  if (all.some((d) => d.parked) && !anyAcked) return 'parked';
+  if (expired && !allAcked && !anyAcked) return 'expired';
+  if (allAcked && !waiting) return 'acked';
+  if (anyAcked) return waiting && !expired ? 'waiting-offline' : 'acked';
+  if (all.some((d) => d.writtenBy.length > 0)) return 'delivered';
+  if (waiting) return 'waiting-offline';
+  if (f.counts['dropped-transient'] || f.counts.expired) return f.counts.expired ? 'expired' : 'dropped';
+  return m.meta ? 'dispatched' : 'ingested';
+}
+
+const sortHops = (hops: TraceHop[]) => hops.sort((a, b) => (a.at && b.at && a.at !== b.at ? (a.at < b.at ? -1 : 1) : HOP_ORDER[a.hop] - HOP_ORDER[b.hop]));
 
 /**
  * Where one message is, from the durable state: the message document and
- * outbox (MongoDB), the message's trace record (Redis: what the dispatcher
+ * outbox (store/messages.ts), the message's trace record (Redis: what the dispatcher
  * routed, what pushers wrote, acked, parked or dropped), the recipients'
  * deliveries and the devices' acks and attempts (store/deliveryStore.ts). Undefined when nothing
  * knows the id.
  */
-export async function traceMessage(
-  { db, redis, store }: { db: Db; redis: Redis; store: Pick<DeliveryStore, 'traceState'> },
-  messageId: string,
-  now = Date.now(),
-): Promise<TraceReport | undefined> {
-  const [msg, outboxed, trace] = await Promise.all([
-    db.collection<StoredMessage>('messages').findOne({ _id: messageId }),
-    db.collection<{ _id: string }>('outbox').findOne({ _id: messageId }),
-    readTrace(redis, messageId),
-  ]);
-  const meta: TraceMeta | undefined = trace.meta;
-  if (!msg && !meta) return undefined;
-  const app = msg?.app ?? meta?.app ?? '';
-  const expiresAtMs = msg?.expiresAt.getTime() ?? meta?.expiresAt ?? Infinity;
-  const createdAtMs = msg?.createdAt.getTime() ?? meta?.createdAt;
-  const persistent = msg ? msg.persistent : (meta?.persistent ?? null);
-  const target = msg?.target ?? meta?.target ?? null;
-  const hops: TraceHop[] = [];
-  if (msg) hops.push({ hop: 'stored', at: iso(createdAtMs), detail: 'stored in MongoDB (messages)' });
-  if (outboxed) hops.push({ hop: 'outbox', at: iso(createdAtMs), detail: 'stored, not yet published to push.ingest: the outbox sweeper will publish it' });
+export async function traceMessage(deps: TraceDeps, messageId: string, now = Date.now()): Promise<TraceReport | undefined> {
+  const read = await readMessageFacts(deps, messageId);
+  if (!read) return undefined;
+  const { m, entries } = read;
+  const f = new TraceFacts();
+  f.hops.push(...storeHops(m));
+  for (const u of m.msg?.users ?? []) f.recipient(u);
+  for (const e of entries) f.add(e);
+  const ingested = ingestedHop(m, f.firstDispatch);
+  if (ingested) f.hops.push(ingested);
+  await f.addDurable(deps.store, m.app, messageId, m.persistent === true && m.target === 'USER');
 
-  const recipients = new Map<string, TraceRecipient>();
-  const recipient = (user: string) => {
-    let r = recipients.get(user);
-    if (!r) recipients.set(user, (r = { user, outcome: null, nodes: [], inInbox: null, devices: [] }));
-    return r;
-  };
-  for (const u of msg?.users ?? []) recipient(u);
-  const counts: Record<string, number> = {};
-  const devices = new Map<string, TraceDevice & { user: string }>();
-  const device = (user: string, id: string) => {
-    const k = `${user}|${id}`;
-    let d = devices.get(k);
-    if (!d) devices.set(k, (d = { user, device: id, writtenBy: [], acked: false, parked: false, tries: 0 }));
-    return d;
-  };
-  let firstDispatch = Infinity;
-  for (const [field, value] of Object.entries(trace.fields)) {
-    const [kind, rest = ''] = [field.slice(0, field.indexOf(':')), field.slice(field.indexOf(':') + 1)];
-    if (kind === 'n') counts[rest] = Number(value);
-    else if (kind === 'r') {
-      const v = parse<{ at: number; outcome: string; nodes: string[] }>(value);
-      if (!v) continue;
-      const r = recipient(rest);
-      r.outcome = v.outcome;
-      r.nodes = v.nodes;
-      firstDispatch = Math.min(firstDispatch, v.at);
-      const detail =
-        v.outcome === 'forwarded'
-          ? `routed to ${v.nodes.join(', ')}`
-          : v.outcome === 'offline'
-            ? 'no live connection: waits in the inbox for the next connect'
-            : v.outcome === 'dropped-transient'
-              ? 'no live connection: transient message dropped'
-              : 'expired before it was routed';
-      hops.push({
-        hop: v.outcome === 'expired' ? 'expired' : v.outcome === 'dropped-transient' ? 'dropped' : 'dispatched',
-        at: iso(v.at),
-        user: rest,
-        nodes: v.nodes,
-        detail,
-      });
-    } else if (kind === 'w') {
-      const [node = '', user = '', dev = ''] = rest.split('|');
-      const v = parse<{ at: number; path: string }>(value);
-      device(user, dev).writtenBy.push(node);
-      hops.push({ hop: 'written', at: iso(v?.at), node, user, device: dev, detail: `written to the socket by ${node} (${v?.path ?? 'live'})` });
-    } else if (kind === 'a') {
-      const [user = '', dev = ''] = rest.split('|');
-      device(user, dev).acked = true;
-      hops.push({ hop: 'acked', at: iso(Number(value)), user, device: dev, detail: 'acknowledged by the device' });
-    } else if (kind === 'p') {
-      const [user = '', dev = ''] = rest.split('|');
-      device(user, dev).parked = true;
-      hops.push({ hop: 'parked', at: iso(Number(value)), user, device: dev, detail: 'delivery attempts exhausted: parked for this device, not sent again' });
-    } else if (kind === 'x') {
-      const [node = '', reason = ''] = rest.split('|');
-      hops.push({ hop: 'dropped', at: iso(Number(value)), node, detail: `dropped by ${node}: ${reason}` });
-    }
-  }
-  if (meta || (msg && !outboxed)) {
-    hops.push({
-      hop: 'ingested',
-      at: iso(Number.isFinite(firstDispatch) ? firstDispatch : null),
-      detail: meta ? 'published to push.ingest and consumed by the dispatcher' : 'published to push.ingest (no dispatcher trace record yet)',
-    });
-  }
-
-  // Durable state: deliveries of persistent unicast recipients, acks and attempts of known devices.
-  const users = persistent && target === 'USER' ? [...recipients.keys()].slice(0, 50) : [];
-  const known = [...devices.values()].slice(0, 50);
-  const durable = await store.traceState(app, messageId, users, known);
-  users.forEach((u, i) => (recipient(u).inInbox = durable.inDeliveries[i] ?? false));
-  known.forEach((d, i) => {
-    if (durable.devices[i]?.acked) d.acked = true;
-    d.tries = durable.devices[i]?.tries ?? 0;
-  });
-  for (const d of devices.values()) {
-    const { user, ...rest } = d;
-    recipient(user).devices.push(rest);
-  }
-
-  const expired = expiresAtMs <= now;
-  const all = [...devices.values()];
-  const anyAcked = all.some((d) => d.acked);
+  const expired = m.expiresAtMs <= now;
+  const all = [...f.devices.values()];
   const allAcked = all.length > 0 && all.every((d) => d.acked);
-  const waiting = [...recipients.values()].some((r) => r.outcome === 'offline' || (r.inInbox && !r.devices.some((d) => d.acked)));
-  if (expired && !allAcked) {
-    const undelivered = [...recipients.values()].filter((r) => !r.devices.some((d) => d.acked)).map((r) => r.user);
-    hops.push({
-      hop: 'expired',
-      at: iso(expiresAtMs),
-      detail: `TTL passed${undelivered.length ? ` while undelivered to ${undelivered.slice(0, 10).join(', ')}` : ''}`,
-    });
-  }
-  let state: TraceState;
-  if (outboxed) state = 'outbox';
-  else if (all.some((d) => d.parked) && !anyAcked) state = 'parked';
-  else if (expired && !allAcked && !anyAcked) state = 'expired';
-  else if (allAcked && !waiting) state = 'acked';
-  else if (anyAcked) state = waiting && !expired ? 'waiting-offline' : 'acked';
-  else if (all.some((d) => d.writtenBy.length > 0)) state = 'delivered';
-  else if (waiting) state = 'waiting-offline';
-  else if (counts['dropped-transient'] || counts.expired) state = counts.expired ? 'expired' : 'dropped';
-  else if (meta) state = 'dispatched';
-  else state = 'ingested';
-
-  const order: Record<TraceHopName, number> = { stored: 0, outbox: 1, ingested: 2, dispatched: 3, dropped: 4, written: 5, acked: 6, parked: 7, expired: 8 };
-  hops.sort((a, b) => (a.at && b.at && a.at !== b.at ? (a.at < b.at ? -1 : 1) : order[a.hop] - order[b.hop]));
+  if (expired && !allAcked) f.hops.push(expiredHop(m, [...f.recipients.values()]));
+  const state = stateOf(m, f, expired);
   return {
     messageId,
-    traceId: msg?.traceId ?? meta?.traceId ?? null,
-    app: app || null,
-    target,
-    group: msg?.group ?? meta?.group ?? null,
-    taskId: msg?.taskId ?? meta?.taskId ?? null,
-    persistent,
-    createdAt: iso(createdAtMs),
-    expiresAt: iso(expiresAtMs),
+    traceId: m.msg?.traceId ?? m.meta?.traceId ?? null,
+    app: m.app || null,
+    target: m.target,
+    group: m.msg?.group ?? m.meta?.group ?? null,
+    taskId: m.msg?.taskId ?? m.meta?.taskId ?? null,
+    persistent: m.persistent,
+    createdAt: iso(m.createdAtMs),
+    expiresAt: iso(m.expiresAtMs),
     expired,
     state,
-    traced: meta !== undefined,
-    counts,
-    recipients: [...recipients.values()],
-    hops,
+    traced: m.meta !== undefined,
+    counts: f.counts,
+    recipients: [...f.recipients.values()],
+    hops: sortHops(f.hops),
   };
 }
