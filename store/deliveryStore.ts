@@ -1,7 +1,7 @@
 import type { Db } from 'mongodb';
 import { createMessageReader, type MessageReader, type StoredMessage } from './messages.js';
 import { BROADCAST_INBOX } from '../protocol/tokens.js';
-import { ensureExpiryIndex } from '../common/src/mongo.js';
+import { ensureExpiryIndex } from '../platform/mongo.js';
 import {
   compactItems,
   createDeliveries,

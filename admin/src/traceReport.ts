@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { MessageReader, StoredMessage } from '../../store/messages.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
-import { readTrace, type TraceEntry, type TraceMeta } from '../../common/src/traceRecords.js';
+import { readTrace, type TraceEntry, type TraceMeta } from '../../store/traceRecords.js';
 
 export type TraceHopName = 'stored' | 'outbox' | 'ingested' | 'dispatched' | 'written' | 'acked' | 'parked' | 'dropped' | 'expired';
 
@@ -59,7 +59,7 @@ const iso = (ms: number | undefined | null) => (ms === undefined || ms === null 
 export interface TraceDeps {
   /** The stored message and whether it still waits in the outbox (store/messages.ts). */
   messages: Pick<MessageReader, 'get' | 'inOutbox'>;
-  /** Where the trace records are (common/src/traceRecords.ts). */
+  /** Where the trace records are (store/traceRecords.ts). */
   redis: Redis;
   store: Pick<DeliveryStore, 'traceState'>;
 }

@@ -16,7 +16,7 @@
  */
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { readTrace } from '../../common/src/traceRecords.js';
+import { readTrace } from '../../store/traceRecords.js';
 import { writeLineChart } from '../lib/chart.js';
 import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import type { LatencySummary } from '../lib/histogram.js';

@@ -1,9 +1,9 @@
 import type { KafkaMessage } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
-import type { Route } from '../../common/src/routes.js';
+import type { Route } from '../../store/routeTable.js';
 import type { IngestRecord } from '../../schemas/types.js';
-import { fannedOutTasks } from '../../common/src/tasks.js';
+import { fannedOutTasks } from '../../store/tasks.js';
 
 /** Header a replay puts on the records it re-produces: the replay id. */
 export const REPLAY_HEADER = 'push-replay';

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createDispatchTracer } from './traceDispatch.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
 import type { IngestRecord } from '../../schemas/types.js';
 
 const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({

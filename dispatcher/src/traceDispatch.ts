@@ -1,13 +1,13 @@
 import type { IngestRecord } from '../../schemas/types.js';
-import type { Logger } from '../../common/src/logger.js';
-import { MAX_TRACED_RECIPIENTS, traceField, type TraceMeta, type TraceWriter } from '../../common/src/traceRecords.js';
+import type { Logger } from '../../platform/logger.js';
+import { MAX_TRACED_RECIPIENTS, traceField, type TraceMeta, type TraceWriter } from '../../store/traceRecords.js';
 import { recipientOf } from '../../protocol/recordKeys.js';
 
 export type DispatchOutcome = 'forwarded' | 'offline' | 'dropped-transient' | 'expired';
 
 /**
  * Records what the dispatcher did with each record of a slice in the
- * message's trace (see common/src/traceRecords.ts): one `meta`, one `r:` per
+ * message's trace (see store/traceRecords.ts): one `meta`, one `r:` per
  * recipient (at most MAX_TRACED_RECIPIENTS per message and slice) and a count
  * per outcome (a replayed copy counts again). Logs each record at debug level with its trace id. `byNode`
  * is the routing result: the nodes each record was written to.

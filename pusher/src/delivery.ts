@@ -1,6 +1,6 @@
-import type { Logger } from '../../common/src/logger.js';
-import type { Kick } from '../../common/src/kicks.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Kick } from '../../store/kicks.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
 import { wireFrame } from '../../platform/patches/wireFrame.js';
 import { CLOSE } from '../../protocol/codes.js';
 import { kickFrame, messageFrame } from '../../protocol/frames.js';

@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../common/src/logger.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
-import { putGroupNodes, removeGroupNodes } from '../../common/src/routes.js';
+import type { Logger } from '../../platform/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
+import { putGroupNodes, removeGroupNodes } from '../../store/routeTable.js';
 import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
 import { authedFrame, errorFrame, unsubscribedFrame } from '../../protocol/frames.js';
 import { newId } from '../../protocol/ids.js';
