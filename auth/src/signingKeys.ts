@@ -26,13 +26,24 @@ export interface SigningKeys {
   rotate(): Promise<string>;
 }
 
+const COLLECTION = 'signing_keys';
+
+/**
+ * The private key auth signs with now (the oldest active one), for tools that
+ * mint tokens without auth (the benchmarks); undefined when auth made none yet.
+ */
+export async function currentPrivateKey(db: Db): Promise<{ kid: string; privateJwk: JWK } | undefined> {
+  const doc = await db.collection<StoredKey>(COLLECTION).find({ retiredAt: null }).sort({ _id: 1 }).limit(1).next();
+  return doc ? { kid: doc._id, privateJwk: doc.privateJwk } : undefined;
+}
+
 /**
  * Token signing keys live in MongoDB so every auth instance signs with the
  * same current key. Each instance re-reads them every few seconds, which is
  * how a rotation done on one instance reaches the others.
  */
 export function createSigningKeys({ db, retireAfterMs, refreshMs = 5000 }: { db: Db; retireAfterMs: number; refreshMs?: number }): SigningKeys {
-  const coll = db.collection<StoredKey>('signing_keys');
+  const coll = db.collection<StoredKey>(COLLECTION);
   let loaded: { at: number; current: SigningKey; publics: JWK[] } | undefined;
 
   const create = async (): Promise<void> => {

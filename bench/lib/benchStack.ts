@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
 import { pino } from 'pino';
 import { infraUp } from '../../infra/stack.js';
+import { currentPrivateKey } from '../../auth/src/signingKeys.js';
 import { createKafka } from '../../platform/kafka/kafka.js';
 import { topicNames } from '../../protocol/topics.js';
 import { startStack, type TestStack } from '../../test/support/stack.js';
@@ -186,15 +187,9 @@ export async function startBenchStack({
     },
     async signingKey() {
       await stack.token('bench-key-warmup', 'd'); // makes auth create its key if it has none
-      const doc = await stack.mongo
-        .db(stack.env.MONGO_DB!)
-        .collection<{ _id: string; privateJwk: JWK; retiredAt: Date | null }>('signing_keys')
-        .find({ retiredAt: null })
-        .sort({ _id: 1 })
-        .limit(1)
-        .next();
-      if (!doc) throw new Error('auth has no signing key');
-      return { kid: doc._id, privateJwk: doc.privateJwk };
+      const key = await currentPrivateKey(stack.mongo.db(stack.env.MONGO_DB!));
+      if (!key) throw new Error('auth has no signing key');
+      return key;
     },
     servicePids() {
       const out: Record<string, number> = { auth: stack.auth.proc.pid!, collector: stack.collector.proc.pid! };
