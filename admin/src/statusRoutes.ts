@@ -1,19 +1,22 @@
 import { Router, type RequestHandler } from 'express';
-import type { Admin, Kafka } from 'kafkajs';
+import type { Kafka } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { Topics } from '../../protocol/topics.js';
 import type { TaskStore, TaskView } from '../../store/tasks.js';
 import { showTask } from './taskDisplay.js';
 import { currentBoots, restartedTaskNodes } from '../../dispatcher/src/taskBoots.js';
 import { liveNodes, type NodeInfo } from '../../store/nodeRegistry.js';
-import { consumerLag, stackGroups, type GroupLag } from '../../platform/kafka/consumerLag.js';
 import { notFound, PushError, unavailable, withTimeout } from '../../platform/errors.js';
 import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
-import { Gauge, type Registry } from '../../platform/metrics.js';
-import { nodeHttpUrl, type StatusSampler } from './statusSampler.js';
+import type { Registry } from '../../platform/metrics.js';
+import { mapBounded } from '../../platform/concurrency.js';
+import { nodeHttpUrl, type Sample, type StatusSampler } from './statusSampler.js';
 import { traceMessage } from './traceReport.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { MessageReader } from '../../store/messages.js';
+import { KafkaReadings, registerKafkaGauges } from './kafkaReadings.js';
+
+export type { LagReport } from './kafkaReadings.js';
 
 export interface ServiceHealth {
   name: string;
@@ -23,12 +26,6 @@ export interface ServiceHealth {
   error?: string;
   /** Failing readiness checks, from /readyz. */
   failing?: string[];
-}
-
-export interface LagReport {
-  groups: GroupLag[];
-  total: number;
-  error?: string;
 }
 
 /** Health and readiness of one HTTP service, bounded in time. */
@@ -44,20 +41,6 @@ export async function checkService(name: string, url: string, timeoutMs = 2000):
   } catch (err) {
     return { name, url, healthy: false, ready: false, error: (err as Error).message };
   }
-}
-
-/** Runs `fn` over `items` with at most `limit` at once, keeping the order of results. */
-async function mapBounded<T, R>(items: T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array(items.length);
-  let next = 0;
-  const worker = async () => {
-    while (next < items.length) {
-      const i = next++;
-      out[i] = await fn(items[i]!);
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
-  return out;
 }
 
 export interface StatusDeps {
@@ -86,212 +69,182 @@ export interface StatusDeps {
   registry?: Registry;
 }
 
-/**
- * Operator status: `GET /v1/admin/status` (services, nodes, consumer lag,
- * tasks, dead letters, throughput and latency series), `GET /v1/admin/lag`
- * and `GET /v1/admin/trace/:messageId`. Lag is cached for a second so a few
- * dashboards polling at once cost Kafka one round of offset requests.
- */
-export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void> } {
-  const { kafka, redis, topics, auth } = deps;
-  const allowNodeUrl = deps.allowNodeUrl ?? (() => true);
-  let admin: Admin | undefined;
-  let connecting: Promise<Admin> | undefined;
-  const getAdmin = () =>
-    (connecting ??= (async () => {
-      const a = kafka.admin();
-      await a.connect();
-      admin = a;
-      return a;
-    })().catch((err: unknown) => {
-      connecting = undefined;
-      throw err;
-    }));
+const isLive = (t: TaskView) => t.state === 'running' || t.state === 'paused';
 
-  let lagCache: { at: number; report: Promise<LagReport> } | undefined;
-  const lag = (nodes: NodeInfo[]): Promise<LagReport> => {
-    if (lagCache && Date.now() - lagCache.at < 1000) return lagCache.report;
-    const report = (async () => {
-      try {
-        const a = await getAdmin();
-        const groups = await withTimeout(
-          stackGroups(
-            a,
-            topics,
-            deps.topicPrefix,
-            nodes.map((n) => n.id),
-          ).then((g) => consumerLag(a, g)),
-          5000,
-          'consumer lag',
-        );
-        return { groups, total: groups.reduce((n, g) => n + g.lag, 0) };
-      } catch (err) {
-        return { groups: [], total: 0, error: (err as Error).message };
-      }
-    })();
-    lagCache = { at: Date.now(), report };
-    return report;
-  };
+/** The 20 latest tasks as the status shows them, counted by state; errors are reported, not thrown. */
+async function taskSummary(tasks: TaskStore, redis: Redis) {
+  try {
+    const listed: TaskView[] = await withTimeout(tasks.list({ limit: 20 }), 5000, 'task list');
+    // Whether each live-looking task still has a state in Redis (undefined: Redis did not answer).
+    const hot = await Promise.all(
+      listed.map((t) =>
+        isLive(t)
+          ? tasks.hotState(t.id).then(
+              (h) => h !== undefined,
+              () => undefined,
+            )
+          : undefined,
+      ),
+    );
+    const restarted = await restartedNodesOf(listed.filter(isLive), redis);
+    const now = Date.now();
+    const recent = listed.map((t, i) => showTask(t, hot[i], now, restarted.get(t.id)));
+    const counts: Record<string, number> = {};
+    for (const t of recent) counts[t.state] = (counts[t.state] ?? 0) + 1;
+    return { counts, recent };
+  } catch (err) {
+    return { counts: {}, recent: [], error: (err as Error).message };
+  }
+}
 
-  const dlqSize = async () => {
-    const entries = deps.dlqEntries ? await withTimeout(deps.dlqEntries(), 5000, 'dead-letter entries').catch(() => null) : null;
-    try {
-      const ends = await withTimeout((await getAdmin()).fetchTopicOffsets(topics.dlq), 5000, 'dead-letter offsets');
-      return { topic: topics.dlq, records: ends.reduce((n, p) => n + Number(p.high) - Number(p.low), 0), entries };
-    } catch (err) {
-      return { topic: topics.dlq, records: null, entries, error: (err as Error).message };
+/** Which nodes run another boot than the one each live-looking task was sent to (taskBoots.ts). */
+async function restartedNodesOf(live: TaskView[], redis: Redis): Promise<Map<string, string[]>> {
+  const boots = live.length > 0 ? await currentBoots(redis).catch(() => undefined) : undefined;
+  const restarted = new Map<string, string[]>();
+  if (boots) for (const t of live) restarted.set(t.id, await restartedTaskNodes(redis, t.id, boots).catch(() => []));
+  return restarted;
+}
+
+/** The status's row per live node: its registration, sampled rates and connections, and readiness. */
+function nodeRows(nodes: NodeInfo[], services: ServiceHealth[], rates: ReturnType<StatusSampler['nodeRates']>, latest: Sample | undefined) {
+  return nodes.map((n) => ({
+    id: n.id,
+    url: n.url,
+    adminUrl: nodeHttpUrl(n),
+    connections: latest?.nodes[n.id]?.up ? latest.nodes[n.id]!.connections : n.connections,
+    draining: n.draining,
+    deliveredPerSecond: rates.get(n.id)?.deliveredPerSecond ?? null,
+    ackedPerSecond: rates.get(n.id)?.ackedPerSecond ?? null,
+    ready: services.find((s) => s.name === `pusher ${n.id}`)?.ready ?? false,
+  }));
+}
+
+/** The body of `GET /v1/admin/status`, built at most once a second however many dashboards poll. */
+class StatusReport {
+  private cache: { at: number; body: Promise<unknown> } | undefined;
+
+  constructor(
+    private readonly deps: StatusDeps,
+    private readonly kafka: KafkaReadings,
+    private readonly allowNodeUrl: (url: string) => boolean,
+  ) {}
+
+  get(): Promise<unknown> {
+    if (!this.cache || Date.now() - this.cache.at >= 1000) {
+      const body = this.build();
+      this.cache = { at: Date.now(), body };
+      body.catch(() => (this.cache = undefined));
     }
-  };
-
-  if (deps.registry) {
-    const registers = [deps.registry];
-    new Gauge({
-      name: 'push_consumer_lag',
-      help: 'Records not yet committed by a consumer group, per group and topic (computed on scrape)',
-      labelNames: ['group', 'topic'],
-      registers,
-      async collect() {
-        const report = await lag(await liveNodes(redis).catch(() => []));
-        this.reset();
-        for (const g of report.groups) for (const t of g.topics) this.set({ group: g.group, topic: t.topic }, t.lag);
-      },
-    });
-    new Gauge({
-      name: 'push_dead_letter_records',
-      help: 'Records on push.dlq (retained on the topic)',
-      registers,
-      async collect() {
-        const d = await dlqSize();
-        if (d.records !== null) this.set(d.records);
-      },
-    });
+    return this.cache.body;
   }
 
-  const taskSummary = async () => {
-    try {
-      const listed: TaskView[] = await withTimeout(deps.tasks.list({ limit: 20 }), 5000, 'task list');
-      // Whether each live-looking task still has a state in Redis (undefined: Redis did not answer).
-      const hot = await Promise.all(
-        listed.map((t) =>
-          t.state === 'running' || t.state === 'paused'
-            ? deps.tasks.hotState(t.id).then(
-                (h) => h !== undefined,
-                () => undefined,
-              )
-            : undefined,
-        ),
-      );
-      // Which nodes run another boot than the one each live-looking task was sent to (taskBoots.ts).
-      const live = listed.filter((t) => t.state === 'running' || t.state === 'paused');
-      const boots = live.length > 0 ? await currentBoots(redis).catch(() => undefined) : undefined;
-      const restarted = new Map<string, string[]>();
-      if (boots) for (const t of live) restarted.set(t.id, await restartedTaskNodes(redis, t.id, boots).catch(() => []));
-      const now = Date.now();
-      const recent = listed.map((t, i) => showTask(t, hot[i], now, restarted.get(t.id)));
-      const counts: Record<string, number> = {};
-      for (const t of recent) counts[t.state] = (counts[t.state] ?? 0) + 1;
-      return { counts, recent };
-    } catch (err) {
-      return { counts: {}, recent: [], error: (err as Error).message };
-    }
-  };
-
-  // Several dashboards polling at once share one status per second.
-  let statusCache: { at: number; body: Promise<unknown> } | undefined;
-  const router = Router() as Router & { close(): Promise<void> };
-  router.get('/v1/admin/status', auth, async (_req, res) => {
-    if (!statusCache || Date.now() - statusCache.at >= 1000) {
-      const body = buildStatus();
-      statusCache = { at: Date.now(), body };
-      body.catch(() => (statusCache = undefined));
-    }
-    res.json(await statusCache.body);
-  });
-
-  const buildStatus = async () => {
-    const nodes = await liveNodes(redis).catch(() => [] as NodeInfo[]);
+  private async build() {
+    const { deps } = this;
+    const nodes = await liveNodes(deps.redis).catch(() => [] as NodeInfo[]);
     const rates = deps.sampler.nodeRates();
     const latest = deps.sampler.latest();
+    const [services, lag, tasks, dlq] = await Promise.all([
+      mapBounded(this.targets(nodes), 16, ([name, url]) => this.health(name, url)),
+      this.kafka.lag(nodes),
+      taskSummary(deps.tasks, deps.redis),
+      this.kafka.dlqSize(),
+    ]);
+    return {
+      at: new Date().toISOString(),
+      services,
+      nodes: nodeRows(nodes, services, rates, latest),
+      lag,
+      tasks,
+      dlq,
+      throughput: deps.sampler.series().slice(-60),
+    };
+  }
+
+  /** Every service the status checks: collector, auth, this admin service, the dispatchers and the live pushers. */
+  private targets(nodes: NodeInfo[]): [string, string][] {
+    const { deps } = this;
     const dispatchers = deps.dispatcherUrls.filter((u) => u !== deps.selfUrl());
-    const targets: [string, string][] = [
+    return [
       ['collector', deps.collectorUrl],
       ['auth', deps.authUrl],
       ['admin', deps.selfUrl()],
       ...dispatchers.map((u): [string, string] => ['dispatcher', u]),
       ...nodes.map((n): [string, string] => [`pusher ${n.id}`, nodeHttpUrl(n)]),
     ];
-    const [services, lagReport, tasks, dlq] = await Promise.all([
-      mapBounded(targets, 16, async ([name, url]): Promise<ServiceHealth> =>
-        name.startsWith('pusher ') && !allowNodeUrl(url)
-          ? { name, url, healthy: false, ready: false, error: 'host not in NODE_URL_ALLOWED_HOSTS: not called' }
-          : checkService(name, url),
-      ),
-      lag(nodes),
-      taskSummary(),
-      dlqSize(),
-    ]);
-    const series = deps.sampler.series();
-    return {
-      at: new Date().toISOString(),
-      services,
-      nodes: nodes.map((n) => ({
-        id: n.id,
-        url: n.url,
-        adminUrl: nodeHttpUrl(n),
-        connections: latest?.nodes[n.id]?.up ? latest.nodes[n.id]!.connections : n.connections,
-        draining: n.draining,
-        deliveredPerSecond: rates.get(n.id)?.deliveredPerSecond ?? null,
-        ackedPerSecond: rates.get(n.id)?.ackedPerSecond ?? null,
-        ready: services.find((s) => s.name === `pusher ${n.id}`)?.ready ?? false,
-      })),
-      lag: lagReport,
-      tasks,
-      dlq,
-      throughput: series.slice(-60),
-    };
-  };
+  }
 
-  router.get('/v1/admin/lag', auth, async (_req, res) => {
-    const report = await lag(await liveNodes(redis).catch(() => []));
-    res.status(report.error ? 503 : 200).json(report.error ? { error: { code: 'UNAVAILABLE', message: `cannot read consumer lag: ${report.error}` } } : report);
-  });
+  private health(name: string, url: string): Promise<ServiceHealth> {
+    if (name.startsWith('pusher ') && !this.allowNodeUrl(url)) {
+      return Promise.resolve({ name, url, healthy: false, ready: false, error: 'host not in NODE_URL_ALLOWED_HOSTS: not called' });
+    }
+    return checkService(name, url);
+  }
+}
 
-  // Operators reach one admin endpoint; the admin service forwards a drain to the node's own.
-  router.post('/v1/admin/nodes/:nodeId/drain', auth, async (req, res) => {
+/** `POST /v1/admin/nodes/:nodeId/drain`: operators reach one admin endpoint; it forwards a drain to the node's own. */
+function drainHandler(deps: StatusDeps, allowNodeUrl: (url: string) => boolean): RequestHandler {
+  return async (req, res) => {
     const id = String(req.params.nodeId);
-    const nodes = await liveNodes(redis);
+    const nodes = await liveNodes(deps.redis);
     const node = nodes.find((n) => n.id === id);
     if (!node) throw notFound(`no live node ${id}; live nodes: ${nodes.map((n) => n.id).join(', ') || 'none'}`);
-    if (!allowNodeUrl(nodeHttpUrl(node))) {
+    const url = nodeHttpUrl(node);
+    if (!allowNodeUrl(url)) {
       throw new PushError(
         'NODE_URL_NOT_ALLOWED',
-        `node ${id} registered the admin URL ${nodeHttpUrl(node)}, whose host is not in NODE_URL_ALLOWED_HOSTS; it was not called`,
-        { status: 403 },
+        `node ${id} registered the admin URL ${url}, whose host is not in NODE_URL_ALLOWED_HOSTS; it was not called`,
+        {
+          status: 403,
+        },
       );
     }
     let answer: Response;
     try {
-      answer = await fetch(`${nodeHttpUrl(node)}/v1/admin/drain`, {
+      answer = await fetch(`${url}/v1/admin/drain`, {
         method: 'POST',
         headers: { authorization: `Bearer ${deps.operatorKey}` },
         signal: AbortSignal.timeout(5000),
       });
     } catch (err) {
-      throw unavailable(`node ${id} at ${nodeHttpUrl(node)} did not answer: ${(err as Error).message}`, err);
+      throw unavailable(`node ${id} at ${url} did not answer: ${(err as Error).message}`, err);
     }
     res.status(answer.status).json(await answer.json().catch(() => ({ error: { code: 'UPSTREAM', message: `node ${id} answered ${answer.status}` } })));
-  });
+  };
+}
 
-  router.get('/v1/admin/trace/:messageId', auth, async (req, res) => {
+/** `GET /v1/admin/trace/:messageId`. */
+function traceHandler(deps: StatusDeps): RequestHandler {
+  return async (req, res) => {
     const id = String(req.params.messageId);
     if (!MESSAGE_ID_PATTERN.test(id)) throw notFound(`no message ${id}: message ids are 26 characters of [0-9A-Z]`);
-    const report = await traceMessage({ messages: deps.messages, redis, store: deps.store }, id);
+    const report = await traceMessage({ messages: deps.messages, redis: deps.redis, store: deps.store }, id);
     if (!report) throw notFound(`no trace of message ${id}: unknown id, a transient message not yet dispatched, or its trace expired`);
     res.json(report);
-  });
-
-  router.close = async () => {
-    await admin?.disconnect().catch(() => undefined);
   };
+}
+
+/**
+ * Operator status: `GET /v1/admin/status` (services, nodes, consumer lag,
+ * tasks, dead letters, throughput and latency series), `GET /v1/admin/lag`,
+ * `POST /v1/admin/nodes/:nodeId/drain` and `GET /v1/admin/trace/:messageId`.
+ */
+export function statusRoutes(deps: StatusDeps): Router & { close(): Promise<void> } {
+  const { redis, auth } = deps;
+  const allowNodeUrl = deps.allowNodeUrl ?? (() => true);
+  const kafka = new KafkaReadings(deps);
+  if (deps.registry) registerKafkaGauges(deps.registry, kafka, redis);
+  const status = new StatusReport(deps, kafka, allowNodeUrl);
+
+  const router = Router() as Router & { close(): Promise<void> };
+  router.get('/v1/admin/status', auth, async (_req, res) => {
+    res.json(await status.get());
+  });
+  router.get('/v1/admin/lag', auth, async (_req, res) => {
+    const report = await kafka.lag(await liveNodes(redis).catch(() => []));
+    res.status(report.error ? 503 : 200).json(report.error ? { error: { code: 'UNAVAILABLE', message: `cannot read consumer lag: ${report.error}` } } : report);
+  });
+  router.post('/v1/admin/nodes/:nodeId/drain', auth, drainHandler(deps, allowNodeUrl));
+  router.get('/v1/admin/trace/:messageId', auth, traceHandler(deps));
+  router.close = () => kafka.close();
   return router;
 }
