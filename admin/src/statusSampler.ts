@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { mapBounded } from '../../platform/concurrency.js';
 import { liveNodes, type NodeInfo } from '../../store/nodeRegistry.js';
 import { isLoopbackHost } from '../../platform/config.js';
 
@@ -163,13 +164,7 @@ export interface StatusSampler {
   close(): void;
 }
 
-/**
- * Samples the cluster every `intervalMs` for the dashboard's charts: each live
- * pusher's, the collector's and the dispatchers' /metrics.
- * Keeps `keep` samples (a ring), so memory is fixed; scrapes are bounded in
- * time and run one node at a time per worker, a few workers at once.
- */
-export function createStatusSampler(deps: {
+export interface StatusSamplerOptions {
   redis: Redis;
   collectorUrl: string;
   /** Dispatchers whose `push_dispatched_total` makes the forwarded rate. */
@@ -179,89 +174,119 @@ export function createStatusSampler(deps: {
   timeoutMs?: number;
   /** Node URLs the admin service may call (createNodeUrlPolicy); others count as down, unscraped. Default: any. */
   allowNodeUrl?: (url: string) => boolean;
-}): StatusSampler {
-  const { redis, collectorUrl, dispatcherUrls, intervalMs, keep = 120, timeoutMs = 2000, allowNodeUrl = () => true } = deps;
-  const ring: Sample[] = [];
-  const scrape = async (url: string) => {
-    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(timeoutMs) });
-    if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
-    return parsePromText(await res.text());
-  };
+}
 
-  const sampleNow = async (): Promise<Sample> => {
+/** Pushers scraped at once by one sample. */
+const NODE_SCRAPES = 8;
+
+/**
+ * Samples the cluster every `intervalMs` for the dashboard's charts: each live
+ * pusher's, the collector's and the dispatchers' /metrics.
+ * Keeps `keep` samples (a ring), so memory is fixed; scrapes are bounded in
+ * time and run one node at a time per worker, a few workers at once.
+ */
+class ClusterSampler implements StatusSampler {
+  private readonly ring: Sample[] = [];
+  private readonly keep: number;
+  private readonly timeoutMs: number;
+  private readonly allowNodeUrl: (url: string) => boolean;
+  private readonly timer: NodeJS.Timeout;
+  private running = false;
+
+  constructor(private readonly opts: StatusSamplerOptions) {
+    this.keep = opts.keep ?? 120;
+    this.timeoutMs = opts.timeoutMs ?? 2000;
+    this.allowNodeUrl = opts.allowNodeUrl ?? (() => true);
+    this.timer = setInterval(() => this.sampleInBackground(), opts.intervalMs);
+    this.timer.unref();
+  }
+
+  series(): SeriesPoint[] {
+    const out: SeriesPoint[] = [];
+    for (let i = 1; i < this.ring.length; i++) out.push(pointBetween(this.ring[i - 1]!, this.ring[i]!));
+    return out;
+  }
+
+  nodeRates(): Map<string, { deliveredPerSecond: number; ackedPerSecond: number }> {
+    const out = new Map<string, { deliveredPerSecond: number; ackedPerSecond: number }>();
+    const [a, b] = [this.ring.at(-2), this.ring.at(-1)];
+    if (!a || !b) return out;
+    const dt = Math.max(0.001, (b.at - a.at) / 1000);
+    for (const [id, n] of Object.entries(b.nodes)) {
+      const before = a.nodes[id];
+      out.set(id, {
+        deliveredPerSecond: before ? delta(before.delivered, n.delivered) / dt : 0,
+        ackedPerSecond: before ? delta(before.acked, n.acked) / dt : 0,
+      });
+    }
+    return out;
+  }
+
+  latest(): Sample | undefined {
+    return this.ring.at(-1);
+  }
+
+  async sampleNow(): Promise<Sample> {
+    const { redis, collectorUrl, dispatcherUrls } = this.opts;
     const nodes = await liveNodes(redis).catch(() => [] as NodeInfo[]);
     const sample: Sample = { at: Date.now(), nodes: {}, received: 0, forwarded: 0, latency: new Map() };
-    let next = 0;
-    const worker = async () => {
-      while (next < nodes.length) {
-        const node = nodes[next++]!;
-        try {
-          const url = nodeHttpUrl(node);
-          if (!allowNodeUrl(url)) throw new Error(`node URL ${url} is not allowed`);
-          const m = await scrape(url);
-          sample.nodes[node.id] = {
-            connections: sumOf(m, 'push_connections'),
-            delivered: sumOf(m, 'push_delivered_total'),
-            acked: sumOf(m, 'push_acked_total'),
-            dropped: sumOf(m, 'push_dropped_total'),
-            up: true,
-          };
-          for (const [le, c] of bucketsOf(m, 'push_end_to_end_seconds')) sample.latency.set(le, (sample.latency.get(le) ?? 0) + c);
-        } catch {
-          sample.nodes[node.id] = { connections: node.connections, delivered: 0, acked: 0, dropped: 0, up: false };
-        }
-      }
-    };
     await Promise.all([
-      ...Array.from({ length: Math.min(8, nodes.length) }, worker),
-      scrape(collectorUrl).then(
+      mapBounded(nodes, NODE_SCRAPES, (node) => this.sampleNode(node, sample)),
+      this.scrape(collectorUrl).then(
         (m) => (sample.received = sumOf(m, 'push_messages_received_total')),
         () => undefined,
       ),
       ...dispatcherUrls.map((url) =>
-        scrape(url).then(
+        this.scrape(url).then(
           (m) => (sample.forwarded += sumOf(m, 'push_dispatched_total', { outcome: 'forwarded' })),
           () => undefined,
         ),
       ),
     ]);
-    ring.push(sample);
-    if (ring.length > keep) ring.shift();
+    this.ring.push(sample);
+    if (this.ring.length > this.keep) this.ring.shift();
     return sample;
-  };
+  }
 
-  let running = false;
-  const timer = setInterval(() => {
-    if (running) return;
-    running = true;
-    void sampleNow()
-      .catch(() => undefined) // a failed round leaves a gap in the series; the next one samples again
-      .finally(() => (running = false));
-  }, intervalMs);
-  timer.unref();
+  close(): void {
+    clearInterval(this.timer);
+  }
 
-  return {
-    series() {
-      const out: SeriesPoint[] = [];
-      for (let i = 1; i < ring.length; i++) out.push(pointBetween(ring[i - 1]!, ring[i]!));
-      return out;
-    },
-    nodeRates() {
-      const out = new Map<string, { deliveredPerSecond: number; ackedPerSecond: number }>();
-      const [a, b] = [ring.at(-2), ring.at(-1)];
-      if (!a || !b) return out;
-      const dt = Math.max(0.001, (b.at - a.at) / 1000);
-      for (const [id, n] of Object.entries(b.nodes)) {
-        const before = a.nodes[id];
-        out.set(id, {
-          deliveredPerSecond: before ? delta(before.delivered, n.delivered) / dt : 0,
-          ackedPerSecond: before ? delta(before.acked, n.acked) / dt : 0,
-        });
-      }
-      return out;
-    },
-    latest: () => ring.at(-1),
-    sampleNow,
-    close: () => clearInterval(timer),
-  };
+  /** One round at a time; a failed round leaves a gap in the series, the next one samples again. */
+  private sampleInBackground(): void {
+    if (this.running) return;
+    this.running = true;
+    void this.sampleNow()
+      .catch(() => undefined)
+      .finally(() => (this.running = false));
+  }
+
+  /** A pusher's counters into the sample; one that cannot be scraped counts as down. */
+  private async sampleNode(node: NodeInfo, sample: Sample): Promise<void> {
+    try {
+      const url = nodeHttpUrl(node);
+      if (!this.allowNodeUrl(url)) throw new Error(`node URL ${url} is not allowed`);
+      const m = await this.scrape(url);
+      sample.nodes[node.id] = {
+        connections: sumOf(m, 'push_connections'),
+        delivered: sumOf(m, 'push_delivered_total'),
+        acked: sumOf(m, 'push_acked_total'),
+        dropped: sumOf(m, 'push_dropped_total'),
+        up: true,
+      };
+      for (const [le, c] of bucketsOf(m, 'push_end_to_end_seconds')) sample.latency.set(le, (sample.latency.get(le) ?? 0) + c);
+    } catch {
+      sample.nodes[node.id] = { connections: node.connections, delivered: 0, acked: 0, dropped: 0, up: false };
+    }
+  }
+
+  private async scrape(url: string): Promise<Map<string, PromSample[]>> {
+    const res = await fetch(`${url}/metrics`, { signal: AbortSignal.timeout(this.timeoutMs) });
+    if (!res.ok) throw new Error(`${url}/metrics answered ${res.status}`);
+    return parsePromText(await res.text());
+  }
+}
+
+export function createStatusSampler(opts: StatusSamplerOptions): StatusSampler {
+  return new ClusterSampler(opts);
 }
