@@ -179,85 +179,98 @@ async function viewOf(tasks: Collection<TaskRecord>, redis: Redis, t: TaskRecord
   };
 }
 
+/** Task records in MongoDB, their hot copies and progress in Redis (the layout above). */
+class MongoTaskStore implements TaskStore {
+  private readonly tasks: Collection<TaskRecord>;
+
+  constructor(
+    db: Db,
+    private readonly redis: Redis,
+  ) {
+    this.tasks = db.collection<TaskRecord>('tasks');
+  }
+
+  async create(task: Omit<TaskRecord, 'state' | 'createdAt' | 'updatedAt'>): Promise<void> {
+    const now = new Date();
+    await this.tasks.insertOne({ ...task, state: 'running', createdAt: now, updatedAt: now });
+    await this.redis
+      .multi()
+      .hset(key(task._id), { state: 'running', rate: task.ratePerSecond ?? 0, fanout: 0 })
+      .expire(key(task._id), stateTtlSeconds(task.expiresAt))
+      .exec();
+  }
+
+  async get(id: string): Promise<TaskView | undefined> {
+    const t = await this.tasks.findOne({ _id: id });
+    return t ? this.view(t) : undefined;
+  }
+
+  async list({ app, limit }: { app?: string; limit: number }): Promise<TaskView[]> {
+    if (app !== undefined && !storable(app)) return [];
+    const docs = await this.tasks
+      .find(app ? { app } : {})
+      .sort({ _id: -1 })
+      .limit(limit)
+      .toArray();
+    return Promise.all(docs.map((t) => this.view(t)));
+  }
+
+  async setState(id: string, to: TaskState): Promise<TaskView> {
+    const t = await this.tasks.findOne({ _id: id });
+    if (!t) throw new Error(`no task ${id}`);
+    const current = (await this.view(t)).state;
+    if (!TRANSITIONS[current].includes(to)) throw new TaskTransitionError(current, to);
+    await this.tasks.updateOne({ _id: id }, { $set: { state: to, updatedAt: new Date() } });
+    await writeState(this.redis, t, to, await this.redis.smembers(nodesKey(id)));
+    await this.redis.publish(taskEventsChannel(this.redis), `${id} ${to}`);
+    return this.view({ ...t, state: to });
+  }
+
+  async hotState(id: string): Promise<{ state: TaskState; rate: number | null; fanout: number } | undefined> {
+    const h = await this.redis.hgetall(key(id));
+    if (!h.state) return undefined;
+    return { state: h.state as TaskState, rate: Number(h.rate) > 0 ? Number(h.rate) : null, fanout: Number(h.fanout ?? 0) };
+  }
+
+  async recordFanout(id: string, nodes: string[]): Promise<void> {
+    const m = this.redis.multi();
+    if (nodes.length > 0) m.sadd(nodesKey(id), ...nodes);
+    // NX: the hot key already has its lifetime (until the message expires); one recreated here must not live forever.
+    await m.hset(key(id), { fanout: nodes.length, fannedOut: 1 }).expire(key(id), stateTtlSeconds(undefined), 'NX').expire(nodesKey(id), TASK_TTL_S).exec();
+  }
+
+  async addProgress(id: string, node: string, delta: { targeted?: number; written?: number; acked?: number; finished?: boolean }): Promise<void> {
+    const k = nodeKey(id, node);
+    const m = this.redis.multi();
+    if (delta.targeted) m.hincrby(k, 'targeted', delta.targeted);
+    if (delta.written) m.hincrby(k, 'written', delta.written);
+    if (delta.acked) m.hincrby(k, 'acked', delta.acked);
+    if (delta.finished) m.hset(k, 'finished', 1);
+    // A node that finished has nothing more to report: its row is kept for operators a day.
+    await m.expire(k, delta.finished ? FINISHED_TASK_KEEP_S : TASK_TTL_S).exec();
+  }
+
+  async stopped(ids: string[]): Promise<Set<string>> {
+    if (ids.length === 0) return new Set();
+    // Redis unreachable: MongoDB answers for every id.
+    const states = await Promise.all(ids.map((id) => this.redis.hget(key(id), 'state').catch(() => null)));
+    const out = new Set(ids.filter((_, i) => states[i] === 'stopped'));
+    const unknown = ids.filter((_, i) => states[i] === null);
+    if (unknown.length > 0) {
+      for (const t of await this.tasks.find({ _id: { $in: unknown }, state: 'stopped' }, { projection: { _id: 1 } }).toArray()) out.add(t._id);
+    }
+    return out;
+  }
+
+  async ensureIndexes(): Promise<void> {
+    await this.tasks.createIndex({ app: 1 });
+  }
+
+  private view(t: TaskRecord): Promise<TaskView> {
+    return viewOf(this.tasks, this.redis, t);
+  }
+}
+
 export function createTaskStore({ db, redis }: { db: Db; redis: Redis }): TaskStore {
-  const tasks = db.collection<TaskRecord>('tasks');
-  const view = (t: TaskRecord) => viewOf(tasks, redis, t);
-
-  return {
-    async create(task) {
-      const now = new Date();
-      await tasks.insertOne({ ...task, state: 'running', createdAt: now, updatedAt: now });
-      await redis
-        .multi()
-        .hset(key(task._id), { state: 'running', rate: task.ratePerSecond ?? 0, fanout: 0 })
-        .expire(key(task._id), stateTtlSeconds(task.expiresAt))
-        .exec();
-    },
-
-    async get(id) {
-      const t = await tasks.findOne({ _id: id });
-      return t ? view(t) : undefined;
-    },
-
-    async list({ app, limit }) {
-      if (app !== undefined && !storable(app)) return [];
-      const docs = await tasks
-        .find(app ? { app } : {})
-        .sort({ _id: -1 })
-        .limit(limit)
-        .toArray();
-      return Promise.all(docs.map(view));
-    },
-
-    async setState(id, to) {
-      const t = await tasks.findOne({ _id: id });
-      if (!t) throw new Error(`no task ${id}`);
-      const current = (await view(t)).state;
-      if (!TRANSITIONS[current].includes(to)) throw new TaskTransitionError(current, to);
-      await tasks.updateOne({ _id: id }, { $set: { state: to, updatedAt: new Date() } });
-      await writeState(redis, t, to, await redis.smembers(nodesKey(id)));
-      await redis.publish(taskEventsChannel(redis), `${id} ${to}`);
-      return view({ ...t, state: to });
-    },
-
-    async hotState(id) {
-      const h = await redis.hgetall(key(id));
-      if (!h.state) return undefined;
-      return { state: h.state as TaskState, rate: Number(h.rate) > 0 ? Number(h.rate) : null, fanout: Number(h.fanout ?? 0) };
-    },
-
-    async recordFanout(id, nodes) {
-      const m = redis.multi();
-      if (nodes.length > 0) m.sadd(nodesKey(id), ...nodes);
-      // NX: the hot key already has its lifetime (until the message expires); one recreated here must not live forever.
-      await m.hset(key(id), { fanout: nodes.length, fannedOut: 1 }).expire(key(id), stateTtlSeconds(undefined), 'NX').expire(nodesKey(id), TASK_TTL_S).exec();
-    },
-
-    async addProgress(id, node, delta) {
-      const k = nodeKey(id, node);
-      const m = redis.multi();
-      if (delta.targeted) m.hincrby(k, 'targeted', delta.targeted);
-      if (delta.written) m.hincrby(k, 'written', delta.written);
-      if (delta.acked) m.hincrby(k, 'acked', delta.acked);
-      if (delta.finished) m.hset(k, 'finished', 1);
-      // A node that finished has nothing more to report: its row is kept for operators a day.
-      await m.expire(k, delta.finished ? FINISHED_TASK_KEEP_S : TASK_TTL_S).exec();
-    },
-
-    async stopped(ids) {
-      if (ids.length === 0) return new Set();
-      // Redis unreachable: MongoDB answers for every id.
-      const states = await Promise.all(ids.map((id) => redis.hget(key(id), 'state').catch(() => null)));
-      const out = new Set(ids.filter((_, i) => states[i] === 'stopped'));
-      const unknown = ids.filter((_, i) => states[i] === null);
-      if (unknown.length > 0) {
-        for (const t of await tasks.find({ _id: { $in: unknown }, state: 'stopped' }, { projection: { _id: 1 } }).toArray()) out.add(t._id);
-      }
-      return out;
-    },
-
-    async ensureIndexes() {
-      await tasks.createIndex({ app: 1 });
-    },
-  };
+  return new MongoTaskStore(db, redis);
 }
