@@ -1,39 +1,38 @@
-import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../protocol/codes.js';
+import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
 import { CLIENT_FRAME, SERVER_FRAME, type ClientFrame } from '../../protocol/frames.js';
 import { createAckBatcher, type AckBatcher } from './ackBatcher.js';
-import { backoffCap, createBackoff, type Backoff } from '../../protocol/backoff.js';
-import { CLIENT_ERROR } from './clientErrors.js';
+import { CLIENT_ERROR, errorText } from './clientErrors.js';
+import { afterClose, afterFailedOpen } from './closePolicy.js';
+import { Connection } from './connection.js';
 import { TypedEmitter, type ClientState, type Listener, type PushEvents } from './events.js';
 import { MESSAGE_ID, parseServerFrame, type WelcomeFrame } from './frames.js';
-import { startHeartbeat, heartbeatTimings, type Heartbeat } from './heartbeat.js';
 import { createNodeList, type NodeList } from './nodeList.js';
 import { createMessageIntake, type MessageIntake } from './messageIntake.js';
-import { DEFAULTS, resolveOptions, type PushClientOptions, type ResolvedOptions } from './options.js';
+import { resolveOptions, type PushClientOptions, type ResolvedOptions } from './options.js';
+import { Outbox } from './outbox.js';
+import { RetrySchedule } from './retrySchedule.js';
 import { checkSession } from './sessionCheck.js';
-import { discardSocket, OPEN, openSocket, withToken, type WebSocketLike } from './socket.js';
 import { createTokenSource, type TokenSource } from './tokenSource.js';
 
 /**
  * A push connection that stays up: connects to a node from the list,
  * reconnects with jittered backoff when the link drops, de-duplicates and
  * acks messages, refreshes the token, and restores group subscriptions.
- * The pieces (backoff, node order, dedupe, acks, heartbeat) live in their own
- * files; this class only sequences them.
+ * The pieces (the socket and its timers, retry timing, node order, what a
+ * close means, dedupe, acks, the outbox) live in their own files; this class
+ * only sequences them.
  */
 export class PushClient {
   private readonly o: ResolvedOptions;
   private readonly events = new TypedEmitter<PushEvents>();
   private readonly nodes: NodeList;
-  private readonly backoff: Backoff;
+  private readonly retry: RetrySchedule;
   private readonly acks: AckBatcher;
   private readonly intake: MessageIntake;
   private readonly tokens: TokenSource;
   private readonly groups = new Set<string>();
-  private readonly outbox: string[] = [];
-  private current: { ws: WebSocketLike; url: string; opened: boolean; welcomed: boolean } | undefined;
-  private heartbeat: Heartbeat | undefined;
-  private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
+  private readonly outbox: Outbox;
+  private current: Connection | undefined;
   private offline = false;
   private renewing = false;
   /** Bumped whenever pending async work (token refresh, session check) must not resume. */
@@ -44,7 +43,8 @@ export class PushClient {
     this.o = resolveOptions(options);
     this.tokens = createTokenSource(this.o.token, this.o.getToken, this.o.tokenRefreshMarginMs);
     this.nodes = createNodeList(this.o.nodes);
-    this.backoff = createBackoff(this.o.backoff);
+    this.retry = new RetrySchedule(this.o.backoff);
+    this.outbox = new Outbox(this.o.maxQueuedSends);
     this.acks = createAckBatcher({
       batchMs: this.o.ackBatchMs,
       batchMax: this.o.ackBatchMax,
@@ -55,8 +55,7 @@ export class PushClient {
       autoAck: this.o.autoAck,
       emit: (m) => this.events.emit('message', m),
       queueAck: (id) => this._state !== 'closed' && this.acks.add(id),
-      onHandlerFailed: (m, err) =>
-        this.fire('error', { code: CLIENT_ERROR.HANDLER_FAILED, message: `message ${m.id}: ${(err as Error)?.message ?? String(err)}`, cause: err }),
+      onHandlerFailed: (m, err) => this.fire('error', { code: CLIENT_ERROR.HANDLER_FAILED, message: `message ${m.id}: ${errorText(err)}`, cause: err }),
     });
   }
 
@@ -124,10 +123,7 @@ export class PushClient {
     if (payload === undefined) throw new TypeError('PushClient.send: payload is required');
     const frame = JSON.stringify({ type: CLIENT_FRAME.UPSTREAM, payload } satisfies ClientFrame);
     if (this._state === 'closed') return false;
-    if (this.sendText(frame)) return true;
-    if (this.outbox.length >= this.o.maxQueuedSends) return false;
-    this.outbox.push(frame);
-    return true;
+    return this.sendText(frame) || this.outbox.push(frame);
   }
 
   private setState(state: ClientState): void {
@@ -147,10 +143,7 @@ export class PushClient {
   }
 
   private sendText(text: string): boolean {
-    const c = this.current;
-    if (!c?.welcomed || c.ws.readyState !== OPEN) return false;
-    c.ws.send(text);
-    return true;
+    return this.current?.send(text) ?? false;
   }
 
   private sendFrame(frame: ClientFrame): boolean {
@@ -161,56 +154,44 @@ export class PushClient {
     const gen = ++this.generation;
     this.setState('connecting');
     if (this.tokens.shouldRefresh()) {
-      let failed = false;
-      try {
-        const nodes = await this.tokens.refresh();
-        if (nodes && gen === this.generation) this.nodes.replace(nodes, { keepPreferred: true });
-      } catch (err) {
-        failed = true;
-        this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
-      }
+      const refreshed = await this.refreshToken(() => gen === this.generation);
       if (gen !== this.generation) return;
       // A token that is merely close to expiry is still worth a try.
-      if (failed && this.tokens.unusable()) return this.retryLater(1006, 'token refresh failed');
+      if (!refreshed && this.tokens.unusable()) return this.retryLater(1006, 'token refresh failed');
     }
     const url = this.nodes.current();
-    this.fire('connecting', { url, attempt: this.backoff.attempt });
+    this.fire('connecting', { url, attempt: this.retry.attempt });
     if (gen !== this.generation) return;
-    let ws: WebSocketLike;
+    let conn: Connection;
     try {
-      ws = openSocket(this.o.WebSocket, withToken(url, this.tokens.token), {
-        onOpen: () => ws === this.current?.ws && this.onOpen(),
-        onText: (text) => ws === this.current?.ws && this.onText(text),
-        onClose: (code, reason) => ws === this.current?.ws && void this.onSocketClosed(code, reason),
+      conn = new Connection(url, this.tokens.token, this.o, {
+        onText: (text) => conn === this.current && this.onText(text),
+        onClose: (code, reason) => conn === this.current && void this.onSocketClosed(code, reason),
       });
     } catch (err) {
       // The constructor itself refused (a blocked URL, for instance): count it as a failed attempt.
       this.nodes.failed();
-      return this.retryLater(1006, `cannot open a socket: ${(err as Error)?.message ?? String(err)}`);
+      return this.retryLater(1006, `cannot open a socket: ${errorText(err)}`);
     }
-    this.current = { ws, url, opened: false, welcomed: false };
-    this.connectTimer = setTimeout(() => this.abandonSocket(1006, 'connect timeout'), this.o.connectTimeoutMs);
+    this.current = conn;
   }
 
-  private onOpen(): void {
-    this.current!.opened = true;
-    clearTimeout(this.connectTimer);
-    this.startHeartbeat(undefined);
-  }
-
-  private startHeartbeat(serverMs: number | undefined): void {
-    this.heartbeat?.stop();
-    const { intervalMs, timeoutMs } = heartbeatTimings(this.o, serverMs, { heartbeatMs: DEFAULTS.heartbeatMs, graceMs: DEFAULTS.heartbeatGraceMs });
-    this.heartbeat = startHeartbeat({
-      intervalMs,
-      timeoutMs,
-      sendPing: () => this.sendFrame({ type: CLIENT_FRAME.PING }),
-      onDead: () => this.abandonSocket(CLOSE.HEARTBEAT_TIMEOUT, `no frame for ${timeoutMs} ms`),
-    });
+  /**
+   * Calls `getToken`; false (after an `error` event) when it failed. A node
+   * list that comes with the token replaces the current one if `stillWanted()`.
+   */
+  private async refreshToken(stillWanted: () => boolean): Promise<boolean> {
+    try {
+      const nodes = await this.tokens.refresh();
+      if (nodes && stillWanted()) this.nodes.replace(nodes, { keepPreferred: true });
+      return true;
+    } catch (err) {
+      this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${errorText(err)}`, cause: err });
+      return false;
+    }
   }
 
   private onText(text: string): void {
-    this.heartbeat?.received();
     const frame = parseServerFrame(text);
     switch (frame?.type) {
       case SERVER_FRAME.WELCOME:
@@ -231,7 +212,7 @@ export class PushClient {
         if (frame.nodes.length > 0) this.nodes.replace(frame.nodes, { keepPreferred: false });
         else this.nodes.failed();
         this.dropSocket();
-        this.backoff.reset();
+        this.retry.reset();
         return this.retryLater(CLOSE.GOING_AWAY, 'server asked to reconnect');
       default:
         return;
@@ -240,17 +221,16 @@ export class PushClient {
 
   private onWelcome(w: WelcomeFrame): void {
     const c = this.current!;
-    c.welcomed = true;
+    c.welcome(w.heartbeatMs);
     this.nodes.succeeded(c.url);
-    this.backoff.reset();
-    this.startHeartbeat(w.heartbeatMs);
+    this.retry.reset();
     this.setState('connected');
     this.fire('connected', { nodeId: w.nodeId, connId: w.connId, url: c.url });
     if (this.current !== c) return;
     // The server forgets subscriptions with the socket; unsent acks and upstream wait for this moment.
     for (const group of this.groups) this.sendFrame({ type: CLIENT_FRAME.SUBSCRIBE, group });
     this.acks.flush();
-    while (this.outbox.length > 0 && this.sendText(this.outbox[0]!)) this.outbox.shift();
+    this.outbox.drain((frame) => this.sendText(frame));
   }
 
   /**
@@ -264,12 +244,9 @@ export class PushClient {
     const c = this.current;
     this.renewing = true;
     try {
-      const nodes = await this.tokens.refresh();
-      if (nodes) this.nodes.replace(nodes, { keepPreferred: true });
+      const renewed = await this.refreshToken(() => true);
       // A socket that dropped meanwhile is replaced by one that opens with the new token anyway.
-      if (c && this.current === c) this.sendFrame({ type: CLIENT_FRAME.AUTH, token: this.tokens.token });
-    } catch (err) {
-      this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
+      if (renewed && c && this.current === c) this.sendFrame({ type: CLIENT_FRAME.AUTH, token: this.tokens.token });
     } finally {
       this.renewing = false;
     }
@@ -277,46 +254,42 @@ export class PushClient {
 
   /** Detaches the current socket and its timers, closing it if still open. */
   private dropSocket(code: number = CLOSE.NORMAL, reason = ''): void {
-    this.heartbeat?.stop();
-    this.heartbeat = undefined;
-    clearTimeout(this.connectTimer);
-    if (this.current) discardSocket(this.current.ws, code, reason);
+    this.current?.discard(code, reason);
     this.current = undefined;
   }
 
-  /** The client gives up on the socket itself (timeout, dead heartbeat): handled like a close from the server. */
-  private abandonSocket(code: number, reason: string): void {
-    if (!this.current) return;
-    void this.onSocketClosed(code, reason);
-  }
-
+  /** The socket closed, or the client gave up on it (connect timeout, dead heartbeat). */
   private async onSocketClosed(code: number, reason: string): Promise<void> {
     const c = this.current;
     if (!c) return;
     this.dropSocket();
     if (this._state === 'closed') return;
-    if (NO_RECONNECT_CODES.includes(code)) {
-      this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
-      if (code === CLOSE.KICKED) this.fire('kicked', { reason });
-      else this.fire('error', { code: CLIENT_ERROR.CLOSED_BY_SERVER, message: `server closed with ${code}${reason ? `: ${reason}` : ''}; not reconnecting` });
-      return this.shutdown(CLOSE.NORMAL, '');
-    }
-    if (!c.opened) {
-      // Never opened: maybe the token, maybe the network. Only the node can tell.
-      const gen = ++this.generation;
-      const verdict = await checkSession(this.o.fetch, c.url, this.tokens.token, this.o.connectTimeoutMs);
-      if (gen !== this.generation) return;
-      if (verdict.kind === 'expired' && this.tokens.canRefresh) this.tokens.markExpired();
-      else if (verdict.kind === 'expired') return this.authRefused(code, reason, 'TOKEN_EXPIRED', 'token expired and no getToken option to renew it');
-      else if (verdict.kind === 'refused') return this.authRefused(code, reason, verdict.code, verdict.message);
-      else this.nodes.failed();
-      return this.retryLater(code, reason);
-    }
-    if (code === CLOSE.TOKEN_EXPIRED) this.tokens.markExpired();
+    const action = afterClose(code, c.opened);
+    if (action.kind === 'stop') return this.closedByServer(code, reason);
+    if (action.kind === 'check-session') return this.retryAfterFailedOpen(c.url, code, reason);
+    if (action.tokenExpired) this.tokens.markExpired();
     this.nodes.dropped();
-    // A node going away will not take us back; start with the next one.
-    if (code === CLOSE.GOING_AWAY) this.nodes.failed();
+    if (action.nextNode) this.nodes.failed();
     this.retryLater(code, reason);
+  }
+
+  /** A socket that never opened: maybe the token, maybe the network. Only the node can tell. */
+  private async retryAfterFailedOpen(url: string, code: number, reason: string): Promise<void> {
+    const gen = ++this.generation;
+    const verdict = await checkSession(this.o.fetch, url, this.tokens.token, this.o.connectTimeoutMs);
+    if (gen !== this.generation) return;
+    const action = afterFailedOpen(verdict, this.tokens.canRefresh);
+    if (action.kind === 'refused') return this.authRefused(code, reason, action.code, action.message);
+    if (action.kind === 'renew-token') this.tokens.markExpired();
+    else this.nodes.failed();
+    this.retryLater(code, reason);
+  }
+
+  private closedByServer(code: number, reason: string): void {
+    this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
+    if (code === CLOSE.KICKED) this.fire('kicked', { reason });
+    else this.fire('error', { code: CLIENT_ERROR.CLOSED_BY_SERVER, message: `server closed with ${code}${reason ? `: ${reason}` : ''}; not reconnecting` });
+    this.shutdown(CLOSE.NORMAL, '');
   }
 
   private authRefused(code: number, reason: string, tokenCode: string, message: string): void {
@@ -326,25 +299,23 @@ export class PushClient {
   }
 
   private retryLater(code: number, reason: string): void {
-    clearTimeout(this.retryTimer);
+    this.retry.cancel();
     this.setState('disconnected');
     if (this.offline) {
       this.fire('disconnected', { code, reason, willReconnect: true, delayMs: -1 });
       return;
     }
-    let delayMs = this.backoff.next();
-    // 4029 asks for a pause, not just a retry.
-    if (code === CLOSE.RATE_LIMITED) delayMs += backoffCap(this.o.backoff, 4);
+    const delayMs = this.retry.nextDelay(code);
     this.fire('disconnected', { code, reason, willReconnect: true, delayMs });
     if (this._state !== 'disconnected') return;
-    this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
+    this.retry.schedule(delayMs, () => void this.attempt());
   }
 
   private readonly onOffline = (): void => {
     this.offline = true;
     if (this._state === 'closed') return;
     this.generation++;
-    clearTimeout(this.retryTimer);
+    this.retry.cancel();
     const hadSocket = this.current !== undefined;
     this.dropSocket(CLOSE.NORMAL, 'offline');
     if (hadSocket) this.nodes.dropped();
@@ -354,21 +325,21 @@ export class PushClient {
   private readonly onOnline = (): void => {
     this.offline = false;
     if (this._state === 'closed' || this._state === 'connected') return;
-    clearTimeout(this.retryTimer);
+    this.retry.cancel();
     this.dropSocket();
-    this.backoff.reset();
+    this.retry.reset();
     void this.attempt();
   };
 
   private shutdown(code: number, reason: string): void {
     this.generation++;
-    clearTimeout(this.retryTimer);
+    this.retry.cancel();
     const hadSocket = this.current !== undefined;
     this.dropSocket(code, reason);
     this.o.connectivity?.removeEventListener('offline', this.onOffline);
     this.o.connectivity?.removeEventListener('online', this.onOnline);
     this.acks.clear();
-    this.outbox.length = 0;
+    this.outbox.clear();
     if (hadSocket && reason !== '') this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
     this.setState('closed');
   }
