@@ -1,5 +1,5 @@
 import { CLOSE } from '../../protocol/codes.js';
-import { CLIENT_FRAME } from '../../protocol/frames.js';
+import { CLIENT_FRAME, type ClientFrame } from '../../protocol/frames.js';
 import { heartbeatTimings, startHeartbeat, type Heartbeat } from './heartbeat.js';
 import { DEFAULTS, type ResolvedOptions } from './options.js';
 import { discardSocket, OPEN, openSocket, withToken, type WebSocketLike } from './socket.js';
@@ -86,7 +86,7 @@ export class Connection {
     this.heartbeat = startHeartbeat({
       intervalMs,
       timeoutMs,
-      sendPing: () => this.send(JSON.stringify({ type: CLIENT_FRAME.PING })),
+      sendPing: () => this.send(JSON.stringify({ type: CLIENT_FRAME.PING } satisfies ClientFrame)),
       onDead: () => this.events.onClose(CLOSE.HEARTBEAT_TIMEOUT, `no frame for ${timeoutMs} ms`),
     });
   }
