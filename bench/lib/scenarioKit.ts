@@ -53,6 +53,10 @@ export function startSubmitter() {
 export const kb = (bytes: number) => Math.round(bytes / 102.4) / 10;
 export const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
 export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
+/** The element at the median of `by`; of an even count, the upper of the middle two. */
+export const medianBy = <T>(xs: T[], by: (x: T) => number): T | undefined => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)];
+/** The median (NaN of none); of an even count, the upper of the middle two. */
+export const median = (xs: number[]): number => medianBy(xs, (x) => x) ?? NaN;
 
 export function target(name: string, goal: string, measured: string, met: boolean): TargetCheck {
   return { name, target: goal, measured, met };
