@@ -7,6 +7,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort } from '../../test/support/services.js';
+import { arrivalCdf } from '../lib/chart.js';
 import { forkTs, nextMessage, stopGroup } from '../lib/procs.js';
 import { median, round, sleep } from '../lib/scenarioKit.js';
 import { ClientPool } from '../peers/clients.js';
@@ -84,13 +85,7 @@ export async function wsLimit(n: number, broadcasts: number, burstCfg: { clients
         const a = (await pool.collect()).arrivals;
         const ms100 = a.length >= conn.ok ? a[a.length - 1]! : null;
         runs[mode].push({ ms99: a[Math.ceil(0.99 * conn.ok) - 1] ?? NaN, ms100, loopMs: b.loopMs });
-        if (i === broadcasts - 1) {
-          const step = Math.max(1, Math.floor(a.length / 200));
-          cdf[mode] = [
-            [0, 0],
-            ...a.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === a.length - 1 ? [[round(ms), round(((j + 1) / conn.ok) * 100)]] : [])),
-          ];
-        }
+        if (i === broadcasts - 1) cdf[mode] = arrivalCdf(a, conn.ok);
         await sleep(300);
       }
     }
