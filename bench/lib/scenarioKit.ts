@@ -31,7 +31,7 @@ export async function waitUntil(fn: () => Promise<boolean> | boolean, timeoutMs:
   for (;;) {
     if (await fn()) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 
