@@ -14,12 +14,11 @@
  *     [--burst-clients 1000] [--burst-messages 20] (0: no burst; frame coalescing off/on)
  *     [--kafka-records 1000000] [--redis-requests 200000] [--parts ws,kafka,redis]
  */
-import os from 'node:os';
 import path from 'node:path';
 import { infraUp } from '../../infra/stack.js';
 import { writeLineChart } from '../lib/chart.js';
 import { writeReport } from '../lib/results.js';
-import { num, round } from '../lib/scenarioKit.js';
+import { loadAverage, num, round } from '../lib/scenarioKit.js';
 import { runStandalone } from '../lib/standalone.js';
 import type { Scenario, ScenarioReport } from '../lib/types.js';
 import { kafkaLimit } from './kafkaLimit.js';
@@ -37,7 +36,7 @@ export const run: Scenario = async (opts) => {
     redisRequests: num(opts, 'redis-requests', 50_000, 200_000),
     parts: String(typeof args.parts === 'string' ? args.parts : 'ws,kafka,redis').split(','),
   };
-  const loadBefore = os.loadavg().map((x) => round(x, 2));
+  const loadBefore = loadAverage();
   await infraUp({ log: (l) => log(`[infra] ${l}`) });
   const errors: Record<string, string> = {};
   const attempt = async <T>(part: string, f: () => Promise<T>): Promise<T | undefined> => {
@@ -102,7 +101,7 @@ export const run: Scenario = async (opts) => {
     );
   }
   for (const [part, e] of Object.entries(errors)) summary.push(`${part}: FAILED: ${e}`);
-  const loadAfter = os.loadavg().map((x) => round(x, 2));
+  const loadAfter = loadAverage();
   summary.push(`machine load average (1/5/15 min): ${loadBefore.join('/')} before, ${loadAfter.join('/')} after`);
 
   const report: ScenarioReport = {

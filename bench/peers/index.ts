@@ -15,9 +15,8 @@
  *   npm run bench -- peers [--quick] [--per-process 2000|15000] [--rate 500|2000] [--seconds 5]
  *     [--concurrency 64|64,256] [--broadcasts 2] [--targets ours,socketio,centrifugo]
  */
-import os from 'node:os';
 import { infraStatus, infraUp } from '../../infra/stack.js';
-import { list, num, round } from '../lib/scenarioKit.js';
+import { list, loadAverage, num } from '../lib/scenarioKit.js';
 import { runStandalone } from '../lib/standalone.js';
 import type { Scenario } from '../lib/types.js';
 import { measure } from './measure.js';
@@ -38,7 +37,7 @@ export const run: Scenario = async (opts) => {
   };
   const wanted = String(typeof args.targets === 'string' ? args.targets : 'ours,socketio,centrifugo').split(',');
   const factories: Record<string, () => PeerTarget> = { ours: () => oursTarget(2), socketio: () => socketioTarget(2), centrifugo: () => centrifugoTarget(2) };
-  const loadBefore = os.loadavg().map((x) => round(x, 2));
+  const loadBefore = loadAverage();
   await infraUp({ log: (l) => log(`[infra] ${l}`) });
   // Shared servers (their CPU includes whatever else runs on the machine).
   const infraRoles = Object.fromEntries((await infraStatus()).filter((x) => x.pid !== undefined).map((x) => [x.name, [x.pid!]]));
@@ -50,7 +49,7 @@ export const run: Scenario = async (opts) => {
     results.push(await measure(f(), cfg, infraRoles, log));
   }
 
-  const loadAfter = os.loadavg().map((x) => round(x, 2));
+  const loadAfter = loadAverage();
   return writePeersReport(results, { quick, perProcess, cfg, wanted, loadBefore, loadAfter, outDir });
 };
 
