@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { parseTraceEntry, traceEntry, type TraceFact } from './traceFacts.js';
 
 /**
  * A small, bounded, expiring record of where one message went, so an operator
@@ -14,6 +15,8 @@ import type { Redis } from 'ioredis';
  *     p:<user>|<device>             ms: parked for the device (delivery attempts exhausted)
  *     x:<nodeId>|<reason>           ms: a pusher dropped it (expired, slow-persistent, ...)
  *
+ * Services write and read these as typed facts (traceFacts.ts), never as field names.
+ *
  * Writes are queued in memory and sent every `flushMs` (a Redis script call
  * per batch of records, see WRITE_SCRIPT); past
  * `maxQueued` they are dropped (a trace is a diagnostic, never worth slowing
@@ -22,17 +25,6 @@ import type { Redis } from 'ioredis';
  * and the dispatcher sets it outright; TRACE_TTL_SECONDS=0 turns either off.
  */
 export const traceKey = (messageId: string) => `push:trace:${messageId}`;
-
-/** Field names of a trace record (the layout above), built here only. */
-export const traceField = {
-  meta: 'meta',
-  count: (outcome: string) => `n:${outcome}`,
-  routed: (recipient: string) => `r:${recipient}`,
-  written: (node: string, user: string, device: string) => `w:${node}|${user}|${device}`,
-  acked: (user: string, device: string) => `a:${user}|${device}`,
-  parked: (user: string, device: string) => `p:${user}|${device}`,
-  dropped: (node: string, reason: string) => `x:${node}|${reason}`,
-};
 
 /** Recipients recorded by name per message and dispatcher batch; the rest are only counted. */
 export const MAX_TRACED_RECIPIENTS = 50;
@@ -51,6 +43,11 @@ export interface TraceMeta {
 type Op = { id: string; field: string; value: string; nx?: boolean; ifExists?: boolean } | { id: string; field: string; incr: number };
 
 export interface TraceWriter {
+  /**
+   * Notes a fact. `ifExists`: only on a record that already exists (facts that come from
+   * clients, e.g. acks); `ifAbsent`: only if the fact's field has no value yet (the first wins).
+   */
+  note(messageId: string, fact: Exclude<TraceFact, { kind: 'counted' }>, opts?: { ifExists?: boolean; ifAbsent?: boolean }): void;
   /** `ifExists`: only on a record that already exists (for facts that come from clients, e.g. acks). */
   set(messageId: string, field: string, value: string, opts?: { ifExists?: boolean }): void;
   /** Sets the field only if it has no value yet (the first fact wins). */
@@ -201,6 +198,10 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   };
 
   return {
+    note: (id, fact, opts) => {
+      const { field, value } = traceEntry(fact);
+      push(opts?.ifAbsent ? { id, field, value, nx: true } : opts?.ifExists ? { id, field, value, ifExists: true } : { id, field, value });
+    },
     set: (id, field, value, opts) => push(opts?.ifExists ? { id, field, value, ifExists: true } : { id, field, value }),
     setIfAbsent: (id, field, value) => push({ id, field, value, nx: true }),
     incr: (id, field, by) => push({ id, field, incr: by }),
@@ -213,68 +214,28 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   };
 }
 
-/** One fact of a trace record other than its meta, parsed (see the layout above). */
-export type TraceEntry =
-  | { kind: 'count'; outcome: string; count: number }
-  | { kind: 'routed'; recipient: string; at: number; outcome: string; nodes: string[] }
-  /** `at` and `path` are undefined when the value was unreadable. */
-  | { kind: 'written'; node: string; user: string; device: string; at?: number; path?: string }
-  | { kind: 'acked'; user: string; device: string; at: number }
-  | { kind: 'parked'; user: string; device: string; at: number }
-  | { kind: 'dropped'; node: string; reason: string; at: number };
-
 export interface TraceRecord {
   meta?: TraceMeta;
-  /** The facts in the record's field order; unknown or unreadable fields are left out. */
-  entries: TraceEntry[];
+  /** The record's facts in its field order (traceFacts.ts); unknown or unreadable fields are left out. */
+  facts: TraceFact[];
   /** The raw hash (diagnostics). */
   fields: Record<string, string>;
 }
 
-const parseJson = <T>(s: string | undefined): T | undefined => {
-  try {
-    return s ? (JSON.parse(s) as T) : undefined;
-  } catch {
-    return undefined;
-  }
-};
-
-/** Parses one field of a trace record; undefined for the meta and for what it does not know. */
-export function parseTraceField(field: string, value: string): TraceEntry | undefined {
-  const sep = field.indexOf(':');
-  const kind = field.slice(0, sep);
-  const rest = field.slice(sep + 1);
-  const [a = '', b = '', c = ''] = rest.split('|');
-  switch (kind) {
-    case 'n':
-      return { kind: 'count', outcome: rest, count: Number(value) };
-    case 'r': {
-      const v = parseJson<{ at: number; outcome: string; nodes: string[] }>(value);
-      return v ? { kind: 'routed', recipient: rest, at: v.at, outcome: v.outcome, nodes: v.nodes } : undefined;
-    }
-    case 'w': {
-      const v = parseJson<{ at: number; path: string }>(value);
-      return { kind: 'written', node: a, user: b, device: c, at: v?.at, path: v?.path };
-    }
-    case 'a':
-      return { kind: 'acked', user: a, device: b, at: Number(value) };
-    case 'p':
-      return { kind: 'parked', user: a, device: b, at: Number(value) };
-    case 'x':
-      return { kind: 'dropped', node: a, reason: b, at: Number(value) };
-    default:
-      return undefined;
-  }
-}
-
 export async function readTrace(redis: Redis, messageId: string): Promise<TraceRecord> {
   const fields = await redis.hgetall(traceKey(messageId));
-  const entries: TraceEntry[] = [];
-  for (const [field, value] of Object.entries(fields)) {
-    const e = parseTraceField(field, value);
-    if (e) entries.push(e);
+  let meta: TraceMeta | undefined;
+  try {
+    meta = fields.meta ? (JSON.parse(fields.meta) as TraceMeta) : undefined;
+  } catch {
+    meta = undefined;
   }
-  return { meta: parseJson<TraceMeta>(fields.meta), entries, fields };
+  const facts: TraceFact[] = [];
+  for (const [field, value] of Object.entries(fields)) {
+    const fact = parseTraceEntry(field, value);
+    if (fact) facts.push(fact);
+  }
+  return { meta, facts, fields };
 }
 
 /**

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Redis } from 'ioredis';
-import { traceField } from '../../store/traceRecords.js';
+import { countField, traceEntry, type TraceFact } from '../../store/traceFacts.js';
 import type { StoredMessage } from '../../store/messages.js';
 import { traceMessage, type TraceDeps } from './traceReport.js';
 
@@ -18,6 +18,10 @@ const MSG: StoredMessage = {
   traceId: 't1',
 };
 const META = JSON.stringify({ app: 'a', target: 'USER', persistent: true, createdAt: NOW - 3000, expiresAt: NOW + 60_000, traceId: 't1' });
+
+/** A trace hash holding these facts, as the services write them. */
+const fieldsOf = (...facts: Exclude<TraceFact, { kind: 'counted' }>[]) =>
+  Object.fromEntries(facts.map((f) => traceEntry(f)).map(({ field, value }) => [field, value]));
 
 function deps(opts: { msg?: StoredMessage | null; inOutbox?: boolean; fields?: Record<string, string>; acked?: boolean }): TraceDeps {
   return {
@@ -48,11 +52,13 @@ test('a stored message with an outbox entry and no dispatcher record is in the o
 
 test('a message the dispatcher traced is not reported in the outbox while its outbox entry is cleared', async () => {
   const fields = {
-    [traceField.meta]: META,
-    [traceField.routed('ann')]: JSON.stringify({ at: NOW - 2000, outcome: 'forwarded', nodes: ['n1'] }),
-    [traceField.count('forwarded')]: '1',
-    [traceField.written('n1', 'ann', 'phone')]: JSON.stringify({ at: NOW - 1900, path: 'live' }),
-    [traceField.acked('ann', 'phone')]: String(NOW - 1800),
+    meta: META,
+    ...fieldsOf(
+      { kind: 'routed', recipient: 'ann', at: NOW - 2000, outcome: 'forwarded', nodes: ['n1'] },
+      { kind: 'written', nodeId: 'n1', user: 'ann', device: 'phone', at: NOW - 1900, path: 'live' },
+      { kind: 'acked', user: 'ann', device: 'phone', at: NOW - 1800 },
+    ),
+    [countField('forwarded')]: '1',
   };
   const r = (await traceMessage(deps({ msg: MSG, inOutbox: true, fields }), 'M1', NOW))!;
   assert.equal(r.state, 'acked');
@@ -73,7 +79,7 @@ test('a message the dispatcher traced is not reported in the outbox while its ou
 });
 
 test('an offline recipient waits; past its TTL the message is expired', async () => {
-  const fields = { [traceField.meta]: META, [traceField.routed('ann')]: JSON.stringify({ at: NOW - 2000, outcome: 'offline', nodes: [] }) };
+  const fields = { meta: META, ...fieldsOf({ kind: 'routed', recipient: 'ann', at: NOW - 2000, outcome: 'offline', nodes: [] }) };
   assert.equal((await traceMessage(deps({ msg: MSG, fields }), 'M1', NOW))!.state, 'waiting-offline');
   const late = (await traceMessage(deps({ msg: MSG, fields }), 'M1', NOW + 120_000))!;
   assert.equal(late.state, 'expired');

@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type { MessageReader, StoredMessage } from '../../store/messages.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
-import { readTrace, type TraceEntry, type TraceMeta } from '../../store/traceRecords.js';
+import { readTrace, type TraceMeta } from '../../store/traceRecords.js';
+import type { TraceFact } from '../../store/traceFacts.js';
 
 export type TraceHopName = 'stored' | 'outbox' | 'ingested' | 'dispatched' | 'written' | 'acked' | 'parked' | 'dropped' | 'expired';
 
@@ -77,7 +78,7 @@ const routedDetail = (outcome: string, nodes: string[]) =>
 const routedHop = (outcome: string): TraceHopName => (outcome === 'expired' ? 'expired' : outcome === 'dropped-transient' ? 'dropped' : 'dispatched');
 const HOP_ORDER: Record<TraceHopName, number> = { stored: 0, outbox: 1, ingested: 2, dispatched: 3, dropped: 4, written: 5, acked: 6, parked: 7, expired: 8 };
 
-/** The recipients, devices, counts and hops of one message, gathered from its trace record's entries. */
+/** The recipients, devices, counts and hops of one message, gathered from its trace record's facts. */
 class TraceFacts {
   readonly recipients = new Map<string, TraceRecipient>();
   readonly devices = new Map<string, DeviceFacts>();
@@ -98,22 +99,22 @@ class TraceFacts {
     return d;
   }
 
-  add(e: TraceEntry): void {
+  add(e: TraceFact): void {
     switch (e.kind) {
-      case 'count':
-        this.counts[e.outcome] = e.count;
+      case 'counted':
+        this.counts[e.outcome] = e.n;
         return;
       case 'routed':
         return this.routed(e);
       case 'written':
-        this.device(e.user, e.device).writtenBy.push(e.node);
+        this.device(e.user, e.device).writtenBy.push(e.nodeId);
         this.hops.push({
           hop: 'written',
           at: iso(e.at),
-          node: e.node,
+          node: e.nodeId,
           user: e.user,
           device: e.device,
-          detail: `written to the socket by ${e.node} (${e.path ?? 'live'})`,
+          detail: `written to the socket by ${e.nodeId} (${e.path})`,
         });
         return;
       case 'acked':
@@ -131,11 +132,11 @@ class TraceFacts {
         });
         return;
       case 'dropped':
-        this.hops.push({ hop: 'dropped', at: iso(e.at), node: e.node, detail: `dropped by ${e.node}: ${e.reason}` });
+        this.hops.push({ hop: 'dropped', at: iso(e.at), node: e.nodeId, detail: `dropped by ${e.nodeId}: ${e.reason}` });
     }
   }
 
-  private routed(e: Extract<TraceEntry, { kind: 'routed' }>): void {
+  private routed(e: Extract<TraceFact, { kind: 'routed' }>): void {
     const r = this.recipient(e.recipient);
     r.outcome = e.outcome;
     r.nodes = e.nodes;
@@ -172,7 +173,7 @@ interface MessageFacts {
   target: string | null;
 }
 
-async function readMessageFacts(deps: TraceDeps, messageId: string): Promise<{ m: MessageFacts; entries: TraceEntry[] } | undefined> {
+async function readMessageFacts(deps: TraceDeps, messageId: string): Promise<{ m: MessageFacts; facts: TraceFact[] } | undefined> {
   const [msg, inOutbox, trace] = await Promise.all([deps.messages.get(messageId), deps.messages.inOutbox(messageId), readTrace(deps.redis, messageId)]);
   const meta = trace.meta;
   if (!msg && !meta) return undefined;
@@ -187,7 +188,7 @@ async function readMessageFacts(deps: TraceDeps, messageId: string): Promise<{ m
     persistent: msg ? msg.persistent : (meta?.persistent ?? null),
     target: msg?.target ?? meta?.target ?? null,
   };
-  return { m, entries: trace.entries };
+  return { m, facts: trace.facts };
 }
 
 /** The hops known before any trace entry (stored, outbox) and after them (ingested, expired). */
@@ -245,11 +246,11 @@ const sortHops = (hops: TraceHop[]) => hops.sort((a, b) => (a.at && b.at && a.at
 export async function traceMessage(deps: TraceDeps, messageId: string, now = Date.now()): Promise<TraceReport | undefined> {
   const read = await readMessageFacts(deps, messageId);
   if (!read) return undefined;
-  const { m, entries } = read;
+  const { m, facts } = read;
   const f = new TraceFacts();
   f.hops.push(...storeHops(m));
   for (const u of m.msg?.users ?? []) f.recipient(u);
-  for (const e of entries) f.add(e);
+  for (const e of facts) f.add(e);
   const ingested = ingestedHop(m, f.firstDispatch);
   if (ingested) f.hops.push(ingested);
   await f.addDurable(deps.store, m.app, messageId, m.persistent === true && m.target === 'USER');

@@ -22,7 +22,7 @@ import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import type { LatencySummary } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { num, quiesce, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
+import { medianBy, num, quiesce, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 import { RAW_LIMIT_MAX_CLIENTS, rawClientProcesses, startRawLimit } from './rawLimit.js';
 
@@ -52,9 +52,9 @@ async function hopsOf(b: BenchStack, messageId: string, submittedAt: number): Pr
   try {
     await redis.connect();
     await sleep(300); // trace writes are flushed every 100 ms
-    const { entries } = await readTrace(redis, messageId);
-    const forwarded = entries.flatMap((e) => (e.kind === 'routed' ? [e.at] : []));
-    const writes = entries.flatMap((e) => (e.kind === 'written' && e.at !== undefined ? [e.at] : []));
+    const { facts } = await readTrace(redis, messageId);
+    const forwarded = facts.flatMap((e) => (e.kind === 'routed' ? [e.at] : []));
+    const writes = facts.flatMap((e) => (e.kind === 'written' && Number.isFinite(e.at) ? [e.at] : []));
     return {
       ...(forwarded.length ? { dispatcherForwardedMs: Math.min(...forwarded) - submittedAt } : {}),
       ...(writes.length ? { firstWriteMs: Math.min(...writes) - submittedAt } : {}),
@@ -136,8 +136,8 @@ async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: num
   return shots;
 }
 
-/** The median; of an even count, the worse of the middle two (never flattering). */
-const median = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.ceil((xs.length - 1) / 2)]!;
+/** The median; of an even count, the worse of the middle two (the upper by `by`: never flattering). */
+const median = <T>(xs: T[], by: (x: T) => number): T => medianBy(xs, by)!;
 
 export const run: Scenario = async (o) => {
   const sizesArg = o.args.sizes;

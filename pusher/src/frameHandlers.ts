@@ -51,7 +51,7 @@ export function createFrameHandlers(deps: FrameHandlerDeps): FrameHandlers {
       if (!deps.acks.add(c.app, c.user, c.device, ids, expiresAt)) return false;
       metrics.acks.inc(ids.length);
       // ifExists: an ack annotates the dispatcher's trace record, never creates one.
-      if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()), { ifExists: true });
+      if (deps.trace) for (const id of ids) deps.trace.note(id, { kind: 'acked', user: c.user, device: c.device, at: Date.now() }, { ifExists: true });
       deps.taskRunner.onAck(ids);
       return true;
     },
