@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { ChainableCommander, Redis } from 'ioredis';
 
 /**
  * Live pusher nodes in Redis. A node heartbeats its entry; one that stops
@@ -16,7 +16,7 @@ const NODES = 'push:nodes';
 /** Routes name the boot that wrote them (see routes.ts); this hash says which boot of each node is running. */
 export const BOOTS_KEY = 'push:boots';
 const nodeKey = (id: string) => `push:node:${id}`;
-export const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
+const lastNodeKey = (app: string, user: string) => `push:lastnode:${app}|${user}`;
 
 export interface NodeInfo {
   id: string;
@@ -46,6 +46,14 @@ export async function heartbeatNode(redis: Redis, info: NodeInfo & { boot?: stri
 
 export async function removeNode(redis: Redis, id: string): Promise<void> {
   await redis.multi().zrem(NODES, id).del(nodeKey(id)).hdel(BOOTS_KEY, id).exec();
+}
+
+/** How long the user's last node is remembered (auth lists it first). */
+const LAST_NODE_TTL_SECONDS = 86_400;
+
+/** Adds to a pipeline: the user's last node is now `nodeId` (a pusher, on connect). */
+export function addLastNodeCommand(pipeline: ChainableCommander, app: string, user: string, nodeId: string): void {
+  pipeline.set(lastNodeKey(app, user), nodeId, 'EX', LAST_NODE_TTL_SECONDS);
 }
 
 /** The node the user last connected to (auth offers it first), or null. */

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { lookupRoutes, putRoutes, removeRoutes, routeKey } from '../store/routeTable.js';
-import { heartbeatNode, lastNodeKey, removeNode } from '../store/nodeRegistry.js';
+import { heartbeatNode, lastNodeOf, removeNode } from '../store/nodeRegistry.js';
 import { createConnectWrites } from '../pusher/src/connectWrites.js';
 import { epochKey } from '../pusher/src/presence.js';
 import type { Connection } from '../pusher/src/connection.js';
@@ -117,8 +117,8 @@ describe('routes live as long as the boot of the node that wrote them', () => {
         found.map((rs) => rs.map((r) => r.connId)),
         [['k1'], [], ['k3']],
       );
-      assert.equal(await redis.get(lastNodeKey('a', 'u6')), 'n6');
-      assert.equal(await redis.get(lastNodeKey('a', 'u7')), null);
+      assert.equal(await lastNodeOf(redis, 'a', 'u6'), 'n6');
+      assert.equal(await lastNodeOf(redis, 'a', 'u7'), null);
 
       // The device's next connection gets the next epoch.
       const again = conn('k4', 'u6');

@@ -1,12 +1,9 @@
 import type { Redis } from 'ioredis';
 import { addRouteCommands, type RouteOwner } from '../../store/routeTable.js';
-import { lastNodeKey } from '../../store/nodeRegistry.js';
+import { addLastNodeCommand } from '../../store/nodeRegistry.js';
 import { kickChannel } from '../../store/kicks.js';
 import type { Connection } from './connection.js';
 import { EPOCH_TTL_SECONDS, epochKey } from './presence.js';
-
-/** How long the user's last node is remembered (auth lists it first). */
-const LAST_NODE_TTL_SECONDS = 86_400;
 
 export interface ConnectWritesOptions {
   redis: Redis;
@@ -56,7 +53,7 @@ export function createConnectWrites({ redis, owner, routeTtlMs, maxBatch = 500, 
       if (c.closed) continue;
       open.push(c);
       addRouteCommands(pipeline, owner, { app: c.app, user: c.user, device: c.device, connId: c.id }, routeTtlMs, expiresAt);
-      pipeline.set(lastNodeKey(c.app, c.user), owner.id, 'EX', LAST_NODE_TTL_SECONDS);
+      addLastNodeCommand(pipeline, c.app, c.user, owner.id);
       pipeline.incr(epochKey(c));
       pipeline.expire(epochKey(c), EPOCH_TTL_SECONDS);
       if (kickOthers[i])
