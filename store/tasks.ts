@@ -14,6 +14,7 @@ import { storable } from '../platform/mongo.js';
  *            push:task:<id>:nodes           set of nodes the dispatcher sent it to
  *            push:task:<id>:n:<nodeId>      hash: targeted, written, acked, finished
  *                                           (both: 7 days while running, a day once finished or stopped)
+ *            push:task:<id>:boots           hash: the boot of each node it was sent to (taskBoots.ts)
  *            channel <prefix>push:task-events  "<id> <state>" on every state change
  */
 export type TaskState = 'running' | 'paused' | 'stopped' | 'done' | 'failed';

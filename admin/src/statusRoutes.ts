@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import type { Topics } from '../../protocol/topics.js';
 import type { TaskStore, TaskView } from '../../store/tasks.js';
 import { showTask } from './taskDisplay.js';
-import { currentBoots, restartedTaskNodes } from '../../dispatcher/src/taskBoots.js';
+import { currentBoots, restartedTaskNodes } from '../../store/taskBoots.js';
 import { liveNodes, type NodeInfo } from '../../store/nodeRegistry.js';
 import { notFound, PushError, unavailable, withTimeout } from '../../platform/errors.js';
 import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';

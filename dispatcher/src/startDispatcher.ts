@@ -17,7 +17,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/logger.js';
 import { createTaskStore } from '../../store/tasks.js';
 import { exitWhenConsumerGivesUp } from '../../platform/kafka/exitWhenConsumerGivesUp.js';
-import { recordTaskBoots } from './taskBoots.js';
+import { recordTaskBoots } from '../../store/taskBoots.js';
 import { createTraceWriter } from '../../store/traceRecords.js';
 import { createDispatchTracer } from './traceDispatch.js';
 import { dispatchSlice, type DispatchSliceDeps } from './dispatchSlice.js';
