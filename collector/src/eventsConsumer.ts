@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Batch, Consumer, EachBatchPayload, Kafka, KafkaMessage } from 'kafkajs';
-import type { Closer } from '../../common/src/lifecycle.js';
-import { commitThrough } from '../../common/src/kafka.js';
-import type { DeadLetterSink } from '../../platform/decodeOrDeadLetter.js';
-import { runConsumer } from '../../platform/runConsumer.js';
+import type { Closer } from '../../platform/lifecycle.js';
+import { commitThrough } from '../../platform/kafka/kafka.js';
+import type { DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
+import { runConsumer } from '../../platform/kafka/runConsumer.js';
 import type { Topics } from '../../protocol/topics.js';
 import type { EventsDeps } from './prepareEvents.js';
 import { createPartHandler } from './eventsPart.js';

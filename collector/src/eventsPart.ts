@@ -1,12 +1,12 @@
 import type { KafkaMessage } from 'kafkajs';
-import { deadLetter as sendToDlq, decodeOrDeadLetter, type DeadLetterSink } from '../../platform/decodeOrDeadLetter.js';
+import { deadLetter as sendToDlq, decodeOrDeadLetter, type DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
 import { submitBatch } from './submitBatch.js';
 import { isInfrastructureFailure, poisonOf } from './eventFailures.js';
 import { createEventPreparer, type EventsDeps, type Prepared, type Submittable } from './prepareEvents.js';
 
 /**
  * One part of a fetched batch at once: decode every record (the undecodable
- * ones to push.dlq: platform/decodeOrDeadLetter.ts), validate the others, wait
+ * ones to push.dlq: platform/kafka/decodeOrDeadLetter.ts), validate the others, wait
  * for rate limits, then submit the records as one batch (submitBatch.ts: one
  * claim of their idempotency keys, one store write, a few publisher calls,
  * records with the same Kafka key kept in order). A key seen twice in the part

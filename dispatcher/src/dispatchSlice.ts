@@ -1,8 +1,8 @@
 import type { KafkaMessage, Message } from 'kafkajs';
-import type { Route } from '../../common/src/routes.js';
+import type { Route } from '../../store/routeTable.js';
 import type { Delivery } from '../../store/deliveries.js';
 import { encodeRecord, latestSchemaId, sameEncoding, SCHEMA_HEADER, schemaIdOf } from '../../schemas/registry.js';
-import { decodeOrDeadLetter, type DeadLetterSink } from '../../platform/decodeOrDeadLetter.js';
+import { decodeOrDeadLetter, type DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords, type RoutingResult } from './routeRecords.js';
 import { deliveriesOf } from './deliveriesOf.js';
@@ -16,7 +16,7 @@ export interface DispatchSliceDeps {
   /** Records handled before (replays, a reset group) are re-dispatched idempotently (replayGuard.ts). */
   guard: Pick<ReplayGuard, 'seenBefore' | 'notAgain' | 'blockedNodes'>;
   appendDeliveries(deliveries: Delivery[]): Promise<unknown>;
-  /** Each user's routes, in the order asked (common/src/routes.ts lookupRoutes). */
+  /** Each user's routes, in the order asked (store/routeTable.ts lookupRoutes). */
   lookupRoutes(users: { app: string; user: string }[]): Promise<Route[][]>;
   groupNodes(app: string, group: string): Promise<string[]>;
   /** The live nodes, at least as fresh as needed to know the `wanted` ones. */
@@ -42,7 +42,7 @@ interface Decoded {
   bytesOf: Map<IngestRecord, Buffer>;
 }
 
-/** Decodes a slice; undecodable records go to push.dlq first (platform/decodeOrDeadLetter.ts). */
+/** Decodes a slice; undecodable records go to push.dlq first (platform/kafka/decodeOrDeadLetter.ts). */
 async function decodeSlice(deps: DispatchSliceDeps, topic: string, partition: number, messages: KafkaMessage[]): Promise<Decoded> {
   const { decoded, deadLettered } = await decodeOrDeadLetter(deps.deadLetters, 'IngestRecord', topic, partition, messages);
   if (deadLettered.length > 0) deps.count('dead-lettered', deadLettered.length);

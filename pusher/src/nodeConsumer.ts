@@ -1,10 +1,10 @@
 import type { Kafka } from 'kafkajs';
-import type { Logger } from '../../common/src/logger.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { ServiceDeps } from '../../common/src/lifecycle.js';
-import { withTimeout } from '../../common/src/errors.js';
-import { decodeOrDeadLetter, type DeadLetterSink } from '../../platform/decodeOrDeadLetter.js';
-import { runConsumer } from '../../platform/runConsumer.js';
+import type { Logger } from '../../platform/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import type { ServiceDeps } from '../../platform/lifecycle.js';
+import { withTimeout } from '../../platform/errors.js';
+import { decodeOrDeadLetter, type DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
+import { runConsumer } from '../../platform/kafka/runConsumer.js';
 import type { NodeDelivery } from '../../schemas/types.js';
 
 export interface NodeConsumerDeps {

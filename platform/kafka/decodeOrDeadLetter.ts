@@ -1,9 +1,9 @@
 import type { KafkaMessage } from 'kafkajs';
-import type { BatchPublisher } from '../common/src/batchPublisher.js';
-import type { Logger } from '../common/src/logger.js';
-import { sendToDeadLetters } from '../common/src/deadLetter.js';
-import { decodeRecord, RecordDecodeError, type RecordKind } from '../schemas/registry.js';
-import type { RecordTypes } from '../schemas/types.js';
+import type { BatchPublisher } from './batchPublisher.js';
+import type { Logger } from '../logger.js';
+import { sendToDeadLetters } from './deadLetter.js';
+import { decodeRecord, RecordDecodeError, type RecordKind } from '../../schemas/registry.js';
+import type { RecordTypes } from '../../schemas/types.js';
 
 /** A field the dead-letter warning may carry (`reason` is cut to 300 characters). */
 export type DeadLetterLogField = 'topic' | 'partition' | 'offset' | 'code' | 'reason';
@@ -29,7 +29,7 @@ export interface RecordSource {
 }
 
 /**
- * Sends one record to push.dlq with its reason (common/src/deadLetter.ts), then
+ * Sends one record to push.dlq with its reason (deadLetter.ts), then
  * counts and logs it. Rejects when the dead letter cannot be written: nothing is
  * counted then, and the caller must not move past the record.
  */

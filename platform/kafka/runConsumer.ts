@@ -1,7 +1,7 @@
 import type { Consumer, ConsumerRunConfig } from 'kafkajs';
-import type { Logger } from '../common/src/logger.js';
-import type { Closer } from '../common/src/lifecycle.js';
-import { exitWhenConsumerGivesUp } from '../common/src/exitWhenConsumerGivesUp.js';
+import type { Logger } from '../logger.js';
+import type { Closer } from '../lifecycle.js';
+import { exitWhenConsumerGivesUp } from './exitWhenConsumerGivesUp.js';
 
 export interface RunConsumerOptions {
   consumer: Consumer;

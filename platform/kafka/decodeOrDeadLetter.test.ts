@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { KafkaMessage, Message } from 'kafkajs';
-import type { BatchPublisher } from '../common/src/batchPublisher.js';
-import { decodeRecord, encodeRecord, SCHEMA_HEADER } from '../schemas/registry.js';
-import type { NodeDelivery } from '../schemas/types.js';
+import type { BatchPublisher } from './batchPublisher.js';
+import { decodeRecord, encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
+import type { NodeDelivery } from '../../schemas/types.js';
 import { deadLetter, decodeOrDeadLetter, type DeadLetterSink } from './decodeOrDeadLetter.js';
 
 const delivery = (id: string): NodeDelivery => ({

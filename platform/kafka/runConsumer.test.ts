@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Consumer } from 'kafkajs';
-import type { Closer } from '../common/src/lifecycle.js';
-import type { Logger } from '../common/src/logger.js';
+import type { Closer } from '../lifecycle.js';
+import type { Logger } from '../logger.js';
 import { runConsumer } from './runConsumer.js';
 
 /** A consumer that records the calls made on it; no Kafka. */
