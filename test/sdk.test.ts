@@ -5,18 +5,16 @@ import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
 import { SignJWT, generateKeyPair, importJWK } from 'jose';
-import { chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { PushClient, type MessageFrame, type PushClientOptions, type PushEvents } from '../sdk/src/index.js';
 import { backoffCap } from '../protocol/backoff.js';
 import { createKafkaPublisher, createPublisher } from '../publisher/src/index.js';
 import { SDK_BUNDLES } from '../sdk/build.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
+import { launchChromium } from './support/browser.js';
 import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
-import { startStack, type TestStack } from './support/stack.js';
-
-const wsOf = (httpUrl: string) => httpUrl.replace('http', 'ws') + '/v1/ws';
+import { startStack, wsOf, type TestStack } from './support/stack.js';
 
 /** A PushClient in Node with everything it emits recorded, and awaitable. */
 function sdkClient(opts: Omit<PushClientOptions, 'WebSocket'> & { WebSocket?: PushClientOptions['WebSocket'] }) {
@@ -317,18 +315,7 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
           : res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE),
       );
       await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
-      const browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const context = await browser.newContext();
         const tab = await context.newPage();
