@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually } from './support/eventually.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
 
 describe('several pushers and dispatchers', () => {
   let s: TestStack;
@@ -54,12 +54,7 @@ describe('several pushers and dispatchers', () => {
     assert.equal(online.messages[0]!.id, live.body.id);
     assert.equal(online.messages[0]!.persistent, false);
     const gina = await connectClient(wsOf(s.pushers[1]!.url), (await s.token('gina', 'phone')).token);
-    const marker = await s.send({ to: { users: ['gina'] }, payload: 'marker' });
-    await gina.waitFor(1);
-    assert.deepEqual(
-      gina.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, gina, 'gina');
     await Promise.all([online.close(), gina.close()]);
   });
 
