@@ -3,25 +3,12 @@ import assert from 'node:assert/strict';
 import type { KafkaMessage, Message } from 'kafkajs';
 import { decodeRecord, encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
+import { ingestRecord } from '../../test/support/ingestRecords.js';
 import type { Route } from '../../store/routeTable.js';
 import type { Delivery } from '../../store/deliveries.js';
 import { dispatchSlice, type DispatchOutcome, type DispatchSliceDeps } from './dispatchSlice.js';
 
-const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({
-  id,
-  app: 'a',
-  target: 'USER',
-  user,
-  group: null,
-  payload: '{}',
-  persistent: true,
-  createdAt: 0,
-  expiresAt: 2000,
-  collapseKey: null,
-  traceId: `t-${id}`,
-  taskId: null,
-  ...opts,
-});
+const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}) => ingestRecord(id, { user, expiresAt: 2000, traceId: `t-${id}`, ...opts });
 
 const message = (r: IngestRecord, offset: number): KafkaMessage => {
   const { value, headers } = encodeRecord('IngestRecord', r);
