@@ -1,8 +1,7 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoClient, type Db } from 'mongodb';
 import { newId } from '../protocol/ids.js';
-import { stack as infra, uniqueId } from '../test/support/env.js';
+import { testDatabase } from '../test/support/testDatabase.js';
 import { createMessagesStore, type StoredMessage } from './messages.js';
 import { createIdempotencyKeys } from './idempotency.js';
 
@@ -19,40 +18,31 @@ const msg = (id = newId()): StoredMessage => ({
 });
 
 describe('store: messages, outbox and idempotency keys', () => {
-  let client: MongoClient;
-  let db: Db;
-  before(async () => {
-    client = new MongoClient(infra.mongoUrl);
-    db = client.db(uniqueId('storemsgs').replace(/[^A-Za-z0-9]/g, ''));
-  });
-  after(async () => {
-    await db.dropDatabase().catch(() => undefined);
-    await client.close();
-  });
+  const mongo = testDatabase('storemsgs');
 
   test('a batch costs one insertMany and one outbox entry; the entry goes once every message is published or taken back', { timeout: 30_000 }, async () => {
-    const store = createMessagesStore(db);
+    const store = createMessagesStore(mongo.db);
     const batch = Array.from({ length: 20 }, () => msg());
     await store.storeMessages(batch);
     assert.deepEqual(store.ops(), { 'outbox.insert': 1, 'messages.insertMany': 1 });
-    assert.equal(await db.collection('outbox_batches').countDocuments({}), 1);
+    assert.equal(await mongo.db.collection('outbox_batches').countDocuments({}), 1);
     assert.equal(await store.isStored(batch[3]!._id), true);
     assert.equal(await store.isStored('nope'), false);
     await store.markPublished(batch.slice(0, 19).map((m) => m._id));
-    assert.equal(await db.collection('outbox_batches').countDocuments({}), 1, 'one message still unpublished');
+    assert.equal(await mongo.db.collection('outbox_batches').countDocuments({}), 1, 'one message still unpublished');
     await store.unstore([batch[19]!._id]);
-    assert.equal(await db.collection('outbox_batches').countDocuments({}), 0);
+    assert.equal(await mongo.db.collection('outbox_batches').countDocuments({}), 0);
     assert.equal(await store.isStored(batch[19]!._id), false);
   });
 
   test('unpublished: batches stored before the given time, oldest first, with the messages still stored', { timeout: 30_000 }, async () => {
-    const store = createMessagesStore(db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
+    const store = createMessagesStore(mongo.db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
     const first = [msg(), msg()];
     const second = [msg()];
     await store.storeMessages(first);
     await store.storeMessages(second);
     // Another process's view (nothing tracked in memory): the sweeper's.
-    const other = createMessagesStore(db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
+    const other = createMessagesStore(mongo.db, { outboxCollection: 'outbox_u', messagesCollection: 'messages_u' });
     assert.deepEqual(await other.unpublished(new Date(Date.now() - 60_000), 10), []);
     const due = await other.unpublished(new Date(Date.now() + 1000), 10);
     assert.deepEqual(
@@ -67,10 +57,10 @@ describe('store: messages, outbox and idempotency keys', () => {
     'outbox entries of an earlier version (one per message) are adopted into batches; 150 batches published at once are all deleted',
     { timeout: 60_000 },
     async () => {
-      const store = createMessagesStore(db, { outboxCollection: 'outbox_l', messagesCollection: 'messages_l', legacyOutboxCollection: 'outbox_legacy' });
+      const store = createMessagesStore(mongo.db, { outboxCollection: 'outbox_l', messagesCollection: 'messages_l', legacyOutboxCollection: 'outbox_legacy' });
       const old = Array.from({ length: 7 }, () => msg());
-      await db.collection<StoredMessage>('messages_l').insertMany(old);
-      await db.collection<{ _id: string; at: Date }>('outbox_legacy').insertMany(old.map((m) => ({ _id: m._id, at: m.createdAt })));
+      await mongo.db.collection<StoredMessage>('messages_l').insertMany(old);
+      await mongo.db.collection<{ _id: string; at: Date }>('outbox_legacy').insertMany(old.map((m) => ({ _id: m._id, at: m.createdAt })));
       assert.equal(await store.adoptLegacyOutbox(5), 5);
       assert.equal(await store.adoptLegacyOutbox(5), 2);
       assert.equal(await store.adoptLegacyOutbox(5), 0);
@@ -80,7 +70,7 @@ describe('store: messages, outbox and idempotency keys', () => {
       const batches = Array.from({ length: 150 }, () => [msg()]);
       for (const b of batches) await store.storeMessages(b);
       await store.markPublished(batches.map((b) => b[0]!._id));
-      assert.equal(await db.collection('outbox_l').countDocuments({}), 2, 'only the two adopted batches are left');
+      assert.equal(await mongo.db.collection('outbox_l').countDocuments({}), 2, 'only the two adopted batches are left');
     },
   );
 
@@ -89,11 +79,11 @@ describe('store: messages, outbox and idempotency keys', () => {
     { timeout: 30_000 },
     async () => {
       const stored = new Set<string>();
-      const idem = createIdempotencyKeys(db, { isStored: async (id) => stored.has(id) });
+      const idem = createIdempotencyKeys(mongo.db, { isStored: async (id) => stored.has(id) });
       assert.deepEqual(await idem.claim('a', 'k1', 'M1'), { state: 'claimed' });
       assert.deepEqual(await idem.claim('a', 'k1', 'M2'), { state: 'in-progress', id: 'M1' });
       // Taken over (its holder too slow): the old holder cannot release it.
-      await db.collection<{ _id: string; msg: string }>('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
+      await mongo.db.collection<{ _id: string; msg: string }>('idempotency').updateOne({ _id: 'a|k1' }, { $set: { msg: 'M3' } });
       await idem.release('a', 'k1', 'M1');
       assert.deepEqual(await idem.claim('a', 'k1', 'M4'), { state: 'in-progress', id: 'M3' });
       // A completion names a durable message: the first one for a key stands, a later one is refused.

@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { SignJWT, generateKeyPair, importJWK } from 'jose';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/eventually.js';
+import { expiredToken, forgedToken } from './support/tokens.js';
 
 describe('bad input is refused clearly and loses nothing accepted', () => {
   let s: TestStack;
@@ -117,14 +117,7 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     };
     assert.equal(await refusal(''), 401);
     assert.equal(await refusal('not.a.jwt'), 401);
-    const { privateKey } = await generateKeyPair('ES256');
-    const forged = await new SignJWT({ app: s.app, dev: 'd' })
-      .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
-      .setSubject('mallory')
-      .setIssuer('push-auth')
-      .setAudience('push-pusher')
-      .setExpirationTime('1h')
-      .sign(privateKey);
+    const forged = await forgedToken(s, 'mallory', 'd');
     assert.equal(await refusal(forged), 401);
     const { token } = await s.token('carol', 'phone');
     const [h, p, sig] = token.split('.');
@@ -135,16 +128,7 @@ describe('bad input is refused clearly and loses nothing accepted', () => {
     assert.equal(await refusal(token, { origin: 'https://good.example' }), 101);
 
     // A token signed with the real current key but already expired.
-    const stored = await s.mongo.db(s.env.MONGO_DB).collection('signing_keys').findOne({ retiredAt: null });
-    const realKey = await importJWK(stored!.privateJwk, 'ES256');
-    const expired = await new SignJWT({ app: s.app, dev: 'phone' })
-      .setProtectedHeader({ alg: 'ES256', kid: stored!._id as unknown as string })
-      .setSubject('carol')
-      .setIssuer('push-auth')
-      .setAudience('push-pusher')
-      .setIssuedAt(Math.floor(Date.now() / 1000) - 120)
-      .setExpirationTime(Math.floor(Date.now() / 1000) - 60)
-      .sign(realKey);
+    const expired = await expiredToken(s, 'carol', 'phone');
     assert.equal(await refusal(expired), 401);
 
     // The same verdicts over plain HTTP, for browsers that cannot see a refused handshake's status.

@@ -3,9 +3,10 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { startStack, type TestStack } from './support/stack.js';
 import { ROOT } from './support/services.js';
+import { launchChromium } from './support/browser.js';
 
 // A page as small as a real integration: connect with the token the backend
 // handed over, show each message, acknowledge persistent ones.
@@ -37,18 +38,7 @@ describe('real browser', () => {
     page = http.createServer((_req, res) => res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE));
     await new Promise<void>((r) => page.listen(0, '127.0.0.1', () => r()));
     pageUrl = `http://127.0.0.1:${(page.address() as { port: number }).port}/`;
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

@@ -1,8 +1,9 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { eventually } from './support/eventually.js';
+import { startSending } from './support/sender.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestClient, type TestStack, receiveAndAck, wsOf } from './support/stack.js';
 
 describe('several pushers and dispatchers', () => {
   let s: TestStack;
@@ -54,12 +55,7 @@ describe('several pushers and dispatchers', () => {
     assert.equal(online.messages[0]!.id, live.body.id);
     assert.equal(online.messages[0]!.persistent, false);
     const gina = await connectClient(wsOf(s.pushers[1]!.url), (await s.token('gina', 'phone')).token);
-    const marker = await s.send({ to: { users: ['gina'] }, payload: 'marker' });
-    await gina.waitFor(1);
-    assert.deepEqual(
-      gina.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, gina, 'gina');
     await Promise.all([online.close(), gina.close()]);
   });
 
@@ -108,16 +104,7 @@ describe('several pushers and dispatchers', () => {
         return c;
       }),
     );
-    const sent = new Map<string, string[]>(users.map((u) => [u, []]));
-    let sending = true;
-    const sender = (async () => {
-      for (let i = 0; sending && i < 400; i++) {
-        const u = users[i % users.length]!;
-        const r = await s.send({ to: { users: [u] }, payload: { i } });
-        assert.equal(r.status, 202);
-        sent.get(u)!.push(r.body.id);
-      }
-    })();
+    const sender = startSending(s, users, 400);
     const receivedCount = () => [...received.values()].reduce((n, ids) => n + ids.size, 0);
     await eventually(() => receivedCount() >= 20, { what: 'first deliveries before the kill', timeoutMs: 20_000, intervalMs: 20 });
     await victim.stop('SIGKILL');
@@ -130,23 +117,12 @@ describe('several pushers and dispatchers', () => {
         return c;
       }),
     );
-    const sentCount = () => [...sent.values()].reduce((n, ids) => n + ids.length, 0);
-    const sentAtReconnect = sentCount();
-    await eventually(() => sentCount() >= sentAtReconnect + 40, { what: 'messages sent after the reconnect', timeoutMs: 20_000, intervalMs: 20 });
-    sending = false;
-    await sender;
-    const total = [...sent.values()].reduce((n, ids) => n + ids.length, 0);
+    const sentAtReconnect = sender.count();
+    await eventually(() => sender.count() >= sentAtReconnect + 40, { what: 'messages sent after the reconnect', timeoutMs: 20_000, intervalMs: 20 });
+    await sender.stop();
+    const total = sender.count();
     assert.ok(total > 20, `sent ${total}`);
-    // On time-out the loop below names what is missing.
-    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), {
-      what: 'every sent message received',
-      timeoutMs: 30_000,
-      intervalMs: 20,
-    }).catch(() => undefined);
-    for (const u of users) {
-      const missing = sent.get(u)!.filter((id) => !received.get(u)!.has(id));
-      assert.deepEqual(missing, [], `${u} missed messages`);
-    }
+    await sender.assertReceived(received, { what: 'every sent message received', timeoutMs: 30_000, intervalMs: 20 });
     await Promise.all(second.map((c) => c.close()));
     s.pushers.splice(s.pushers.indexOf(victim), 1);
   });

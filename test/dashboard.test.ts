@@ -2,9 +2,10 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type Browser } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { connectClient, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
 import { ROOT } from './support/services.js';
+import { launchChromium } from './support/browser.js';
 
 describe('operator dashboard in headless Chromium', () => {
   let s: TestStack;
@@ -12,18 +13,7 @@ describe('operator dashboard in headless Chromium', () => {
   const clients: TestClient[] = [];
   before(async () => {
     s = await startStack({ pushers: 1, env: { STATUS_SAMPLE_MS: '500' } });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await Promise.all(clients.map((c) => c.close()));

@@ -1,12 +1,13 @@
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { MongoClient, type CommandStartedEvent, type Db } from 'mongodb';
+import type { CommandStartedEvent, MongoClient } from 'mongodb';
 import { createDeliveryStore, type DeliveryStore } from '../store/deliveryStore.js';
 import type { StoredMessage } from '../store/messages.js';
 import { BROADCAST_INBOX } from '../protocol/tokens.js';
 import { newId } from '../protocol/ids.js';
-import { stack as infra, uniqueId } from './support/env.js';
+import { stack as infra } from './support/env.js';
+import { testDatabase } from './support/testDatabase.js';
 import { eventually } from './support/eventually.js';
 
 /** Store commands (finds, inserts, deletes...) sent while `fn` runs, by command name. */
@@ -25,8 +26,7 @@ async function countCommands(client: MongoClient, fn: () => Promise<unknown>): P
 }
 
 describe('delivery store: deliveries, acks and attempts as inserts', () => {
-  let client: MongoClient;
-  let db: Db;
+  const mongo = testDatabase('deliveries', { monitorCommands: true });
   let store: DeliveryStore;
   const exp = () => Date.now() + 600_000;
   const message = (id: string, over: Partial<StoredMessage> = {}): StoredMessage => ({
@@ -48,19 +48,13 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     )[0]!.map((p) => p.id);
 
   before(async () => {
-    client = new MongoClient(infra.mongoUrl, { monitorCommands: true });
-    db = client.db(uniqueId('deliveries').replace(/[^A-Za-z0-9]/g, ''));
-    store = createDeliveryStore(db);
+    store = createDeliveryStore(mongo.db);
     await store.ensureIndexes();
-  });
-  after(async () => {
-    await db.dropDatabase().catch(() => undefined);
-    await client.close();
   });
 
   test('a batch of deliveries in one call; each device reads its own and the broadcasts in id order, without acked ones', { timeout: 30_000 }, async () => {
     const [m1, m2, b1, m3] = [newId(), newId(), newId(), newId()];
-    await db.collection<StoredMessage>('messages').insertMany([message(m1), message(m2), message(b1, { target: 'ALL' }), message(m3)]);
+    await mongo.db.collection<StoredMessage>('messages').insertMany([message(m1), message(m2), message(b1, { target: 'ALL' }), message(m3)]);
     await store.appendDeliveries([
       { app: 'a', user: 'u1', m: m1, e: exp() },
       { app: 'a', user: 'u2', m: m1, e: exp() },
@@ -95,7 +89,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
 
   test('collapse key, expiry and stopped broadcast tasks are resolved when read; stale deliveries are deleted', { timeout: 30_000 }, async () => {
     const [k1, k2, gone, t1, t2] = [newId(), newId(), newId(), newId(), newId()];
-    await db.collection<StoredMessage>('messages').insertMany([k1, k2, gone, t1, t2].map((id) => message(id)));
+    await mongo.db.collection<StoredMessage>('messages').insertMany([k1, k2, gone, t1, t2].map((id) => message(id)));
     await store.appendDeliveries([
       { app: 'c', user: 'c1', m: k1, e: exp(), k: 'score' },
       { app: 'c', user: 'c1', m: k2, e: exp(), k: 'score' },
@@ -124,7 +118,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
   test('a small payload is kept with the delivery and read from it; a large one comes from messages', { timeout: 30_000 }, async () => {
     const [small, large] = [newId(), newId()];
     const big = 'x'.repeat(5000);
-    await db.collection<StoredMessage>('messages').insertMany([message(small, { payload: 'from-messages' }), message(large, { payload: big })]);
+    await mongo.db.collection<StoredMessage>('messages').insertMany([message(small, { payload: 'from-messages' }), message(large, { payload: big })]);
     await store.appendDeliveries([
       { app: 'i', user: 'i1', m: small, e: exp(), p: 'inline', c: 1234 },
       { app: 'i', user: 'i1', m: large, e: exp(), p: big, c: 1234 },
@@ -141,7 +135,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
 
   test('attempts: counted per device, a message at maxAttempts is parked for that device only', { timeout: 30_000 }, async () => {
     const m = newId();
-    await db.collection<StoredMessage>('messages').insertOne(message(m));
+    await mongo.db.collection<StoredMessage>('messages').insertOne(message(m));
     await store.appendDeliveries([{ app: 'p', user: 'p1', m, e: exp() }]);
     for (let attempt = 1; attempt <= 2; attempt++) {
       const [page] = await store.pendingFor([{ app: 'p', user: 'p1', device: 'd1', afterId: '', limit: 10 }], { maxAttempts: 2 });
@@ -159,7 +153,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
 
   test('attempts of two connections that read the same count both count (a closing connection writes late)', { timeout: 30_000 }, async () => {
     const m = newId();
-    await db.collection<StoredMessage>('messages').insertOne(message(m));
+    await mongo.db.collection<StoredMessage>('messages').insertOne(message(m));
     await store.appendDeliveries([{ app: 'q', user: 'q1', m, e: exp() }]);
     const read = async () => (await store.pendingFor([{ app: 'q', user: 'q1', device: 'd1', afterId: '', limit: 10 }], { maxAttempts: 5 }))[0]!;
     const [first, second] = [await read(), await read()];
@@ -172,17 +166,17 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
   test('store operations: one insert per slice of deliveries; a batch of resumes reads the broadcasts once per app', { timeout: 60_000 }, async () => {
     const ids = Array.from({ length: 2 }, () => newId());
     const broadcast = newId();
-    await db.collection<StoredMessage>('messages').insertMany([...ids, broadcast].map((id) => message(id)));
+    await mongo.db.collection<StoredMessage>('messages').insertMany([...ids, broadcast].map((id) => message(id)));
     await store.appendDeliveries([{ app: 'o', user: BROADCAST_INBOX, m: broadcast, e: exp() }]);
     const users = Array.from({ length: 100 }, (_, i) => `s${i}`);
     // Small payloads are kept with the deliveries (no message read on resume); the broadcast's is read from messages.
-    const slice = await countCommands(client, () =>
+    const slice = await countCommands(mongo.client, () =>
       store.appendDeliveries(users.flatMap((user) => ids.map((m) => ({ app: 'o', user, m, e: exp(), p: `p-${m}`, c: Date.now() })))),
     );
     assert.deepEqual(slice, { insert: 1 }, '200 deliveries, one insert');
     const reqs = users.map((user) => ({ app: 'o', user, device: 'phone', afterId: '', limit: 10 }));
     let pages: Awaited<ReturnType<DeliveryStore['pendingFor']>> = [];
-    const read = await countCommands(client, async () => (pages = await store.pendingFor(reqs, { maxAttempts: 3 })));
+    const read = await countCommands(mongo.client, async () => (pages = await store.pendingFor(reqs, { maxAttempts: 3 })));
     assert.ok(
       pages.every((p) => p.length === 2 + 1),
       'two own messages and the broadcast each',
@@ -196,10 +190,13 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
     const attempts = pages.flatMap((page, i) =>
       page.map((p) => ({ app: 'o', user: users[i]!, device: 'phone', id: p.id, conn: `c${i}`, attempt: 1, expiresAt: exp() })),
     );
-    assert.deepEqual(await countCommands(client, () => store.recordAttempts(attempts, 3)), { insert: 1 });
-    assert.deepEqual(await countCommands(client, () => store.ack(users.map((user) => ({ app: 'o', user, device: 'phone', ids, expiresAt: ids.map(exp) })))), {
-      insert: 1,
-    });
+    assert.deepEqual(await countCommands(mongo.client, () => store.recordAttempts(attempts, 3)), { insert: 1 });
+    assert.deepEqual(
+      await countCommands(mongo.client, () => store.ack(users.map((user) => ({ app: 'o', user, device: 'phone', ids, expiresAt: ids.map(exp) })))),
+      {
+        insert: 1,
+      },
+    );
     console.log(`store commands: 200 deliveries ${JSON.stringify(slice)}; 100 resumes ${JSON.stringify(read)}`);
   });
 
@@ -218,7 +215,7 @@ describe('delivery store: deliveries, acks and attempts as inserts', () => {
               'tsx',
               'test/support/deliveryWriter.ts',
               infra.mongoUrl,
-              db.databaseName,
+              mongo.db.databaseName,
               'a',
               'busy',
               'phone',

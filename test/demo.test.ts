@@ -3,12 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { createDemoServer } from '../demo/src/demoServer.js';
 import { loadConfig } from '../demo/src/config.js';
 import { groupKey } from '../store/routeTable.js';
 import { startStack, type TestStack } from './support/stack.js';
 import { ROOT } from './support/services.js';
+import { launchChromium } from './support/browser.js';
 import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 
@@ -25,18 +26,7 @@ describe('demo page in headless Chromium', () => {
     demo = await createDemoServer({ host: '127.0.0.1', port: 0, authUrl: s.auth.url, collectorUrl: s.collector.url, apiKey: s.apiKey });
     demoUrl = await demo.listen();
     redis = new Redis(infra.redisUrl, { keyPrefix: s.env.REDIS_KEY_PREFIX, lazyConnect: true });
-    browser = await chromium.launch({
-      executablePath: '/usr/bin/chromium',
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-      ],
-    });
+    browser = await launchChromium();
     mkdirSync(ARTIFACTS, { recursive: true });
   });
   after(async () => {

@@ -2,6 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { adminCall, connectClient, startStack, wsOf, type TestClient, type TestStack, receiveAndAck } from './support/stack.js';
 import { eventually } from './support/eventually.js';
+import { startSending } from './support/sender.js';
 
 describe('draining a pusher', () => {
   let s: TestStack;
@@ -31,16 +32,7 @@ describe('draining a pusher', () => {
       });
     for (const u of users) follow(u, await connectClient(wsOf(leaving.url), tokens.get(u)!));
 
-    const sent = new Map<string, string[]>(users.map((u) => [u, []]));
-    let sending = true;
-    const sender = (async () => {
-      for (let i = 0; sending && i < 3000; i++) {
-        const u = users[i % users.length]!;
-        const r = await s.send({ to: { users: [u] }, payload: { i } });
-        assert.equal(r.status, 202);
-        sent.get(u)!.push(r.body.id);
-      }
-    })();
+    const sender = startSending(s, users, 3000);
     await eventually(() => [...received.values()].some((ids) => ids.size > 0), { what: 'deliveries before the drain' });
     // The drain endpoint is on the node's admin listener (loopback), found in the status API; not on the public port.
     const publicDrain = await fetch(`${leaving.url}/v1/admin/drain`, { method: 'POST', headers: { authorization: 'Bearer operator-key' } });
@@ -53,20 +45,10 @@ describe('draining a pusher', () => {
     assert.equal(await leaving.stop('SIGTERM', 20_000), 0, 'the drained node exits cleanly');
     s.pushers.splice(s.pushers.indexOf(leaving), 1);
     await eventually(() => moved.size === users.length, { what: 'every client moved' });
-    const sentBefore = [...sent.values()].reduce((n, ids) => n + ids.length, 0);
-    await eventually(() => [...sent.values()].reduce((n, ids) => n + ids.length, 0) >= sentBefore + 20, { what: 'messages after the move' });
-    sending = false;
-    await sender;
-    await eventually(() => users.every((u) => sent.get(u)!.every((id) => received.get(u)!.has(id))), {
-      what: 'every message received',
-      timeoutMs: 30_000,
-    }).catch(() => undefined);
-    for (const u of users)
-      assert.deepEqual(
-        sent.get(u)!.filter((id) => !received.get(u)!.has(id)),
-        [],
-        `${u} missed messages`,
-      );
+    const sentBefore = sender.count();
+    await eventually(() => sender.count() >= sentBefore + 20, { what: 'messages after the move' });
+    await sender.stop();
+    await sender.assertReceived(received, { what: 'every message received', timeoutMs: 30_000 });
     const { nodes } = await s.token('someone', 'd');
     assert.deepEqual(nodes, [wsOf(staying.url)], 'the drained node is no longer handed out');
     await Promise.all([...moved.values()].map((c) => c.close()));

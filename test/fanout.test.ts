@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 
 /** Connects `n` clients (users prefix0..n-1), alternating over the stack's pushers, a bounded number at a time. */
@@ -94,13 +94,7 @@ describe('groups, broadcasts and tasks', () => {
     // Expiry is the thing under test here: wait past the 3 s TTL, then connect someone new.
     await new Promise((resolve) => setTimeout(resolve, Math.max(0, Date.parse(late.messages[0]!.sentAt) + 3200 - Date.now())));
     const tooLate = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('too-late', 'phone')).token);
-    const marker = await s.send({ to: { users: ['too-late'] }, payload: 'marker' });
-    await tooLate.waitFor(1);
-    assert.deepEqual(
-      tooLate.messages.map((m) => m.id),
-      [marker.body.id],
-      'an expired broadcast is not delivered',
-    );
+    await assertOnlyMarker(s, tooLate, 'too-late', { message: 'an expired broadcast is not delivered' });
     await tooLate.close();
   });
 
@@ -161,12 +155,7 @@ describe('groups, broadcasts and tasks', () => {
     await eventually(() => frameCount(clients, r.body.id) >= 1, { what: 'first deliveries' });
     assert.equal((await admin(s, `/v1/tasks/${r.body.taskId}/stop`, 'POST')).body.state, 'stopped');
     const late = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('after-stop', 'phone')).token);
-    const marker = await s.send({ to: { users: ['after-stop'] }, payload: 'marker' });
-    await late.waitFor(1);
-    assert.deepEqual(
-      late.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, late, 'after-stop');
     await Promise.all([...clients, late].map((c) => c.close()));
   });
 

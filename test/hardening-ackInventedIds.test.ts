@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
@@ -85,12 +85,7 @@ describe('hardening #5: acks of ids never delivered on the connection', () => {
     // Honoured: nothing alice acked comes back when she reconnects.
     await alice.close();
     const again = await connectClient(url, (await s.token('alice', 'phone')).token);
-    const marker = await s.send({ to: { users: ['alice'] }, payload: 'marker' });
-    await again.waitFor(1);
-    assert.deepEqual(
-      again.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, again, 'alice');
     await again.close();
   });
 });

@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { stack as infra } from './support/env.js';
-import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 
 const DAY = 86_400;
@@ -71,26 +71,14 @@ describe('broadcast tasks: a stop outlives its message, finished tasks let go of
     }
 
     const later = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('later', 'phone')).token);
-    const m1 = await s.send({ to: { users: ['later'] }, payload: 'marker 1' });
-    await later.waitFor(1);
-    assert.deepEqual(
-      later.messages.map((m) => m.id),
-      [m1.body.id],
-      'the stopped broadcast is not delivered on connect',
-    );
+    await assertOnlyMarker(s, later, 'later', { payload: 'marker 1', message: 'the stopped broadcast is not delivered on connect' });
     await later.close();
 
     // The hot state gone (Redis restarted without persistence, or it expired): the task
     // record in MongoDB still says stopped, and a device connecting now does not get it.
     await redis.del(`push:task:${r.body.taskId}`);
     const afterLoss = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('after-loss', 'phone')).token);
-    const m2 = await s.send({ to: { users: ['after-loss'] }, payload: 'marker 2' });
-    await afterLoss.waitFor(1);
-    assert.deepEqual(
-      afterLoss.messages.map((m) => m.id),
-      [m2.body.id],
-      'the stop survives the loss of its Redis copy',
-    );
+    await assertOnlyMarker(s, afterLoss, 'after-loss', { payload: 'marker 2', message: 'the stop survives the loss of its Redis copy' });
     await Promise.all([...clients, afterLoss].map((c) => c.close()));
   });
 

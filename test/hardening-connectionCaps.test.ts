@@ -1,31 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
-import { randomBytes } from 'node:crypto';
 import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
 import { startService } from './support/services.js';
-import { maskedFrame, rawWebSocket, serverFrames } from './support/rawWebSocket.js';
-
-/** A raw WebSocket handshake: the status, headers and body of a refusal (101 when accepted). */
-function handshake(url: string, token: string): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(`${url.replace(/^ws/, 'http')}?token=${encodeURIComponent(token)}`, {
-      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
-      timeout: 5000,
-    });
-    req.on('upgrade', (res, socket) => {
-      socket.destroy();
-      resolve({ status: res.statusCode ?? 101, headers: res.headers, body: undefined });
-    });
-    req.on('response', (res) => {
-      let text = '';
-      res.on('data', (d: Buffer) => (text += d.toString()));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
-    });
-    req.on('timeout', () => req.destroy(new Error('handshake timed out')));
-    req.on('error', reject);
-  });
-}
+import { handshake, maskedFrame, rawWebSocket, serverFrames } from './support/rawWebSocket.js';
 
 describe('hardening #10: connection caps and handshake rate', () => {
   let s: TestStack;

@@ -4,6 +4,7 @@ import net from 'node:net';
 import { readdirSync } from 'node:fs';
 import { connectClient, startStack, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';
+import type { RunningService } from './support/services.js';
 
 /** A WebSocket upgrade request written by hand (the token is whatever the test wants refused). */
 const upgradeRequest = (path: string) =>
@@ -53,6 +54,15 @@ function answerTo(port: number, target: string): Promise<string> {
 /** Open file descriptors of a process (Linux). */
 const openFds = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 
+/** The node still serves: a new client of `user` connects to it and gets the message `payload` sent to the user. */
+async function assertServes(s: TestStack, pusher: RunningService, user: string, payload: string): Promise<void> {
+  const c = await connectClient(wsOf(pusher.url), (await s.token(user, 'phone')).token);
+  const r = await s.send({ to: { users: [user] }, payload });
+  await c.waitFor(1);
+  assert.equal(c.messages[0]!.id, r.body.id);
+  await c.close();
+}
+
 describe('hardening: the pusher survives peers that abandon or hold a refused handshake', () => {
   let s: TestStack;
   before(async () => {
@@ -74,11 +84,7 @@ describe('hardening: the pusher survives peers that abandon or hold a refused ha
     assert.equal(pusher.proc.exitCode, null, `pusher exited:\n${pusher.output().slice(-2000)}`);
     assert.doesNotMatch(pusher.output(), /uncaught/);
     // Still serving: a normal client gets a message.
-    const c = await connectClient(wsOf(pusher.url), (await s.token('normal', 'phone')).token);
-    const r = await s.send({ to: { users: ['normal'] }, payload: 'still here' });
-    await c.waitFor(1);
-    assert.equal(c.messages[0]!.id, r.body.id);
-    await c.close();
+    await assertServes(s, pusher, 'normal', 'still here');
   });
 
   test('a request target that is no URL is 400 INVALID_REQUEST, not a 5xx and an error log', { timeout: 30_000 }, async () => {
@@ -163,11 +169,7 @@ describe('hardening: connections that never complete a handshake are bounded per
       clearInterval(drip);
     }
     // The node is fine: a normal client connects and gets a message.
-    const c = await connectClient(wsOf(pusher.url), (await s.token('after-slow', 'phone')).token);
-    const r = await s.send({ to: { users: ['after-slow'] }, payload: 'hi' });
-    await c.waitFor(1);
-    assert.equal(c.messages[0]!.id, r.body.id);
-    await c.close();
+    await assertServes(s, pusher, 'after-slow', 'hi');
   });
 
   test('one address holding PUSHER_MAX_CONNECTIONS_PER_ADDRESS connections gets the next one closed at once', { timeout: 60_000 }, async () => {
@@ -187,10 +189,6 @@ describe('hardening: connections that never complete a handshake are bounded per
     for (const c of held) c.socket.destroy();
     await Promise.all(held.map((c) => c.closed));
     // Once they are gone, the address connects again.
-    const c = await connectClient(wsOf(pusher.url), (await s.token('after-cap', 'phone')).token);
-    const r = await s.send({ to: { users: ['after-cap'] }, payload: 'hi' });
-    await c.waitFor(1);
-    assert.equal(c.messages[0]!.id, r.body.id);
-    await c.close();
+    await assertServes(s, pusher, 'after-cap', 'hi');
   });
 });

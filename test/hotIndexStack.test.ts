@@ -5,7 +5,7 @@ import { startPrivateRedis } from '../infra/stack.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { hotIndexKey, userKey } from '../store/keys.js';
 import { connectClient, wsOf, startStack, type TestClient, type TestStack } from './support/stack.js';
-import { submitCarefully } from './support/faultClients.js';
+import { submitNumbered } from './support/faultClients.js';
 import { eventually } from './support/eventually.js';
 
 /** Waits for `what`, bounded (30 s unless given). */
@@ -35,15 +35,9 @@ describe('delivery hot index in a stack', () => {
   test('resumes from the hot index, and a FLUSHALL while the device is away loses nothing', { timeout: 120_000 }, async () => {
     const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     const send = async (n: number) => {
-      const r = await submitCarefully(
-        `${s.collector.url}/v1/messages`,
-        s.apiKey,
-        { to: { users: ['ivy'] }, payload: { n }, persistent: true, idempotencyKey: `h-${n}` },
-        { deadlineMs: 30_000 },
-      );
-      assert.ok('id' in r, JSON.stringify(r));
-      await eventually(async () => (await store.deliveryIds(s.app, 'ivy')).includes(r.id), { what: `message ${n} stored`, timeoutMs: 30_000, intervalMs: 100 });
-      return r.id;
+      const id = await submitNumbered(s, 'ivy', n, 'h');
+      await eventually(async () => (await store.deliveryIds(s.app, 'ivy')).includes(id), { what: `message ${n} stored`, timeoutMs: 30_000, intervalMs: 100 });
+      return id;
     };
     const connect = async () => connectClient(wsOf(s.pushers[0]!.url), (await s.token('ivy', 'phone')).token);
     const index = hotIndexKey(userKey(s.app, 'ivy'));

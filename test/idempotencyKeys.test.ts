@@ -1,23 +1,13 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { MongoClient, type Db } from 'mongodb';
 import { createIdempotencyKeys } from '../store/idempotency.js';
-import { stack as infra, uniqueId } from './support/env.js';
+import { testDatabase } from './support/testDatabase.js';
 
 describe('idempotency keys', () => {
-  let client: MongoClient;
-  let db: Db;
-  before(async () => {
-    client = new MongoClient(infra.mongoUrl);
-    db = client.db(uniqueId('storeparts').replace(/[^A-Za-z0-9]/g, ''));
-  });
-  after(async () => {
-    await db.dropDatabase().catch(() => undefined);
-    await client.close();
-  });
+  const mongo = testDatabase('storeparts');
 
   test('claimMany: new keys claimed, a completed key is a duplicate with its message id, a pending one in progress', { timeout: 30_000 }, async () => {
-    const idem = createIdempotencyKeys(db);
+    const idem = createIdempotencyKeys(mongo.db);
     assert.deepEqual(await idem.claim('a', 'done', 'M1'), { state: 'claimed' });
     await idem.complete('a', 'done', 'M1', { msgId: 'M1b' });
     assert.deepEqual(await idem.claim('a', 'pending', 'M2'), { state: 'claimed' });
@@ -30,7 +20,7 @@ describe('idempotency keys', () => {
   });
 
   test('claims and completions of concurrent callers are batched; one key claimed at once twice: one claim, one in progress', { timeout: 30_000 }, async () => {
-    const idem = createIdempotencyKeys(db, { collection: 'idem_batched' });
+    const idem = createIdempotencyKeys(mongo.db, { collection: 'idem_batched' });
     const claims = await Promise.all([
       idem.claim('a', 'same', 'S1'),
       idem.claim('a', 'same', 'S2'),
@@ -60,7 +50,7 @@ describe('idempotency keys', () => {
   });
 
   test('an expired key is forgotten: claimed again and completed over its old completion; keepUntil outlives the window', { timeout: 30_000 }, async () => {
-    const idem = createIdempotencyKeys(db, { collection: 'idem_expiry', windowMs: 200 });
+    const idem = createIdempotencyKeys(mongo.db, { collection: 'idem_expiry', windowMs: 200 });
     assert.deepEqual(await idem.claim('a', 'k', 'E1'), { state: 'claimed' });
     assert.equal(await idem.complete('a', 'k', 'E1'), true);
     assert.deepEqual(await idem.claimMany([{ app: 'a', key: 'long', msgId: 'L1', keepUntil: new Date(Date.now() + 60_000) }]), [{ state: 'claimed' }]);

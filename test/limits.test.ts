@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, type TestStack } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestStack } from './support/stack.js';
 import { startService, type RunningService } from './support/services.js';
 import { eventually } from './support/eventually.js';
 
@@ -46,12 +46,7 @@ describe('ingestion limits, expiry and group grants', () => {
     // Expiry is what is being tested: wait until it has passed.
     await new Promise((resolve) => setTimeout(resolve, 1500));
     const c = await connectClient(s.pushers[0]!.url.replace('http', 'ws') + '/v1/ws', (await s.token('ttl', 'phone')).token);
-    const marker = await s.send({ to: { users: ['ttl'] }, payload: 'marker' });
-    await c.waitFor(1);
-    assert.deepEqual(
-      c.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, c, 'ttl');
     await c.close();
   });
 

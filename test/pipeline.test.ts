@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, type TestStack } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { pino } from 'pino';
 import { createKafka } from '../platform/kafka/kafka.js';
@@ -55,12 +55,7 @@ describe('core pipeline: HTTP to WebSocket', () => {
     await eventually(async () => (await store.deviceState(s.app, 'bob', 'laptop')).acked.length === 6, { what: 'acks stored' });
     await c1.close();
     const c2 = await connectClient(wsUrl, token);
-    const marker = await s.send({ to: { users: ['bob'] }, payload: { n: 'marker' } });
-    await c2.waitFor(1);
-    assert.deepEqual(
-      c2.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, c2, 'bob', { payload: { n: 'marker' } });
     await c2.close();
   });
 

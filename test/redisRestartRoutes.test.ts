@@ -2,7 +2,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startPrivateRedis } from '../infra/stack.js';
 import { connectClient, receiveAndAck, startStack, wsOf, type TestClient, type TestStack } from './support/stack.js';
-import { submitCarefully } from './support/faultClients.js';
+import { submitNumbered } from './support/faultClients.js';
 
 /**
  * Redis restarted without persistence loses every route and the node registry.
@@ -30,16 +30,7 @@ describe('a Redis restart under connected devices', () => {
     client = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('ruth', 'phone')).token);
     const got = new Set<string>();
     receiveAndAck(client, got);
-    const send = async (n: number) => {
-      const r = await submitCarefully(
-        `${s.collector.url}/v1/messages`,
-        s.apiKey,
-        { to: { users: ['ruth'] }, payload: { n }, persistent: true, idempotencyKey: `r-${n}` },
-        { deadlineMs: 30_000 },
-      );
-      assert.ok('id' in r, JSON.stringify(r));
-      return r.id;
-    };
+    const send = (n: number) => submitNumbered(s, 'ruth', n, 'r');
     const first = await send(0);
     await client.waitFor(1);
     assert.ok(got.has(first));

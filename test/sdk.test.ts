@@ -4,19 +4,17 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { build } from 'esbuild';
-import { SignJWT, generateKeyPair, importJWK } from 'jose';
-import { chromium } from 'playwright-core';
 import { WebSocket } from 'ws';
 import { PushClient, type MessageFrame, type PushClientOptions, type PushEvents } from '../sdk/src/index.js';
 import { backoffCap } from '../protocol/backoff.js';
 import { createKafkaPublisher, createPublisher } from '../publisher/src/index.js';
 import { SDK_BUNDLES } from '../sdk/build.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
+import { launchChromium } from './support/browser.js';
 import { eventually } from './support/eventually.js';
 import { stack as infra } from './support/env.js';
-import { startStack, type TestStack } from './support/stack.js';
-
-const wsOf = (httpUrl: string) => httpUrl.replace('http', 'ws') + '/v1/ws';
+import { expiredToken, forgedToken } from './support/tokens.js';
+import { startStack, wsOf, type TestStack } from './support/stack.js';
 
 /** A PushClient in Node with everything it emits recorded, and awaitable. */
 function sdkClient(opts: Omit<PushClientOptions, 'WebSocket'> & { WebSocket?: PushClientOptions['WebSocket'] }) {
@@ -174,14 +172,7 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
 
   test('a forged token or an expired one without getToken: AUTH_REFUSED, closed, no further attempts', { timeout: 30_000 }, async () => {
     const { nodes } = await s.token('sdk-mal', 'd');
-    const { privateKey } = await generateKeyPair('ES256');
-    const forged = await new SignJWT({ app: s.app, dev: 'd' })
-      .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
-      .setSubject('sdk-mal')
-      .setIssuer('push-auth')
-      .setAudience('push-pusher')
-      .setExpirationTime('1h')
-      .sign(privateKey);
+    const forged = await forgedToken(s, 'sdk-mal', 'd');
     for (const [token, code] of [
       [forged, 'TOKEN_INVALID'],
       [await expiredToken(s, 'sdk-mal', 'd'), 'TOKEN_EXPIRED'],
@@ -317,18 +308,7 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
           : res.writeHead(200, { 'content-type': 'text/html' }).end(PAGE),
       );
       await new Promise<void>((r) => site.listen(0, '127.0.0.1', r));
-      const browser = await chromium.launch({
-        executablePath: '/usr/bin/chromium',
-        args: [
-          '--no-sandbox',
-          '--disable-gpu',
-          '--disable-quic',
-          '--no-first-run',
-          '--disable-background-networking',
-          '--disable-component-update',
-          '--disable-sync',
-        ],
-      });
+      const browser = await launchChromium();
       try {
         const context = await browser.newContext();
         const tab = await context.newPage();
@@ -372,14 +352,7 @@ describe('browser SDK (in Node) and publisher against a real stack', () => {
         await tab.evaluate(() => (window as any).client.close());
 
         // A forged token: the browser sees only a failed open (1006); the session check tells it apart.
-        const { privateKey } = await generateKeyPair('ES256');
-        const forged = await new SignJWT({ app: s.app, dev: 'chrome' })
-          .setProtectedHeader({ alg: 'ES256', kid: 'forged' })
-          .setSubject('sdk-web')
-          .setIssuer('push-auth')
-          .setAudience('push-pusher')
-          .setExpirationTime('1h')
-          .sign(privateKey);
+        const forged = await forgedToken(s, 'sdk-web', 'chrome');
         const refusedTab = await context.newPage();
         await refusedTab.goto(`http://127.0.0.1:${(site.address() as AddressInfo).port}/`);
         await refusedTab.evaluate((opts) => (window as any).start(opts), { token: forged, nodes: (await s.token('sdk-web', 'chrome')).nodes });
@@ -413,18 +386,3 @@ const PAGE = `<!doctype html><meta charset="utf-8"><title>sdk</title><script src
     window.client = client;
   };
 </script>`;
-
-/** A token signed with auth's real current key, expired a minute ago. */
-async function expiredToken(s: TestStack, user: string, device: string): Promise<string> {
-  const stored = await s.mongo.db(s.env.MONGO_DB).collection('signing_keys').findOne({ retiredAt: null });
-  const key = await importJWK(stored!.privateJwk, 'ES256');
-  const now = Math.floor(Date.now() / 1000);
-  return new SignJWT({ app: s.app, dev: device })
-    .setProtectedHeader({ alg: 'ES256', kid: stored!._id as unknown as string })
-    .setSubject(user)
-    .setIssuer('push-auth')
-    .setAudience('push-pusher')
-    .setIssuedAt(now - 120)
-    .setExpirationTime(now - 60)
-    .sign(key);
-}

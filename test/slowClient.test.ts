@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, type TestStack } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 
@@ -51,20 +51,14 @@ describe('clients that misbehave are bounded', () => {
     const store = createDeliveryStore(s.mongo.db(s.env.MONGO_DB));
     await eventually(async () => (await store.deviceState(s.app, 'noack', 'phone')).tries[r.body.id] === 2, { what: 'message parked for the device' });
     const c = await connectClient(wsUrl, token);
-    const marker = await s.send({ to: { users: ['noack'] }, payload: 'marker' });
-    await c.waitFor(1);
-    assert.deepEqual(
-      c.messages.map((m) => m.id),
-      [marker.body.id],
-      'the parked message is not sent again',
-    );
+    const marker = await assertOnlyMarker(s, c, 'noack', { message: 'the parked message is not sent again' });
     await c.close();
     // Another device of the same user is unaffected by this device's parking.
     const other = await connectClient(wsUrl, (await s.token('noack', 'tablet')).token);
     await other.waitFor(2);
     assert.deepEqual(
       other.messages.map((m) => m.id),
-      [r.body.id, marker.body.id],
+      [r.body.id, marker],
     );
     await other.close();
   });

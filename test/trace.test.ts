@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
+import { assertOnlyMarker, connectClient, startStack, wsOf, type TestStack } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { runCli } from './support/cli.js';
 
@@ -97,12 +97,7 @@ describe('push trace', () => {
     assert.match(t.hops.at(-1).detail, /TTL passed while undelivered to carol/);
     // A device connecting now gets nothing, and the trace does not change.
     const c = await connectClient(wsOf(s.pushers[0]!.url), (await s.token('carol', 'phone')).token);
-    const marker = await s.send({ to: { users: ['carol'] }, payload: 'marker' });
-    await c.waitFor(1);
-    assert.deepEqual(
-      c.messages.map((m) => m.id),
-      [marker.body.id],
-    );
+    await assertOnlyMarker(s, c, 'carol');
     assert.equal((await trace(sent.body.id)).state, 'expired');
     await c.close();
   });

@@ -1,13 +1,12 @@
 import type { KafkaMessage } from 'kafkajs';
+import { deadLetter as sendToDlq, decodeOrDeadLetter, type DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
 import { submitBatch } from './submitBatch.js';
 import { isInfrastructureFailure, poisonOf } from './eventFailures.js';
 import { createEventPreparer, type EventsDeps, type Prepared, type Submittable } from './prepareEvents.js';
 
-/** Sends a record to push.dlq with its reason (rejects when the dead-letter write fails). */
-export type DeadLetter = (topic: string, partition: number, message: KafkaMessage, code: string, reason: string) => Promise<void>;
-
 /**
- * One part of a fetched batch at once: decode and validate every record, wait
+ * One part of a fetched batch at once: decode every record (the undecodable
+ * ones to push.dlq: platform/kafka/decodeOrDeadLetter.ts), validate the others, wait
  * for rate limits, then submit the records as one batch (submitBatch.ts: one
  * claim of their idempotency keys, one store write, a few publisher calls,
  * records with the same Kafka key kept in order). A key seen twice in the part
@@ -15,18 +14,28 @@ export type DeadLetter = (topic: string, partition: number, message: KafkaMessag
  * Resolves with the offsets handled; rejects with the first infrastructure
  * failure (carrying the offsets handled).
  */
-export function createPartHandler(deps: EventsDeps, reject: DeadLetter) {
+export function createPartHandler(deps: EventsDeps, sink: DeadLetterSink) {
   const { prepare, throttle } = createEventPreparer(deps);
-  return async (topic: string, partition: number, messages: KafkaMessage[], keepGoing: () => boolean, heartbeat: () => Promise<void>): Promise<Set<string>> => {
-    const done = new Set<string>();
+  /** Adds the offsets it handles to `done`; throws the first infrastructure failure. */
+  const handle = async (
+    done: Set<string>,
+    topic: string,
+    partition: number,
+    messages: KafkaMessage[],
+    keepGoing: () => boolean,
+    heartbeat: () => Promise<void>,
+  ): Promise<void> => {
+    // Undecodable records first (a dead letter that cannot be written is an infrastructure failure).
+    const events = await decodeOrDeadLetter(sink, 'BusinessEvent', topic, partition, messages);
+    for (const m of events.deadLettered) done.add(m.offset);
     const all: Prepared[] = [];
-    for (const m of messages) all.push(await prepare(partition, m));
+    for (const { message, record } of events.decoded) all.push(await prepare(partition, message, record));
     const prepared = all.slice(0, await throttle(all, keepGoing, heartbeat));
     let failure: unknown;
     /** Dead-letters a record; a dead-letter write that fails is an infrastructure failure. */
     const deadLetter = async (message: KafkaMessage, why: { code: string; reason: string }) => {
       try {
-        await reject(topic, partition, message, why.code, why.reason);
+        await sendToDlq(sink, { topic, partition, message }, why.code, why.reason);
         done.add(message.offset);
       } catch (err) {
         failure ??= err;
@@ -61,7 +70,16 @@ export function createPartHandler(deps: EventsDeps, reject: DeadLetter) {
         }),
       );
     }
-    if (failure !== undefined) throw Object.assign(failure as object, { handled: done });
+    if (failure !== undefined) throw failure;
+  };
+  return async (topic: string, partition: number, messages: KafkaMessage[], keepGoing: () => boolean, heartbeat: () => Promise<void>): Promise<Set<string>> => {
+    const done = new Set<string>();
+    try {
+      await handle(done, topic, partition, messages, keepGoing, heartbeat);
+    } catch (err) {
+      // The records handled before the failure (dead letters included) are not handled again by the retry.
+      throw Object.assign(err as object, { handled: done });
+    }
     return done;
   };
 }

@@ -5,7 +5,7 @@ import { brotliCompressSync, createGzip, deflateSync, gzipSync } from 'node:zlib
 import type { AddressInfo } from 'node:net';
 import type { Message } from 'kafkajs';
 import { Registry } from 'prom-client';
-import { DEFAULT_LIMITS, type App } from '../../store/apps.js';
+import { demoApp } from '../../test/support/apps.js';
 import { createLogger } from '../../platform/logger.js';
 import { PushError } from '../../platform/errors.js';
 import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
@@ -13,16 +13,7 @@ import { decodeRecord } from '../../schemas/registry.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
 import { createMessageHandler, type MessageRouteDeps } from './messageRoutes.js';
 
-const app: App = {
-  _id: 'demo',
-  name: 'demo',
-  apiKeyHashes: [],
-  allowedOrigins: ['*'],
-  deviceMode: 'coexist',
-  openGroups: true,
-  limits: { ...DEFAULT_LIMITS, maxPayloadBytes: 512 },
-  createdAt: new Date(),
-};
+const app = demoApp({ maxPayloadBytes: 512 });
 
 let server: http.Server;
 let url: string;
@@ -72,6 +63,18 @@ const post = async (body: string | Buffer, headers: Record<string, string> = {},
   return { status: res.status, headers: res.headers, body: text ? JSON.parse(text) : undefined };
 };
 
+/** A request by name, and the status, error code and message it must be refused with. */
+type Refusal = [name: string, send: () => ReturnType<typeof post>, status: number, code: string, message: RegExp];
+
+async function assertRefusals(cases: Refusal[]): Promise<void> {
+  for (const [name, send, status, code, message] of cases) {
+    const res = await send();
+    assert.equal(res.status, status, `${name}: ${JSON.stringify(res.body)}`);
+    assert.equal(res.body.error.code, code, name);
+    assert.match(res.body.error.message, message, name);
+  }
+}
+
 test('a submission is answered 202 with its id and published as one ingest record per user', async () => {
   published = [];
   const res = await post(JSON.stringify({ to: { users: ['alice', 'bob', 'alice'] }, payload: { n: 1 }, persistent: false }), {
@@ -93,7 +96,7 @@ test('a submission is answered 202 with its id and published as one ingest recor
 });
 
 test('each refusal has its documented status, code and message', async () => {
-  const cases: [string, () => ReturnType<typeof post>, number, string, RegExp][] = [
+  const cases: Refusal[] = [
     ['no key', () => post('{}', { authorization: '' }), 401, 'UNAUTHORIZED', /missing Authorization/],
     ['unknown key', () => post('{}', { authorization: 'Bearer nope' }), 401, 'UNAUTHORIZED', /unknown API key/],
     ['not JSON', () => post('hello', { 'content-type': 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE', /must be application\/json/],
@@ -103,12 +106,7 @@ test('each refusal has its documented status, code and message', async () => {
     ['body too large', () => post(JSON.stringify({ to: { users: ['u'] }, payload: 'x'.repeat(3000) })), 413, 'PAYLOAD_TOO_LARGE', /request body is too large/],
     ['payload too large', () => post(JSON.stringify({ to: { users: ['u'] }, payload: 'x'.repeat(600) })), 413, 'PAYLOAD_TOO_LARGE', /at most 512/],
   ];
-  for (const [name, send, status, code, message] of cases) {
-    const res = await send();
-    assert.equal(res.status, status, `${name}: ${JSON.stringify(res.body)}`);
-    assert.equal(res.body.error.code, code, name);
-    assert.match(res.body.error.message, message, name);
-  }
+  await assertRefusals(cases);
 });
 
 test('503 when the key cannot be checked or Kafka refuses, 429 when rate limited, each with Retry-After', async () => {
@@ -166,7 +164,7 @@ test('bodies under any accepted Content-Encoding and UTF charset, and the path w
 
 test('bodies that cannot be decoded are refused with their documented answers', async () => {
   const json = JSON.stringify({ to: { users: ['u'] }, payload: 1, persistent: false });
-  const cases: [string, () => ReturnType<typeof post>, number, string, RegExp][] = [
+  const cases: Refusal[] = [
     ['unknown encoding', () => post(json, { 'content-encoding': 'compress' }), 415, 'UNSUPPORTED_ENCODING', /unsupported content encoding "compress"/],
     ['other charset', () => post(json, { 'content-type': 'application/json; charset=latin1' }), 415, 'UNSUPPORTED_ENCODING', /unsupported charset "LATIN1"/],
     ['not gzip', () => post(json, { 'content-encoding': 'gzip' }), 400, 'INVALID_REQUEST', /could not be decoded with its Content-Encoding/],
@@ -186,12 +184,7 @@ test('bodies that cannot be decoded are refused with their documented answers', 
     ],
     ['invalid JSON in gzip', () => post(gzipSync('{"to":'), { 'content-encoding': 'gzip' }), 400, 'INVALID_JSON', /not valid JSON/],
   ];
-  for (const [name, send, status, code, message] of cases) {
-    const res = await send();
-    assert.equal(res.status, status, `${name}: ${JSON.stringify(res.body)}`);
-    assert.equal(res.body.error.code, code, name);
-    assert.match(res.body.error.message, message, name);
-  }
+  await assertRefusals(cases);
 });
 
 test('a gzip bomb is refused 413 without inflating it into memory', async () => {

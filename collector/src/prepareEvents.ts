@@ -3,7 +3,7 @@ import type { KafkaMessage } from 'kafkajs';
 import type { App, AppStore } from '../../store/apps.js';
 import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import { PushError } from '../../platform/errors.js';
-import { decodeRecord, schemaIdOf } from '../../schemas/registry.js';
+import { schemaIdOf } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import type { SubmitDeps } from './submitMessage.js';
 import { validateSubmission, type Submission } from './validateMessage.js';
@@ -63,16 +63,10 @@ export function createEventPreparer(deps: EventsDeps) {
   };
 
   /**
-   * Decodes, authenticates and validates a record: a submission, or the reason
+   * Authenticates and validates a decoded record: a submission, or the reason
    * it goes to dead letters. Throws only for an infrastructure failure.
    */
-  const prepare = async (partition: number, message: KafkaMessage): Promise<Prepared> => {
-    let ev: BusinessEvent;
-    try {
-      ev = decodeRecord('BusinessEvent', message.value, message.headers);
-    } catch (err) {
-      return { message, reject: poisonOf(err) };
-    }
+  const prepare = async (partition: number, message: KafkaMessage, ev: BusinessEvent): Promise<Prepared> => {
     let app: App | undefined;
     try {
       app = await deps.apps.get(ev.app);

@@ -1,8 +1,8 @@
 import type { CollectorConfig } from './config.js';
 import type { ServiceDeps } from '../../platform/lifecycle.js';
-import { createServiceClients } from '../../platform/serviceClients.js';
+import { createServiceClients, type ServiceClients } from '../../platform/serviceClients.js';
 import { createHttpService } from '../../platform/http/httpServer.js';
-import { createAppStore } from '../../store/apps.js';
+import { createAppStore, type AppStore } from '../../store/apps.js';
 import { batchMessages, createMessagesStore, type MessagesStore } from '../../store/messages.js';
 import { createIdempotencyKeys, type IdempotencyKeys } from '../../store/idempotency.js';
 import { createTaskStore } from '../../store/tasks.js';
@@ -20,18 +20,19 @@ import { createMessageHandler, messageRoutes } from './messageRoutes.js';
 import { createApiKeyLookup } from './apiKeyLookup.js';
 import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
-import { startEventsConsumer } from './eventsConsumer.js';
-import { exitWhenConsumerGivesUp } from '../../platform/kafka/exitWhenConsumerGivesUp.js';
+import { startEventsConsumer, type EventsDeps } from './eventsConsumer.js';
+import type { SubmitDeps } from './submitMessage.js';
+import type { FanoutLimits } from './checkFanout.js';
+import type { Redis } from 'ioredis';
 import { Gauge } from '../../platform/metrics.js';
 
 export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promise<void> {
-  const { config, logger, onClose } = deps;
+  const { config } = deps;
   const clients = createServiceClients('collector', deps, { kafka: true, redis: true, mongo: true });
-  const { registry, checks } = clients;
   const kafka = clients.kafka!;
   const redis = clients.redis!;
   const db = clients.mongo!.db;
-  const metrics = createCollectorMetrics(registry);
+  const metrics = createCollectorMetrics(clients.registry);
   const apps = createAppStore({ db });
   const store = createMessagesStore(db);
   const idempotency = createIdempotencyKeys(db, { windowMs: config.idempotencyWindowSeconds * 1000, isStored: (id) => store.isStored(id) });
@@ -39,59 +40,83 @@ export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promis
   await apps.ensureIndexes();
 
   const topics = topicNames(config.topicPrefix);
-  const publisher = await openPublisher(deps, kafka, topics, registry);
-  const fanout = { maxFanoutBytes: config.maxFanoutBytes, maxRecordBytes: config.kafkaMaxRequestBytes };
-
-  const marker = createPublishedMarker(store, logger);
-  onClose('published-marker', () => marker.close());
+  const publisher = await openPublisher(deps, kafka, topics, clients.registry);
   const tasks = createTaskStore({ db, redis });
   await tasks.ensureIndexes();
+  const submitDeps = openSubmissions(deps, { store, idempotency, tasks, publisher, metrics, ingestTopic: topics.ingest });
+  startOutbox(deps, { ...submitDeps, redis, dlqTopic: topics.dlq });
+  await consumeEvents(deps, kafka, topics, { ...submitDeps, apps, redis });
+  await serveHttp(deps, clients, { ...submitDeps, apps, redis });
+}
+
+/** What HTTP and push.events submissions share: the store, its batcher and published marker, idempotency keys, the publisher. */
+function openSubmissions(
+  { config, logger, onClose }: ServiceDeps<CollectorConfig>,
+  parts: Pick<SubmitDeps, 'idempotency' | 'tasks' | 'publisher' | 'metrics' | 'ingestTopic'> & { store: MessagesStore },
+): SubmitDeps & { store: MessagesStore; fanout: FanoutLimits } {
+  const { store, idempotency } = parts;
+  const fanout = { maxFanoutBytes: config.maxFanoutBytes, maxRecordBytes: config.kafkaMaxRequestBytes };
+  const marker = createPublishedMarker(store, logger);
+  onClose('published-marker', () => marker.close());
   // One insertMany (and one outbox entry) for the messages of concurrent submissions.
   const messages = batchMessages(store, { lingerMs: config.storeLingerMs, maxBatch: config.storeBatch });
   // Closed after the batcher (closers run in reverse): its last messages still complete their keys.
   onClose('idempotency-writer', () => idempotency.close());
   onClose('message-batcher', () => messages.close());
-  const submitDeps = { store, messages, idempotency, tasks, publisher, logger, metrics, markPublished: marker.mark, ingestTopic: topics.ingest, fanout };
+  return { ...parts, messages, logger, markPublished: marker.mark, fanout };
+}
 
+type Submissions = ReturnType<typeof openSubmissions>;
+
+function startOutbox({ config, onClose }: ServiceDeps<CollectorConfig>, s: Submissions & { redis: Redis; dlqTopic: string }): void {
   const outbox = startOutboxSweeper({
-    store,
-    publisher,
-    redis,
-    logger,
-    metrics,
-    ingestTopic: topics.ingest,
-    dlqTopic: topics.dlq,
-    fanout,
+    store: s.store,
+    publisher: s.publisher,
+    redis: s.redis,
+    logger: s.logger,
+    metrics: s.metrics,
+    ingestTopic: s.ingestTopic,
+    dlqTopic: s.dlqTopic,
+    fanout: s.fanout,
     intervalMs: config.outboxIntervalMs,
     batchSize: config.outboxBatch,
   });
   onClose('outbox', () => outbox.close());
+}
 
+/** push.events goes through the same submissions as HTTP (eventsConsumer.ts). */
+async function consumeEvents(
+  { config, logger, onClose }: ServiceDeps<CollectorConfig>,
+  kafka: Kafka,
+  topics: Topics,
+  { redis, ...s }: Submissions & { apps: AppStore; redis: Redis },
+): Promise<void> {
   if (config.mode === 'production' && !config.eventsRequireSignature)
     logger.warn('EVENTS_REQUIRE_SIGNATURE=false: push.events accepts unsigned records for apps without a signing secret');
-  const consumer = await startEventsConsumer(
-    kafka,
-    {
-      ...submitDeps,
-      apps,
-      dlq: publisher,
-      // The same Redis buckets as HTTP submissions, so an app's limit holds across both ways in.
-      limiter: createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting')),
-      options: {
-        requireSignature: config.eventsRequireSignature,
-        retries: config.eventsRetries,
-        retryBackoffMs: config.eventsRetryBackoffMs,
-        pauseMs: config.eventsPauseMs,
-      },
+  const events: EventsDeps = {
+    ...s,
+    dlq: s.publisher,
+    // The same Redis buckets as HTTP submissions, so an app's limit holds across both ways in.
+    limiter: createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting')),
+    options: {
+      requireSignature: config.eventsRequireSignature,
+      retries: config.eventsRetries,
+      retryBackoffMs: config.eventsRetryBackoffMs,
+      pauseMs: config.eventsPauseMs,
     },
-    topics,
-  );
-  onClose('events-consumer', () => consumer.disconnect());
-  exitWhenConsumerGivesUp(consumer, logger, 'events', onClose);
+  };
+  await startEventsConsumer(kafka, events, topics, onClose);
+}
 
+async function serveHttp(
+  { config, logger, onClose }: ServiceDeps<CollectorConfig>,
+  { registry, checks }: Pick<ServiceClients, 'registry' | 'checks'>,
+  { redis, ...s }: Submissions & { apps: AppStore; redis: Redis },
+): Promise<void> {
+  const { apps, tasks } = s;
   const http = createHttpService({ name: 'collector', host: config.host, port: config.port, logger, registry, checks });
   const limiter = createRateLimiter(redis, (err) => logger.warn({ err: err.message }, 'rate limiter unavailable; admitting'));
-  const messageDeps = { ...submitDeps, apps, apiKeys: createApiKeyLookup(apps), maxBodyBytes: config.maxBodyBytes, limiter, apiKeyAuth: config.apiKeyAuth };
+  const messageDeps = { ...s, apiKeys: createApiKeyLookup(apps), maxBodyBytes: config.maxBodyBytes, limiter, apiKeyAuth: config.apiKeyAuth };
   const submissions = createMessageHandler(messageDeps);
   http.app.use(messageRoutes(submissions.handler));
   // Submissions are answered ahead of express; every other request still goes to the express app.

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Message } from 'kafkajs';
 import { Registry } from 'prom-client';
-import { DEFAULT_LIMITS, type App } from '../../store/apps.js';
+import { demoApp } from '../../test/support/apps.js';
 import { createLogger } from '../../platform/logger.js';
 import { PushError } from '../../platform/errors.js';
 import { batchMessages, type StoredMessage } from '../../store/messages.js';
@@ -11,16 +11,7 @@ import { createCollectorMetrics } from './collectorMetrics.js';
 import { submitBatch, type BatchItem } from './submitBatch.js';
 import type { SubmitDeps } from './submitMessage.js';
 
-const app: App = {
-  _id: 'demo',
-  name: 'demo',
-  apiKeyHashes: [],
-  allowedOrigins: ['*'],
-  deviceMode: 'coexist',
-  openGroups: true,
-  limits: { ...DEFAULT_LIMITS },
-  createdAt: new Date(),
-};
+const app = demoApp();
 
 /** Fakes for the store, keys and publisher, counting the calls a batch makes. */
 function fakes(opts: { storeFails?: boolean; publishFails?: (keys: string[]) => Error | undefined; claim?: (key: string) => IdempotencyClaim } = {}) {

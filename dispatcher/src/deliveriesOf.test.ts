@@ -1,24 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { IngestRecord } from '../../schemas/types.js';
+import { ingestRecord as rec } from '../../test/support/ingestRecords.js';
 import { BROADCAST_INBOX } from '../../protocol/tokens.js';
 import { deliveriesOf } from './deliveriesOf.js';
-
-const rec = (id: string, over: Partial<IngestRecord> = {}): IngestRecord => ({
-  id,
-  app: 'a',
-  target: 'USER',
-  user: 'u1',
-  group: null,
-  payload: '{}',
-  persistent: true,
-  createdAt: 0,
-  expiresAt: 10_000,
-  collapseKey: null,
-  traceId: id,
-  taskId: null,
-  ...over,
-});
 
 test('persistent unicast and broadcasts become deliveries; transient, group and expired records do not', () => {
   const out = deliveriesOf(

@@ -3,25 +3,12 @@ import assert from 'node:assert/strict';
 import type { KafkaMessage, Message } from 'kafkajs';
 import { decodeRecord, encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
+import { ingestRecord } from '../../test/support/ingestRecords.js';
 import type { Route } from '../../store/routeTable.js';
 import type { Delivery } from '../../store/deliveries.js';
 import { dispatchSlice, type DispatchOutcome, type DispatchSliceDeps } from './dispatchSlice.js';
 
-const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({
-  id,
-  app: 'a',
-  target: 'USER',
-  user,
-  group: null,
-  payload: '{}',
-  persistent: true,
-  createdAt: 0,
-  expiresAt: 2000,
-  collapseKey: null,
-  traceId: `t-${id}`,
-  taskId: null,
-  ...opts,
-});
+const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}) => ingestRecord(id, { user, expiresAt: 2000, traceId: `t-${id}`, ...opts });
 
 const message = (r: IngestRecord, offset: number): KafkaMessage => {
   const { value, headers } = encodeRecord('IngestRecord', r);
@@ -31,7 +18,13 @@ const message = (r: IngestRecord, offset: number): KafkaMessage => {
 const route = (nodeId: string): Route => ({ device: 'd', connId: `c-${nodeId}`, nodeId, expiresAt: 10_000 });
 
 /** Fakes of Redis, the store and Kafka, recording what the slice did to them. */
-function fakes({ routes = {} as Record<string, string[]>, groups = {} as Record<string, string[]>, live = [] as string[], failPublish = false } = {}) {
+function fakes({
+  routes = {} as Record<string, string[]>,
+  groups = {} as Record<string, string[]>,
+  live = [] as string[],
+  failPublish = false,
+  failDeadLetters = false,
+} = {}) {
   const seen = {
     stored: [] as Delivery[],
     published: new Map<string, Message[]>(),
@@ -59,7 +52,24 @@ function fakes({ routes = {} as Record<string, string[]>, groups = {} as Record<
       seen.published.set(topic, [...(seen.published.get(topic) ?? []), ...messages]);
     },
     nodeTopic: (nodeId) => `push.node.${nodeId}`,
-    deadLetter: async (m, err) => void seen.deadLettered.push(`${m.offset}:${err.code}`),
+    deadLetters: {
+      publisher: {
+        publish: async (topic, messages) => {
+          if (failDeadLetters) throw new Error('dlq down');
+          for (const m of messages) {
+            const dl = decodeRecord('DeadLetter', m.value as Buffer, { [SCHEMA_HEADER]: m.headers![SCHEMA_HEADER] as string });
+            seen.deadLettered.push(`${topic} ${dl.offset}:${dl.errorCode}`);
+          }
+        },
+        queued: () => 0,
+        close: async () => undefined,
+      },
+      dlqTopic: 'push.dlq',
+      consumer: 'push-dispatcher',
+      count: () => undefined,
+      logger: { warn: () => undefined },
+      log: { message: 'undecodable ingest record', fields: ['partition', 'offset', 'code'] },
+    },
     trace: () => void seen.traced++,
     forwarded: (offset) => {
       seen.order.push('forwarded');
@@ -96,10 +106,19 @@ test('an undecodable record is dead-lettered; the rest of the slice is routed an
   const { deps, seen } = fakes({ routes: { u1: ['n1'] }, live: ['n1'] });
   const bad: KafkaMessage = { key: null, value: Buffer.from('not avro'), headers: {}, offset: '7', timestamp: '0', attributes: 0 };
   await dispatchSlice(deps, 'push.ingest', 0, [message(rec('m1', 'u1'), 6), bad]);
-  assert.deepEqual(seen.deadLettered, ['7:SCHEMA_HEADER_MISSING']);
+  assert.deepEqual(seen.deadLettered, ['push.dlq 7:SCHEMA_HEADER_MISSING']);
   assert.deepEqual(idsOn(seen.published.get('push.node.n1')), ['m1']);
   assert.deepEqual(seen.forwarded, ['7']);
   assert.equal(seen.counts.get('dead-lettered'), 1);
+});
+
+test('a dead letter that cannot be written fails the slice before anything is stored, forwarded or reported', async () => {
+  const { deps, seen } = fakes({ routes: { u1: ['n1'] }, live: ['n1'], failDeadLetters: true });
+  const bad: KafkaMessage = { key: null, value: Buffer.from('not avro'), headers: {}, offset: '7', timestamp: '0', attributes: 0 };
+  await assert.rejects(dispatchSlice(deps, 'push.ingest', 0, [message(rec('m1', 'u1'), 6), bad]), /dlq down/);
+  assert.deepEqual(seen.order, []);
+  assert.deepEqual(seen.forwarded, []);
+  assert.equal(seen.counts.get('dead-lettered'), undefined);
 });
 
 test('groups go to their nodes, broadcasts to every live node, and a task learns its fan-out', async () => {

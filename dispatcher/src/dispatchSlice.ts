@@ -1,7 +1,8 @@
 import type { KafkaMessage, Message } from 'kafkajs';
 import type { Route } from '../../store/routeTable.js';
 import type { Delivery } from '../../store/deliveries.js';
-import { decodeRecord, encodeRecord, latestSchemaId, RecordDecodeError, sameEncoding, SCHEMA_HEADER, schemaIdOf } from '../../schemas/registry.js';
+import { encodeRecord, latestSchemaId, sameEncoding, SCHEMA_HEADER, schemaIdOf } from '../../schemas/registry.js';
+import { decodeOrDeadLetter, type DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
 import type { IngestRecord } from '../../schemas/types.js';
 import { routeRecords, type RoutingResult } from './routeRecords.js';
 import { deliveriesOf } from './deliveriesOf.js';
@@ -25,8 +26,8 @@ export interface DispatchSliceDeps {
   recordTaskBoots(fanout: Map<string, string[]>): Promise<void>;
   publish(topic: string, messages: Message[]): Promise<void>;
   nodeTopic(nodeId: string): string;
-  /** An undecodable record goes to push.dlq (and is counted and logged by the caller). */
-  deadLetter(message: KafkaMessage, err: RecordDecodeError): Promise<void>;
+  /** Where undecodable records go, counted (push_dead_letters_total) and logged once. */
+  deadLetters: DeadLetterSink;
   trace(records: IngestRecord[], byNode: Map<string, IngestRecord[]>, now: number): void;
   /** Everything up to `offset` was forwarded: the offset may be resolved and committed. */
   forwarded(offset: string): void;
@@ -41,19 +42,15 @@ interface Decoded {
   bytesOf: Map<IngestRecord, Buffer>;
 }
 
-async function decodeSlice(deps: DispatchSliceDeps, messages: KafkaMessage[]): Promise<Decoded> {
+/** Decodes a slice; undecodable records go to push.dlq first (platform/kafka/decodeOrDeadLetter.ts). */
+async function decodeSlice(deps: DispatchSliceDeps, topic: string, partition: number, messages: KafkaMessage[]): Promise<Decoded> {
+  const { decoded, deadLettered } = await decodeOrDeadLetter(deps.deadLetters, 'IngestRecord', topic, partition, messages);
+  if (deadLettered.length > 0) deps.count('dead-lettered', deadLettered.length);
   const out: Decoded = { records: [], recordOf: new Map(), bytesOf: new Map() };
-  for (const message of messages) {
-    try {
-      const rec = decodeRecord('IngestRecord', message.value, message.headers);
-      out.records.push(rec);
-      out.recordOf.set(message, rec);
-      if (sameEncoding(schemaIdOf(message.headers)!, 'NodeDelivery')) out.bytesOf.set(rec, message.value!);
-    } catch (err) {
-      if (!(err instanceof RecordDecodeError)) throw err;
-      deps.count('dead-lettered', 1);
-      await deps.deadLetter(message, err);
-    }
+  for (const { message, record } of decoded) {
+    out.records.push(record);
+    out.recordOf.set(message, record);
+    if (sameEncoding(schemaIdOf(message.headers)!, 'NodeDelivery')) out.bytesOf.set(record, message.value!);
   }
   return out;
 }
@@ -113,7 +110,7 @@ async function forward(deps: DispatchSliceDeps, result: RoutingResult, bytesOf: 
  */
 export async function dispatchSlice(deps: DispatchSliceDeps, topic: string, partition: number, messages: KafkaMessage[]): Promise<void> {
   const now = deps.now ?? Date.now;
-  const { records, recordOf, bytesOf } = await decodeSlice(deps, messages);
+  const { records, recordOf, bytesOf } = await decodeSlice(deps, topic, partition, messages);
   const seen = await deps.guard.seenBefore(topic, partition, messages, recordOf);
   const notAgain = seen.size > 0 ? await deps.guard.notAgain(seen) : new Set<IngestRecord>();
   // Stored first, then routed: see deliveriesOf. One call for the whole slice.

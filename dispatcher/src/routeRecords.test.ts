@@ -2,22 +2,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { routeRecords } from './routeRecords.js';
 import type { IngestRecord } from '../../schemas/types.js';
+import { ingestRecord } from '../../test/support/ingestRecords.js';
 
-const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({
-  id,
-  app: 'a',
-  target: 'USER',
-  user,
-  group: null,
-  payload: '{}',
-  persistent: true,
-  createdAt: 0,
-  expiresAt: 2000,
-  collapseKey: null,
-  traceId: id,
-  taskId: null,
-  ...opts,
-});
+const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}) => ingestRecord(id, { user, expiresAt: 2000, ...opts });
 
 test('records go to every node of their recipients, once per node, in order', () => {
   const nodes: Record<string, string[]> = { u1: ['n1', 'n2', 'n1'], u2: ['n2'] };

@@ -5,10 +5,9 @@ import { createServiceClients } from '../../platform/serviceClients.js';
 import { createHttpService } from '../../platform/http/httpServer.js';
 import { createBatchPublisher, type BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import { commitThrough, createProducer, disconnectWithin, ensureTopics } from '../../platform/kafka/kafka.js';
-import { topicNames } from '../../protocol/topics.js';
+import { topicNames, type Topics } from '../../protocol/topics.js';
 import { groupNodes, lookupRoutes } from '../../store/routeTable.js';
 import { liveNodeIds } from '../../store/nodeRegistry.js';
-import { sendToDeadLetters } from '../../platform/kafka/deadLetter.js';
 import { Counter, Gauge, Histogram, type Registry } from '../../platform/metrics.js';
 import { createForwardedCommits } from './forwardedCommits.js';
 import { createDeliveryStore, type DeliveryStore } from '../../store/deliveryStore.js';
@@ -16,12 +15,12 @@ import type { Db } from 'mongodb';
 import type { Redis } from 'ioredis';
 import type { Logger } from '../../platform/logger.js';
 import { createTaskStore } from '../../store/tasks.js';
-import { exitWhenConsumerGivesUp } from '../../platform/kafka/exitWhenConsumerGivesUp.js';
+import { runConsumer } from '../../platform/kafka/runConsumer.js';
 import { recordTaskBoots } from '../../store/taskBoots.js';
 import { createTraceWriter } from '../../store/traceRecords.js';
 import { createDispatchTracer } from './traceDispatch.js';
 import { dispatchSlice, type DispatchSliceDeps } from './dispatchSlice.js';
-import { createReplayGuard } from './replayGuard.js';
+import { createReplayGuard, type ReplayGuard } from './replayGuard.js';
 
 export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Promise<void> {
   const { config, logger, onClose } = deps;
@@ -33,14 +32,7 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
   const store = await openDeliveryStore(clients.mongo!.db, redis, logger, onClose);
   const tasks = createTaskStore({ db: clients.mongo!.db, redis });
   const guard = createReplayGuard({ redis, store });
-  const routed = new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] });
-  const batchSeconds = new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] });
-  const deadLetters = new Counter({
-    name: 'push_dead_letters_total',
-    help: 'Records sent to push.dlq, by reason',
-    labelNames: ['code'],
-    registers: [registry],
-  });
+  const metrics = createDispatcherMetrics(registry);
   const trace = createTraceWriter({ redis, ttlSeconds: config.traceTtlSeconds, onError: (err) => logger.warn({ err: err.message }, 'trace write failed') });
   onClose('trace', () => trace.close());
 
@@ -49,7 +41,79 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     { topic: topics.dlq, numPartitions: 1 },
   ]);
   const publisher = await openPublisher(kafka, registry, onClose);
-  const consumer = ingestConsumer(kafka, topics.groups.dispatcher, config.sessionTimeoutMs);
+  const routing = routingDeps(deps, { redis, store, tasks, guard, trace, publisher, topics, metrics });
+  await consumeIngest(deps, kafka, topics.ingest, topics.groups.dispatcher, { routing, guard, metrics });
+
+  // Health, readiness and metrics only: the operator API and dashboard are the admin service's (admin/).
+  const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
+  const addr = await http.listen();
+  onClose('http', () => http.close());
+  logger.info({ url: `http://${addr.host}:${addr.port}` }, 'dispatcher listening');
+}
+
+function createDispatcherMetrics(registry: Registry) {
+  return {
+    routed: new Counter({ name: 'push_dispatched_total', help: 'Ingest records by routing outcome', labelNames: ['outcome'], registers: [registry] }),
+    batchSeconds: new Histogram({ name: 'push_dispatch_batch_seconds', help: 'Time to route and forward one fetched batch', registers: [registry] }),
+    deadLetters: new Counter({
+      name: 'push_dead_letters_total',
+      help: 'Records sent to push.dlq, by reason',
+      labelNames: ['code'],
+      registers: [registry],
+    }),
+  };
+}
+
+type DispatcherMetrics = ReturnType<typeof createDispatcherMetrics>;
+type RoutingDeps = Omit<DispatchSliceDeps, 'forwarded'>;
+
+/** What routing a slice uses, bound to this service's Redis, store, publisher and metrics. */
+function routingDeps(
+  { config, logger }: ServiceDeps<DispatcherConfig>,
+  c: {
+    redis: Redis;
+    store: DeliveryStore;
+    tasks: ReturnType<typeof createTaskStore>;
+    guard: ReplayGuard;
+    trace: ReturnType<typeof createTraceWriter>;
+    publisher: BatchPublisher;
+    topics: Topics;
+    metrics: DispatcherMetrics;
+  },
+): RoutingDeps {
+  const { redis, tasks, publisher, topics } = c;
+  return {
+    guard: c.guard,
+    appendDeliveries: (deliveries) => c.store.appendDeliveries(deliveries),
+    lookupRoutes: (users) => lookupRoutes(redis, users),
+    groupNodes: (app, group) => groupNodes(redis, app, group),
+    liveNodes: createLiveNodes(redis, config.nodeCacheMs),
+    recordFanout: (taskId, nodes) => tasks.recordFanout(taskId, nodes),
+    recordTaskBoots: (fanout) => recordTaskBoots(redis, fanout).catch((err: Error) => logger.debug({ err: err.message }, 'task boots not recorded')),
+    publish: (to, records) => publisher.publish(to, records),
+    nodeTopic: (nodeId) => topics.node(nodeId),
+    deadLetters: {
+      publisher,
+      dlqTopic: topics.dlq,
+      consumer: topics.groups.dispatcher,
+      count: (code) => c.metrics.deadLetters.inc({ code }),
+      logger,
+      log: { message: 'undecodable ingest record', fields: ['partition', 'offset', 'code'] },
+    },
+    trace: createDispatchTracer({ trace: c.trace, logger }),
+    count: (outcome, n) => c.metrics.routed.inc({ outcome }, n),
+  };
+}
+
+/** Joins the dispatcher group on push.ingest and routes what it fetches, slice by slice. */
+async function consumeIngest(
+  { config, logger, onClose }: ServiceDeps<DispatcherConfig>,
+  kafka: Kafka,
+  topic: string,
+  groupId: string,
+  { routing, guard, metrics }: { routing: RoutingDeps; guard: ReplayGuard; metrics: DispatcherMetrics },
+): Promise<void> {
+  const consumer = ingestConsumer(kafka, groupId, config.sessionTimeoutMs);
   // What a partition has forwarded is recorded (the replay guard's high-water mark, then the
   // group offset) off the slice's path: the next slice need not wait for two more round trips.
   // One record-then-commit at a time per partition, always of the latest forwarded offset.
@@ -60,56 +124,35 @@ export async function startDispatcher(deps: ServiceDeps<DispatcherConfig>): Prom
     },
     onError: (err) => logger.warn({ err: err.message }, 'could not commit forwarded offsets; the next slice commits past them'),
   });
-
   const handleSlice: SliceHandler = async (topic, partition, messages, resolveOffset) => {
-    const end = batchSeconds.startTimer();
-    await dispatchSlice(sliceDeps(topic, partition, resolveOffset), topic, partition, messages);
-    end();
-  };
-  const sliceDeps = (topic: string, partition: number, resolveOffset: (offset: string) => void): DispatchSliceDeps => ({
-    ...routing,
-    deadLetter: async (message, err) => {
-      logger.warn({ partition, offset: message.offset, code: err.code }, 'undecodable ingest record');
-      deadLetters.inc({ code: err.code });
-      await sendToDeadLetters(publisher, { topic, partition, message }, err.code, err.message, topics.groups.dispatcher, topics.dlq);
-    },
-    forwarded: (offset) => {
+    const end = metrics.batchSeconds.startTimer();
+    const forwarded = (offset: string) => {
       resolveOffset(offset);
       commits.done(topic, partition, offset);
+    };
+    await dispatchSlice({ ...routing, forwarded }, topic, partition, messages);
+    end();
+  };
+  await runConsumer({
+    consumer,
+    name: 'ingest',
+    logger,
+    onClose,
+    topic,
+    fromBeginning: true,
+    leave: {
+      name: 'consumer',
+      close: () => disconnectWithin(consumer, 3000, () => logger.warn('the consumer did not leave its group within 3 s; its session will expire')),
+    },
+    // Runs before the consumer leaves: forwarded offsets land first.
+    beforeLeaving: [{ name: 'commits', close: () => commits.settle() }],
+    run: {
+      autoCommit: false,
+      eachBatchAutoResolve: false,
+      partitionsConsumedConcurrently: config.concurrency,
+      eachBatch: sliced(config.sliceSize, handleSlice),
     },
   });
-  const routing: Omit<DispatchSliceDeps, 'deadLetter' | 'forwarded'> = {
-    guard,
-    appendDeliveries: (deliveries) => store.appendDeliveries(deliveries),
-    lookupRoutes: (users) => lookupRoutes(redis, users),
-    groupNodes: (app, group) => groupNodes(redis, app, group),
-    liveNodes: createLiveNodes(redis, config.nodeCacheMs),
-    recordFanout: (taskId, nodes) => tasks.recordFanout(taskId, nodes),
-    recordTaskBoots: (fanout) => recordTaskBoots(redis, fanout).catch((err: Error) => logger.debug({ err: err.message }, 'task boots not recorded')),
-    publish: (to, records) => publisher.publish(to, records),
-    nodeTopic: (nodeId) => topics.node(nodeId),
-    trace: createDispatchTracer({ trace, logger }),
-    count: (outcome, n) => routed.inc({ outcome }, n),
-  };
-
-  await consumer.connect();
-  onClose('consumer', () => disconnectWithin(consumer, 3000, () => logger.warn('the consumer did not leave its group within 3 s; its session will expire')));
-  // Runs before the consumer leaves (handlers run last registered first): forwarded offsets land first.
-  onClose('commits', () => commits.settle());
-  exitWhenConsumerGivesUp(consumer, logger, 'ingest', onClose);
-  await consumer.subscribe({ topic: topics.ingest, fromBeginning: true });
-  await consumer.run({
-    autoCommit: false,
-    eachBatchAutoResolve: false,
-    partitionsConsumedConcurrently: config.concurrency,
-    eachBatch: sliced(config.sliceSize, handleSlice),
-  });
-
-  // Health, readiness and metrics only: the operator API and dashboard are the admin service's (admin/).
-  const http = createHttpService({ name: 'dispatcher', host: config.host, port: config.port, logger, registry, checks });
-  const addr = await http.listen();
-  onClose('http', () => http.close());
-  logger.info({ url: `http://${addr.host}:${addr.port}` }, 'dispatcher listening');
 }
 
 async function openPublisher(kafka: Kafka, registry: Registry, onClose: ServiceDeps<unknown>['onClose']): Promise<BatchPublisher> {

@@ -5,22 +5,9 @@ import { createDispatchTracer } from './traceDispatch.js';
 import type { TraceWriter } from '../../store/traceRecords.js';
 import { traceEntry } from '../../store/traceFacts.js';
 import type { IngestRecord } from '../../schemas/types.js';
+import { ingestRecord } from '../../test/support/ingestRecords.js';
 
-const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({
-  id,
-  app: 'a',
-  target: 'USER',
-  user,
-  group: null,
-  payload: '{}',
-  persistent: true,
-  createdAt: 0,
-  expiresAt: 2000,
-  collapseKey: null,
-  traceId: `t-${id}`,
-  taskId: null,
-  ...opts,
-});
+const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}) => ingestRecord(id, { user, expiresAt: 2000, traceId: `t-${id}`, ...opts });
 
 function fakeWriter() {
   const ops: { op: string; id: string; field: string; value: string | number }[] = [];

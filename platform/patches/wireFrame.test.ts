@@ -1,19 +1,11 @@
-import { after, before, test } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
 import { installedVersion } from './versionGuard.js';
 import { rawWriteEnabled, socketOf, wireFrame, writeFrame, WS_RAW_WRITE } from './wireFrame.js';
+import { wsLoopback } from '../../test/support/wsLoopback.js';
 
-let wss: WebSocketServer;
-let url: string;
-before(async () => {
-  wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
-  await once(wss, 'listening');
-  url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
-});
-after(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+const loopback = wsLoopback();
 
 test('the installed ws is the version the raw write was written for, and the raw write is on', () => {
   assert.ok(WS_RAW_WRITE.versions.includes(installedVersion('ws') as '8.23.0'), `ws ${installedVersion('ws')}`);
@@ -21,10 +13,7 @@ test('the installed ws is the version the raw write was written for, and the raw
 });
 
 test('frames of each header size arrive as the same text, written to the socket as built', async () => {
-  const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
-  const client = new WebSocket(url);
-  await once(client, 'open');
-  const [server] = await accepted;
+  const { client, server } = await loopback.connect();
   // The private fields the raw write reads, with the types it expects.
   const internals = server as unknown as { _sender: { _state: unknown; _queue: unknown } };
   assert.equal(internals._sender._state, 0);

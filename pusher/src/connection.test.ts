@@ -1,10 +1,9 @@
-import { after, before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import type { AddressInfo } from 'node:net';
-import { WebSocket, WebSocketServer } from 'ws';
 import { Connection, type ConnectionLimits } from './connection.js';
 import { socketOf, wireFrame } from '../../platform/patches/wireFrame.js';
+import { wsLoopback } from '../../test/support/wsLoopback.js';
 
 const limits = (coalesce: boolean): ConnectionLimits => ({
   maxBufferedBytes: 1 << 20,
@@ -18,25 +17,15 @@ const limits = (coalesce: boolean): ConnectionLimits => ({
 
 /** A real ws server and client pair; the server side is wrapped in a Connection whose socket writes are counted. */
 describe('connection writes', { timeout: 20_000 }, () => {
-  let wss: WebSocketServer;
-  let url: string;
-  before(async () => {
-    wss = new WebSocketServer({ port: 0, host: '127.0.0.1', perMessageDeflate: false });
-    await once(wss, 'listening');
-    url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}`;
-  });
-  after(() => new Promise<void>((resolve) => wss.close(() => resolve())));
+  const loopback = wsLoopback();
 
   async function pair(coalesce: boolean) {
-    const accepted = once(wss, 'connection') as Promise<[WebSocket]>;
-    const client = new WebSocket(url);
+    const { client, server: ws } = await loopback.connect();
     const received: string[] = [];
     client.on('message', (data, isBinary) => {
       assert.equal(isBinary, false, 'every message is a text frame');
       received.push(String(data));
     });
-    await once(client, 'open');
-    const [ws] = await accepted;
     const conn = new Connection(ws, 'c1', 'app', 'u1', 'd1', 'open', limits(coalesce));
     conn.finishResume();
     // Count what reaches the socket's write path: one call is one write to the kernel.

@@ -3,9 +3,8 @@ import type { Logger } from '../../platform/logger.js';
 import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import type { ServiceDeps } from '../../platform/lifecycle.js';
 import { withTimeout } from '../../platform/errors.js';
-import { sendToDeadLetters } from '../../platform/kafka/deadLetter.js';
-import { exitWhenConsumerGivesUp } from '../../platform/kafka/exitWhenConsumerGivesUp.js';
-import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
+import { decodeOrDeadLetter, type DeadLetterSink } from '../../platform/kafka/decodeOrDeadLetter.js';
+import { runConsumer } from '../../platform/kafka/runConsumer.js';
 import type { NodeDelivery } from '../../schemas/types.js';
 
 export interface NodeConsumerDeps {
@@ -34,24 +33,30 @@ export async function startNodeConsumer(deps: NodeConsumerDeps): Promise<void> {
   const { kafka, logger, onClose, groupId, topic } = deps;
   await skipToEnd(kafka, groupId, topic).catch((err: Error) => logger.warn({ err: err.message }, 'could not move the node group to the end of its topic'));
   const consumer = kafka.consumer({ groupId, sessionTimeout: deps.sessionTimeoutMs ?? 10_000, heartbeatInterval: 2000, maxBytesPerPartition: 1 << 20 });
-  await consumer.connect();
-  onClose('consumer', () => consumer.disconnect());
-  exitWhenConsumerGivesUp(consumer, logger, 'node', onClose);
   const joined = new Promise<void>((resolve) => consumer.on(consumer.events.GROUP_JOIN, () => resolve()));
-  await consumer.subscribe({ topic, fromBeginning: false });
-  await consumer.run({
-    eachBatch: async ({ batch, heartbeat }) => {
-      for (const message of batch.messages) {
-        try {
-          deps.deliver(decodeRecord('NodeDelivery', message.value, message.headers));
-        } catch (err) {
-          if (!(err instanceof RecordDecodeError)) throw err;
-          logger.warn({ offset: message.offset, code: err.code }, 'undecodable node record sent to dead letters');
-          deps.onDeadLetter(err.code);
-          await sendToDeadLetters(deps.dlq, { topic: batch.topic, partition: batch.partition, message }, err.code, err.message, groupId, deps.dlqTopic);
-        }
-      }
-      await heartbeat();
+  const sink: DeadLetterSink = {
+    publisher: deps.dlq,
+    dlqTopic: deps.dlqTopic,
+    consumer: groupId,
+    count: deps.onDeadLetter,
+    logger,
+    log: { message: 'undecodable node record sent to dead letters', fields: ['offset', 'code'] },
+  };
+  await runConsumer({
+    consumer,
+    name: 'node',
+    logger,
+    onClose,
+    topic,
+    fromBeginning: false,
+    run: {
+      eachBatch: async ({ batch, heartbeat }) => {
+        // Undecodable records are in push.dlq before any record is delivered: a dead letter that
+        // cannot be written fails the batch, which is fetched again, with nothing delivered twice.
+        const { decoded } = await decodeOrDeadLetter(sink, 'NodeDelivery', batch.topic, batch.partition, batch.messages);
+        for (const { record } of decoded) deps.deliver(record);
+        await heartbeat();
+      },
     },
   });
   await withTimeout(joined, 60_000, 'joining the node consumer group');

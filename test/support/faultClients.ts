@@ -1,4 +1,6 @@
+import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
+import type { TestStack } from './stack.js';
 
 /**
  * A device like the SDK's: reconnects whenever its connection drops (a pusher
@@ -122,4 +124,20 @@ export async function submitCarefully(
     await new Promise((r) => setTimeout(r, retryMs));
   }
   return { error: `gave up: ${last}`, attempts };
+}
+
+/**
+ * The persistent message `{ n }` to `user`, submitted carefully to the stack's
+ * collector (idempotency key `<keyPrefix>-<n>`, 30 s deadline); fails the test
+ * unless it is accepted, and returns its id.
+ */
+export async function submitNumbered(s: TestStack, user: string, n: number, keyPrefix: string): Promise<string> {
+  const r = await submitCarefully(
+    `${s.collector.url}/v1/messages`,
+    s.apiKey,
+    { to: { users: [user] }, payload: { n }, persistent: true, idempotencyKey: `${keyPrefix}-${n}` },
+    { deadlineMs: 30_000 },
+  );
+  assert.ok('id' in r, JSON.stringify(r));
+  return r.id;
 }

@@ -1,3 +1,4 @@
+import http from 'node:http';
 import net from 'node:net';
 import { randomBytes } from 'node:crypto';
 
@@ -58,4 +59,28 @@ export function serverFrames(bytes: Buffer): { opcode: number; payload: Buffer }
     i = at + len;
   }
   return out;
+}
+
+/**
+ * A WebSocket handshake over plain HTTP, closed as soon as it is answered: the
+ * status, headers and JSON body of a refusal, or 101 when accepted.
+ */
+export function handshake(url: string, token: string, timeoutMs = 5000): Promise<{ status: number; headers: http.IncomingHttpHeaders; body: any }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(`${url.replace(/^ws/, 'http')}?token=${encodeURIComponent(token)}`, {
+      headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': randomBytes(16).toString('base64') },
+      timeout: timeoutMs,
+    });
+    req.on('upgrade', (res, socket) => {
+      socket.destroy();
+      resolve({ status: res.statusCode ?? 101, headers: res.headers, body: undefined });
+    });
+    req.on('response', (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => (text += d.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: text ? JSON.parse(text) : undefined }));
+    });
+    req.on('timeout', () => req.destroy(new Error('handshake timed out')));
+    req.on('error', reject);
+  });
 }

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { WebSocket } from 'ws';
 import { MongoClient } from 'mongodb';
 import { createAppStore, type AppLimits, type DeviceMode } from '../../store/apps.js';
@@ -159,6 +160,23 @@ export function receiveAndAck(c: TestClient, into: Set<string>, onFrame: (frame:
     if (f.type === 'message') c.ack([f.id]);
     onFrame(f);
   });
+}
+
+/**
+ * How a test shows that `c` was not sent something: it sends `user` a marker
+ * message (payload `"marker"` unless given), waits for `c` to receive one
+ * message, and asserts that it is the marker and nothing else. Returns the
+ * marker's id.
+ */
+export async function assertOnlyMarker(s: TestStack, c: TestClient, user: string, opts: { payload?: unknown; message?: string } = {}): Promise<string> {
+  const marker = await s.send({ to: { users: [user] }, payload: opts.payload ?? 'marker' });
+  await c.waitFor(1);
+  assert.deepEqual(
+    c.messages.map((m) => m.id),
+    [marker.body.id],
+    opts.message,
+  );
+  return marker.body.id;
 }
 
 /** A plain `ws` client that records every frame. */
