@@ -193,16 +193,16 @@ export function createSocketServer(server: http.Server, deps: SocketServerDeps) 
       // user's other connections go out with those of other connections opening now.
       const failed = await writes.add(conn, deviceMode === 'single');
       if (failed.has(conn)) throw new Error('route not written');
-      await resume(conn);
+      await resumer.resume(conn);
     } catch (err) {
       logger.warn({ err: (err as Error).message, app, user, device }, 'resume failed; closing');
       conn.close(CLOSE.SERVER_ERROR, 'could not load undelivered messages');
     }
   };
 
-  const { resume, catchUp } = createResumer(deps);
+  const resumer = createResumer(deps);
 
-  const routeKeeper = startRouteKeeper({ config, logger, redis, table, owner, registerNode: deps.registerNode, catchUp: () => catchUp(table.all()) });
+  const routeKeeper = startRouteKeeper({ config, logger, redis, table, owner, registerNode: deps.registerNode, catchUp: () => resumer.catchUp(table.all()) });
 
   const deliveryDeps = { ...deps, table };
 
