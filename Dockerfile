@@ -4,7 +4,7 @@ WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm ci --omit=dev --ignore-scripts
 COPY tsconfig.json ./
-COPY common ./common
+COPY api ./api
 COPY platform ./platform
 COPY store ./store
 COPY protocol ./protocol

@@ -18,7 +18,7 @@ import { infraDown, infraUp } from '../infra/stack.js';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SEARCH = [
-  'common',
+  'api',
   'platform',
   'protocol',
   'store',

@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import { duplicateIndexes } from '../common/src/mongo.js';
+import { duplicateIndexes } from '../platform/mongo.js';
 import { userKey } from './keys.js';
 import type { Limiter } from '../platform/concurrency.js';
 import type { HotIndex, HotRead, HotRecord } from './hotIndex.js';

@@ -1,7 +1,7 @@
 import type { Collection, Db } from 'mongodb';
 import type { StoredMessage } from './messages.js';
 import { BROADCAST_INBOX } from '../protocol/tokens.js';
-import { ensureExpiryIndex } from '../common/src/mongo.js';
+import { ensureExpiryIndex } from '../platform/mongo.js';
 import {
   compactItems,
   createDeliveries,

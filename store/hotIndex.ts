@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 import { HOT_SENTINEL, hotIndexKey, hotVersionKey } from './keys.js';
-import { withTimeout } from '../common/src/errors.js';
+import { withTimeout } from '../platform/errors.js';
 import type { Delivery } from './deliveries.js';
 
 /**

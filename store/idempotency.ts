@@ -1,5 +1,5 @@
 import type { Collection, Db } from 'mongodb';
-import { duplicateIndexes, ensureExpiryIndex } from '../common/src/mongo.js';
+import { duplicateIndexes, ensureExpiryIndex } from '../platform/mongo.js';
 import { createWriteBatcher, type WriteBatcher } from './writeBatcher.js';
 
 /** A claim: the key is being handled (or was) for message `msg`. */

@@ -1,6 +1,6 @@
 import type { Collection, Db, Filter } from 'mongodb';
 import { newId } from '../protocol/ids.js';
-import { ensureExpiryIndex } from '../common/src/mongo.js';
+import { ensureExpiryIndex } from '../platform/mongo.js';
 import { createWriteBatcher, type WriteBatcher, type WriteBatcherOptions } from './writeBatcher.js';
 import { mapBounded } from '../platform/concurrency.js';
 

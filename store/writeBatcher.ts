@@ -1,4 +1,4 @@
-import { PushError } from '../common/src/errors.js';
+import { PushError } from '../platform/errors.js';
 
 export interface WriteBatcherOptions {
   /** How long the first item of a batch waits for company. Default 2 ms. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import path from 'node:path';
 import { pino } from 'pino';
-import { createKafka } from '../common/src/kafka.js';
+import { createKafka } from '../platform/kafka/kafka.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { topicNames } from '../protocol/topics.js';
 import { kafkaLibsDir } from '../infra/kafka.js';

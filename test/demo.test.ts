@@ -6,7 +6,7 @@ import { Redis } from 'ioredis';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { createDemoServer } from '../demo/src/demoServer.js';
 import { loadConfig } from '../demo/src/config.js';
-import { groupKey } from '../common/src/routes.js';
+import { groupKey } from '../store/routeTable.js';
 import { startStack, type TestStack } from './support/stack.js';
 import { ROOT } from './support/services.js';
 import { eventually } from './support/eventually.js';

@@ -8,7 +8,7 @@ import { reconnectingDevice, submitCarefully, type Device } from './support/faul
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { createDeliveryStore } from '../store/deliveryStore.js';
-import { readTrace } from '../common/src/traceRecords.js';
+import { readTrace } from '../store/traceRecords.js';
 
 /**
  * Issue 13 (A): "stored before sent, delivered at least once". Persistent

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
-import { createKafka, createProducer } from '../common/src/kafka.js';
+import { createKafka, createProducer } from '../platform/kafka/kafka.js';
 import { topicNames } from '../protocol/topics.js';
 import { decodeRecord, encodeRecord } from '../schemas/registry.js';
 import { connectClient, startStack, type TestStack } from './support/stack.js';

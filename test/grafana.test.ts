@@ -6,7 +6,7 @@ import { parse } from 'yaml';
 import { ROOT } from './support/services.js';
 
 const dashboard = JSON.parse(readFileSync(path.join(ROOT, 'infra/grafana/push-dashboard.json'), 'utf8'));
-const sources = ['collector/src', 'dispatcher/src', 'admin/src', 'pusher/src', 'common/src']
+const sources = ['collector/src', 'dispatcher/src', 'admin/src', 'pusher/src', 'platform', 'store', 'api']
   .flatMap((dir) => readdirSync(path.join(ROOT, dir), { recursive: true }).map((f) => path.join(ROOT, dir, String(f))))
   .filter((f) => f.endsWith('.ts') && !f.endsWith('.test.ts'))
   .map((f) => readFileSync(f, 'utf8'))

@@ -1,6 +1,6 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAppStore } from '../common/src/apps.js';
+import { createAppStore } from '../store/apps.js';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 
 /**

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MongoClient } from 'mongodb';
-import { createAppStore } from '../common/src/apps.js';
+import { createAppStore } from '../store/apps.js';
 import { topicNames } from '../protocol/topics.js';
 import { decodeRecord } from '../schemas/registry.js';
 import type { DeadLetter, IngestRecord } from '../schemas/types.js';

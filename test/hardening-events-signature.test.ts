@@ -1,6 +1,6 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAppStore } from '../common/src/apps.js';
+import { createAppStore } from '../store/apps.js';
 import { newSigningSecret, SIGNATURE_HEADER } from '../protocol/eventSignature.js';
 import { topicNames } from '../protocol/topics.js';
 import { decodeRecord } from '../schemas/registry.js';

@@ -1,7 +1,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { createAppStore } from '../common/src/apps.js';
+import { createAppStore } from '../store/apps.js';
 import { stack as infra } from './support/env.js';
 import { connectClient, startStack, type TestClient, type TestStack, wsOf } from './support/stack.js';
 import { eventually } from './support/eventually.js';

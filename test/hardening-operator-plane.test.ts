@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Redis } from 'ioredis';
-import { BOOTS_KEY, heartbeatNode } from '../common/src/nodeRegistry.js';
+import { BOOTS_KEY, heartbeatNode } from '../store/nodeRegistry.js';
 import { stack as infra } from './support/env.js';
 import { eventually } from './support/eventually.js';
 import { adminCall, OPERATOR_AUTH, startStack, wsOf, type TestStack } from './support/stack.js';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { MongoClient } from 'mongodb';
 import { pino } from 'pino';
-import { createKafka, createProducer, ensureTopics } from '../common/src/kafka.js';
+import { createKafka, createProducer, ensureTopics } from '../platform/kafka/kafka.js';
 import { mongoBackend, postgresPort } from '../infra/config.js';
 import { isAlive } from '../infra/process.js';
 import { startPrivateMongo } from '../infra/stack.js';

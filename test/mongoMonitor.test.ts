@@ -2,11 +2,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { MongoNetworkError } from 'mongodb';
-import { createMongo } from '../common/src/mongo.js';
+import { createMongo } from '../platform/mongo.js';
 import { stack } from './support/env.js';
 import { eventually } from './support/eventually.js';
 
-/** The driver's server for the one address (internal layout, as common/src/mongo.ts reads it). */
+/** The driver's server for the one address (internal layout, as platform/mongo.ts reads it). */
 type Server = {
   description: { type: string };
   monitor: { connection: { command: (...args: unknown[]) => Promise<unknown> } | null };

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { connectClient, startStack, type TestStack } from './support/stack.js';
 import { eventually } from './support/eventually.js';
 import { pino } from 'pino';
-import { createKafka } from '../common/src/kafka.js';
+import { createKafka } from '../platform/kafka/kafka.js';
 import { topicNames } from '../protocol/topics.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { stack as infra } from './support/env.js';

@@ -1,10 +1,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createAppStore } from '../common/src/apps.js';
+import { createAppStore } from '../store/apps.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
-import { createKafka, createProducer } from '../common/src/kafka.js';
+import { createKafka, createProducer } from '../platform/kafka/kafka.js';
 import { topicNames } from '../protocol/topics.js';
 import { encodeRecord } from '../schemas/registry.js';
 import { stack as infra } from './support/env.js';

@@ -1,8 +1,8 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
-import { lookupRoutes, putRoutes, removeRoutes, routeKey } from '../common/src/routes.js';
-import { heartbeatNode, lastNodeKey, removeNode } from '../common/src/nodeRegistry.js';
+import { lookupRoutes, putRoutes, removeRoutes, routeKey } from '../store/routeTable.js';
+import { heartbeatNode, lastNodeKey, removeNode } from '../store/nodeRegistry.js';
 import { createConnectWrites } from '../pusher/src/connectWrites.js';
 import { epochKey } from '../pusher/src/presence.js';
 import type { Connection } from '../pusher/src/connection.js';

@@ -1,4 +1,4 @@
-import { envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../platform/config.js';
 import { loadStatusConfig, type StatusConfig } from './statusConfig.js';
 
 /** The admin service: the operator API and dashboard (single instance). */

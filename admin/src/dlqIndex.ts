@@ -1,6 +1,6 @@
 import type { Consumer, Kafka } from 'kafkajs';
-import type { Logger } from '../../common/src/logger.js';
-import { commitThrough } from '../../common/src/kafka.js';
+import type { Logger } from '../../platform/logger.js';
+import { commitThrough } from '../../platform/kafka/kafka.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import type { DeadLetter } from '../../schemas/types.js';
 import type { DlqStore } from './dlqStore.js';

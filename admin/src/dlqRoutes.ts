@@ -1,7 +1,7 @@
 import express, { Router, type RequestHandler } from 'express';
-import { invalid, notFound } from '../../common/src/errors.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import { ORIGIN_HEADER } from '../../common/src/eventOrigin.js';
+import { invalid, notFound } from '../../platform/errors.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import { ORIGIN_HEADER } from '../../protocol/eventOrigin.js';
 import { DLQ_ID, type DlqStore } from './dlqStore.js';
 
 /** Header on a record re-produced from the DLQ: the dead letter's id. */

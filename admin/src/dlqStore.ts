@@ -1,6 +1,6 @@
 import type { Db } from 'mongodb';
 import { Binary } from 'mongodb';
-import { duplicateIndexes, storable, storableText } from '../../common/src/mongo.js';
+import { duplicateIndexes, storable, storableText } from '../../platform/mongo.js';
 import type { DeadLetter } from '../../schemas/types.js';
 
 export type DlqState = 'new' | 'replayed' | 'purged';

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 import { parseReplayRequest } from './replayRequest.js';
 
 const NOW = Date.parse('2026-11-22T12:00:00Z');

@@ -1,4 +1,4 @@
-import { invalid } from '../../common/src/errors.js';
+import { invalid } from '../../platform/errors.js';
 
 /** Topics a replay may read, by logical name (KAFKA_TOPIC_PREFIX is applied later). */
 export const REPLAYABLE_TOPICS = ['push.ingest', 'push.events'] as const;

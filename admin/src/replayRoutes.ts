@@ -1,5 +1,5 @@
 import express, { Router, type RequestHandler } from 'express';
-import { PushError, invalid, notFound } from '../../common/src/errors.js';
+import { PushError, invalid, notFound } from '../../platform/errors.js';
 import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
 import { parseReplayRequest } from './replayRequest.js';
 import type { ReplayRunner } from './replayRunner.js';

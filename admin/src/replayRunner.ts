@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { Kafka, KafkaMessage, Message } from 'kafkajs';
 import type { Redis } from 'ioredis';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { Logger } from '../../common/src/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import type { Logger } from '../../platform/logger.js';
 import type { Topics } from '../../protocol/topics.js';
 import { newId } from '../../protocol/ids.js';
-import { ORIGIN_HEADER } from '../../common/src/eventOrigin.js';
-import { PushError, unavailable } from '../../common/src/errors.js';
+import { ORIGIN_HEADER } from '../../protocol/eventOrigin.js';
+import { PushError, unavailable } from '../../platform/errors.js';
 import { decodeRecord } from '../../schemas/registry.js';
 import { DEFAULT_TTL_SECONDS } from '../../collector/src/validateMessage.js';
 import { headerText, REPLAY_HEADER } from '../../dispatcher/src/replayGuard.js';

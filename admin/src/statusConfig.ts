@@ -1,4 +1,4 @@
-import { ConfigError, envInt, envList, envUrl, type Env } from '../../common/src/config.js';
+import { ConfigError, envInt, envList, envUrl, type Env } from '../../platform/config.js';
 
 /** Settings of the operator status API and dashboard (part of the admin service's config). */
 export interface StatusConfig {

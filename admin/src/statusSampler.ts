@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { liveNodes, type NodeInfo } from '../../common/src/nodeRegistry.js';
-import { isLoopbackHost } from '../../common/src/config.js';
+import { liveNodes, type NodeInfo } from '../../store/nodeRegistry.js';
+import { isLoopbackHost } from '../../platform/config.js';
 
 /** One series of a Prometheus text exposition: labels and value. */
 export interface PromSample {

@@ -1,4 +1,4 @@
-import type { TaskState, TaskView } from '../../common/src/tasks.js';
+import type { TaskState, TaskView } from '../../store/tasks.js';
 
 /**
  * What the status API and the dashboard show for a task. MongoDB keeps the

@@ -2,7 +2,7 @@ import type { Db } from 'mongodb';
 import type { Redis } from 'ioredis';
 import type { StoredMessage } from '../../store/messages.js';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
-import { readTrace, type TraceMeta } from '../../common/src/traceRecords.js';
+import { readTrace, type TraceMeta } from '../../store/traceRecords.js';
 
 export type TraceHopName = 'stored' | 'outbox' | 'ingested' | 'dispatched' | 'written' | 'acked' | 'parked' | 'dropped' | 'expired';
 

@@ -1,4 +1,4 @@
-import { envInt, envList, envPort, envString, loadCommonConfig, ConfigError, type CommonConfig, type Env } from '../../common/src/config.js';
+import { envInt, envList, envPort, envString, loadCommonConfig, ConfigError, type CommonConfig, type Env } from '../../platform/config.js';
 
 export interface AuthConfig extends CommonConfig {
   port: number;

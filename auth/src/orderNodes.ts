@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { lastNodeKey, liveNodes } from '../../common/src/nodeRegistry.js';
+import { lastNodeKey, liveNodes } from '../../store/nodeRegistry.js';
 
 /**
  * Live, non-draining pushers for a user: the node the user last connected to

@@ -1,8 +1,8 @@
 import type { AuthConfig } from './config.js';
-import type { ServiceDeps } from '../../common/src/lifecycle.js';
-import { createServiceClients } from '../../common/src/serviceClients.js';
-import { createHttpService } from '../../common/src/httpServer.js';
-import { createAppStore } from '../../common/src/apps.js';
+import type { ServiceDeps } from '../../platform/lifecycle.js';
+import { createServiceClients } from '../../platform/serviceClients.js';
+import { createHttpService } from '../../platform/http/httpServer.js';
+import { createAppStore } from '../../store/apps.js';
 import { createSigningKeys } from './signingKeys.js';
 import { tokenRoutes } from './tokenRoutes.js';
 

@@ -1,9 +1,9 @@
 import express, { Router } from 'express';
 import { SignJWT } from 'jose';
 import type { Redis } from 'ioredis';
-import type { AppStore } from '../../common/src/apps.js';
-import { appOf, requireApp, requireOperator } from '../../common/src/httpAuth.js';
-import { invalid } from '../../common/src/errors.js';
+import type { AppStore } from '../../store/apps.js';
+import { appOf, requireApp, requireOperator } from '../../platform/http/httpAuth.js';
+import { invalid } from '../../platform/errors.js';
 import { ID_PATTERN, JWKS_PATH, TOKEN_AUDIENCE, TOKEN_ISSUER } from '../../protocol/tokens.js';
 
 const MAX_TOKEN_GROUPS = 100;
@@ -16,7 +16,7 @@ export interface TokenRoutesDeps {
   keys: SigningKeys;
   redis: Redis;
   operatorKey: string;
-  /** Failed operator authentications tolerated per source address (common/src/operatorAuthThrottle.ts). */
+  /** Failed operator authentications tolerated per source address (platform/http/operatorAuthThrottle.ts). */
   operatorAuth?: { maxFailures: number; windowMs: number };
   /** Failed API-key authentications tolerated per source address (API_KEY_AUTH_*). */
   apiKeyAuth?: { maxFailures: number; windowMs: number };

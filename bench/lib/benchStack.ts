@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
 import { pino } from 'pino';
 import { infraUp } from '../../infra/stack.js';
-import { createKafka } from '../../common/src/kafka.js';
+import { createKafka } from '../../platform/kafka/kafka.js';
 import { topicNames } from '../../protocol/topics.js';
 import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort, ROOT } from '../../test/support/services.js';

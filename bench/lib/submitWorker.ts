@@ -7,7 +7,7 @@
 import http from 'node:http';
 import { pino } from 'pino';
 import type { Producer } from 'kafkajs';
-import { createKafka, createProducer } from '../../common/src/kafka.js';
+import { createKafka, createProducer } from '../../platform/kafka/kafka.js';
 import { topicNames } from '../../protocol/topics.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import { eventKey, toBusinessEvent } from '../../publisher/src/kafkaPublisher.js';

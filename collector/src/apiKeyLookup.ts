@@ -1,5 +1,5 @@
-import type { App, AppStore } from '../../common/src/apps.js';
-import { createCachedLookup } from '../../common/src/cachedLookup.js';
+import type { App, AppStore } from '../../store/apps.js';
+import { createCachedLookup } from '../../platform/cachedLookup.js';
 
 export type ApiKeyLookup = (apiKey: string) => Promise<App | undefined>;
 

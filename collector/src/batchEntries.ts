@@ -1,6 +1,6 @@
-import type { App } from '../../common/src/apps.js';
+import type { App } from '../../store/apps.js';
 import type { StoredMessage } from '../../store/messages.js';
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 import type { Submission } from './validateMessage.js';
 import { isInfrastructureFailure } from './eventFailures.js';
 import type { SubmitDeps, SubmitResult } from './submitMessage.js';

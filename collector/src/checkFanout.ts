@@ -1,4 +1,4 @@
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 import { SCHEMA_HEADER } from '../../schemas/registry.js';
 
 /** How big a message may grow once it is fanned out into one ingest record per recipient. */

@@ -1,4 +1,4 @@
-import { Counter, type Registry } from '../../common/src/metrics.js';
+import { Counter, type Registry } from '../../platform/metrics.js';
 
 export type CollectorMetrics = ReturnType<typeof createCollectorMetrics>;
 

@@ -1,4 +1,4 @@
-import { envBool, envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { envBool, envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../platform/config.js';
 
 export interface CollectorConfig extends CommonConfig {
   port: number;

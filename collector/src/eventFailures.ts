@@ -1,4 +1,4 @@
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 import { RecordDecodeError } from '../../schemas/registry.js';
 
 /**

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Consumer, Kafka, KafkaMessage } from 'kafkajs';
-import { sendToDeadLetters } from '../../common/src/deadLetter.js';
-import { commitThrough } from '../../common/src/kafka.js';
+import { sendToDeadLetters } from '../../platform/kafka/deadLetter.js';
+import { commitThrough } from '../../platform/kafka/kafka.js';
 import type { Topics } from '../../protocol/topics.js';
 import type { EventsDeps } from './prepareEvents.js';
 import { createPartHandler } from './eventsPart.js';

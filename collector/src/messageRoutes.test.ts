@@ -5,10 +5,10 @@ import { brotliCompressSync, createGzip, deflateSync, gzipSync } from 'node:zlib
 import type { AddressInfo } from 'node:net';
 import type { Message } from 'kafkajs';
 import { Registry } from 'prom-client';
-import { DEFAULT_LIMITS, type App } from '../../common/src/apps.js';
-import { createLogger } from '../../common/src/logger.js';
-import { PushError } from '../../common/src/errors.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import { DEFAULT_LIMITS, type App } from '../../store/apps.js';
+import { createLogger } from '../../platform/logger.js';
+import { PushError } from '../../platform/errors.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import { decodeRecord } from '../../schemas/registry.js';
 import { createCollectorMetrics } from './collectorMetrics.js';
 import { createMessageHandler, type MessageRouteDeps } from './messageRoutes.js';

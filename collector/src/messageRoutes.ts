@@ -1,15 +1,15 @@
 import type { IncomingHttpHeaders, IncomingMessage, ServerResponse } from 'node:http';
 import { Router } from 'express';
-import type { App, AppStore } from '../../common/src/apps.js';
-import type { Logger } from '../../common/src/logger.js';
-import { apiKeyGate } from '../../common/src/httpAuth.js';
-import type { OperatorAuthLimits } from '../../common/src/operatorAuthThrottle.js';
-import { PushError, unauthorized } from '../../common/src/errors.js';
+import type { App, AppStore } from '../../store/apps.js';
+import type { Logger } from '../../platform/logger.js';
+import { apiKeyGate } from '../../platform/http/httpAuth.js';
+import type { OperatorAuthLimits } from '../../platform/http/operatorAuthThrottle.js';
+import { PushError, unauthorized } from '../../platform/errors.js';
 import { submitMessage, type SubmitDeps, type SubmitResult } from './submitMessage.js';
 import { validateSubmission } from './validateMessage.js';
 import type { RateLimiter } from './rateLimiter.js';
 import type { ApiKeyLookup } from './apiKeyLookup.js';
-import { traceIdFromHeaders } from '../../common/src/traceRecords.js';
+import { traceIdFromHeaders } from '../../store/traceRecords.js';
 import { readJsonBody } from './readJsonBody.js';
 
 export type MessageRouteDeps = SubmitDeps & {

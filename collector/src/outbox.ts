@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import type { MessagesStore, StoredMessage } from '../../store/messages.js';
-import type { Logger } from '../../common/src/logger.js';
-import { PushError } from '../../common/src/errors.js';
+import type { Logger } from '../../platform/logger.js';
+import { PushError } from '../../platform/errors.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import { DEFAULT_FANOUT_LIMITS, ingestMessages } from './submitMessage.js';
 import { checkFanout, type FanoutLimits } from './checkFanout.js';

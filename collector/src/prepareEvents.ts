@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KafkaMessage } from 'kafkajs';
-import type { App, AppStore } from '../../common/src/apps.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import { PushError } from '../../common/src/errors.js';
+import type { App, AppStore } from '../../store/apps.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import { PushError } from '../../platform/errors.js';
 import { decodeRecord, schemaIdOf } from '../../schemas/registry.js';
 import type { BusinessEvent } from '../../schemas/types.js';
 import type { SubmitDeps } from './submitMessage.js';
 import { validateSubmission, type Submission } from './validateMessage.js';
-import { eventIdempotencyKey } from '../../common/src/eventOrigin.js';
+import { eventIdempotencyKey } from '../../protocol/eventOrigin.js';
 import { checkEventSignature, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';
 import type { RateLimiter } from './rateLimiter.js';
 import { isInfrastructureFailure, poisonOf } from './eventFailures.js';

@@ -1,9 +1,9 @@
 import { Router, type RequestHandler } from 'express';
 import type { Redis } from 'ioredis';
-import { appOf } from '../../common/src/httpAuth.js';
-import { invalid } from '../../common/src/errors.js';
-import { lookupRoutes } from '../../common/src/routes.js';
-import { liveNodeIds } from '../../common/src/nodeRegistry.js';
+import { appOf } from '../../platform/http/httpAuth.js';
+import { invalid } from '../../platform/errors.js';
+import { lookupRoutes } from '../../store/routeTable.js';
+import { liveNodeIds } from '../../store/nodeRegistry.js';
 import { ID_PATTERN } from '../../protocol/tokens.js';
 
 /** `GET /v1/users/:userId/presence`: the user's live devices and the nodes holding them, from the Redis routes. */

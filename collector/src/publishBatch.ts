@@ -1,5 +1,5 @@
 import type { Message } from 'kafkajs';
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 import type { SubmitDeps } from './submitMessage.js';
 import { ingestMessages } from './submitMessage.js';
 import { block, live, takeBack, type Entry } from './batchEntries.js';

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import type { App } from '../../common/src/apps.js';
+import type { App } from '../../store/apps.js';
 
 /**
  * Two token buckets per app (requests and recipients), shared by every

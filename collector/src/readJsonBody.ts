@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http';
 import type { Readable, Transform } from 'node:stream';
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib';
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 
 /**
  * Reading a `POST /v1/messages` body: the content codings and charsets the

@@ -1,17 +1,17 @@
 import type { CollectorConfig } from './config.js';
-import type { ServiceDeps } from '../../common/src/lifecycle.js';
-import { createServiceClients } from '../../common/src/serviceClients.js';
-import { createHttpService } from '../../common/src/httpServer.js';
-import { createAppStore } from '../../common/src/apps.js';
+import type { ServiceDeps } from '../../platform/lifecycle.js';
+import { createServiceClients } from '../../platform/serviceClients.js';
+import { createHttpService } from '../../platform/http/httpServer.js';
+import { createAppStore } from '../../store/apps.js';
 import { batchMessages, createMessagesStore, type MessagesStore } from '../../store/messages.js';
 import { createIdempotencyKeys, type IdempotencyKeys } from '../../store/idempotency.js';
-import { createTaskStore } from '../../common/src/tasks.js';
-import { taskRoutes } from '../../common/src/taskRoutes.js';
-import { appOf, requireApp } from '../../common/src/httpAuth.js';
-import { kickRoutes } from '../../common/src/kicks.js';
+import { createTaskStore } from '../../store/tasks.js';
+import { taskRoutes } from '../../api/taskRoutes.js';
+import { appOf, requireApp } from '../../platform/http/httpAuth.js';
+import { kickRoutes } from '../../api/kickRoutes.js';
 import { presenceRoutes } from './presenceRoutes.js';
-import { createBatchPublisher, type BatchPublisher } from '../../common/src/batchPublisher.js';
-import { createProducer, ensureTopics } from '../../common/src/kafka.js';
+import { createBatchPublisher, type BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import { createProducer, ensureTopics } from '../../platform/kafka/kafka.js';
 import { topicNames, type Topics } from '../../protocol/topics.js';
 import type { Kafka } from 'kafkajs';
 import type { Registry } from 'prom-client';
@@ -21,8 +21,8 @@ import { createApiKeyLookup } from './apiKeyLookup.js';
 import { createRateLimiter } from './rateLimiter.js';
 import { createPublishedMarker, startOutboxSweeper } from './outbox.js';
 import { startEventsConsumer } from './eventsConsumer.js';
-import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
-import { Gauge } from '../../common/src/metrics.js';
+import { exitWhenConsumerGivesUp } from '../../platform/kafka/exitWhenConsumerGivesUp.js';
+import { Gauge } from '../../platform/metrics.js';
 
 export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promise<void> {
   const { config, logger, onClose } = deps;

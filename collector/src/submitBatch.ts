@@ -1,7 +1,7 @@
 import type { StoredMessage } from '../../store/messages.js';
 import type { IdempotencyClaim } from '../../store/idempotency.js';
 import { newId } from '../../protocol/ids.js';
-import { PushError } from '../../common/src/errors.js';
+import { PushError } from '../../platform/errors.js';
 import { checkFanout } from './checkFanout.js';
 import { DEFAULT_FANOUT_LIMITS, type SubmitDeps } from './submitMessage.js';
 export type { BatchItem, BatchOutcome } from './batchEntries.js';
@@ -145,7 +145,7 @@ async function createTasks(deps: SubmitDeps, entries: Entry[]): Promise<void> {
             target: sub.to.kind === 'group' ? { group: sub.to.group } : { all: true },
             persistent: sub.persistent,
             ratePerSecond: sub.ratePerSecond ?? null,
-            // A stop must outlive the message (common/src/tasks.ts).
+            // A stop must outlive the message (store/tasks.ts).
             expiresAt: e.msg!.expiresAt,
           });
         } catch (err) {

@@ -1,10 +1,10 @@
-import type { App } from '../../common/src/apps.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import type { App } from '../../store/apps.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import type { MessagesStore, StoredMessage } from '../../store/messages.js';
 import type { WriteBatcher } from '../../store/writeBatcher.js';
-import type { Logger } from '../../common/src/logger.js';
+import type { Logger } from '../../platform/logger.js';
 import type { IdempotencyKeys } from '../../store/idempotency.js';
-import type { TaskStore } from '../../common/src/tasks.js';
+import type { TaskStore } from '../../store/tasks.js';
 import { recordKey, userRecordKey } from '../../protocol/recordKeys.js';
 import { encodeRecord, encodeRecordsVarying, latestSchemaId, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';

@@ -1,5 +1,5 @@
-import type { AppLimits } from '../../common/src/apps.js';
-import { invalid, PushError } from '../../common/src/errors.js';
+import type { AppLimits } from '../../store/apps.js';
+import { invalid, PushError } from '../../platform/errors.js';
 import { GROUP_PATTERN, ID_PATTERN } from '../../protocol/tokens.js';
 
 export type Target = { kind: 'users'; users: string[] } | { kind: 'group'; group: string } | { kind: 'all' };

@@ -1,4 +1,4 @@
-import { ConfigError, envEnum, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { ConfigError, envEnum, envPort, envString, envUrl, loadCommonConfig, type CommonConfig, type Env } from '../../platform/config.js';
 
 export interface DemoConfig extends Pick<CommonConfig, 'mode' | 'logLevel' | 'host'> {
   /** Port of the demo page. Default 8088. */

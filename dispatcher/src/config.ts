@@ -1,4 +1,4 @@
-import { envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../common/src/config.js';
+import { envInt, envPort, loadCommonConfig, type CommonConfig, type Env } from '../../platform/config.js';
 
 export interface DispatcherConfig extends CommonConfig {
   /** Health, readiness and metrics (the operator API is the admin service's). Default 8083. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { KafkaMessage, Message } from 'kafkajs';
 import { decodeRecord, encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
-import type { Route } from '../../common/src/routes.js';
+import type { Route } from '../../store/routeTable.js';
 import type { Delivery } from '../../store/deliveries.js';
 import { dispatchSlice, type DispatchOutcome, type DispatchSliceDeps } from './dispatchSlice.js';
 

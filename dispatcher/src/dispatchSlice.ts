@@ -1,5 +1,5 @@
 import type { KafkaMessage, Message } from 'kafkajs';
-import type { Route } from '../../common/src/routes.js';
+import type { Route } from '../../store/routeTable.js';
 import type { Delivery } from '../../store/deliveries.js';
 import { decodeRecord, encodeRecord, latestSchemaId, RecordDecodeError, sameEncoding, SCHEMA_HEADER, schemaIdOf } from '../../schemas/registry.js';
 import type { IngestRecord } from '../../schemas/types.js';
@@ -15,7 +15,7 @@ export interface DispatchSliceDeps {
   /** Records handled before (replays, a reset group) are re-dispatched idempotently (replayGuard.ts). */
   guard: Pick<ReplayGuard, 'seenBefore' | 'notAgain' | 'blockedNodes'>;
   appendDeliveries(deliveries: Delivery[]): Promise<unknown>;
-  /** Each user's routes, in the order asked (common/src/routes.ts lookupRoutes). */
+  /** Each user's routes, in the order asked (store/routeTable.ts lookupRoutes). */
   lookupRoutes(users: { app: string; user: string }[]): Promise<Route[][]>;
   groupNodes(app: string, group: string): Promise<string[]>;
   /** The live nodes, at least as fresh as needed to know the `wanted` ones. */

@@ -1,7 +1,7 @@
 import type { KafkaMessage } from 'kafkajs';
 import type { Redis } from 'ioredis';
 import type { DeliveryStore } from '../../store/deliveryStore.js';
-import type { Route } from '../../common/src/routes.js';
+import type { Route } from '../../store/routeTable.js';
 import type { IngestRecord } from '../../schemas/types.js';
 
 /** Header a replay puts on the records it re-produces: the replay id. */

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
-import { BOOTS_KEY, parseBoots } from '../../common/src/nodeRegistry.js';
-import { stateTtlSeconds } from '../../common/src/tasks.js';
+import { BOOTS_KEY, parseBoots } from '../../store/nodeRegistry.js';
+import { stateTtlSeconds } from '../../store/tasks.js';
 
 /**
  * Which run (boot) of each pusher node a task was sent to:

@@ -2,7 +2,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { pino } from 'pino';
 import { createDispatchTracer } from './traceDispatch.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
+import { traceEntry } from '../../store/traceFacts.js';
 import type { IngestRecord } from '../../schemas/types.js';
 
 const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}): IngestRecord => ({
@@ -24,6 +25,10 @@ const rec = (id: string, user: string | null, opts: Partial<IngestRecord> = {}):
 function fakeWriter() {
   const ops: { op: string; id: string; field: string; value: string | number }[] = [];
   const writer: TraceWriter = {
+    note: (id, fact, opts) => {
+      const { field, value } = traceEntry(fact);
+      ops.push({ op: opts?.ifAbsent ? 'setnx' : 'set', id, field, value });
+    },
     set: (id, field, value) => void ops.push({ op: 'set', id, field, value }),
     setIfAbsent: (id, field, value) => void ops.push({ op: 'setnx', id, field, value }),
     incr: (id, field, by) => void ops.push({ op: 'incr', id, field, value: by }),

@@ -1,13 +1,14 @@
 import type { IngestRecord } from '../../schemas/types.js';
-import type { Logger } from '../../common/src/logger.js';
-import { MAX_TRACED_RECIPIENTS, type TraceMeta, type TraceWriter } from '../../common/src/traceRecords.js';
+import type { Logger } from '../../platform/logger.js';
+import { MAX_TRACED_RECIPIENTS, type TraceMeta, type TraceWriter } from '../../store/traceRecords.js';
+import { countField, type DispatchOutcome } from '../../store/traceFacts.js';
 import { recipientOf } from '../../protocol/recordKeys.js';
 
-export type DispatchOutcome = 'forwarded' | 'offline' | 'dropped-transient' | 'expired';
+export type { DispatchOutcome };
 
 /**
  * Records what the dispatcher did with each record of a slice in the
- * message's trace (see common/src/traceRecords.ts): one `meta`, one `r:` per
+ * message's trace (see store/traceRecords.ts): one `meta`, one `r:` per
  * recipient (at most MAX_TRACED_RECIPIENTS per message and slice) and a count
  * per outcome (a replayed copy counts again). Logs each record at debug level with its trace id. `byNode`
  * is the routing result: the nodes each record was written to.
@@ -42,14 +43,12 @@ export function createDispatchTracer({ trace, logger }: { trace: TraceWriter; lo
         };
         trace.set(r.id, 'meta', JSON.stringify(meta));
       }
-      trace.incr(r.id, `n:${outcome}`, 1);
+      trace.incr(r.id, countField(outcome), 1);
       if (seen < MAX_TRACED_RECIPIENTS) {
         const who = recipientOf(r);
         // A later routing to nodes (a replay that re-delivers) replaces the recorded one; a record
         // that went nowhere this time (a replay the dispatcher skipped as already handled) does not.
-        const value = JSON.stringify({ at: now, outcome, nodes });
-        if (outcome === 'forwarded') trace.set(r.id, `r:${who}`, value);
-        else trace.setIfAbsent(r.id, `r:${who}`, value);
+        trace.note(r.id, { kind: 'routed', recipient: who, at: now, outcome, nodes }, { ifAbsent: outcome !== 'forwarded' });
       }
       named.set(r.id, seen + 1);
     }

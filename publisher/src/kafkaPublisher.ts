@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { pino, type Logger } from 'pino';
 import type { RecordMetadata } from 'kafkajs';
-import { createKafka, createProducer } from '../../common/src/kafka.js';
+import { createKafka, createProducer } from '../../platform/kafka/kafka.js';
 import { topicNames } from '../../protocol/topics.js';
 import { encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';
 import { signEvent, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';

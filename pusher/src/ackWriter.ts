@@ -1,7 +1,7 @@
 import type { DeliveryStore } from '../../store/deliveryStore.js';
 import type { AckBatchEntry } from '../../store/deliveries.js';
-import type { Logger } from '../../common/src/logger.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import type { Logger } from '../../platform/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import { userRecordKey } from '../../protocol/recordKeys.js';
 

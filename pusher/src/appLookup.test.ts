@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { App, AppStore } from '../../common/src/apps.js';
+import type { App, AppStore } from '../../store/apps.js';
 import { createAppLookup } from './appLookup.js';
 
 /** An app store whose `get` answers only when the test releases it, counting queries. */

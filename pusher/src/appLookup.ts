@@ -1,5 +1,5 @@
-import type { App, AppStore } from '../../common/src/apps.js';
-import { createCachedLookup } from '../../common/src/cachedLookup.js';
+import type { App, AppStore } from '../../store/apps.js';
+import { createCachedLookup } from '../../platform/cachedLookup.js';
 
 /**
  * App lookups on the handshake path. A burst of connections must not wait

@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import pino from 'pino';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
 import { eventually } from '../../test/support/eventually.js';
 import { exceedsDepth } from './frameDepth.js';
 import { createHandshakeLimiter, sourceKey } from './handshakeLimiter.js';

@@ -13,7 +13,7 @@ import {
   loadCommonConfig,
   type CommonConfig,
   type Env,
-} from '../../common/src/config.js';
+} from '../../platform/config.js';
 
 export interface PusherConfig extends CommonConfig {
   port: number;

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import { addRouteCommands, type RouteOwner } from '../../common/src/routes.js';
-import { lastNodeKey } from '../../common/src/nodeRegistry.js';
-import { kickChannel } from '../../common/src/kicks.js';
+import { addRouteCommands, type RouteOwner } from '../../store/routeTable.js';
+import { lastNodeKey } from '../../store/nodeRegistry.js';
+import { kickChannel } from '../../store/kicks.js';
 import type { Connection } from './connection.js';
 import { EPOCH_TTL_SECONDS, epochKey } from './presence.js';
 

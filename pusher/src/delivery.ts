@@ -1,6 +1,6 @@
-import type { Logger } from '../../common/src/logger.js';
-import type { Kick } from '../../common/src/kicks.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
+import type { Logger } from '../../platform/logger.js';
+import type { Kick } from '../../store/kicks.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
 import { wireFrame } from '../../platform/patches/wireFrame.js';
 import { CLOSE } from '../../protocol/codes.js';
 import { kickFrame, messageFrame } from '../../protocol/frames.js';
@@ -29,7 +29,7 @@ export function deliverRecord(rec: NodeDelivery, deps: DeliveryDeps): void {
   const { config, logger, metrics, table } = deps;
   if (rec.expiresAt <= Date.now()) {
     metrics.dropped.inc({ reason: 'expired' });
-    deps.trace?.set(rec.id, `x:${config.nodeId}|expired`, String(Date.now()));
+    deps.trace?.note(rec.id, { kind: 'dropped', nodeId: config.nodeId, reason: 'expired', at: Date.now() });
     return;
   }
   const conns =
@@ -44,7 +44,7 @@ export function deliverRecord(rec: NodeDelivery, deps: DeliveryDeps): void {
   }
   if (!conns) {
     metrics.dropped.inc({ reason: 'not-connected' });
-    deps.trace?.set(rec.id, `x:${config.nodeId}|not-connected`, String(Date.now()));
+    deps.trace?.note(rec.id, { kind: 'dropped', nodeId: config.nodeId, reason: 'not-connected', at: Date.now() });
     return;
   }
   const at = Date.now();
@@ -52,10 +52,10 @@ export function deliverRecord(rec: NodeDelivery, deps: DeliveryDeps): void {
     if (conn.deliverLive(rec.id, frame)) {
       if (rec.persistent) conn.noteDelivered(rec.id, rec.expiresAt);
       metrics.delivered.inc({ path: 'live' });
-      deps.trace?.set(rec.id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${at},"path":"live"}`);
+      deps.trace?.note(rec.id, { kind: 'written', nodeId: config.nodeId, user: conn.user, device: conn.device, at, path: 'live' });
     } else {
       metrics.dropped.inc({ reason: rec.persistent ? 'slow-persistent' : 'slow-transient' });
-      deps.trace?.set(rec.id, `x:${config.nodeId}|${rec.persistent ? 'slow-persistent' : 'slow-transient'}`, String(at));
+      deps.trace?.note(rec.id, { kind: 'dropped', nodeId: config.nodeId, reason: rec.persistent ? 'slow-persistent' : 'slow-transient', at });
     }
   }
   if (logger.isLevelEnabled('debug')) logger.debug({ id: rec.id, traceId: rec.traceId, user: rec.user, connections: conns.size }, 'written');

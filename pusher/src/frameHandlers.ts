@@ -1,8 +1,8 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../common/src/logger.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
-import { putGroupNodes, removeGroupNodes } from '../../common/src/routes.js';
+import type { Logger } from '../../platform/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
+import { putGroupNodes, removeGroupNodes } from '../../store/routeTable.js';
 import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
 import { authedFrame, errorFrame, unsubscribedFrame } from '../../protocol/frames.js';
 import { newId } from '../../protocol/ids.js';
@@ -51,7 +51,7 @@ export function createFrameHandlers(deps: FrameHandlerDeps): FrameHandlers {
       if (!deps.acks.add(c.app, c.user, c.device, ids, expiresAt)) return false;
       metrics.acks.inc(ids.length);
       // ifExists: an ack annotates the dispatcher's trace record, never creates one.
-      if (deps.trace) for (const id of ids) deps.trace.set(id, `a:${c.user}|${c.device}`, String(Date.now()), { ifExists: true });
+      if (deps.trace) for (const id of ids) deps.trace.note(id, { kind: 'acked', user: c.user, device: c.device, at: Date.now() }, { ifExists: true });
       deps.taskRunner.onAck(ids);
       return true;
     },

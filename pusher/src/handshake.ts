@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
-import type { App } from '../../common/src/apps.js';
-import type { Logger } from '../../common/src/logger.js';
+import type { App } from '../../store/apps.js';
+import type { Logger } from '../../platform/logger.js';
 import type { TokenClaims } from '../../protocol/tokens.js';
 import { TokenError, type TokenVerifier } from './verifyToken.js';
 

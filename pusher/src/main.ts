@@ -1,4 +1,4 @@
-import { bootService } from '../../common/src/lifecycle.js';
+import { bootService } from '../../platform/lifecycle.js';
 import { loadConfig } from './config.js';
 import { startPusher } from './startPusher.js';
 

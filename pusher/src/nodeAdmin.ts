@@ -1,11 +1,11 @@
 import type { Redis } from 'ioredis';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../../common/src/logger.js';
-import type { ServiceDeps } from '../../common/src/lifecycle.js';
-import type { DependencyCheck } from '../../common/src/dependencyChecks.js';
-import { createHttpService } from '../../common/src/httpServer.js';
-import { requireOperator } from '../../common/src/httpAuth.js';
-import { heartbeatNode, pruneNodes, removeNode } from '../../common/src/nodeRegistry.js';
+import type { Logger } from '../../platform/logger.js';
+import type { ServiceDeps } from '../../platform/lifecycle.js';
+import type { DependencyCheck } from '../../platform/dependencyChecks.js';
+import { createHttpService } from '../../platform/http/httpServer.js';
+import { requireOperator } from '../../platform/http/httpAuth.js';
+import { heartbeatNode, pruneNodes, removeNode } from '../../store/nodeRegistry.js';
 import type { PusherConfig } from './config.js';
 
 const NODE_TTL_MS = 15_000;

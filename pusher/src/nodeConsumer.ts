@@ -1,10 +1,10 @@
 import type { Kafka } from 'kafkajs';
-import type { Logger } from '../../common/src/logger.js';
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { ServiceDeps } from '../../common/src/lifecycle.js';
-import { withTimeout } from '../../common/src/errors.js';
-import { sendToDeadLetters } from '../../common/src/deadLetter.js';
-import { exitWhenConsumerGivesUp } from '../../common/src/exitWhenConsumerGivesUp.js';
+import type { Logger } from '../../platform/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import type { ServiceDeps } from '../../platform/lifecycle.js';
+import { withTimeout } from '../../platform/errors.js';
+import { sendToDeadLetters } from '../../platform/kafka/deadLetter.js';
+import { exitWhenConsumerGivesUp } from '../../platform/kafka/exitWhenConsumerGivesUp.js';
 import { decodeRecord, RecordDecodeError } from '../../schemas/registry.js';
 import type { NodeDelivery } from '../../schemas/types.js';
 

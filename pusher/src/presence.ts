@@ -1,5 +1,5 @@
-import type { BatchPublisher } from '../../common/src/batchPublisher.js';
-import type { Logger } from '../../common/src/logger.js';
+import type { BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import type { Logger } from '../../platform/logger.js';
 import { encodeRecord } from '../../schemas/registry.js';
 import type { Connection } from './connection.js';
 

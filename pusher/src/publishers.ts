@@ -1,7 +1,7 @@
 import type { Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
-import { createBatchPublisher, type BatchPublisher } from '../../common/src/batchPublisher.js';
-import { Gauge } from '../../common/src/metrics.js';
+import { createBatchPublisher, type BatchPublisher } from '../../platform/kafka/batchPublisher.js';
+import { Gauge } from '../../platform/metrics.js';
 import type { PusherConfig } from './config.js';
 
 export interface PusherPublishers {

@@ -1,4 +1,4 @@
-import { Counter, Gauge, Histogram, type Registry } from '../../common/src/metrics.js';
+import { Counter, Gauge, Histogram, type Registry } from '../../platform/metrics.js';
 
 export type PusherMetrics = ReturnType<typeof createPusherMetrics>;
 

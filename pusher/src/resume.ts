@@ -1,5 +1,5 @@
-import type { Logger } from '../../common/src/logger.js';
-import type { TraceWriter } from '../../common/src/traceRecords.js';
+import type { Logger } from '../../platform/logger.js';
+import type { TraceWriter } from '../../store/traceRecords.js';
 import { CLOSE } from '../../protocol/codes.js';
 import { messageFrame } from '../../protocol/frames.js';
 import { createCoalescer } from '../../store/coalesce.js';

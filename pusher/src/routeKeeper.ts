@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../common/src/logger.js';
-import { contain } from '../../common/src/containListenerErrors.js';
-import { putGroupNodes, putRoutes, type RouteEntry, type RouteOwner } from '../../common/src/routes.js';
+import type { Logger } from '../../platform/logger.js';
+import { contain } from '../../platform/http/containListenerErrors.js';
+import { putGroupNodes, putRoutes, type RouteEntry, type RouteOwner } from '../../store/routeTable.js';
 import { CLOSE } from '../../protocol/codes.js';
 import type { PusherConfig } from './config.js';
 import type { Connection } from './connection.js';

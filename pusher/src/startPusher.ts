@@ -1,12 +1,12 @@
 import type { PusherConfig } from './config.js';
-import type { ServiceDeps } from '../../common/src/lifecycle.js';
-import { createServiceClients } from '../../common/src/serviceClients.js';
-import { createHttpService } from '../../common/src/httpServer.js';
-import { createAppStore } from '../../common/src/apps.js';
+import type { ServiceDeps } from '../../platform/lifecycle.js';
+import { createServiceClients } from '../../platform/serviceClients.js';
+import { createHttpService } from '../../platform/http/httpServer.js';
+import { createAppStore } from '../../store/apps.js';
 import { createDeliveryStore } from '../../store/deliveryStore.js';
-import { createProducer, ensureTopics } from '../../common/src/kafka.js';
+import { createProducer, ensureTopics } from '../../platform/kafka/kafka.js';
 import { topicNames, type Topics } from '../../protocol/topics.js';
-import { liveNodes } from '../../common/src/nodeRegistry.js';
+import { liveNodes } from '../../store/nodeRegistry.js';
 import { createPusherMetrics } from './pusherMetrics.js';
 import { createSocketServer } from './socketServer.js';
 import { createTokenVerifier } from './verifyToken.js';
@@ -17,15 +17,15 @@ import { startNodeAdmin } from './nodeAdmin.js';
 import { createAckWriter } from './ackWriter.js';
 import { createTaskRunner } from './taskRunner.js';
 import { createPresence } from './presence.js';
-import { createTaskStore } from '../../common/src/tasks.js';
-import { kickChannel, parseKick, type Kick } from '../../common/src/kicks.js';
+import { createTaskStore } from '../../store/tasks.js';
+import { kickChannel, parseKick, type Kick } from '../../store/kicks.js';
 import type { Redis } from 'ioredis';
 import type { Kafka } from 'kafkajs';
 import type { Db } from 'mongodb';
 import type { Registry } from 'prom-client';
-import type { Logger } from '../../common/src/logger.js';
-import { createTraceWriter } from '../../common/src/traceRecords.js';
-import { Counter, Gauge } from '../../common/src/metrics.js';
+import type { Logger } from '../../platform/logger.js';
+import { createTraceWriter } from '../../store/traceRecords.js';
+import { Counter, Gauge } from '../../platform/metrics.js';
 // KafkaJS's idle timer loop costs every pusher a few % of a core (see the module).
 import '../../platform/patches/kafkajsIdleFix.js';
 
@@ -79,7 +79,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
     registry,
   });
   onClose('task-runner', () => taskRunner.close());
-  // Annotates the dispatcher's trace records: written, acked, parked, dropped (common/src/traceRecords.ts).
+  // Annotates the dispatcher's trace records: written, acked, parked, dropped (store/traceRecords.ts).
   const trace = createTraceWriter({
     redis,
     ttlSeconds: config.traceTtlSeconds,
@@ -145,7 +145,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, admin: adminUrl, nodeId: config.nodeId }, 'pusher listening');
 }
 
-/** Kicks published by operators (common/src/kicks.ts), applied to this node's sockets. */
+/** Kicks published by operators (store/kicks.ts), applied to this node's sockets. */
 async function listenForKicks(subscriber: Redis, kick: (k: Kick) => void, logger: Logger): Promise<void> {
   // Prefixed like the keys (REDIS_KEY_PREFIX): another stack's kicks are not ours.
   const kicks = kickChannel(subscriber);

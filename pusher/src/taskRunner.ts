@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
-import type { Logger } from '../../common/src/logger.js';
-import { taskEventsChannel, type TaskState, type TaskStore } from '../../common/src/tasks.js';
-import { Gauge, type Registry } from '../../common/src/metrics.js';
+import type { Logger } from '../../platform/logger.js';
+import { taskEventsChannel, type TaskState, type TaskStore } from '../../store/tasks.js';
+import { Gauge, type Registry } from '../../platform/metrics.js';
 import type { Connection } from './connection.js';
 import type { WireFrame } from '../../platform/patches/wireFrame.js';
 

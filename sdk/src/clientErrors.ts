@@ -12,3 +12,8 @@ export const CLIENT_ERROR = {
   /** The server closed with a code after which the client must not reconnect (e.g. 4002). The client is closed. */
   CLOSED_BY_SERVER: 'CLOSED_BY_SERVER',
 } as const;
+
+/** The text of something caught, for an `error` event's message. */
+export function errorText(err: unknown): string {
+  return (err as Error)?.message ?? String(err);
+}

@@ -1,50 +1,43 @@
-import { CLOSE, FRAME_ERROR, NO_RECONNECT_CODES } from '../../protocol/codes.js';
+import { CLOSE, FRAME_ERROR } from '../../protocol/codes.js';
 import { CLIENT_FRAME, SERVER_FRAME, type ClientFrame } from '../../protocol/frames.js';
 import { createAckBatcher, type AckBatcher } from './ackBatcher.js';
-import { backoffCap, createBackoff, type Backoff } from '../../protocol/backoff.js';
-import { CLIENT_ERROR } from './clientErrors.js';
+import { CLIENT_ERROR, errorText } from './clientErrors.js';
 import { TypedEmitter, type ClientState, type Listener, type PushEvents } from './events.js';
 import { MESSAGE_ID, parseServerFrame, type WelcomeFrame } from './frames.js';
-import { startHeartbeat, heartbeatTimings, type Heartbeat } from './heartbeat.js';
-import { createNodeList, type NodeList } from './nodeList.js';
 import { createMessageIntake, type MessageIntake } from './messageIntake.js';
-import { DEFAULTS, resolveOptions, type PushClientOptions, type ResolvedOptions } from './options.js';
-import { checkSession } from './sessionCheck.js';
-import { discardSocket, OPEN, openSocket, withToken, type WebSocketLike } from './socket.js';
-import { createTokenSource, type TokenSource } from './tokenSource.js';
+import { resolveOptions, type PushClientOptions, type ResolvedOptions } from './options.js';
+import { Outbox } from './outbox.js';
+import { Reconnector } from './reconnector.js';
 
 /**
  * A push connection that stays up: connects to a node from the list,
  * reconnects with jittered backoff when the link drops, de-duplicates and
  * acks messages, refreshes the token, and restores group subscriptions.
- * The pieces (backoff, node order, dedupe, acks, heartbeat) live in their own
- * files; this class only sequences them.
+ * Connecting and reconnecting is the `Reconnector`'s job (reconnector.ts);
+ * this class is the public API and acts on the server's frames. The other
+ * pieces (dedupe, acks, the outbox, heartbeat, node order) live in their own
+ * files too.
  */
 export class PushClient {
   private readonly o: ResolvedOptions;
   private readonly events = new TypedEmitter<PushEvents>();
-  private readonly nodes: NodeList;
-  private readonly backoff: Backoff;
+  private readonly link: Reconnector;
   private readonly acks: AckBatcher;
   private readonly intake: MessageIntake;
-  private readonly tokens: TokenSource;
   private readonly groups = new Set<string>();
-  private readonly outbox: string[] = [];
-  private current: { ws: WebSocketLike; url: string; opened: boolean; welcomed: boolean } | undefined;
-  private heartbeat: Heartbeat | undefined;
-  private connectTimer: ReturnType<typeof setTimeout> | undefined;
-  private retryTimer: ReturnType<typeof setTimeout> | undefined;
-  private offline = false;
-  private renewing = false;
-  /** Bumped whenever pending async work (token refresh, session check) must not resume. */
-  private generation = 0;
-  private _state: ClientState = 'idle';
+  private readonly outbox: Outbox;
 
   constructor(options: PushClientOptions) {
     this.o = resolveOptions(options);
-    this.tokens = createTokenSource(this.o.token, this.o.getToken, this.o.tokenRefreshMarginMs);
-    this.nodes = createNodeList(this.o.nodes);
-    this.backoff = createBackoff(this.o.backoff);
+    this.link = new Reconnector(this.o, {
+      fire: (name, payload) => this.fire(name, payload),
+      onText: (text) => this.onText(text),
+      onShutdown: () => {
+        this.acks.clear();
+        this.outbox.clear();
+      },
+    });
+    this.outbox = new Outbox(this.o.maxQueuedSends);
     this.acks = createAckBatcher({
       batchMs: this.o.ackBatchMs,
       batchMax: this.o.ackBatchMax,
@@ -54,14 +47,13 @@ export class PushClient {
       dedupeSize: this.o.dedupeSize,
       autoAck: this.o.autoAck,
       emit: (m) => this.events.emit('message', m),
-      queueAck: (id) => this._state !== 'closed' && this.acks.add(id),
-      onHandlerFailed: (m, err) =>
-        this.fire('error', { code: CLIENT_ERROR.HANDLER_FAILED, message: `message ${m.id}: ${(err as Error)?.message ?? String(err)}`, cause: err }),
+      queueAck: (id) => this.state !== 'closed' && this.acks.add(id),
+      onHandlerFailed: (m, err) => this.fire('error', { code: CLIENT_ERROR.HANDLER_FAILED, message: `message ${m.id}: ${errorText(err)}`, cause: err }),
     });
   }
 
   get state(): ClientState {
-    return this._state;
+    return this.link.state;
   }
 
   on<K extends keyof PushEvents>(name: K, listener: Listener<PushEvents[K]>): () => void {
@@ -78,18 +70,16 @@ export class PushClient {
 
   /** Starts connecting. Call once, after adding listeners; a closed client cannot be restarted. */
   connect(): void {
-    if (this._state === 'closed') throw new Error('PushClient: closed; create a new client');
-    if (this._state !== 'idle') return;
-    this.o.connectivity?.addEventListener('offline', this.onOffline);
-    this.o.connectivity?.addEventListener('online', this.onOnline);
-    void this.attempt();
+    if (this.state === 'closed') throw new Error('PushClient: closed; create a new client');
+    if (this.state !== 'idle') return;
+    this.link.start();
   }
 
   /** Stops everything: sends queued acks if connected, closes the socket, and never reconnects. */
   close(): void {
-    if (this._state === 'closed') return;
-    if (this._state === 'connected') this.acks.flush();
-    this.shutdown(CLOSE.NORMAL, 'client closed');
+    if (this.state === 'closed') return;
+    if (this.state === 'connected') this.acks.flush();
+    this.link.shutdown(CLOSE.NORMAL, 'client closed');
   }
 
   /** Acknowledges a persistent message (needed only with `autoAck: false`). Batched like automatic acks. */
@@ -123,18 +113,8 @@ export class PushClient {
   send(payload: unknown): boolean {
     if (payload === undefined) throw new TypeError('PushClient.send: payload is required');
     const frame = JSON.stringify({ type: CLIENT_FRAME.UPSTREAM, payload } satisfies ClientFrame);
-    if (this._state === 'closed') return false;
-    if (this.sendText(frame)) return true;
-    if (this.outbox.length >= this.o.maxQueuedSends) return false;
-    this.outbox.push(frame);
-    return true;
-  }
-
-  private setState(state: ClientState): void {
-    if (state === this._state) return;
-    const previous = this._state;
-    this._state = state;
-    this.fire('state', { state, previous });
+    if (this.state === 'closed') return false;
+    return this.link.send(frame) || this.outbox.push(frame);
   }
 
   /** Emits an event whose listeners cannot affect the client; their errors surface as uncaught, like DOM listeners'. */
@@ -146,71 +126,11 @@ export class PushClient {
     });
   }
 
-  private sendText(text: string): boolean {
-    const c = this.current;
-    if (!c?.welcomed || c.ws.readyState !== OPEN) return false;
-    c.ws.send(text);
-    return true;
-  }
-
   private sendFrame(frame: ClientFrame): boolean {
-    return this.sendText(JSON.stringify(frame));
-  }
-
-  private async attempt(): Promise<void> {
-    const gen = ++this.generation;
-    this.setState('connecting');
-    if (this.tokens.shouldRefresh()) {
-      let failed = false;
-      try {
-        const nodes = await this.tokens.refresh();
-        if (nodes && gen === this.generation) this.nodes.replace(nodes, { keepPreferred: true });
-      } catch (err) {
-        failed = true;
-        this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
-      }
-      if (gen !== this.generation) return;
-      // A token that is merely close to expiry is still worth a try.
-      if (failed && this.tokens.unusable()) return this.retryLater(1006, 'token refresh failed');
-    }
-    const url = this.nodes.current();
-    this.fire('connecting', { url, attempt: this.backoff.attempt });
-    if (gen !== this.generation) return;
-    let ws: WebSocketLike;
-    try {
-      ws = openSocket(this.o.WebSocket, withToken(url, this.tokens.token), {
-        onOpen: () => ws === this.current?.ws && this.onOpen(),
-        onText: (text) => ws === this.current?.ws && this.onText(text),
-        onClose: (code, reason) => ws === this.current?.ws && void this.onSocketClosed(code, reason),
-      });
-    } catch (err) {
-      // The constructor itself refused (a blocked URL, for instance): count it as a failed attempt.
-      this.nodes.failed();
-      return this.retryLater(1006, `cannot open a socket: ${(err as Error)?.message ?? String(err)}`);
-    }
-    this.current = { ws, url, opened: false, welcomed: false };
-    this.connectTimer = setTimeout(() => this.abandonSocket(1006, 'connect timeout'), this.o.connectTimeoutMs);
-  }
-
-  private onOpen(): void {
-    this.current!.opened = true;
-    clearTimeout(this.connectTimer);
-    this.startHeartbeat(undefined);
-  }
-
-  private startHeartbeat(serverMs: number | undefined): void {
-    this.heartbeat?.stop();
-    const { intervalMs, timeoutMs } = heartbeatTimings(this.o, serverMs, { heartbeatMs: DEFAULTS.heartbeatMs, graceMs: DEFAULTS.heartbeatGraceMs });
-    this.heartbeat = startHeartbeat({
-      intervalMs,
-      timeoutMs,
-      sendPing: () => this.sendFrame({ type: CLIENT_FRAME.PING }),
-      onDead: () => this.abandonSocket(CLOSE.HEARTBEAT_TIMEOUT, `no frame for ${timeoutMs} ms`),
-    });
+    return this.link.send(JSON.stringify(frame));
   }
 
   private onText(text: string): void {
-    this.heartbeat?.received();
     const frame = parseServerFrame(text);
     switch (frame?.type) {
       case SERVER_FRAME.WELCOME:
@@ -223,153 +143,21 @@ export class PushClient {
         return this.fire('error', { code: frame.code, message: frame.message });
       case SERVER_FRAME.KICK:
         this.fire('kicked', { reason: frame.reason });
-        return this.shutdown(CLOSE.NORMAL, 'kicked');
+        return this.link.shutdown(CLOSE.NORMAL, 'kicked');
       case SERVER_FRAME.TOKEN_EXPIRING:
-        return void this.renewInSession();
+        return void this.link.renewInSession();
       case SERVER_FRAME.RECONNECT:
-        // The node is draining: go where it says, soon but spread out.
-        if (frame.nodes.length > 0) this.nodes.replace(frame.nodes, { keepPreferred: false });
-        else this.nodes.failed();
-        this.dropSocket();
-        this.backoff.reset();
-        return this.retryLater(CLOSE.GOING_AWAY, 'server asked to reconnect');
+        return this.link.moveTo(frame.nodes);
       default:
         return;
     }
   }
 
   private onWelcome(w: WelcomeFrame): void {
-    const c = this.current!;
-    c.welcomed = true;
-    this.nodes.succeeded(c.url);
-    this.backoff.reset();
-    this.startHeartbeat(w.heartbeatMs);
-    this.setState('connected');
-    this.fire('connected', { nodeId: w.nodeId, connId: w.connId, url: c.url });
-    if (this.current !== c) return;
+    if (!this.link.welcomed(w)) return;
     // The server forgets subscriptions with the socket; unsent acks and upstream wait for this moment.
     for (const group of this.groups) this.sendFrame({ type: CLIENT_FRAME.SUBSCRIBE, group });
     this.acks.flush();
-    while (this.outbox.length > 0 && this.sendText(this.outbox[0]!)) this.outbox.shift();
-  }
-
-  /**
-   * The server will close at the token's `exp` (4001): fetch a fresh token
-   * now and hand it over on the open socket, so the session goes on without
-   * a reconnect. Without `getToken` the close comes, and the client stops
-   * after it like after any expired token.
-   */
-  private async renewInSession(): Promise<void> {
-    if (!this.tokens.canRefresh || this.renewing) return;
-    const c = this.current;
-    this.renewing = true;
-    try {
-      const nodes = await this.tokens.refresh();
-      if (nodes) this.nodes.replace(nodes, { keepPreferred: true });
-      // A socket that dropped meanwhile is replaced by one that opens with the new token anyway.
-      if (c && this.current === c) this.sendFrame({ type: CLIENT_FRAME.AUTH, token: this.tokens.token });
-    } catch (err) {
-      this.fire('error', { code: CLIENT_ERROR.TOKEN_REFRESH_FAILED, message: `getToken failed: ${(err as Error)?.message ?? String(err)}`, cause: err });
-    } finally {
-      this.renewing = false;
-    }
-  }
-
-  /** Detaches the current socket and its timers, closing it if still open. */
-  private dropSocket(code: number = CLOSE.NORMAL, reason = ''): void {
-    this.heartbeat?.stop();
-    this.heartbeat = undefined;
-    clearTimeout(this.connectTimer);
-    if (this.current) discardSocket(this.current.ws, code, reason);
-    this.current = undefined;
-  }
-
-  /** The client gives up on the socket itself (timeout, dead heartbeat): handled like a close from the server. */
-  private abandonSocket(code: number, reason: string): void {
-    if (!this.current) return;
-    void this.onSocketClosed(code, reason);
-  }
-
-  private async onSocketClosed(code: number, reason: string): Promise<void> {
-    const c = this.current;
-    if (!c) return;
-    this.dropSocket();
-    if (this._state === 'closed') return;
-    if (NO_RECONNECT_CODES.includes(code)) {
-      this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
-      if (code === CLOSE.KICKED) this.fire('kicked', { reason });
-      else this.fire('error', { code: CLIENT_ERROR.CLOSED_BY_SERVER, message: `server closed with ${code}${reason ? `: ${reason}` : ''}; not reconnecting` });
-      return this.shutdown(CLOSE.NORMAL, '');
-    }
-    if (!c.opened) {
-      // Never opened: maybe the token, maybe the network. Only the node can tell.
-      const gen = ++this.generation;
-      const verdict = await checkSession(this.o.fetch, c.url, this.tokens.token, this.o.connectTimeoutMs);
-      if (gen !== this.generation) return;
-      if (verdict.kind === 'expired' && this.tokens.canRefresh) this.tokens.markExpired();
-      else if (verdict.kind === 'expired') return this.authRefused(code, reason, 'TOKEN_EXPIRED', 'token expired and no getToken option to renew it');
-      else if (verdict.kind === 'refused') return this.authRefused(code, reason, verdict.code, verdict.message);
-      else this.nodes.failed();
-      return this.retryLater(code, reason);
-    }
-    if (code === CLOSE.TOKEN_EXPIRED) this.tokens.markExpired();
-    this.nodes.dropped();
-    // A node going away will not take us back; start with the next one.
-    if (code === CLOSE.GOING_AWAY) this.nodes.failed();
-    this.retryLater(code, reason);
-  }
-
-  private authRefused(code: number, reason: string, tokenCode: string, message: string): void {
-    this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
-    this.shutdown(CLOSE.NORMAL, '');
-    this.fire('error', { code: CLIENT_ERROR.AUTH_REFUSED, message: `${tokenCode}: ${message}` });
-  }
-
-  private retryLater(code: number, reason: string): void {
-    clearTimeout(this.retryTimer);
-    this.setState('disconnected');
-    if (this.offline) {
-      this.fire('disconnected', { code, reason, willReconnect: true, delayMs: -1 });
-      return;
-    }
-    let delayMs = this.backoff.next();
-    // 4029 asks for a pause, not just a retry.
-    if (code === CLOSE.RATE_LIMITED) delayMs += backoffCap(this.o.backoff, 4);
-    this.fire('disconnected', { code, reason, willReconnect: true, delayMs });
-    if (this._state !== 'disconnected') return;
-    this.retryTimer = setTimeout(() => void this.attempt(), delayMs);
-  }
-
-  private readonly onOffline = (): void => {
-    this.offline = true;
-    if (this._state === 'closed') return;
-    this.generation++;
-    clearTimeout(this.retryTimer);
-    const hadSocket = this.current !== undefined;
-    this.dropSocket(CLOSE.NORMAL, 'offline');
-    if (hadSocket) this.nodes.dropped();
-    this.retryLater(1006, 'offline');
-  };
-
-  private readonly onOnline = (): void => {
-    this.offline = false;
-    if (this._state === 'closed' || this._state === 'connected') return;
-    clearTimeout(this.retryTimer);
-    this.dropSocket();
-    this.backoff.reset();
-    void this.attempt();
-  };
-
-  private shutdown(code: number, reason: string): void {
-    this.generation++;
-    clearTimeout(this.retryTimer);
-    const hadSocket = this.current !== undefined;
-    this.dropSocket(code, reason);
-    this.o.connectivity?.removeEventListener('offline', this.onOffline);
-    this.o.connectivity?.removeEventListener('online', this.onOnline);
-    this.acks.clear();
-    this.outbox.length = 0;
-    if (hadSocket && reason !== '') this.fire('disconnected', { code, reason, willReconnect: false, delayMs: 0 });
-    this.setState('closed');
+    this.outbox.drain((frame) => this.link.send(frame));
   }
 }

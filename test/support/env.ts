@@ -1,6 +1,6 @@
 import { pino } from 'pino';
-import { createKafka } from '../../common/src/kafka.js';
-import { loadCommonConfig } from '../../common/src/config.js';
+import { createKafka } from '../../platform/kafka/kafka.js';
+import { loadCommonConfig } from '../../platform/config.js';
 
 if (process.env.PUSH_TEST_UNIT === '1') {
   throw new Error(

@@ -1,7 +1,7 @@
 import { pino } from 'pino';
 import type { Admin, Producer } from 'kafkajs';
-import { createKafka, createProducer } from '../../common/src/kafka.js';
-import { consumerLag } from '../../common/src/consumerLag.js';
+import { createKafka, createProducer } from '../../platform/kafka/kafka.js';
+import { consumerLag } from '../../platform/kafka/consumerLag.js';
 import { signEvent, SIGNATURE_HEADER } from '../../protocol/eventSignature.js';
 import type { Topics } from '../../protocol/topics.js';
 import { encodeRecord, SCHEMA_HEADER } from '../../schemas/registry.js';

@@ -1,5 +1,5 @@
 import { after, before } from 'node:test';
-import { createAppStore } from '../../common/src/apps.js';
+import { createAppStore } from '../../store/apps.js';
 import { topicNames, type Topics } from '../../protocol/topics.js';
 import { decodeRecord } from '../../schemas/registry.js';
 import type { DeadLetter } from '../../schemas/types.js';

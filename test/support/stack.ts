@@ -1,6 +1,6 @@
 import { WebSocket } from 'ws';
 import { MongoClient } from 'mongodb';
-import { createAppStore, type AppLimits, type DeviceMode } from '../../common/src/apps.js';
+import { createAppStore, type AppLimits, type DeviceMode } from '../../store/apps.js';
 import { freePort, startService, type RunningService } from './services.js';
 import { dropTopics, stack as infra, uniqueId } from './env.js';
 

@@ -1,6 +1,6 @@
 import { pino } from 'pino';
 import type { Consumer } from 'kafkajs';
-import { createKafka } from '../../common/src/kafka.js';
+import { createKafka } from '../../platform/kafka/kafka.js';
 import { stack as infra, uniqueId } from './env.js';
 
 /**

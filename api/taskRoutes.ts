@@ -1,7 +1,7 @@
 import { Router, type RequestHandler, type Response } from 'express';
-import { PushError, notFound } from './errors.js';
-import { TaskTransitionError, type TaskState, type TaskStore } from './tasks.js';
-import { MESSAGE_ID_PATTERN } from '../../protocol/codes.js';
+import { PushError, notFound } from '../platform/errors.js';
+import { TaskTransitionError, type TaskState, type TaskStore } from '../store/tasks.js';
+import { MESSAGE_ID_PATTERN } from '../protocol/codes.js';
 
 const ACTIONS: Record<string, TaskState> = { pause: 'paused', resume: 'running', stop: 'stopped' };
 

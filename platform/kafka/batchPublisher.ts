@@ -1,5 +1,5 @@
 import type { Message, Producer } from 'kafkajs';
-import { PushError, withTimeout } from './errors.js';
+import { PushError, withTimeout } from '../errors.js';
 
 export interface BatchPublisherOptions {
   producer: Producer;

@@ -1,5 +1,5 @@
-import type { Logger } from './logger.js';
-import { processErrors } from './metrics.js';
+import type { Logger } from '../logger.js';
+import { processErrors } from '../metrics.js';
 
 /**
  * Wraps an event listener or timer body so that nothing it throws (or

@@ -2,12 +2,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import type { Registry } from 'prom-client';
-import type { Logger } from './logger.js';
-import { PushError } from './errors.js';
+import type { Logger } from '../logger.js';
+import { PushError } from '../errors.js';
 import { requestErrorOf } from './requestErrors.js';
 import { allowedMethods } from './allowedMethods.js';
 import { answerClientError } from './answerClientError.js';
-import { createCachedReadiness, type DependencyCheck } from './dependencyChecks.js';
+import { createCachedReadiness, type DependencyCheck } from '../dependencyChecks.js';
 
 export interface HttpServiceOptions {
   name: string;

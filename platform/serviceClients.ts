@@ -1,7 +1,7 @@
 import type { Kafka } from 'kafkajs';
 import type { CommonConfig } from './config.js';
 import type { ServiceDeps } from './lifecycle.js';
-import { createKafka } from './kafka.js';
+import { createKafka } from './kafka/kafka.js';
 import { createRedis, type Redis } from './redis.js';
 import { createMongo, type MongoHandle } from './mongo.js';
 import { kafkaCheck, mongoCheck, redisCheck, type DependencyCheck } from './dependencyChecks.js';

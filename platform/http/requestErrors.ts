@@ -1,4 +1,4 @@
-import { PushError } from './errors.js';
+import { PushError } from '../errors.js';
 
 /**
  * Turns what express, its router and body-parser throw about a malformed

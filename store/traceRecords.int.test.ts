@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { createTraceWriter, traceIdFromHeaders, traceKey } from './traceRecords.js';
-import { stack, uniqueId } from '../../test/support/env.js';
+import { stack, uniqueId } from '../test/support/env.js';
 
 test('trace id from traceparent, then X-Trace-Id; invalid values are ignored', () => {
   assert.equal(traceIdFromHeaders({ traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' }), '4bf92f3577b34da6a3ce929d0e0e4736');

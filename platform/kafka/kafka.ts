@@ -1,9 +1,9 @@
 import { Kafka, logLevel, Partitioners, type Consumer, type ICustomPartitioner, type LogEntry, type Producer, type ProducerConfig } from 'kafkajs';
-import type { Logger } from './logger.js';
+import type { Logger } from '../logger.js';
 // Faster produce-record encoding for KafkaJS (see the module): applied before the first produce.
-import '../../platform/patches/kafkajsRecordEncoder.js';
+import '../patches/kafkajsRecordEncoder.js';
 // KafkaJS's 1 ms request-queue timer loop, skipped when nothing waits (see the module): every service, not only pushers.
-import '../../platform/patches/kafkajsIdleFix.js';
+import '../patches/kafkajsIdleFix.js';
 
 export interface KafkaOptions {
   clientId: string;

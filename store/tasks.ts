@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type { Collection, Db } from 'mongodb';
 import { liveNodeIds } from './nodeRegistry.js';
-import { storable } from './mongo.js';
+import { storable } from '../platform/mongo.js';
 
 /**
  * Group and broadcast pushes are tasks: an id, a state an operator can

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { traceEntry, type TraceFact } from './traceFacts.js';
 
 /**
  * A small, bounded, expiring record of where one message went, so an operator
@@ -13,6 +14,8 @@ import type { Redis } from 'ioredis';
  *                                   an ack is client input, and client input never creates a key)
  *     p:<user>|<device>             ms: parked for the device (delivery attempts exhausted)
  *     x:<nodeId>|<reason>           ms: a pusher dropped it (expired, slow-persistent, ...)
+ *
+ * Services write and read these as typed facts (traceFacts.ts), never as field names.
  *
  * Writes are queued in memory and sent every `flushMs` (a Redis script call
  * per batch of records, see WRITE_SCRIPT); past
@@ -40,6 +43,11 @@ export interface TraceMeta {
 type Op = { id: string; field: string; value: string; nx?: boolean; ifExists?: boolean } | { id: string; field: string; incr: number };
 
 export interface TraceWriter {
+  /**
+   * Notes a fact. `ifExists`: only on a record that already exists (facts that come from
+   * clients, e.g. acks); `ifAbsent`: only if the fact's field has no value yet (the first wins).
+   */
+  note(messageId: string, fact: Exclude<TraceFact, { kind: 'counted' }>, opts?: { ifExists?: boolean; ifAbsent?: boolean }): void;
   /** `ifExists`: only on a record that already exists (for facts that come from clients, e.g. acks). */
   set(messageId: string, field: string, value: string, opts?: { ifExists?: boolean }): void;
   /** Sets the field only if it has no value yet (the first fact wins). */
@@ -190,6 +198,10 @@ export function createTraceWriter(opts: TraceWriterOptions): TraceWriter {
   };
 
   return {
+    note: (id, fact, opts) => {
+      const { field, value } = traceEntry(fact);
+      push(opts?.ifAbsent ? { id, field, value, nx: true } : opts?.ifExists ? { id, field, value, ifExists: true } : { id, field, value });
+    },
     set: (id, field, value, opts) => push(opts?.ifExists ? { id, field, value, ifExists: true } : { id, field, value }),
     setIfAbsent: (id, field, value) => push({ id, field, value, nx: true }),
     incr: (id, field, by) => push({ id, field, incr: by }),

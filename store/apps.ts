@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Db } from 'mongodb';
-import { MIN_SIGNING_SECRET_LENGTH } from '../../protocol/eventSignature.js';
+import { MIN_SIGNING_SECRET_LENGTH } from '../protocol/eventSignature.js';
 
 export type DeviceMode = 'coexist' | 'single';
 

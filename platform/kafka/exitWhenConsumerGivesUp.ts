@@ -1,6 +1,6 @@
 import type { Consumer } from 'kafkajs';
-import type { Logger } from './logger.js';
-import { exitForRestart, type Closer } from './lifecycle.js';
+import type { Logger } from '../logger.js';
+import { exitForRestart, type Closer } from '../lifecycle.js';
 
 /**
  * KafkaJS restarts a consumer after a retriable failure, but after an error it

@@ -1,7 +1,7 @@
 import { timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
-import type { App, AppStore } from './apps.js';
-import { PushError, unauthorized } from './errors.js';
+import type { App, AppStore } from '../../store/apps.js';
+import { PushError, unauthorized } from '../errors.js';
 import { createOperatorAuthThrottle, DEFAULT_OPERATOR_AUTH_LIMITS, type OperatorAuthLimits, type OperatorAuthThrottle } from './operatorAuthThrottle.js';
 
 function bearer(req: Request): string | undefined {
