@@ -21,7 +21,7 @@ import { startBenchStack, type BenchStack } from '../lib/benchStack.js';
 import type { LatencySummary } from '../lib/histogram.js';
 import { startLoadgen } from '../lib/loadgen.js';
 import { nowMs } from '../lib/loadgenProtocol.js';
-import { num, quiesce, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
+import { medianBy, num, quiesce, round, settle, sleep, target, profileEnv } from '../lib/scenarioKit.js';
 import type { Scenario, TargetCheck } from '../lib/types.js';
 import { RAW_LIMIT_MAX_CLIENTS, rawClientProcesses, startRawLimit } from './rawLimit.js';
 
@@ -139,8 +139,8 @@ async function oneSize(o: Parameters<Scenario>[0], clients: number, pushers: num
   return shots;
 }
 
-/** The median; of an even count, the worse of the middle two (never flattering). */
-const median = <T>(xs: T[], by: (x: T) => number): T => [...xs].sort((a, b) => by(a) - by(b))[Math.ceil((xs.length - 1) / 2)]!;
+/** The median; of an even count, the worse of the middle two (the upper by `by`: never flattering). */
+const median = <T>(xs: T[], by: (x: T) => number): T => medianBy(xs, by)!;
 
 export const run: Scenario = async (o) => {
   const sizesArg = o.args.sizes;

@@ -17,6 +17,7 @@ import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort, ROOT } from '../../test/support/services.js';
 import { cpuSeconds, rssBytes } from './procStats.js';
 import { track } from './processes.js';
+import { sleep } from './scenarioKit.js';
 
 const PROBE = path.join(path.dirname(fileURLToPath(import.meta.url)), 'pusherProbe.ts');
 
@@ -145,7 +146,7 @@ async function spawnPusher(env: Record<string, string>, nodeArgs: string[] = [])
       () => false,
     );
     if (ok) return p;
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   await p.stop('SIGKILL');
   throw new Error(`pusher did not become ready within 60 s:\n${out}`);

@@ -1,4 +1,5 @@
 import { writeFileSync } from 'node:fs';
+import { round } from './scenarioKit.js';
 
 export interface Series {
   name: string;
@@ -10,6 +11,18 @@ export interface ChartSpec {
   xLabel: string;
   yLabel: string;
   series: Series[];
+}
+
+/**
+ * The points of a "% of `total` received over time" chart from sorted arrival times (ms):
+ * (0, 0), then about 200 of the arrivals and the last one, times and percentages rounded to 0.1.
+ */
+export function arrivalCdf(arrivals: number[], total: number): Array<[number, number]> {
+  const step = Math.max(1, Math.floor(arrivals.length / 200));
+  return [
+    [0, 0],
+    ...arrivals.flatMap((ms, j): Array<[number, number]> => (j % step === 0 || j === arrivals.length - 1 ? [[round(ms), round(((j + 1) / total) * 100)]] : [])),
+  ];
 }
 
 const COLORS = ['#2563eb', '#dc2626', '#16a34a', '#9333ea', '#ea580c', '#0891b2'];

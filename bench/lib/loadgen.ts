@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import type { JWK } from 'jose';
 import { LatencyHistogram } from './histogram.js';
 import type { CollectResult, Command, ConnectResult, TickReport, WorkerStats } from './loadgenProtocol.js';
+import { sleep } from './scenarioKit.js';
 import { WorkerProcess } from './workerProcess.js';
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), 'loadgenWorker.ts');
@@ -172,7 +173,7 @@ export async function startLoadgen(opts: LoadgenOptions): Promise<Loadgen> {
     },
     async close() {
       await Promise.all(workers.map((w) => w.call({ cmd: 'close' }).catch(() => undefined)));
-      await Promise.race([Promise.all(workers.map((w) => w.exited)), new Promise((r) => setTimeout(r, 5000))]);
+      await Promise.race([Promise.all(workers.map((w) => w.exited)), sleep(5000)]);
       for (const w of workers) if (w.proc.exitCode === null) w.proc.kill('SIGKILL');
     },
   };

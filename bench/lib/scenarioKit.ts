@@ -1,4 +1,5 @@
 /** Small helpers shared by our scenarios: options, waiting, the submitter process, formatting. */
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ScenarioOptions, TargetCheck } from './types.js';
@@ -31,7 +32,7 @@ export async function waitUntil(fn: () => Promise<boolean> | boolean, timeoutMs:
   for (;;) {
     if (await fn()) return true;
     if (Date.now() >= deadline) return false;
-    await new Promise((r) => setTimeout(r, intervalMs));
+    await sleep(intervalMs);
   }
 }
 
@@ -53,6 +54,12 @@ export function startSubmitter() {
 export const kb = (bytes: number) => Math.round(bytes / 102.4) / 10;
 export const mib = (bytes: number) => Math.round(bytes / 104857.6) / 10;
 export const round = (v: number, digits = 1) => Math.round(v * 10 ** digits) / 10 ** digits;
+/** The machine's load average (1/5/15 min), to 2 decimals. */
+export const loadAverage = () => os.loadavg().map((x) => round(x, 2));
+/** The element at the median of `by`; of an even count, the upper of the middle two. */
+export const medianBy = <T>(xs: T[], by: (x: T) => number): T | undefined => [...xs].sort((a, b) => by(a) - by(b))[Math.floor(xs.length / 2)];
+/** The median (NaN of none); of an even count, the upper of the middle two. */
+export const median = (xs: number[]): number => medianBy(xs, (x) => x) ?? NaN;
 
 export function target(name: string, goal: string, measured: string, met: boolean): TargetCheck {
   return { name, target: goal, measured, met };

@@ -4,6 +4,7 @@
  * and by the `durable` scenario (in the same run as the end-to-end figures).
  */
 import { MongoClient, type Collection } from 'mongodb';
+import { round } from './scenarioKit.js';
 
 export interface StoreLimits {
   documents: number;
@@ -57,7 +58,6 @@ async function timed(runs: number, query: (run: number) => Promise<number>): Pro
   return { msPerQuery: round((performance.now() - t0) / runs), docs };
 }
 
-const round = (x: number): number => Math.round(x * 10) / 10;
 const randomInt = (n: number): number => Math.floor(Math.random() * n);
 
 /** FerretDB 1.x reports in explain whether the filter went to the backend (`filterPushdown`). */

@@ -8,6 +8,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LatencyHistogram } from '../lib/histogram.js';
 import { forkTs, nextMessage, stopGroup } from '../lib/procs.js';
+import { sleep } from '../lib/scenarioKit.js';
 import type { ConnectCmd, ConnectedEv, PublishCmd, PublishedEv, StatsEv, TargetKind } from './protocol.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -124,7 +125,7 @@ export class ClientPool {
         last = v;
         lastChange = Date.now();
       } else if (Date.now() - lastChange > idleMs) return;
-      await new Promise((r) => setTimeout(r, 50));
+      await sleep(50);
     }
   }
 

@@ -3,8 +3,8 @@
 /** Which server a client or publisher talks to: our pusher, a peer, or the bare `ws` server of `limit`. */
 export type TargetKind = 'ours' | 'socketio' | 'centrifugo' | 'bare';
 
-/** Wall-clock milliseconds with sub-millisecond resolution, comparable between processes on one machine. */
-export const nowMs = (): number => performance.timeOrigin + performance.now();
+/** Wall-clock milliseconds with sub-millisecond resolution, comparable between processes on one machine (the one clock of every load generator). */
+export { nowMs } from '../lib/loadgenProtocol.js';
 
 /** What every published message carries: submission time, sequence number, broadcast flag, padding. */
 export interface BenchPayload {

@@ -14,6 +14,7 @@ import { startStack, type TestStack } from '../../test/support/stack.js';
 import { freePort } from '../../test/support/services.js';
 import { stack as infra } from '../../test/support/env.js';
 import { forkTs, spawnGroup, stopGroup, trackPids, untrackPids } from '../lib/procs.js';
+import { sleep } from '../lib/scenarioKit.js';
 import { installCentrifugo, peersDir } from './installCentrifugo.js';
 import type { TargetKind } from './protocol.js';
 
@@ -50,7 +51,7 @@ async function waitHttp(url: string, timeoutMs: number, proc?: ChildProcess, out
     } catch {
       /* not up yet */
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   throw new Error(`${url} not ready within ${timeoutMs} ms: ${output?.() ?? ''}`);
 }
