@@ -24,7 +24,7 @@ import { startEventsConsumer, type EventsDeps } from './eventsConsumer.js';
 import type { SubmitDeps } from './submitMessage.js';
 import type { FanoutLimits } from './checkFanout.js';
 import type { Redis } from 'ioredis';
-import { Gauge } from '../../platform/metrics.js';
+import { registerPublisherGauges } from '../../platform/kafka/publisherGauges.js';
 
 export async function startCollector(deps: ServiceDeps<CollectorConfig>): Promise<void> {
   const { config } = deps;
@@ -164,21 +164,6 @@ async function openPublisher({ config, onClose }: ServiceDeps<CollectorConfig>, 
     maxOwnerShare: config.appQueueSharePercent / 100,
   });
   onClose('publisher', () => publisher.close());
-  new Gauge({
-    name: 'push_publish_queue_depth',
-    help: 'Records waiting in the Kafka batch publisher (queued and in flight)',
-    registers: [registry],
-    collect() {
-      this.set(publisher.queued());
-    },
-  });
-  new Gauge({
-    name: 'push_publish_queue_bytes',
-    help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)',
-    registers: [registry],
-    collect() {
-      this.set(publisher.queuedBytes?.() ?? 0);
-    },
-  });
+  registerPublisherGauges(registry, publisher);
   return publisher;
 }

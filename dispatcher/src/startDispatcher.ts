@@ -8,7 +8,8 @@ import { commitThrough, createProducer, disconnectWithin, ensureTopics } from '.
 import { topicNames, type Topics } from '../../protocol/topics.js';
 import { groupNodes, lookupRoutes } from '../../store/routeTable.js';
 import { liveNodeIds } from '../../store/nodeRegistry.js';
-import { Counter, Gauge, Histogram, type Registry } from '../../platform/metrics.js';
+import { Counter, Histogram, type Registry } from '../../platform/metrics.js';
+import { registerPublisherGauges } from '../../platform/kafka/publisherGauges.js';
 import { createForwardedCommits } from './forwardedCommits.js';
 import { createDeliveryStore, type DeliveryStore } from '../../store/deliveryStore.js';
 import type { Db } from 'mongodb';
@@ -161,14 +162,7 @@ async function openPublisher(kafka: Kafka, registry: Registry, onClose: ServiceD
   onClose('producer', () => producer.disconnect());
   const publisher = createBatchPublisher({ producer, maxQueued: 100_000, maxBatch: 2000, timeoutMs: 10_000 });
   onClose('publisher', () => publisher.close());
-  new Gauge({
-    name: 'push_publish_queue_depth',
-    help: 'Records waiting in the Kafka batch publisher (queued and in flight)',
-    registers: [registry],
-    collect() {
-      this.set(publisher.queued());
-    },
-  });
+  registerPublisherGauges(registry, publisher);
   return publisher;
 }
 

@@ -1,7 +1,7 @@
 import type { Producer } from 'kafkajs';
 import type { Registry } from 'prom-client';
 import { createBatchPublisher, type BatchPublisher } from '../../platform/kafka/batchPublisher.js';
-import { Gauge } from '../../platform/metrics.js';
+import { registerPublisherGauges } from '../../platform/kafka/publisherGauges.js';
 import type { PusherConfig } from './config.js';
 
 export interface PusherPublishers {
@@ -25,23 +25,6 @@ export function createPusherPublishers(producer: Producer, config: PusherConfig,
     presence: publisherOf('presence', config.presenceQueueBytes),
     dlq: publisherOf('dead-letter', 16 * 1024 * 1024, 1000),
   };
-  new Gauge({
-    name: 'push_publish_queue_depth',
-    help: 'Records waiting in the Kafka batch publisher (queued and in flight)',
-    labelNames: ['topic'],
-    registers: [registry],
-    collect() {
-      for (const [topic, p] of Object.entries(publishers)) this.set({ topic }, p.queued());
-    },
-  });
-  new Gauge({
-    name: 'push_publish_queue_bytes',
-    help: 'Bytes of records waiting in the Kafka batch publisher (queued and in flight)',
-    labelNames: ['topic'],
-    registers: [registry],
-    collect() {
-      for (const [topic, p] of Object.entries(publishers)) this.set({ topic }, p.queuedBytes?.() ?? 0);
-    },
-  });
+  registerPublisherGauges(registry, { ...publishers });
   return publishers;
 }

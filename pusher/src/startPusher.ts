@@ -7,15 +7,15 @@ import { createDeliveryStore } from '../../store/deliveryStore.js';
 import { createProducer, ensureTopics } from '../../platform/kafka/kafka.js';
 import { topicNames, type Topics } from '../../protocol/topics.js';
 import { liveNodes } from '../../store/nodeRegistry.js';
-import { createPusherMetrics } from './pusherMetrics.js';
-import { createSocketServer } from './socketServer.js';
+import { createPusherMetrics, type PusherMetrics } from './pusherMetrics.js';
+import { createSocketServer, type SocketServer } from './socketServer.js';
 import { createTokenVerifier } from './verifyToken.js';
 import { createPusherPublishers } from './publishers.js';
-import { startNodeConsumer } from './nodeConsumer.js';
+import { startNodeConsumer, type NodeConsumerDeps } from './nodeConsumer.js';
 import { adminElsewhere, sessionRoute } from './sessionRoute.js';
 import { startNodeAdmin } from './nodeAdmin.js';
-import { createAckWriter } from './ackWriter.js';
-import { createTaskRunner } from './taskRunner.js';
+import { createAckWriter, type AckWriter, type AckWriterDeps } from './ackWriter.js';
+import { createTaskRunner, type TaskRunner, type TaskRunnerDeps } from './taskRunner.js';
 import { createPresence } from './presence.js';
 import { createTaskStore } from '../../store/tasks.js';
 import { kickChannel, parseKick, type Kick } from '../../store/kicks.js';
@@ -24,7 +24,7 @@ import type { Kafka } from 'kafkajs';
 import type { Db } from 'mongodb';
 import type { Registry } from 'prom-client';
 import type { Logger } from '../../platform/logger.js';
-import { createTraceWriter } from '../../store/traceRecords.js';
+import { createTraceWriter, type TraceWriter } from '../../store/traceRecords.js';
 import { Counter, Gauge } from '../../platform/metrics.js';
 // KafkaJS's idle timer loop costs every pusher a few % of a core (see the module).
 import '../../platform/patches/kafkajsIdleFix.js';
@@ -40,53 +40,17 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   const store = await openDeliveryStore(deps, db, redis, registry);
   const apps = createAppStore({ db });
   const publishers = await openPublishers(deps, kafka, topics, registry);
-  const deadLetters = new Counter({
-    name: 'push_dead_letters_total',
-    help: 'Records sent to push.dlq, by reason',
-    labelNames: ['code'],
-    registers: [registry],
-  });
+  const deadLetters = deadLetterCounter(registry);
 
   const http = createHttpService({ name: 'pusher', host: config.host, port: config.port, logger, registry, checks, isAccepting: () => sockets.isAccepting() });
   let connections = () => 0;
   const metrics = createPusherMetrics(registry, () => connections());
-  const acks = createAckWriter({
-    store,
-    logger,
-    publisher: publishers.acks,
-    topic: topics.acks,
-    nodeId: config.nodeId,
-    maxPendingPerDevice: config.ackQuotaPerDevice,
-    onPublished: (outcome, n) => metrics.ackRecords.inc({ outcome }, n),
-  });
-  onClose('acks', () => acks.close());
+  const acks = openAckWriter(deps, store, publishers.acks, topics.acks, metrics);
   // One subscriber connection for the control channels (task state, kicks).
-  const subscriber = redis.duplicate();
-  onClose('subscriber', () =>
-    subscriber.quit().then(
-      () => undefined,
-      () => subscriber.disconnect(),
-    ),
-  );
+  const subscriber = openSubscriber(redis, onClose);
   const taskStore = createTaskStore({ db, redis });
-  const taskRunner = createTaskRunner({
-    tasks: taskStore,
-    subscriber,
-    nodeId: config.nodeId,
-    logger,
-    onWritten: (n) => metrics.delivered.inc({ path: 'task' }, n),
-    onDropped: () => metrics.dropped.inc({ reason: 'task-not-written' }),
-    registry,
-  });
-  onClose('task-runner', () => taskRunner.close());
-  // Annotates the dispatcher's trace records: written, acked, parked, dropped (store/traceRecords.ts).
-  const trace = createTraceWriter({
-    redis,
-    ttlSeconds: config.traceTtlSeconds,
-    keepExpiry: true,
-    onError: (err) => logger.debug({ err: err.message }, 'trace write failed'),
-  });
-  onClose('trace', () => trace.close());
+  const taskRunner = openTaskRunner(deps, taskStore, subscriber, metrics, registry);
+  const trace = openTraceWriter(deps, redis);
   const sockets = createSocketServer(http.server, {
     config,
     logger,
@@ -110,17 +74,7 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   await listenForKicks(subscriber, (kick) => sockets.kick(kick), logger);
 
   // Clients are accepted only once the consumer has joined (see startNodeConsumer).
-  await startNodeConsumer({
-    kafka,
-    logger,
-    onClose,
-    groupId: topics.groups.pusher(config.nodeId),
-    topic: topics.node(config.nodeId),
-    dlqTopic: topics.dlq,
-    dlq: publishers.dlq,
-    deliver: (record) => sockets.deliver(record),
-    onDeadLetter: (code) => deadLetters.inc({ code }),
-  });
+  await consumeNodeTopic(deps, kafka, topics, publishers.dlq, sockets, deadLetters);
 
   const { beat, adminUrl } = await startNodeAdmin({
     config,
@@ -143,6 +97,104 @@ export async function startPusher(deps: ServiceDeps<PusherConfig>): Promise<void
   // Registered last, so it runs first on SIGTERM: move the clients, then close.
   onClose('drain', () => drain(sockets, beat, redis, config, logger));
   logger.info({ url: `http://${addr.host}:${addr.port}`, ws: config.publicUrl, admin: adminUrl, nodeId: config.nodeId }, 'pusher listening');
+}
+
+/** Records this node dead-lettered (push.dlq), by reason. */
+function deadLetterCounter(registry: Registry): Counter<'code'> {
+  return new Counter({
+    name: 'push_dead_letters_total',
+    help: 'Records sent to push.dlq, by reason',
+    labelNames: ['code'],
+    registers: [registry],
+  });
+}
+
+/** The acks of every connection, batched into the store and announced on push.acks (ackWriter.ts). */
+function openAckWriter(
+  { config, logger, onClose }: ServiceDeps<PusherConfig>,
+  store: AckWriterDeps['store'],
+  publisher: AckWriterDeps['publisher'],
+  topic: string,
+  metrics: PusherMetrics,
+): AckWriter {
+  const acks = createAckWriter({
+    store,
+    logger,
+    publisher,
+    topic,
+    nodeId: config.nodeId,
+    maxPendingPerDevice: config.ackQuotaPerDevice,
+    onPublished: (outcome, n) => metrics.ackRecords.inc({ outcome }, n),
+  });
+  onClose('acks', () => acks.close());
+  return acks;
+}
+
+/** A Redis connection of its own, for subscriptions (a subscribed connection runs no other commands). */
+function openSubscriber(redis: Redis, onClose: ServiceDeps<PusherConfig>['onClose']): Redis {
+  const subscriber = redis.duplicate();
+  onClose('subscriber', () =>
+    subscriber.quit().then(
+      () => undefined,
+      () => subscriber.disconnect(),
+    ),
+  );
+  return subscriber;
+}
+
+/** The broadcast tasks' writer on this node (taskRunner.ts), told of task state changes through `subscriber`. */
+function openTaskRunner(
+  { config, logger, onClose }: ServiceDeps<PusherConfig>,
+  tasks: TaskRunnerDeps['tasks'],
+  subscriber: Redis,
+  metrics: PusherMetrics,
+  registry: Registry,
+): TaskRunner {
+  const taskRunner = createTaskRunner({
+    tasks,
+    subscriber,
+    nodeId: config.nodeId,
+    logger,
+    onWritten: (n) => metrics.delivered.inc({ path: 'task' }, n),
+    onDropped: () => metrics.dropped.inc({ reason: 'task-not-written' }),
+    registry,
+  });
+  onClose('task-runner', () => taskRunner.close());
+  return taskRunner;
+}
+
+/** Annotates the dispatcher's trace records: written, acked, parked, dropped (store/traceRecords.ts). */
+function openTraceWriter({ config, logger, onClose }: ServiceDeps<PusherConfig>, redis: Redis): TraceWriter {
+  const trace = createTraceWriter({
+    redis,
+    ttlSeconds: config.traceTtlSeconds,
+    keepExpiry: true,
+    onError: (err) => logger.debug({ err: err.message }, 'trace write failed'),
+  });
+  onClose('trace', () => trace.close());
+  return trace;
+}
+
+/** This node's topic, delivered to its sockets; what cannot be decoded goes to push.dlq (nodeConsumer.ts). */
+async function consumeNodeTopic(
+  { config, logger, onClose }: ServiceDeps<PusherConfig>,
+  kafka: Kafka,
+  topics: Topics,
+  dlq: NodeConsumerDeps['dlq'],
+  sockets: SocketServer,
+  deadLetters: Counter<'code'>,
+): Promise<void> {
+  await startNodeConsumer({
+    kafka,
+    logger,
+    onClose,
+    groupId: topics.groups.pusher(config.nodeId),
+    topic: topics.node(config.nodeId),
+    dlqTopic: topics.dlq,
+    dlq,
+    deliver: (record) => sockets.deliver(record),
+    onDeadLetter: (code) => deadLetters.inc({ code }),
+  });
 }
 
 /** Kicks published by operators (store/kicks.ts), applied to this node's sockets. */
@@ -201,8 +253,6 @@ async function openPublishers({ config, onClose }: ServiceDeps<PusherConfig>, ka
   });
   return publishers;
 }
-
-type SocketServer = ReturnType<typeof createSocketServer>;
 
 /** Moves this node's clients to the other live nodes (or lets them go after the drain timeout). */
 async function drain(sockets: SocketServer, beat: () => Promise<void>, redis: Redis, config: PusherConfig, logger: Logger): Promise<void> {

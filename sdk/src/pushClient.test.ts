@@ -417,12 +417,13 @@ describe('PushClient against an in-memory WebSocket', () => {
   });
 
   test('a silent link is declared dead after heartbeatTimeoutMs, and pings are sent meanwhile', async () => {
-    const { server, client, next } = setup({ heartbeatMs: 5, heartbeatTimeoutMs: 30 });
+    const { server, client, next } = setup({ heartbeatMs: 5, heartbeatTimeoutMs: 60 });
     client.connect();
     await next('connected');
     const d = await next('disconnected');
     assert.equal(d.code, 4004);
-    assert.ok(server.sockets[0]!.sent.filter((f) => f.type === 'ping').length >= 2);
+    // At least one: on a loaded machine the timers may fire late, and a late interval fires once, not for every tick it missed.
+    assert.ok(server.sockets[0]!.sent.filter((f) => f.type === 'ping').length >= 1, 'pings were sent while the link was silent');
     await next('connected', 2);
   });
 
