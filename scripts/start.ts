@@ -38,16 +38,16 @@ interface Svc {
 const services: Svc[] = [
   { name: 'auth', script: 'auth', url: `http://127.0.0.1:${port('AUTH_PORT', 8081)}`, env: {} },
   { name: 'collector', script: 'collector', url: `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}`, env: {} },
-  { name: 'dispatcher', script: 'dispatcher', url: `http://127.0.0.1:${port('DISPATCHER_PORT', 8083)}`, env: {} },
+  { name: 'dispatcher', script: 'dispatcher', url: `http://127.0.0.1:${port('DISPATCHER_METRICS_PORT', 8083)}`, env: {} },
   {
     name: 'admin',
     script: 'admin',
-    url: `http://127.0.0.1:${port('ADMIN_PORT', 8082)}`,
+    url: `http://127.0.0.1:${env.ADMIN_PORT === undefined && env.DISPATCHER_PORT !== undefined ? port('DISPATCHER_PORT', 8082) : port('ADMIN_PORT', 8082)}`,
     // What its status API and dashboard check and sample.
     env: {
       AUTH_URL: env.AUTH_URL ?? `http://127.0.0.1:${port('AUTH_PORT', 8081)}`,
       COLLECTOR_URL: env.COLLECTOR_URL ?? `http://127.0.0.1:${port('COLLECTOR_PORT', 8080)}`,
-      DISPATCHER_URLS: env.DISPATCHER_URLS ?? `http://127.0.0.1:${port('DISPATCHER_PORT', 8083)}`,
+      DISPATCHER_URLS: env.DISPATCHER_URLS ?? `http://127.0.0.1:${port('DISPATCHER_METRICS_PORT', 8083)}`,
     },
   },
   ...Array.from({ length: pusherCount }, (_, i) => ({

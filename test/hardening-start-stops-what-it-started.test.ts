@@ -37,7 +37,7 @@ async function runStart(redisPort: number, pusherPort: number) {
     PUSHERS: '1',
     AUTH_PORT: String(authPort),
     COLLECTOR_PORT: String(collectorPort),
-    DISPATCHER_PORT: String(dispatcherPort),
+    DISPATCHER_METRICS_PORT: String(dispatcherPort),
     ADMIN_PORT: String(adminPort),
     DEMO_PORT: String(demoPort),
     PUSHER_PORT: String(pusherPort),

@@ -3,7 +3,7 @@ import { loadStatusConfig, type StatusConfig } from './statusConfig.js';
 
 /** The admin service: the operator API and dashboard (single instance). */
 export interface AdminConfig extends CommonConfig {
-  /** Operator API and dashboard. Default 8082 (ADMIN_PORT), the contract's operator address. */
+  /** Operator API and dashboard: ADMIN_PORT, else DISPATCHER_PORT (its name before the admin service), else 8082. */
   port: number;
   /** Replays running at once. Default 4. */
   replayMaxRunning: number;
@@ -16,7 +16,9 @@ export interface AdminConfig extends CommonConfig {
 export function loadConfig(env: Env): AdminConfig {
   return {
     ...loadCommonConfig(env),
-    port: envPort(env, 'ADMIN_PORT', 8082),
+    // The contract's operator address: DISPATCHER_PORT named it while the dispatcher served the
+    // operator API, so a setup that moved it with that variable keeps it where it put it.
+    port: env.ADMIN_PORT === undefined && env.DISPATCHER_PORT !== undefined ? envPort(env, 'DISPATCHER_PORT', 8082) : envPort(env, 'ADMIN_PORT', 8082),
     replayMaxRunning: envInt(env, 'REPLAY_MAX_RUNNING', 4, { min: 1, max: 100 }),
     replayMaxRangeHours: envInt(env, 'REPLAY_MAX_RANGE_HOURS', 168, { min: 1, max: 24 * 365 }),
     status: loadStatusConfig(env),

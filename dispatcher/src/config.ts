@@ -20,7 +20,7 @@ export interface DispatcherConfig extends CommonConfig {
 export function loadConfig(env: Env): DispatcherConfig {
   return {
     ...loadCommonConfig(env),
-    port: envPort(env, 'DISPATCHER_PORT', 8083),
+    port: envPort(env, 'DISPATCHER_METRICS_PORT', 8083),
     ingestPartitions: envInt(env, 'INGEST_PARTITIONS', 8, { min: 1, max: 1024 }),
     concurrency: envInt(env, 'DISPATCHER_CONCURRENCY', 4, { min: 1, max: 64 }),
     sessionTimeoutMs: envInt(env, 'DISPATCHER_SESSION_TIMEOUT_MS', 10_000, { min: 6000, max: 300_000 }),

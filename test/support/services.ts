@@ -10,7 +10,7 @@ export type ServiceName = 'auth' | 'collector' | 'dispatcher' | 'admin' | 'pushe
 const PORT_VAR: Record<ServiceName, string> = {
   auth: 'AUTH_PORT',
   collector: 'COLLECTOR_PORT',
-  dispatcher: 'DISPATCHER_PORT',
+  dispatcher: 'DISPATCHER_METRICS_PORT',
   admin: 'ADMIN_PORT',
   pusher: 'PUSHER_PORT',
 };

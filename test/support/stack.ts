@@ -100,7 +100,7 @@ export async function startStack({
     },
     async startDispatcher() {
       const taken = s.dispatchers.some((d) => String(d.port) === firstDispatcherPort && d.proc.exitCode === null && d.proc.signalCode === null);
-      const port: Record<string, string> = taken ? {} : { DISPATCHER_PORT: firstDispatcherPort };
+      const port: Record<string, string> = taken ? {} : { DISPATCHER_METRICS_PORT: firstDispatcherPort };
       const d = await startService('dispatcher', { ...env, DISPATCHER_NODE_CACHE_MS: '200', ...port });
       s.dispatchers.push(d);
       return d;
