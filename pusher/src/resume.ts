@@ -100,13 +100,13 @@ export class Resumer {
       await writeResumed(conn, frames, this.resumeHighWater, (id) => {
         conn.noteDelivered(id, expiry.get(id)!); // its ack is now this connection's to send
         metrics.delivered.inc({ path: 'resume' });
-        this.deps.trace?.set(id, `w:${config.nodeId}|${conn.user}|${conn.device}`, `{"at":${Date.now()},"path":"resume"}`);
+        this.deps.trace?.note(id, { kind: 'written', nodeId: config.nodeId, user: conn.user, device: conn.device, at: Date.now(), path: 'resume' });
       }),
     );
     const attempts = attemptsOf(conn, page, written);
     const parked = attempts.length > 0 ? await this.recordAttempts(attempts) : [];
     metrics.parked.inc(parked.length);
-    for (const { id } of parked) this.deps.trace?.set(id, `p:${conn.user}|${conn.device}`, String(Date.now()));
+    for (const { id } of parked) this.deps.trace?.note(id, { kind: 'parked', user: conn.user, device: conn.device, at: Date.now() });
   }
 }
 
