@@ -46,7 +46,8 @@ test('docker-compose.yml uses the official images and the repo build for our ser
     const svc = compose.services[name]!;
     assert.equal(svc.build, '.', `${name} build`);
     assert.deepEqual(svc.command, ['node', '--import', 'tsx', `${name}/src/main.ts`]);
-    const portVar = `${name.toUpperCase()}_PORT`;
+    // The dispatcher's own port serves only health, readiness and metrics; DISPATCHER_PORT names the operator API's (the admin service's).
+    const portVar = name === 'dispatcher' ? 'DISPATCHER_METRICS_PORT' : `${name.toUpperCase()}_PORT`;
     assert.equal(Number(svc.environment?.[portVar]), CONTRACT_PORTS[name], `${name} ${portVar}`);
     assert.equal(svc.environment?.KAFKA_BROKERS, 'kafka:9092');
   }
