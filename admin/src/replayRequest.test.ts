@@ -24,6 +24,8 @@ test('every bad input is a 400 INVALID_REQUEST naming its field', () => {
     [{ topic: 'push.dlq', from: NOW - 1, to: NOW }, 'topic'],
     [{ topic: 'push.ingest', from: 1.5, to: NOW }, 'from'],
     [{ topic: 'push.ingest', from: -1, to: NOW }, 'from'],
+    [{ topic: 'push.events', from: '0864-08-25T12:12:55.0Z', to: '0864-08-25T12:12:55.0Z' }, 'from'],
+    [{ topic: 'push.ingest', from: 0, to: '1969-12-31T23:59:59Z' }, 'to'],
     [{ topic: 'push.ingest', from: NOW - 1, to: 'noon' }, 'to'],
     [{ topic: 'push.ingest', from: NOW - 25 * 3_600_000, to: NOW }, 'to'],
     [{ topic: 'push.ingest', from: NOW + 1, to: NOW + 2 }, 'from'],

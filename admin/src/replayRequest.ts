@@ -30,6 +30,8 @@ function time(body: Record<string, unknown>, field: 'from' | 'to'): number {
   }
   if (typeof v === 'string' && ISO.test(v)) {
     const ms = Date.parse(v);
+    // Kafka's record timestamps start at the epoch; a negative one asks it for something else (-1 latest, -2 earliest).
+    if (Number.isFinite(ms) && ms < 0) throw invalid(`${field} must not be before 1970-01-01T00:00:00Z`, { field });
     if (Number.isFinite(ms)) return ms;
   }
   throw invalid(`${field} must be an ISO-8601 date-time or epoch milliseconds`, { field });
