@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { createKafka } from '../platform/kafka/kafka.js';
 import { createDeliveryStore } from '../store/deliveryStore.js';
 import { topicNames } from '../protocol/topics.js';
-import { kafkaLibsDir } from '../infra/kafka.js';
+import { kafkaLibsDir, provisionKafka } from '../infra/kafka.js';
 import { connectClient, receiveAndAck, startStack, wsOf, type TestStack } from './support/stack.js';
 import { stack as infra } from './support/env.js';
 import { eventually } from './support/eventually.js';
@@ -40,6 +40,8 @@ function consumerGroups(args: string[]): string {
 describe('resetting the dispatcher group with Kafka tools', () => {
   let s: TestStack;
   before(async () => {
+    // The tool runs from the broker's jars, which a checkout using a Kafka it did not start has not fetched yet.
+    await provisionKafka((line) => console.log(`[infra] ${line}`));
     // Routes live 3 heartbeats: long ones keep them from lapsing on a loaded machine (this test is about offsets).
     s = await startStack({ env: { PUSHER_HEARTBEAT_MS: '10000' } });
   });
